@@ -1,0 +1,42 @@
+# GAIA: `make demo` and `make test` are the whole set-up on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PLUGINS := $(sort $(wildcard plugins/gaia_*))
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-kernel test-plugins test-native bench docs wasm clean
+
+$(STAMP): pyproject.toml native/pyproject.toml native/Cargo.toml $(wildcard native/src/*.rs) $(wildcard plugins/*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ./native -e '.[test]' $(addprefix -e ./,$(PLUGINS))
+	touch $@
+
+install: $(STAMP)  ## create .venv with the kernel, gaia-native and every plugin (editable)
+
+demo: install  ## run the main job
+	$(BIN)/gaia demo
+
+test: test-kernel test-plugins test-native  ## every test suite
+
+test-kernel: install
+	$(BIN)/python -m pytest -q tests
+
+test-plugins: install
+	@set -e; for p in $(PLUGINS); do echo "== $$p"; $(BIN)/python -m pytest -q $$p/tests; done
+
+test-native:
+	cd native && cargo test -q
+
+bench: install  ## every benchmark, printing GAIA vs its baseline
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+docs: install  ## regenerate the hook reference in docs/plugin-authoring.md
+	$(BIN)/python -m gaia_core.docgen docs/plugin-authoring.md
+
+wasm:  ## rebuild the WASM task modules from C (needs clang, lld, wasi-libc)
+	$(MAKE) -C plugins/gaia_runner_wasm wasm
+
+clean:
+	rm -rf $(VENV) native/target build

@@ -1,0 +1,71 @@
+"""The kernel's admission checks, run by the queue before anything is enqueued.
+
+Checks run in a fixed order and the first failure raises
+:class:`~gaia_core.errors.RejectedError` with a machine-readable ``reason``:
+
+1. ``too_large``   module or input over ``[admission]`` limits
+2. ``bad_id``      the id the submitter claimed is not the task's content id
+3. ``bad_module``  module bytes do not hash to ``module_id``
+4. ``bad_signature`` envelope forged, or not sent by ``task.submitter``
+5. ``no_runner``   no active runner for ``task.kind``
+6. ``over_limits`` the task asks for more than this node offers
+7. ``expired``     the deadline has already passed
+8. whatever ``gaia_validate_task`` implementations raise (e.g. ``bad_module``)
+"""
+
+from __future__ import annotations
+
+import time
+
+from gaia_core.envelope import open_envelope
+from gaia_core.errors import RejectedError, SignatureError
+from gaia_core.model import Envelope, Task
+from gaia_core.roles import NodeContext
+
+REASONS = ("too_large", "bad_id", "bad_module", "bad_signature", "no_runner", "over_limits",
+           "expired", "queue_full", "invalid")
+
+
+def check(task: Task, context: NodeContext, *, envelope: Envelope | None = None,
+          claimed_id: str | None = None, now: float | None = None) -> None:
+    """Run every admission check on ``task``; raise RejectedError on the first failure."""
+    from gaia_core.hashing import content_id
+
+    adm = context.config.admission
+    if task.module is not None and len(task.module) > adm.max_module_bytes:
+        raise RejectedError("too_large", f"module is {len(task.module)} bytes; this node takes at most "
+                            f"{adm.max_module_bytes}", hint="shrink the module or find a node with a higher limit")
+    if len(task.input) > adm.max_input_bytes:
+        raise RejectedError("too_large", f"input is {len(task.input)} bytes; this node takes at most "
+                            f"{adm.max_input_bytes}", hint="split the input across several tasks")
+    if claimed_id is not None and claimed_id != task.id:
+        raise RejectedError("bad_id", f"claimed task id {claimed_id[:16]}… is not the task's content id "
+                            f"{task.id[:16]}…", hint="compute the id with gaia_core (Task.id)")
+    if task.module is not None and content_id(task.module) != task.module_id:
+        raise RejectedError("bad_module", "module bytes do not match module_id",
+                            hint="send the module the id was computed from")
+    if envelope is not None:
+        try:
+            open_envelope(envelope)
+        except SignatureError as exc:
+            raise RejectedError("bad_signature", str(exc)) from None
+        if task.submitter and envelope.sender != task.submitter:
+            raise RejectedError("bad_signature", f"task names submitter {task.submitter[:12]} but was "
+                                f"signed by {envelope.sender[:12]}", hint="sign tasks with the submitter's key")
+    if task.kind not in context.task_kinds:
+        raise RejectedError("no_runner", f"no runner for task kind {task.kind!r} on this node "
+                            f"(runs: {', '.join(sorted(context.task_kinds)) or 'nothing'})",
+                            hint="send it to a node that runs this kind")
+    over = task.limits.exceeds(context.config.offer)
+    if over:
+        raise RejectedError("over_limits", "task asks for more than this node offers: " + "; ".join(over),
+                            hint="lower the task's limits or find a node that offers more")
+    if task.deadline is not None and task.deadline <= (time.time() if now is None else now):
+        raise RejectedError("expired", "task deadline has already passed", hint="resubmit with a later deadline")
+    if context.hook is not None:
+        try:
+            context.hook.gaia_validate_task(task=task, envelope=envelope, context=context)
+        except RejectedError:
+            raise
+        except Exception as exc:
+            raise RejectedError("invalid", f"{type(exc).__name__}: {exc}") from None

@@ -1,0 +1,179 @@
+"""The ``gaia`` command line.
+
+Exit codes: 0 success; 1 unexpected failure; 2 usage error; 3 config error;
+4 identity error; 5 plugin error; 6 invalid input; 7 task failed;
+8 node not running or unreachable. See docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import click
+
+from gaia_core import __version__, config as config_mod, plugins as plugins_mod
+from gaia_core.console import print_json, print_table
+from gaia_core.errors import GaiaError
+from gaia_core.identity import Identity
+from gaia_core.state import State
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="gaia")
+@click.option("--home", type=click.Path(file_okay=False), envvar="GAIA_HOME",
+              help="Node home (config, keys, cache, state). Default: $GAIA_HOME or the platform's data dir.")
+@click.option("--plugins", "plugin_list", metavar="A,B",
+              help="Load only these plugins (comma-separated; '' for none). Default: $GAIA_LOAD_PLUGINS, "
+                   "then [plugins] load in config.toml, then every installed plugin.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, plugin_list: str | None, debug: bool) -> None:
+    """GAIA contributes this machine's CPU, GPU and memory to a decentralized AI network.
+
+    \b
+    Get started:
+      gaia init                 create this node's identity and config
+      gaia bench                measure what this machine can do
+      gaia node                 run the node (joins peers, takes tasks)
+      gaia demo                 federated training on a local 3-node devnet
+    \b
+    Inspect:
+      gaia plugins              which plugins are installed and active
+      gaia version --verbose    versions and the active native backend
+      gaia config show          the effective configuration
+    """
+    ctx.obj = State(home=home, plugin_list=plugin_list, debug=debug)
+
+
+@cli.command()
+@click.option("--verbose", "-v", is_flag=True, help="Also show Python, platform and the hashing backend.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def version(state: State, verbose: bool, as_json: bool) -> None:
+    """Show the GAIA version (and, with --verbose, the native backend in use)."""
+    from gaia_core import hashing, scheduling
+
+    info: dict[str, object] = {"gaia-core": __version__}
+    if verbose:
+        info.update({
+            "gaia-native": hashing.NATIVE_VERSION or "not loaded",
+            "hashing backend": hashing.BACKEND,
+            "scheduling backend": scheduling.BACKEND,
+            "python": f"{platform.python_implementation()} {platform.python_version()}",
+            "platform": platform.platform(),
+        })
+        if hashing.BACKEND_ERROR:
+            info["native error"] = hashing.BACKEND_ERROR
+        info["plugins"] = {i.name: i.version for i in state.plugins().infos.values() if i.status == "active"}
+    if as_json:
+        print_json(info)
+        return
+    for key, value in info.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+        click.echo(f"{key}: {value}")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Also list blocked and failed plugins.")
+@click.pass_obj
+def plugins_cmd(state: State, as_json: bool, show_all: bool) -> None:
+    """List installed plugins: name, version, roles, hooks and status."""
+    loaded = state.plugins()
+    loaded.specs("runner")  # collect role specs, marking plugins whose role hooks fail
+    infos = [i for i in loaded.infos.values() if show_all or i.status != "blocked"]
+    if as_json:
+        print_json([{"name": i.name, "version": i.version, "status": i.status, "roles": list(i.roles),
+                     "provides": list(i.provides), "hooks": list(i.hooks), "error": i.error,
+                     "remedy": i.remedy} for i in infos])
+        return
+    if not infos:
+        click.echo("No plugins installed. Assemble a node with e.g. `pip install gaia-runner-wasm gaia-queue-memory`.")
+        return
+    print_table(None, ["name", "version", "status", "provides", "hooks"],
+                [(i.name, i.version, i.status, ", ".join(i.provides), ", ".join(i.hooks)) for i in infos])
+    for i in infos:
+        if i.status == "failed":
+            click.echo(f"{i.name} failed: {i.error}\n  remedy: {i.remedy}", err=True)
+
+
+@cli.command()
+@click.option("--name", default="", help="A human-readable node name shown to peers.")
+@click.option("--force", is_flag=True, help="Replace existing keys (the node id changes).")
+@click.pass_obj
+def init(state: State, name: str, force: bool) -> None:
+    """Create this node's identity (Ed25519 + Curve25519 keys, mode 0600) and config.toml."""
+    home = state.home
+    identity = Identity.generate()
+    identity.save(home.identity_dir, force=force)
+    if force or not home.config_file.exists():
+        config_mod.write_default(home, name=name)
+    click.echo(f"node id:  {identity.node_id}")
+    click.echo(f"keys:     {home.identity_dir}")
+    click.echo(f"config:   {home.config_file}")
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the node's configuration."""
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def config_show(state: State, as_json: bool) -> None:
+    """Print the effective configuration (defaults overlaid with config.toml)."""
+    data = state.config().to_dict()
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(f"# {state.home.config_file}" + ("" if state.home.config_file.exists() else " (absent: defaults)"))
+        click.echo(config_mod.to_toml(data), nl=False)
+
+
+def _add_commands(group: click.Group, args: list[str]) -> None:
+    """Attach plugins' commands (loaded with the --plugins given on the command line)."""
+    try:
+        state = State(home=None, plugin_list=_plugin_option(args), debug=False)
+        state.plugins().hook.gaia_register_commands(cli=group)
+    except GaiaError:
+        pass  # reported by the command that needs plugins
+
+
+# Kernel command modules, one add_command line each (keep sorted).
+
+
+def _plugin_option(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--plugins" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--plugins="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``gaia`` script: one-line errors, tracebacks only with --debug."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("GAIA_DEBUG") == "1"
+    _add_commands(cli, args)
+    try:
+        cli.main(args=args, prog_name="gaia", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except GaiaError as exc:
+        if debug:
+            raise
+        from gaia_core.console import error
+
+        error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,86 @@
+"""The wire format: cattrs + msgpack, versioned, validating on every decode.
+
+A frame is the msgpack map ``{"gaia": SCHEMA_VERSION, "type": <record name>,
+"data": <record>}``. :func:`decode` refuses anything else with a
+:class:`~gaia_core.errors.CodecError` that says what was wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import cattrs
+import msgpack
+from cattrs.preconf.msgpack import make_converter
+
+from gaia_core.errors import CodecError
+
+#: The wire schema this kernel speaks. Bump on any incompatible record change.
+SCHEMA_VERSION = 1
+#: Largest frame :func:`decode` accepts unless told otherwise.
+MAX_FRAME_BYTES = 256 << 20
+
+T = TypeVar("T")
+
+converter = make_converter(forbid_extra_keys=True)
+
+
+def encode(record: object) -> bytes:
+    """Encode an attrs record as one versioned msgpack frame."""
+    frame = {"gaia": SCHEMA_VERSION, "type": type(record).__name__, "data": converter.unstructure(record)}
+    return msgpack.packb(frame, use_bin_type=True)
+
+
+def decode(data: bytes | memoryview, cls: type[T], *, max_bytes: int = MAX_FRAME_BYTES) -> T:
+    """Decode and validate one frame holding a ``cls`` record.
+
+    Raises :class:`CodecError` for oversized, truncated or garbage bytes, a
+    wrong schema version, a different record type, or invalid field values.
+    """
+    if len(data) > max_bytes:
+        raise CodecError(f"{cls.__name__} frame of {len(data)} bytes is over the {max_bytes}-byte limit")
+    try:
+        frame = msgpack.unpackb(data, raw=False, strict_map_key=True, max_bin_len=max_bytes)
+    except Exception as exc:  # msgpack raises several unrelated types for bad bytes
+        raise CodecError(
+            f"{cls.__name__} frame is not valid msgpack ({type(exc).__name__}: {exc})",
+            hint="the sender is broken or the bytes were truncated",
+        ) from None
+    if not isinstance(frame, dict) or set(frame) != {"gaia", "type", "data"}:
+        raise CodecError(f"{cls.__name__} frame has the wrong shape: expected a map of gaia, type, data")
+    if frame["gaia"] != SCHEMA_VERSION:
+        raise CodecError(
+            f"{cls.__name__} frame uses schema version {frame['gaia']!r}; this node speaks {SCHEMA_VERSION}",
+            hint="run the same GAIA version on both nodes",
+        )
+    if frame["type"] != cls.__name__:
+        raise CodecError(f"expected a {cls.__name__} frame, got {str(frame['type'])[:64]!r}")
+    return structure(frame["data"], cls)
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """Build and validate a ``cls`` record from plain data (e.g. parsed JSON)."""
+    try:
+        return converter.structure(data, cls)
+    except cattrs.BaseValidationError as exc:
+        details = "; ".join(cattrs.transform_error(exc, path=cls.__name__))
+        raise CodecError(f"invalid {cls.__name__}: {details}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise CodecError(f"invalid {cls.__name__}: {exc}") from None
+
+
+def unstructure(record: object) -> Any:
+    """The plain-data form of a record (bytes stay bytes)."""
+    return converter.unstructure(record)
+
+
+def canonical_bytes(value: object) -> bytes:
+    """The canonical msgpack encoding of plain data (lists, not maps, keep the order fixed)."""
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def canonical_id(value: object) -> str:
+    """The content id of :func:`canonical_bytes` of ``value``."""
+    from gaia_core.hashing import content_id
+
+    return content_id(canonical_bytes(value))

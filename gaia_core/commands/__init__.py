@@ -1,0 +1,1 @@
+"""Kernel command modules of the ``gaia`` CLI, one per area."""

@@ -1,0 +1,208 @@
+"""Node configuration: a TOML file under the node's home, read into typed sections.
+
+The home is ``--home``, else ``$GAIA_HOME``, else platformdirs' user data dir
+for ``gaia``. It holds ``config.toml``, ``identity/`` (keys), ``cache/`` and
+``state.db``. Tables other than the kernel's belong to plugins and are
+handed to them as plain dicts through :meth:`Config.section`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
+import cattrs
+import platformdirs
+from attrs import field, frozen, validators as v
+
+from gaia_core.errors import ConfigError
+from gaia_core.model import Limits
+
+CONFIG_FILE = "config.toml"
+
+
+@frozen
+class Home:
+    """Where one node keeps its state."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, home: str | os.PathLike | None = None) -> Home:
+        """``home``, else ``$GAIA_HOME``, else the platform's user data dir."""
+        chosen = home or os.environ.get("GAIA_HOME") or platformdirs.user_data_path("gaia")
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def identity_dir(self) -> Path:
+        return self.root / "identity"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def state_db(self) -> Path:
+        return self.root / "state.db"
+
+
+@frozen
+class NodeSection:
+    """``[node]``: who this node is and what of the machine it offers."""
+
+    name: str = ""
+    cores: int = field(default=0, validator=v.ge(0))  # 0 = every core
+    listen: str = "tcp://127.0.0.1:7700"
+    advertise: str = ""  # address peers should dial; defaults to listen
+    log_level: str = field(default="info", validator=v.in_({"debug", "info", "warning", "error"}))
+
+
+@frozen
+class PluginsSection:
+    """``[plugins]``: which installed plugins to load (all when ``load`` is absent)."""
+
+    load: list[str] | None = None
+    block: list[str] = field(factory=list)
+
+
+@frozen
+class AdmissionSection:
+    """``[admission]``: size limits on what a submitter may send."""
+
+    max_module_bytes: int = field(default=32 << 20, validator=v.gt(0))
+    max_input_bytes: int = field(default=64 << 20, validator=v.gt(0))
+
+
+@frozen
+class NetworkSection:
+    """``[network]``: peers, security and liveness."""
+
+    bootstrap: list[str] = field(factory=list)
+    security: str = field(default="curve", validator=v.in_({"curve", "insecure"}))
+    auth: str = field(default="open", validator=v.in_({"open", "allowlist"}))
+    allowlist: list[str] = field(factory=list)
+    heartbeat_s: float = field(default=1.0, validator=v.gt(0))
+    down_after_s: float = field(default=5.0, validator=v.gt(0))
+
+
+@frozen
+class QueueSection:
+    """``[queue]``: bounds of the local task queue."""
+
+    capacity: int = field(default=10_000, validator=v.gt(0))
+    capacity_bytes: int = field(default=1 << 30, validator=v.gt(0))
+
+
+@frozen
+class ProverSection:
+    """``[prover]``: the proof scheme this node proves with."""
+
+    scheme: str = "mock-groth16"
+
+
+@frozen
+class PrivacySection:
+    """``[privacy]``: how long task payloads are kept after delivery."""
+
+    retention_s: float = field(default=60.0, validator=v.ge(0))
+
+
+@frozen
+class Config:
+    """The whole configuration of one node."""
+
+    node: NodeSection = field(factory=NodeSection)
+    plugins: PluginsSection = field(factory=PluginsSection)
+    offer: Limits = field(factory=Limits)
+    admission: AdmissionSection = field(factory=AdmissionSection)
+    network: NetworkSection = field(factory=NetworkSection)
+    queue: QueueSection = field(factory=QueueSection)
+    prover: ProverSection = field(factory=ProverSection)
+    privacy: PrivacySection = field(factory=PrivacySection)
+    extra: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """A plugin's own table (``[name]``), empty when absent."""
+        return self.extra.get(name, {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain data, plugin tables included."""
+        data = _converter.unstructure(self)
+        extra = data.pop("extra")
+        data["offer"]["capabilities"] = sorted(data["offer"]["capabilities"])
+        return {**data, **extra}
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+_KERNEL_TABLES = {f.name for f in attrs.fields(Config)} - {"extra"}
+
+
+def from_dict(data: Mapping[str, Any], *, source: str = "config") -> Config:
+    """Build a :class:`Config` from parsed TOML, naming the bad key on error."""
+    kernel = {k: val for k, val in data.items() if k in _KERNEL_TABLES}
+    extra = {k: val for k, val in data.items() if k not in _KERNEL_TABLES}
+    bad = [k for k, val in extra.items() if not isinstance(val, dict)]
+    if bad:
+        raise ConfigError(f"{source}: top-level key {bad[0]!r} must be a [table]")
+    try:
+        config = _converter.structure(kernel, Config)
+    except cattrs.BaseValidationError as exc:
+        details = "; ".join(cattrs.transform_error(exc, path="config"))
+        raise ConfigError(f"{source}: {details}", hint="fix the file, or see `gaia config show` for the defaults") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}", hint="fix the file, or see `gaia config show` for the defaults") from None
+    return attrs.evolve(config, extra=extra)
+
+
+def load(home: Home) -> Config:
+    """The node's configuration: defaults overlaid with ``config.toml`` when it exists."""
+    path = home.config_file
+    if not path.exists():
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the file or move it away") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    return from_dict(data, source=str(path))
+
+
+def to_toml(data: Mapping[str, Any]) -> str:
+    """Render nested plain data (tables of scalars and lists) as TOML."""
+    lines: list[str] = []
+    for table, values in data.items():
+        lines.append(f"[{table}]")
+        for key, value in values.items():
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "[" + ", ".join(_toml_value(x) for x in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def write_default(home: Home, *, name: str = "") -> Path:
+    """Write a config file holding the defaults (all tables), returning its path."""
+    data = Config(node=NodeSection(name=name)).to_dict()
+    header = "# GAIA node configuration. Every key is optional; see docs/configuration.md.\n\n"
+    home.root.mkdir(parents=True, exist_ok=True)
+    home.config_file.write_text(header + to_toml(data), encoding="utf-8")
+    return home.config_file

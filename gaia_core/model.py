@@ -1,0 +1,292 @@
+"""The data model: attrs records shared by the kernel, the plugins and the wire.
+
+Records are frozen values. Every field is typed and range-checked on
+construction, so a record decoded from outside bytes (see :mod:`gaia_core.codec`)
+is valid or was refused with a :class:`~gaia_core.errors.CodecError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+import time
+from typing import Mapping
+
+import attrs
+from attrs import field, frozen, validators as v
+
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}\Z")
+
+#: Capabilities a task may ask for and a node may allow (deny wins).
+CAPABILITIES = frozenset({"fs", "net", "env", "clock", "random"})
+
+
+def _hex64(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+    if not _HEX64.match(value):
+        raise ValueError(f"{attribute.name} must be 64 lowercase hex characters, got {value!r:.80}")
+
+
+def _opt_hex64(inst: object, attribute: attrs.Attribute, value: str) -> None:
+    if value:
+        _hex64(inst, attribute, value)
+
+
+def _name(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+    if not _NAME.match(value):
+        raise ValueError(f"{attribute.name} must be a short lowercase name, got {value!r:.80}")
+
+
+def _capabilities(_inst: object, attribute: attrs.Attribute, value: frozenset[str]) -> None:
+    unknown = set(value) - CAPABILITIES
+    if unknown:
+        raise ValueError(
+            f"{attribute.name} has unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}"
+        )
+
+
+_positive = v.gt(0)
+_non_negative = v.ge(0)
+
+
+class Status(str, enum.Enum):
+    """How a task ended. Only ``ok`` carries a meaningful output."""
+
+    OK = "ok"
+    TRAP = "trap"
+    OUT_OF_FUEL = "out_of_fuel"
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+    OUTPUT_TOO_LARGE = "output_too_large"
+    INVALID = "invalid"
+    REJECTED = "rejected"
+    ERROR = "error"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+@frozen
+class Limits:
+    """What one task may use. A node offers maxima of the same shape (``NodeRecord.offer``)."""
+
+    fuel: int = field(default=10_000_000_000, validator=[v.instance_of(int), _positive])
+    timeout_s: float = field(default=30.0, converter=float, validator=_positive)
+    memory_bytes: int = field(default=256 << 20, validator=[v.instance_of(int), _positive])
+    stack_bytes: int = field(default=1 << 20, validator=[v.instance_of(int), _positive])
+    max_output_bytes: int = field(default=16 << 20, validator=[v.instance_of(int), _positive])
+    max_tables: int = field(default=4, validator=[v.instance_of(int), _non_negative])
+    max_table_elements: int = field(default=100_000, validator=[v.instance_of(int), _non_negative])
+    max_instances: int = field(default=4, validator=[v.instance_of(int), _positive])
+    capabilities: frozenset[str] = field(
+        default=frozenset(), converter=frozenset, validator=_capabilities
+    )
+
+    def exceeds(self, offer: Limits) -> list[str]:
+        """Name each limit of this task that asks for more than ``offer`` allows."""
+        over = [
+            f"{name}={getattr(self, name)} > {getattr(offer, name)}"
+            for name in ("fuel", "timeout_s", "memory_bytes", "stack_bytes", "max_output_bytes",
+                         "max_tables", "max_table_elements", "max_instances")
+            if getattr(self, name) > getattr(offer, name)
+        ]
+        denied = self.capabilities - offer.capabilities
+        if denied:
+            over.append(f"capabilities {sorted(denied)} not allowed")
+        return over
+
+
+@frozen
+class Task:
+    """One unit of work. Its :attr:`id` is the content id of its canonical encoding.
+
+    ``module`` carries the module's bytes, or is ``None`` when the receiver
+    already holds ``module_id``; it is not part of the identity.
+    """
+
+    module_id: str = field(validator=_hex64)
+    input: bytes = field(default=b"", validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
+    entry: str = field(default="run", validator=[v.instance_of(str), v.min_len(1), v.max_len(128)])
+    kind: str = field(default="wasm", validator=_name)
+    limits: Limits = field(factory=Limits, validator=v.instance_of(Limits))
+    submitter: str = field(default="", validator=_opt_hex64)
+    priority: int = field(default=0, validator=[v.instance_of(int), v.ge(-1000), v.le(1000)])
+    deadline: float | None = field(default=None, converter=attrs.converters.optional(float))
+    job: str = field(default="", validator=[v.instance_of(str), v.max_len(128)])
+    module: bytes | None = field(
+        default=None, eq=False, validator=v.optional(v.instance_of(bytes)),
+        repr=lambda b: "None" if b is None else f"<{len(b)} bytes>",
+    )
+
+    @classmethod
+    def create(cls, module: bytes, **kwargs: object) -> Task:
+        """Build a task around ``module`` bytes, computing its ``module_id``."""
+        from gaia_core.hashing import content_id
+
+        return cls(module_id=content_id(module), module=module, **kwargs)
+
+    @functools.cached_property
+    def input_id(self) -> str:
+        """The content id of the input bytes."""
+        from gaia_core.hashing import content_id
+
+        return content_id(self.input)
+
+    @functools.cached_property
+    def id(self) -> str:
+        """The task id: the same work has the same id on every node."""
+        from gaia_core.codec import canonical_id
+
+        return canonical_id(self.identity())
+
+    def identity(self) -> list[object]:
+        """The fields that define the work, in a fixed order (the module bytes excluded)."""
+        limits = attrs.astuple(self.limits, recurse=False)
+        return [self.kind, self.module_id, self.entry, self.input_id,
+                [*limits[:-1], sorted(self.limits.capabilities)],
+                self.submitter, self.priority, self.deadline, self.job]
+
+    def without_module(self) -> Task:
+        """The same task without the module bytes (for peers that have it)."""
+        return attrs.evolve(self, module=None)
+
+
+@frozen
+class TaskResult:
+    """What running a task produced, and what it cost."""
+
+    task_id: str = field(validator=_hex64)
+    status: Status = field(converter=Status)
+    node_id: str = field(default="", validator=_opt_hex64)
+    output: bytes = field(default=b"", validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
+    output_id: str = field(default="", validator=_opt_hex64)
+    message: str = field(default="", validator=v.instance_of(str))
+    fuel_used: int = field(default=0, validator=[v.instance_of(int), _non_negative])
+    wall_s: float = field(default=0.0, converter=float, validator=_non_negative)
+    cpu_s: float = field(default=0.0, converter=float, validator=_non_negative)
+    peak_memory_bytes: int = field(default=0, validator=[v.instance_of(int), _non_negative])
+    energy_j: float | None = field(default=None, converter=attrs.converters.optional(float))
+    energy_source: str = field(default="unknown", validator=v.in_({"measured", "estimated", "unknown"}))
+    finished_at: float = field(factory=time.time, converter=float)
+
+    @property
+    def ok(self) -> bool:
+        """True when the task completed and ``output`` is its answer."""
+        return self.status is Status.OK
+
+
+@frozen
+class Proof:
+    """A prover's claim that ``node_id`` ran ``task_id`` to the given result."""
+
+    scheme: str = field(validator=[v.instance_of(str), v.min_len(1), v.max_len(64)])
+    task_id: str = field(validator=_hex64)
+    node_id: str = field(validator=_hex64)
+    commitment: bytes = field(validator=v.instance_of(bytes))
+    body: bytes = field(validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
+    signature: bytes = field(default=b"", validator=v.instance_of(bytes))
+    proving_s: float = field(default=0.0, converter=float, validator=_non_negative)
+    simulated: bool = field(default=False, validator=v.instance_of(bool))
+    created_at: float = field(factory=time.time, converter=float)
+
+
+@frozen
+class Verdict:
+    """The outcome of checking a proof or a result: ``valid``, ``invalid`` or ``unverified``."""
+
+    status: str = field(validator=v.in_({"valid", "invalid", "unverified"}))
+    reason: str = ""
+    task_id: str = ""
+    scheme: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True only for a valid verdict."""
+        return self.status == "valid"
+
+
+@frozen
+class Measurement:
+    """One figure of a benchmark report, and whether it was measured or estimated."""
+
+    name: str = field(validator=[v.instance_of(str), v.min_len(1)])
+    value: float | int | str | None
+    unit: str = ""
+    source: str = field(default="measured", validator=v.in_({"measured", "estimated", "reported", "unknown"}))
+    reason: str = ""
+    provider: str = ""
+
+
+@frozen
+class BenchmarkReport:
+    """What a node can do. Reports of several benchmark providers are merged."""
+
+    entries: tuple[Measurement, ...] = field(default=(), converter=tuple)
+    measured_at: float = field(factory=time.time, converter=float)
+
+    def get(self, name: str, default: object = None) -> object:
+        """The value of the named measurement, or ``default``."""
+        for entry in self.entries:
+            if entry.name == name:
+                return entry.value
+        return default
+
+    def merge(self, other: BenchmarkReport) -> BenchmarkReport:
+        """Combine two reports; ``other``'s entries win on a name clash."""
+        names = {e.name for e in other.entries}
+        kept = tuple(e for e in self.entries if e.name not in names)
+        return BenchmarkReport(kept + other.entries, max(self.measured_at, other.measured_at))
+
+    def summary(self) -> dict[str, float]:
+        """The numeric measurements by name (what a NodeRecord announces)."""
+        return {
+            e.name: float(e.value)
+            for e in self.entries
+            if isinstance(e.value, (int, float)) and not isinstance(e.value, bool)
+        }
+
+
+@frozen
+class ResourceSample:
+    """A live reading of what the node's machine is doing."""
+
+    at: float = field(factory=time.time, converter=float)
+    cpu_percent: float | None = None
+    ram_used_bytes: int | None = None
+    ram_total_bytes: int | None = None
+    rss_bytes: int | None = None
+    gpu_util_percent: float | None = None
+    vram_used_bytes: int | None = None
+    vram_total_bytes: int | None = None
+    power_w: float | None = None
+    power_source: str = field(default="unknown", validator=v.in_({"measured", "estimated", "unknown"}))
+
+
+@frozen
+class NodeRecord:
+    """Who a node is and what it offers; announced signed inside an :class:`Envelope`."""
+
+    node_id: str = field(validator=_hex64)
+    curve_key: bytes = field(validator=[v.instance_of(bytes), v.min_len(32), v.max_len(32)])
+    addresses: tuple[str, ...] = field(default=(), converter=tuple)
+    name: str = ""
+    version: str = ""
+    plugins: tuple[str, ...] = field(default=(), converter=tuple)
+    task_kinds: tuple[str, ...] = field(default=(), converter=tuple)
+    offer: Limits = field(factory=Limits)
+    cores: int = field(default=1, validator=[v.instance_of(int), _positive])
+    benchmark: Mapping[str, float] = field(factory=dict)
+    load: float = field(default=0.0, converter=float, validator=_non_negative)
+    updated_at: float = field(factory=time.time, converter=float)
+
+
+@frozen
+class Envelope:
+    """A signed message between nodes (see :mod:`gaia_core.envelope`)."""
+
+    kind: str = field(validator=[v.instance_of(str), v.min_len(1), v.max_len(64)])
+    sender: str = field(validator=_hex64)
+    sent_at: float = field(converter=float)
+    nonce: bytes = field(validator=[v.instance_of(bytes), v.min_len(16), v.max_len(16)])
+    body: bytes = field(validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
+    signature: bytes = field(default=b"", validator=v.instance_of(bytes))

@@ -1,0 +1,225 @@
+"""The five provider roles: the records plugins register and the protocols providers satisfy.
+
+A plugin's hook yields a *spec* record (conda's pattern); the kernel builds
+the provider by calling ``spec.factory(context)`` when a node (or a command)
+needs it. Providers are plain classes that satisfy the protocols below; a
+plugin never imports another plugin.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+
+from attrs import field, frozen, validators as v
+
+from gaia_core.config import Config, Home
+from gaia_core.model import (
+    BenchmarkReport,
+    Envelope,
+    NodeRecord,
+    Proof,
+    ResourceSample,
+    Task,
+    TaskResult,
+    Verdict,
+)
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from gaia_core.identity import Identity
+
+ROLES = ("runner", "benchmark", "prover", "transport", "queue")
+#: Roles where exactly one provider may be active.
+SINGLE_ROLES = ("transport", "queue")
+
+
+@frozen
+class NodeContext:
+    """What a provider may use: the node's configuration, home, identity and hooks."""
+
+    config: Config
+    home: Home
+    identity: Identity | None = None
+    hook: pluggy.HookRelay | None = None
+    log: logging.Logger = field(factory=lambda: logging.getLogger("gaia"))
+    task_kinds: frozenset[str] = frozenset()
+
+
+@frozen
+class PeerInfo:
+    """What a transport knows of one peer."""
+
+    node_id: str
+    address: str
+    state: str = field(default="up", validator=v.in_({"up", "down", "connecting"}))
+    last_seen: float = 0.0
+    rtt_s: float | None = None
+    record: NodeRecord | None = None
+
+
+@frozen
+class QueueStats:
+    """A queue's counters, as shown by ``gaia status``."""
+
+    depth: int = 0
+    depth_bytes: int = 0
+    capacity: int = 0
+    admitted: int = 0
+    rejected: dict[str, int] = field(factory=dict)
+    finished: dict[str, int] = field(factory=dict)
+    wait_p50_s: float | None = None
+    wait_p99_s: float | None = None
+    share: dict[str, float] = field(factory=dict)
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """Runs one validated task under its limits. Must be thread-safe: workers call ``run`` concurrently."""
+
+    def run(self, task: Task) -> TaskResult:
+        """Run ``task``; every failure is a TaskResult with a non-ok status, never an exception."""
+
+    def close(self) -> None:
+        """Release caches and threads."""
+
+
+@runtime_checkable
+class Benchmark(Protocol):
+    """Measures what this machine can do, and what it is doing now."""
+
+    def measure(self, *, quick: bool = False) -> BenchmarkReport:
+        """Measure capabilities; ``quick`` trades precision for a run of a few seconds."""
+
+    def sample(self) -> ResourceSample:
+        """One live reading of resource use; cheap enough to call every second."""
+
+
+@runtime_checkable
+class Prover(Protocol):
+    """Proves what a node ran, and verifies such proofs."""
+
+    scheme: str
+
+    def prove(self, task: Task, result: TaskResult) -> Proof:
+        """A proof that this node ran ``task`` to ``result``."""
+
+    def verify(self, proof: Proof, task: Task, result: TaskResult) -> Verdict:
+        """Check ``proof`` against ``task`` and ``result``; never raises for bad input."""
+
+
+@runtime_checkable
+class MessageHandler(Protocol):
+    """What a transport delivers to: implemented by the node."""
+
+    def on_request(self, envelope: Envelope) -> bytes:
+        """Answer a verified request; the returned bytes are the reply body."""
+
+    def on_announce(self, envelope: Envelope) -> None:
+        """Take a verified announcement (e.g. a NodeRecord)."""
+
+    def on_peer(self, peer: PeerInfo) -> None:
+        """Learn that a peer changed state (up or down)."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Moves signed envelopes between nodes; one is active per node."""
+
+    def start(self, handler: MessageHandler, record: NodeRecord) -> str:
+        """Bind, start serving and return the address peers should dial."""
+
+    def stop(self) -> None:
+        """Close every socket and thread; idempotent."""
+
+    def connect(self, address: str) -> None:
+        """Dial a bootstrap address; the peer becomes known once it answers."""
+
+    def request(self, peer_id: str, kind: str, body: bytes, *, timeout: float = 10.0) -> bytes:
+        """Send a signed request and wait for the reply body (NodeError on timeout or refusal)."""
+
+    def announce(self, kind: str, body: bytes) -> None:
+        """Broadcast a signed announcement to every peer (may be dropped under load)."""
+
+    def peers(self) -> list[PeerInfo]:
+        """Every peer known, up or down."""
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """The only door from admission to a runner: bounded, ordered, thread-safe."""
+
+    def admit(self, task: Task, *, envelope: Envelope | None = None) -> str:
+        """Validate and enqueue ``task``; return its id, or raise RejectedError with a reason."""
+
+    def next(self, timeout: float | None = None) -> Task | None:
+        """The next task to run, waiting up to ``timeout`` seconds; None when none came."""
+
+    def cancel(self, task_id: str) -> bool:
+        """Drop a queued task; its ``cancelled`` result appears in :meth:`take_dropped`."""
+
+    def take_dropped(self) -> list[TaskResult]:
+        """Results (expired, cancelled) of admitted tasks that will not run, each given once."""
+
+    def stats(self) -> QueueStats:
+        """Depth, counters, wait-time percentiles and per-submitter share."""
+
+    def close(self) -> None:
+        """Wake blocked consumers and refuse further admissions."""
+
+
+def _name(_i: object, _a: object, value: str) -> None:
+    if not value or not value.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"provider name must be alphanumeric with - or _, got {value!r}")
+
+
+@frozen
+class RunnerSpec:
+    """Registers a runner for the task kinds it can run."""
+
+    name: str = field(validator=_name)
+    task_kinds: tuple[str, ...] = field(converter=tuple)
+    factory: Callable[[NodeContext], Runner]
+
+
+@frozen
+class BenchmarkSpec:
+    """Registers a benchmark provider; reports of every active one are merged."""
+
+    name: str = field(validator=_name)
+    factory: Callable[[NodeContext], Benchmark]
+
+
+@frozen
+class ProverSpec:
+    """Registers a prover under its proof scheme name."""
+
+    scheme: str = field(validator=_name)
+    factory: Callable[[NodeContext], Prover]
+    simulated: bool = False
+
+
+@frozen
+class TransportSpec:
+    """Registers a transport; exactly one may be active."""
+
+    name: str = field(validator=_name)
+    factory: Callable[[NodeContext], Transport]
+
+
+@frozen
+class QueueSpec:
+    """Registers a task queue; exactly one may be active."""
+
+    name: str = field(validator=_name)
+    factory: Callable[[NodeContext], Queue]
+
+
+SPEC_TYPES = {
+    "runner": RunnerSpec,
+    "benchmark": BenchmarkSpec,
+    "prover": ProverSpec,
+    "transport": TransportSpec,
+    "queue": QueueSpec,
+}

@@ -1,0 +1,51 @@
+"""What a ``gaia`` command works with: home, config, plugins and identity, built lazily."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from gaia_core import config as config_mod, plugins as plugins_mod
+from gaia_core.config import Config, Home
+from gaia_core.identity import Identity
+from gaia_core.roles import NodeContext
+
+
+class State:
+    """Resolved once per command from ``--home``, ``--plugins`` and the environment."""
+
+    def __init__(self, home: str | None, plugin_list: str | None, debug: bool) -> None:
+        self._home = home
+        self.plugin_list = plugin_list
+        self.debug = debug
+
+    @functools.cached_property
+    def home(self) -> Home:
+        return Home.resolve(self._home)
+
+    @functools.lru_cache(maxsize=None)
+    def config(self) -> Config:
+        """The effective configuration (ConfigError when config.toml is malformed)."""
+        return config_mod.load(self.home)
+
+    @functools.lru_cache(maxsize=None)
+    def plugins(self) -> plugins_mod.Plugins:
+        """The loaded plugins, selected by --plugins, $GAIA_LOAD_PLUGINS or config."""
+        selection_cfg = self.config().plugins if self.home.config_file.exists() else None
+        selection = plugins_mod.resolve_selection(self.plugin_list, selection_cfg.load if selection_cfg else None)
+        block = selection_cfg.block if selection_cfg else ()
+        return plugins_mod.load(selection, block=block)
+
+    def identity(self, *, required: bool = True) -> Identity | None:
+        """The node's identity; IdentityError when ``required`` and missing."""
+        if not required and not Identity.exists(self.home.identity_dir):
+            return None
+        return Identity.load(self.home.identity_dir)
+
+    def context(self, *, identity_required: bool = False) -> NodeContext:
+        """A NodeContext for providers built by a command."""
+        loaded = self.plugins()
+        return NodeContext(
+            config=self.config(), home=self.home, identity=self.identity(required=identity_required),
+            hook=loaded.hook, log=logging.getLogger("gaia"), task_kinds=frozenset(loaded.runners_by_kind()),
+        )
