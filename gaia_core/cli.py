@@ -53,12 +53,18 @@ def cli(ctx: click.Context, home: str | None, plugin_list: str | None, debug: bo
 @click.pass_obj
 def version(state: State, verbose: bool, as_json: bool) -> None:
     """Show the GAIA version (and, with --verbose, the native backend in use)."""
+    from importlib import metadata
+
     from gaia_core import hashing, scheduling
 
     info: dict[str, object] = {"gaia-core": __version__}
     if verbose:
+        try:
+            native_version = metadata.version("gaia-native")
+        except metadata.PackageNotFoundError:
+            native_version = "not installed"
         info.update({
-            "gaia-native": hashing.NATIVE_VERSION or "not loaded",
+            "gaia-native": native_version,
             "hashing backend": hashing.BACKEND,
             "scheduling backend": scheduling.BACKEND,
             "python": f"{platform.python_implementation()} {platform.python_version()}",
@@ -144,6 +150,16 @@ def _add_commands(group: click.Group, args: list[str]) -> None:
 
 
 # Kernel command modules, one add_command line each (keep sorted).
+from gaia_core.commands.doctor import doctor  # noqa: E402
+cli.add_command(doctor)
+from gaia_core.commands.devnet import devnet  # noqa: E402
+cli.add_command(devnet)
+from gaia_core.commands.node import node, peers, register, rewards, status, stop  # noqa: E402
+
+for _command in (node, peers, register, rewards, status, stop):
+    cli.add_command(_command)
+from gaia_core.commands.proof import proof  # noqa: E402
+cli.add_command(proof)
 
 
 def _plugin_option(argv: list[str]) -> str | None:

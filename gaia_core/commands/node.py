@@ -1,0 +1,214 @@
+"""``gaia node``, ``stop``, ``status``, ``peers``, ``rewards``, ``register``: run and inspect a node."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+
+from gaia_core import logs
+from gaia_core.console import print_json, print_table
+from gaia_core.control import ControlClient
+from gaia_core.errors import NodeError
+from gaia_core.state import State
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+def pid_file(state: State) -> Path:
+    return state.home.root / "node.pid"
+
+
+def log_file(state: State) -> Path:
+    return state.home.root / "node.log"
+
+
+@click.command()
+@click.option("--listen", metavar="ADDR", help="Address to bind, e.g. tcp://0.0.0.0:7700 (config: [node] listen).")
+@click.option("--advertise", metavar="ADDR", help="Address peers should dial, when it differs from --listen.")
+@click.option("--bootstrap", metavar="ADDR", multiple=True, help="A peer to join (repeatable; config: [network] bootstrap).")
+@click.option("--cores", type=click.IntRange(min=1), help="Cores to offer (config: [node] cores; default all).")
+@click.option("--insecure", is_flag=True, help="Plaintext ZeroMQ, for debugging only (CurveZMQ is the default).")
+@click.option("--detach", is_flag=True, help="Run in the background; logs go to <home>/node.log, stop with `gaia stop`.")
+@click.pass_obj
+def node(state: State, listen: str | None, advertise: str | None, bootstrap: tuple[str, ...], cores: int | None,
+         insecure: bool, detach: bool) -> None:
+    """Run this node: benchmark, join peers, take tasks, run them sandboxed, prove and return them.
+
+    Stops cleanly on Ctrl-C or SIGTERM, finishing in-flight tasks first; a second signal stops at once.
+    """
+    if detach:
+        _detach(state)
+        return
+    from gaia_core.node import Node
+
+    config = state.config()
+    config = attrs.evolve(
+        config,
+        node=attrs.evolve(config.node, listen=listen or config.node.listen, advertise=advertise or config.node.advertise,
+                          cores=cores or config.node.cores),
+        network=attrs.evolve(config.network, bootstrap=list(bootstrap) or config.network.bootstrap,
+                             security="insecure" if insecure else config.network.security),
+    )
+    logs.configure(config.node.log_level)
+    context = attrs.evolve(state.context(identity_required=True), config=config)
+    running = Node(context, state.plugins())
+    signals = {"count": 0}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        signals["count"] += 1
+        if signals["count"] > 1:
+            os._exit(128 + signum)
+        running.request_stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    running.start()
+    pid_file(state).write_text(str(os.getpid()))
+    try:
+        while not running.wait(0.5):
+            pass
+    finally:
+        pid_file(state).unlink(missing_ok=True)
+
+
+def _detach(state: State) -> None:
+    if _alive(state):
+        raise NodeError(f"a node is already running for {state.home.root}", hint="stop it with `gaia stop`")
+    args = [a for a in sys.argv[1:] if a != "--detach"]
+    env = {**os.environ, "GAIA_HOME": str(state.home.root)}
+    with open(log_file(state), "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gaia_core", *args], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise NodeError(f"the node exited during start-up (code {proc.returncode})",
+                            hint=f"see {log_file(state)}")
+        try:
+            with ControlClient(state.home, timeout=2.0) as client:
+                node_id = client.call("status")["node_id"]
+            break
+        except NodeError:
+            time.sleep(0.2)
+    else:
+        proc.terminate()
+        raise NodeError("the node did not start in time", hint=f"see {log_file(state)}")
+    click.echo(f"node {node_id[:16]} running in the background (pid {proc.pid}); logs: {log_file(state)}")
+
+
+def _alive(state: State) -> bool:
+    try:
+        with ControlClient(state.home, timeout=2.0) as client:
+            client.call("status")
+        return True
+    except NodeError:
+        return False
+
+
+@click.command()
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the node to drain and exit.")
+@click.pass_obj
+def stop(state: State, timeout: float) -> None:
+    """Stop the running node (it drains in-flight tasks first)."""
+    with ControlClient(state.home) as client:
+        client.call("stop")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(state) and not pid_file(state).exists():
+            click.echo("node stopped")
+            return
+        time.sleep(0.2)
+    pid = pid_file(state).read_text().strip() if pid_file(state).exists() else "?"
+    raise NodeError(f"the node did not stop within {timeout:.0f}s", hint=f"kill it with `kill {pid}`")
+
+
+def call(state: State, method: str, **params: Any) -> Any:
+    """Call the running node's control socket."""
+    with ControlClient(state.home) as client:
+        return client.call(method, **params)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status(state: State, as_json: bool) -> None:
+    """Show the running node: uptime, peers, queue, tasks by status, benchmark and rewards."""
+    info = call(state, "status")
+    if as_json:
+        print_json(info)
+        return
+    queue = info["queue"]
+    click.echo(f"node     {info['node_id']}  {info['name']}")
+    click.echo(f"address  {info['address']}   uptime {info['uptime_s']:.0f}s   cores {info['cores']}")
+    click.echo(f"peers    {info['peers']['up']} up of {info['peers']['total']}")
+    click.echo(f"queue    {queue['depth']} queued / {queue['capacity']}, {info['running']} running, "
+               f"{queue['admitted']} admitted, rejected {queue['rejected'] or 0}")
+    click.echo(f"tasks    " + (", ".join(f"{k} {v:.0f}" for k, v in info["tasks"].items()) or "none yet"))
+    click.echo(f"jobs     " + (", ".join(f"{k} {v}" for k, v in info["jobs"].items()) or "none"))
+    bench = info["benchmark"]
+    click.echo("bench    " + (", ".join(f"{k}={v:.3g}" for k, v in list(bench.items())[:6]) or "no benchmark plugin"))
+    _rewards_table(info["rewards"])
+
+
+def _rewards_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("rewards  none yet")
+        return
+    print_table("rewards", ["node", "role", "tasks", "verified", "credit", "fuel", "cpu s", "energy J"],
+                [(r["node_id"][:16], r["role"], r["tasks"], r["verified"], r["credit"], r["fuel"], r["cpu_s"],
+                  r["energy_j"]) for r in rows])
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def peers(state: State, as_json: bool) -> None:
+    """List the peers the running node knows: state, last seen, RTT, benchmark summary."""
+    rows = call(state, "peers")
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no peers yet (set [network] bootstrap or pass --bootstrap to `gaia node`)")
+        return
+    now = time.time()
+    print_table(None, ["node", "name", "address", "state", "last seen", "rtt ms", "load", "gflops"],
+                [(r["node_id"][:16], r["name"], r["address"], r["state"], f"{now - r['last_seen']:.1f}s ago",
+                  None if r["rtt_ms"] is None else f"{r['rtt_ms']:.2f}", r["load"],
+                  r["benchmark"].get("cpu.gflops_all_cores")) for r in rows])
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def rewards(state: State, as_json: bool) -> None:
+    """Show the reward ledger: credit granted to workers and earned from submitters (docs/rewards.md)."""
+    rows = call(state, "rewards")
+    if as_json:
+        print_json(rows)
+    else:
+        _rewards_table(rows)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def register(state: State, as_json: bool) -> None:
+    """Announce this node's signed NodeRecord to its peers and show what the network knows of it."""
+    record = call(state, "announce")
+    known = [p for p in call(state, "peers") if p["state"] == "up"]
+    if as_json:
+        print_json({"record": record, "known_by": known})
+        return
+    click.echo(f"announced node {record['node_id']} at {', '.join(record['addresses'])}")
+    click.echo(f"offer: {record['cores']} cores, kinds {', '.join(record['task_kinds']) or 'none'}")
+    click.echo(f"{len(known)} peer(s) up know this record" + ("" if known else
+               " (none yet: set [network] bootstrap, or check `gaia doctor`)"))

@@ -1,0 +1,143 @@
+"""A local development network: N real node processes on 127.0.0.1.
+
+Each node has its own home (``<dir>/node<i>``) with its own keys, config and
+port, CurveZMQ on, and every node bootstraps to the first one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from gaia_core import config as config_mod
+from gaia_core.config import Home
+from gaia_core.control import ControlClient
+from gaia_core.errors import NodeError, UsageError
+from gaia_core.identity import Identity
+
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def homes(directory: Path) -> list[Home]:
+    """The homes of the devnet's nodes, in order."""
+    found = sorted(directory.glob("node[0-9]*"), key=lambda p: int(p.name[4:]))
+    return [Home(p) for p in found]
+
+
+def up(directory: Path, nodes: int, *, cores: int = 1, extra: Mapping[str, Mapping[str, Any]] | None = None,
+       plugins: str | None = None) -> list[dict[str, Any]]:
+    """Start ``nodes`` node processes; return each one's status once all are serving."""
+    if nodes < 1:
+        raise UsageError("a devnet needs at least one node")
+    if any(_pid(h) for h in homes(directory)):
+        raise NodeError(f"a devnet is already running in {directory}", hint="stop it with `gaia devnet down`")
+    directory.mkdir(parents=True, exist_ok=True)
+    bootstrap: list[str] = []
+    procs = []
+    for i in range(nodes):
+        home = Home(directory / f"node{i}")
+        if not Identity.exists(home.identity_dir):
+            Identity.generate().save(home.identity_dir)
+        identity = Identity.load(home.identity_dir)
+        port = free_port()
+        tables: dict[str, Any] = {
+            "node": {"name": f"node{i}", "listen": f"tcp://127.0.0.1:{port}", "cores": cores},
+            "network": {"bootstrap": bootstrap, "heartbeat_s": 0.5, "down_after_s": 3.0},
+            **(extra or {}),
+        }
+        home.root.mkdir(parents=True, exist_ok=True)
+        home.config_file.write_text(config_mod.to_toml(tables), encoding="utf-8")
+        procs.append(_spawn(home, plugins))
+        if i == 0:
+            bootstrap = [f"tcp://127.0.0.1:{port}#{identity.curve_public.hex()}"]
+    return [_wait_ready(home, proc) for home, proc in zip(homes(directory)[:nodes], procs)]
+
+
+def _spawn(home: Home, plugins: str | None) -> subprocess.Popen:
+    args = [sys.executable, "-m", "gaia_core", "--home", str(home.root)]
+    if plugins is not None:
+        args += ["--plugins", plugins]
+    with open(home.root / "node.log", "ab") as log:
+        proc = subprocess.Popen([*args, "node"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env={**os.environ, "GAIA_HOME": str(home.root)})
+    (home.root / "node.pid").write_text(str(proc.pid))
+    return proc
+
+
+def _wait_ready(home: Home, proc: subprocess.Popen) -> dict[str, Any]:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise NodeError(f"devnet node in {home.root} exited during start-up (code {proc.returncode})",
+                            hint=f"see {home.root / 'node.log'}")
+        try:
+            with ControlClient(home, timeout=2.0) as client:
+                return client.call("status")
+        except NodeError:
+            time.sleep(0.2)
+    raise NodeError(f"devnet node in {home.root} did not start in {START_TIMEOUT_S:.0f}s",
+                    hint=f"see {home.root / 'node.log'}")
+
+
+def wait_for_peers(directory: Path, *, timeout: float = 30.0) -> None:
+    """Block until every node sees every other node up."""
+    all_homes = homes(directory)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = [status(h).get("peers", {}).get("up", 0) for h in all_homes]
+        if all(c >= len(all_homes) - 1 for c in counts):
+            return
+        time.sleep(0.2)
+    raise NodeError(f"devnet nodes did not all find each other in {timeout:.0f}s", hint=f"see {directory}/node*/node.log")
+
+
+def status(home: Home) -> dict[str, Any]:
+    """A node's status, or ``{"state": "down"}`` when it does not answer."""
+    try:
+        with ControlClient(home, timeout=5.0) as client:
+            return {"state": "up", **client.call("status")}
+    except NodeError:
+        return {"state": "down", "home": str(home.root)}
+
+
+def _pid(home: Home) -> int | None:
+    path = home.root / "node.pid"
+    try:
+        pid = int(path.read_text())
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap it if it was our child
+        except ChildProcessError:
+            pass
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def down(directory: Path, *, timeout: float = 20.0) -> int:
+    """Stop every node of the devnet (SIGTERM, then SIGKILL after ``timeout``); return how many ran."""
+    pids = [(h, _pid(h)) for h in homes(directory)]
+    running = [(h, pid) for h, pid in pids if pid]
+    for _home, pid in running:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for home, pid in running:
+        while time.monotonic() < deadline and _pid(home):
+            time.sleep(0.1)
+        if _pid(home):
+            os.kill(pid, signal.SIGKILL)
+        (home.root / "node.pid").unlink(missing_ok=True)
+    return len(running)

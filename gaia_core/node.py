@@ -1,0 +1,366 @@
+"""The node: composes the active providers and runs the task loop.
+
+receive (transport) → validate + queue (queue provider, which runs the
+kernel's admission checks) → run (worker threads, one per offered core) →
+prove (prover) → deliver the result to the submitter → ``gaia_task_finished``.
+The submitting half (jobs, dispatch, verification, rewards) is
+:class:`gaia_core.jobs.JobManager`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import attrs
+import msgpack
+
+from gaia_core import __version__, codec
+from gaia_core.control import ControlServer
+from gaia_core.errors import GaiaError, NodeError, RejectedError
+from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
+from gaia_core.plugins import Plugins
+from gaia_core.rewards import Ledger
+from gaia_core.roles import NodeContext, PeerInfo
+from gaia_core.store import Store
+
+log = logging.getLogger("gaia.node")
+
+#: Message kinds between nodes.
+OFFER = "task.offer"
+RESULTS = "task.results"
+RECORD = "node.record"
+#: Results per delivery message.
+DELIVERY_BATCH = 256
+
+
+class Node:
+    """One running GAIA node."""
+
+    def __init__(self, context: NodeContext, plugins: Plugins) -> None:
+        if context.identity is None:
+            raise NodeError("this node has no identity", hint="run `gaia init` first")
+        runner_specs = plugins.runners_by_kind()
+        self.context = context = attrs.evolve(context, hook=plugins.hook, task_kinds=frozenset(runner_specs))
+        self.plugins = plugins
+        self.identity = context.identity
+        self.node_id = self.identity.node_id
+        config = context.config
+        self.cores = config.node.cores or os.cpu_count() or 1
+        self.runners = {kind: spec.factory(context) for kind, spec in runner_specs.items()}
+        self.benchmarks = [spec.factory(context) for _, spec in plugins.specs("benchmark")]
+        self.queue = plugins.one("queue").factory(context)
+        self.transport = plugins.one("transport").factory(context)
+        self.prover = plugins.prover(config.prover.scheme).factory(context)
+        self._verifiers: dict[str, Any] = {self.prover.scheme: self.prover}
+        self.store = Store(context.home.state_db)
+        self.ledger = Ledger(self.store)
+        self.started_at = time.time()
+        self.report = BenchmarkReport()
+        self.record: NodeRecord | None = None
+        self.address = ""
+        self.peer_records: dict[str, NodeRecord] = {}
+        self._origins: dict[str, str] = {}
+        self._outbox: dict[str, list[tuple[TaskResult, Proof | None, float]]] = defaultdict(list)
+        self._outbox_ready = threading.Condition()
+        self._running = 0
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        from gaia_core.jobs import JobManager
+
+        self.jobs = JobManager(self)
+        self.control = ControlServer(context.home, self._control_methods())
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Benchmark, start the transport and control socket, join peers, start workers."""
+        for bench in self.benchmarks:
+            self.report = self.report.merge(bench.measure(quick=True))
+        self.record = self._make_record()
+        self.address = self.transport.start(self, self.record)
+        self.record = attrs.evolve(self.record, addresses=(self.address,))
+        for address in self.context.config.network.bootstrap:
+            self.transport.connect(address)
+        self.control.start()
+        self._spawn("gaia-deliver", self._deliver_loop)
+        self._spawn("gaia-housekeeping", self._housekeeping_loop)
+        for i in range(self.cores):
+            self._spawn(f"gaia-worker-{i}", self._worker_loop)
+        self.jobs.start()
+        self.context.hook.gaia_node_started(record=self.record, context=self.context)
+        log.info("node started", extra={"node_id": self.node_id, "address": self.address, "cores": self.cores})
+
+    def stop(self, *, drain_s: float = 10.0) -> None:
+        """Stop taking work, let in-flight tasks finish (up to ``drain_s``), then close everything."""
+        if self._stop.is_set():
+            return
+        log.info("node stopping", extra={"drain_s": drain_s})
+        self.context.hook.gaia_node_stopping(context=self.context)
+        self.queue.close()
+        deadline = time.monotonic() + drain_s
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._flush_outbox(deadline)
+        self._stop.set()
+        with self._outbox_ready:
+            self._outbox_ready.notify_all()
+        self.jobs.stop()
+        for thread in self._threads:
+            thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self.control.stop()
+        self.transport.stop()
+        for runner in self.runners.values():
+            runner.close()
+        self.store.close()
+        self._stopped.set()
+        log.info("node stopped")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the node has stopped."""
+        return self._stopped.wait(timeout)
+
+    def request_stop(self) -> None:
+        """Ask the node to stop from another thread (a signal, the control socket)."""
+        threading.Thread(target=self.stop, name="gaia-stop", daemon=True).start()
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _make_record(self) -> NodeRecord:
+        config = self.context.config
+        return NodeRecord(
+            node_id=self.node_id, curve_key=self.identity.curve_public, name=config.node.name,
+            version=__version__, plugins=tuple(n for n, i in self.plugins.infos.items() if i.status == "active"),
+            task_kinds=tuple(sorted(self.runners)), offer=config.offer, cores=self.cores,
+            benchmark=self.report.summary(), load=self.load(),
+        )
+
+    def load(self) -> float:
+        """Queued plus running tasks per offered core."""
+        return (self.queue.stats().depth + self._running) / self.cores
+
+    # ------------------------------------------------------------------ worker side
+
+    def admit(self, task: Task, *, origin: str, envelope: Envelope | None = None) -> str:
+        """Admit a task for this node to run; its result goes back to ``origin``."""
+        with self._lock:
+            self._origins[task.id] = origin
+        try:
+            return self.queue.admit(task, envelope=envelope)
+        except RejectedError:
+            with self._lock:
+                self._origins.pop(task.id, None)
+            self.store.bump({"rejected": 1})
+            raise
+
+    def _worker_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                task = self.queue.next(timeout=0.25)
+            except GaiaError:
+                return  # queue closed
+            if task is None:
+                if self.queue.stats().depth == 0 and self._stop.is_set():
+                    return
+                continue
+            with self._lock:
+                self._running += 1
+            try:
+                self._execute(task)
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+    def _execute(self, task: Task) -> None:
+        runner = self.runners[task.kind]
+        try:
+            result = runner.run(task)
+        except Exception as exc:  # a runner must not raise; contain it if it does
+            log.exception("runner raised", extra={"task_id": task.id})
+            result = TaskResult(task_id=task.id, status=Status.ERROR, message=f"runner failed: {exc}")
+        if result.node_id != self.node_id:
+            result = attrs.evolve(result, node_id=self.node_id)
+        proof = self.prover.prove(task, result)
+        self.store.bump({f"tasks.{result.status.value}": 1, "fuel": result.fuel_used, "cpu_s": result.cpu_s})
+        self._finish(task, result, proof)
+
+    def _finish(self, task: Task | None, result: TaskResult, proof: Proof | None) -> None:
+        done = getattr(self.queue, "done", None)
+        if done is not None:
+            done(result.task_id, result.status)
+        if task is not None:
+            self.context.hook.gaia_task_finished(task=task.without_module(), result=result, context=self.context)
+        with self._lock:
+            origin = self._origins.pop(result.task_id, None)
+        if origin is None:
+            return
+        if origin == self.node_id:
+            self.jobs.on_results(self.node_id, [(result, proof)])
+            return
+        with self._outbox_ready:
+            self._outbox[origin].append((result, proof, time.monotonic()))
+            self._outbox_ready.notify()
+
+    def _housekeeping_loop(self) -> None:
+        last_announce = 0.0
+        while not self._stop.wait(0.2):
+            for result in self.queue.take_dropped():
+                self.store.bump({f"tasks.{result.status.value}": 1})
+                self._finish(None, attrs.evolve(result, node_id=self.node_id), None)
+            if time.monotonic() - last_announce > self.context.config.network.heartbeat_s:
+                last_announce = time.monotonic()
+                try:
+                    self.announce()
+                except GaiaError as exc:
+                    log.warning("announce failed", extra={"error": str(exc)})
+
+    def announce(self) -> dict[str, Any]:
+        """Refresh this node's record (load, time) and announce it to every peer."""
+        self.record = attrs.evolve(self.record, load=self.load(), updated_at=time.time())
+        self.transport.announce(RECORD, codec.encode(self.record))
+        return codec.unstructure(self.record)
+
+    def _deliver_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._outbox_ready:
+                while not self._outbox and not self._stop.is_set():
+                    self._outbox_ready.wait(0.5)
+                batches = dict(self._outbox)
+                self._outbox.clear()
+            for origin, items in batches.items():
+                self._deliver(origin, items)
+
+    def _deliver(self, origin: str, items: list[tuple[TaskResult, Proof | None, float]]) -> None:
+        retention = self.context.config.privacy.retention_s
+        for start in range(0, len(items), DELIVERY_BATCH):
+            chunk = items[start:start + DELIVERY_BATCH]
+            body = msgpack.packb([[codec.encode(r), codec.encode(p) if p else None] for r, p, _ in chunk])
+            try:
+                reply = self.transport.request(origin, RESULTS, body, timeout=10.0)
+            except GaiaError as exc:
+                kept = [item for item in chunk if time.monotonic() - item[2] < retention + 30.0]
+                log.warning("result delivery failed; will retry",
+                            extra={"submitter": origin[:16], "results": len(chunk), "kept": len(kept), "error": str(exc)})
+                if kept and not self._stop.is_set():
+                    time.sleep(0.2)
+                    with self._outbox_ready:
+                        self._outbox[origin].extend(kept)
+                continue
+            self.jobs.record_earned(origin, [r for r, _, _ in chunk], reply)
+
+    def _flush_outbox(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            with self._outbox_ready:
+                batches = dict(self._outbox)
+                self._outbox.clear()
+            if not batches:
+                return
+            for origin, items in batches.items():
+                self._deliver(origin, items)
+
+    # ------------------------------------------------------------------ MessageHandler
+
+    def on_request(self, envelope: Envelope) -> bytes:
+        """Answer a verified request from a peer."""
+        if envelope.kind == OFFER:
+            return msgpack.packb(self._on_offer(envelope))
+        if envelope.kind == RESULTS:
+            items = []
+            for result_frame, proof_frame in msgpack.unpackb(envelope.body):
+                result = codec.decode(result_frame, TaskResult)
+                proof = codec.decode(proof_frame, Proof) if proof_frame else None
+                items.append((result, proof))
+            return msgpack.packb(self.jobs.on_results(envelope.sender, items))
+        raise NodeError(f"unknown request kind {envelope.kind!r}")
+
+    def _on_offer(self, envelope: Envelope) -> list[list[Any]]:
+        answers = []
+        for frame in msgpack.unpackb(envelope.body):
+            try:
+                task = codec.decode(frame, Task)
+            except GaiaError as exc:
+                answers.append(["", False, "invalid", str(exc), None])
+                continue
+            try:
+                self.admit(task, origin=envelope.sender, envelope=envelope)
+            except RejectedError as exc:
+                answers.append([task.id, False, exc.reason, str(exc), exc.retry_after])
+                continue
+            answers.append([task.id, True, "", "", None])
+        return answers
+
+    def on_announce(self, envelope: Envelope) -> None:
+        """Keep the latest NodeRecord of every peer (for scheduling)."""
+        if envelope.kind == RECORD:
+            record = codec.decode(envelope.body, NodeRecord)
+            if record.node_id == envelope.sender:
+                self.peer_records[record.node_id] = record
+
+    def on_peer(self, peer: PeerInfo) -> None:
+        """A peer went up or down; re-send what it held when it went down."""
+        log.info("peer state", extra={"peer": peer.node_id[:16], "state": peer.state})
+        if peer.record is not None:
+            self.peer_records[peer.node_id] = peer.record
+        if peer.state == "down":
+            self.jobs.on_peer_down(peer.node_id)
+
+    # ------------------------------------------------------------------ verification
+
+    def verifier(self, scheme: str) -> Any:
+        """The prover that verifies proofs of ``scheme`` (built on first use)."""
+        if scheme not in self._verifiers:
+            self._verifiers[scheme] = self.plugins.prover(scheme).factory(self.context)
+        return self._verifiers[scheme]
+
+    # ------------------------------------------------------------------ control socket
+
+    def status(self) -> dict[str, Any]:
+        """What ``gaia status`` shows."""
+        peers = self.transport.peers()
+        return {
+            "node_id": self.node_id, "name": self.context.config.node.name, "version": __version__,
+            "address": self.address, "uptime_s": round(time.time() - self.started_at, 1), "cores": self.cores,
+            "peers": {"up": sum(p.state == "up" for p in peers), "total": len(peers)},
+            "queue": attrs.asdict(self.queue.stats()), "running": self._running,
+            "tasks": {k.removeprefix("tasks."): v for k, v in self.store.stats().items() if k.startswith("tasks.")},
+            "jobs": self.jobs.summary(), "benchmark": self.report.summary(), "rewards": self.ledger.summary(),
+            "plugins": list(self.record.plugins) if self.record else [],
+        }
+
+    def peers(self) -> list[dict[str, Any]]:
+        """What ``gaia peers`` shows."""
+        rows = []
+        for peer in self.transport.peers():
+            record = self.peer_records.get(peer.node_id) or peer.record
+            rows.append({"node_id": peer.node_id, "address": peer.address, "state": peer.state,
+                         "last_seen": peer.last_seen, "rtt_ms": None if peer.rtt_s is None else peer.rtt_s * 1e3,
+                         "name": record.name if record else "", "load": record.load if record else None,
+                         "record_at": record.updated_at if record else None,
+                         "benchmark": dict(record.benchmark) if record else {}})
+        return rows
+
+    def sample(self) -> dict[str, Any]:
+        """One resource sample plus queue and task counters, for ``gaia monitor``."""
+        sample = self.benchmarks[0].sample() if self.benchmarks else None
+        return {"sample": codec.unstructure(sample) if sample else None,
+                "queue": attrs.asdict(self.queue.stats()), "running": self._running,
+                "peers": sum(p.state == "up" for p in self.transport.peers())}
+
+    def _control_methods(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "peers": self.peers, "sample": self.sample,
+            "announce": self.announce,
+            "rewards": self.ledger.summary,
+            "submit": self.jobs.submit_frames, "job": self.jobs.job_status, "results": self.jobs.job_results,
+            "jobs": self.jobs.list_jobs,
+            "stop": lambda: self.request_stop() or True,
+        }

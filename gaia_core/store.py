@@ -1,0 +1,96 @@
+"""The node's durable state: one SQLite database (WAL) per node.
+
+What must survive a crash or ``kill -9`` lives here: the submitter's jobs and
+task table, the reward ledger and aggregated statistics. Task payloads are
+deleted once a job has delivered its results (``secure_delete`` overwrites
+them, and the WAL is truncated), so only ids, statuses and aggregates remain.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL,
+    redundancy INTEGER NOT NULL, spot_check REAL NOT NULL, finished REAL
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT NOT NULL, job TEXT NOT NULL, idx INTEGER NOT NULL, state TEXT NOT NULL,
+    task BLOB, result BLOB, peers TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT NOT NULL DEFAULT '', updated REAL NOT NULL,
+    PRIMARY KEY (job, idx)
+);
+CREATE INDEX IF NOT EXISTS tasks_by_id ON tasks (id);
+CREATE TABLE IF NOT EXISTS ledger (
+    node_id TEXT NOT NULL, task_id TEXT NOT NULL, role TEXT NOT NULL, credit REAL NOT NULL,
+    fuel INTEGER NOT NULL, cpu_s REAL NOT NULL, memory_gb_s REAL NOT NULL, energy_j REAL,
+    energy_source TEXT NOT NULL, verdict TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (node_id, task_id, role)
+);
+CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value REAL NOT NULL);
+"""
+
+
+class Store:
+    """A thread-safe handle on ``state.db``: short transactions under one lock."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON", "foreign_keys=ON"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Checkpoint and close."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.close()
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        """Run one statement in its own transaction and return its rows."""
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        """Run one statement for many rows in a single transaction."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(sql, rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def bump(self, counters: dict[str, float]) -> None:
+        """Add to aggregated statistics."""
+        self.executemany(
+            "INSERT INTO stats (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            counters.items(),
+        )
+
+    def stats(self) -> dict[str, float]:
+        """Every aggregated statistic."""
+        return dict(self.execute("SELECT key, value FROM stats ORDER BY key"))
+
+    def purge_payloads(self, job_id: str) -> None:
+        """Delete a finished job's task inputs, modules and outputs, and truncate the WAL."""
+        self.execute("UPDATE tasks SET task = NULL, result = NULL WHERE job = ?", (job_id,))
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def rows(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
+        """Rows of a query as dicts."""
+        with self._lock:
+            cur = self._db.execute(sql, tuple(params))
+            names = [d[0] for d in cur.description]
+            fetched = cur.fetchall()
+        return (dict(zip(names, row)) for row in fetched)
+
