@@ -368,8 +368,8 @@ class JobManager:
         return (decided.verdict(sender, slot.task.id) if slot.redundancy > 1 else verdict), granted
 
     def _uptime(self, peer: str) -> float:
-        record = self.node.peer_records.get(peer)
-        return 0.0 if record is None else max(0.0, record.updated_at - self.node.started_at)
+        first = self.node.first_seen.get(peer)
+        return 0.0 if first is None else time.time() - first
 
     def _retry(self, peer: str, slot: Slot, reason: str) -> None:
         with self._lock:

@@ -64,6 +64,7 @@ class Node:
         self.record: NodeRecord | None = None
         self.address = ""
         self.peer_records: dict[str, NodeRecord] = {}
+        self.first_seen: dict[str, float] = {}
         self._origins: dict[str, str] = {}
         self._outbox: dict[str, list[tuple[TaskResult, Proof | None, float]]] = defaultdict(list)
         self._outbox_ready = threading.Condition()
@@ -304,6 +305,7 @@ class Node:
             record = codec.decode(envelope.body, NodeRecord)
             if record.node_id == envelope.sender:
                 self.peer_records[record.node_id] = record
+                self.first_seen.setdefault(record.node_id, time.time())
 
     def on_peer(self, peer: PeerInfo) -> None:
         """A peer went up or down; re-send what it held when it went down."""
@@ -332,6 +334,8 @@ class Node:
             "peers": {"up": sum(p.state == "up" for p in peers), "total": len(peers)},
             "queue": attrs.asdict(self.queue.stats()), "running": self._running,
             "tasks": {k.removeprefix("tasks."): v for k, v in self.store.stats().items() if k.startswith("tasks.")},
+            "verification": {k: v for k, v in self.store.stats().items()
+                             if k.startswith("verdicts.") or k == "spot_checks"},
             "jobs": self.jobs.summary(), "benchmark": self.report.summary(), "rewards": self.ledger.summary(),
             "plugins": list(self.record.plugins) if self.record else [],
         }
