@@ -1,0 +1,108 @@
+"""``gaia proof show`` and ``gaia proof verify``: read proof files and check them with the prover of their scheme.
+
+Proof, task and result files are codec frames (:func:`gaia_core.codec.encode`). ``verify``
+exits 0 for a valid proof and 6 for one that is invalid or could not be verified.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from gaia_core.codec import decode, unstructure
+from gaia_core.console import print_json
+from gaia_core.errors import CodecError, PluginError, UsageError, ValidationError
+from gaia_core.model import Proof, Task, TaskResult, Verdict
+from gaia_core.state import State
+
+T = TypeVar("T")
+_SIMULATED = "SIMULATED: a mock proof, it proves nothing cryptographically about the execution"
+
+
+@click.group()
+def proof() -> None:
+    """Show and verify proofs of work (files written with gaia's codec)."""
+
+
+@proof.command("show")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (bytes as hex).")
+def show(file: Path, as_json: bool) -> None:
+    """Print what the proof in FILE claims: scheme, task, node, commitment, sizes."""
+    claim = _read(file, Proof)
+    if as_json:
+        print_json({**unstructure(claim), "body_bytes": len(claim.body)})
+        return
+    if claim.simulated:
+        click.secho(_SIMULATED, fg="yellow")
+    rows = [("scheme", claim.scheme), ("task", claim.task_id), ("node", claim.node_id),
+            ("commitment", claim.commitment.hex()), ("body", f"{len(claim.body)} bytes"),
+            ("signature", f"{len(claim.signature)} bytes"), ("proving time", f"{claim.proving_s:.6f} s"),
+            ("created", time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(claim.created_at)))]
+    for key, value in rows:
+        click.echo(f"{key + ':':<14}{value}")
+
+
+@proof.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--task", "task_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The task the proof claims (a Task frame).")
+@click.option("--result", "result_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The result the proof claims (a TaskResult frame).")
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.pass_obj
+def verify(state: State, file: Path, task_file: Path | None, result_file: Path | None, as_json: bool) -> None:
+    """Check the proof in FILE against --task and --result with the prover of its scheme.
+
+    Exit status 0 when the proof is valid, 6 when it is invalid or could not be verified.
+    """
+    if (task_file is None) != (result_file is None):
+        raise UsageError("--task and --result go together", hint="give both files, or neither to only read the proof")
+    task = _read(task_file, Task) if task_file else None
+    result = _read(result_file, TaskResult) if result_file else None
+    simulated = False
+    try:
+        claim = _read(file, Proof)
+    except CodecError as exc:
+        verdict = Verdict("invalid", f"not a proof: {exc.message}")
+    else:
+        simulated = claim.simulated
+        verdict = _check(state, claim, task, result)
+    if as_json:
+        print_json({"file": str(file), "status": verdict.status, "reason": verdict.reason,
+                    "task_id": verdict.task_id, "scheme": verdict.scheme, "simulated": simulated})
+    else:
+        colour = {"valid": "green", "invalid": "red"}.get(verdict.status, "yellow")
+        click.echo(click.style(verdict.status, fg=colour, bold=True) + f": {verdict.reason}")
+        if simulated:
+            click.secho(_SIMULATED, fg="yellow")
+    if not verdict.ok:
+        sys.exit(ValidationError.exit_code)
+
+
+def _check(state: State, claim: Proof, task: Task | None, result: TaskResult | None) -> Verdict:
+    """The verdict of the prover registered for ``claim.scheme``."""
+    if task is None or result is None:
+        return Verdict("unverified", "read only; give --task and --result to check the proof against the work",
+                       claim.task_id, claim.scheme)
+    try:
+        spec = state.plugins().prover(claim.scheme)
+    except PluginError as exc:
+        return Verdict("unverified", str(exc), claim.task_id, claim.scheme)
+    return spec.factory(state.context()).verify(claim, task, result)
+
+
+def _read(path: Path, cls: type[T]) -> T:
+    """Decode the ``cls`` frame in ``path``; UsageError when unreadable, CodecError when not such a frame."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}", hint="check the path") from None
+    try:
+        return decode(data, cls)
+    except CodecError as exc:
+        raise CodecError(f"{path}: {exc.message}", hint=exc.hint or f"is it a {cls.__name__} file?") from None

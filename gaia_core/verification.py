@@ -1,0 +1,187 @@
+"""Verification that is real today: redundancy quorums, spot-checks and adaptive trust.
+
+A proof (see :class:`gaia_core.roles.Prover`) says who claims to have run what; these
+policies check the claim by running the work again, because deterministic WASM makes
+equal output ids an exact test.
+
+* **Redundancy** (BOINC's validator rule): the same task runs on ``k`` nodes; a canonical
+  output needs ``k // 2 + 1`` matching output ids. Nodes that returned anything else are
+  flagged.
+* **Spot-check**: a fraction of tasks is re-executed locally and the output ids compared.
+  The choice is a keyed hash of the task id, so a peer cannot tell which of its tasks will
+  be checked, yet asking twice about one task gives one answer.
+* **Adaptive trust** (BOINC adaptive replication, ``sched/sched_send.cpp``): a peer becomes
+  trusted after ``threshold`` consecutive valid results; a trusted peer with a streak of
+  ``n`` is checked with probability ``min(rate, max(floor, 1 / n))``; one invalid result
+  resets the streak to zero.
+
+Every verdict feeds the reward ledger: only ``valid`` work earns credit (:func:`combine`).
+All classes here are thread-safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from collections import Counter
+from typing import Iterable, Mapping
+
+from attrs import field, frozen, validators as v
+
+from gaia_core.errors import ValidationError
+from gaia_core.model import Status, TaskResult, Verdict
+
+#: Consecutive valid results after which BOINC trusts a host (``CONS_VALID_UNREPLICATED``).
+TRUST_THRESHOLD = 10
+
+
+@frozen
+class Quorum:
+    """The outcome of comparing the output ids that ``k`` nodes returned for one task."""
+
+    canonical: str | None
+    """The output id a quorum agreed on, or None when none did (yet)."""
+    needed: int
+    agreeing: tuple[str, ...] = ()
+    disagreeing: tuple[str, ...] = ()
+    """Nodes whose result differs from the canonical one (empty when there is none)."""
+
+    def verdict(self, node_id: str, task_id: str = "") -> Verdict:
+        """The verdict for one node's result: valid if it agrees, invalid if it differs, else unverified."""
+        if node_id in self.agreeing:
+            return Verdict("valid", f"agrees with {len(self.agreeing)} of the quorum of {self.needed}",
+                           task_id, "redundancy")
+        if node_id in self.disagreeing:
+            return Verdict("invalid", f"output differs from the canonical output {self.canonical}",
+                           task_id, "redundancy")
+        return Verdict("unverified", f"no quorum: {self.needed} matching results needed", task_id, "redundancy")
+
+
+def quorum(votes: Mapping[str, str], k: int | None = None) -> Quorum:
+    """Find the canonical output among ``votes`` (node id → output id; ``""`` for a failed run).
+
+    ``k`` is the number of replicas sent (default: the number of votes); results still
+    missing count against the quorum, so a canonical output needs ``k // 2 + 1`` matches
+    among those returned.
+    """
+    replicas = len(votes) if k is None else k
+    if replicas < 1 or replicas < len(votes):
+        raise ValidationError(f"quorum of k={replicas} cannot hold {len(votes)} results",
+                         hint="pass k as the number of nodes the task was sent to")
+    needed = replicas // 2 + 1
+    counts = Counter(output for output in votes.values() if output)
+    if counts:
+        best, n = counts.most_common(1)[0]
+        if n >= needed:
+            agreeing = tuple(sorted(node for node, output in votes.items() if output == best))
+            disagreeing = tuple(sorted(node for node, output in votes.items() if output != best))
+            return Quorum(best, needed, agreeing, disagreeing)
+    return Quorum(None, needed)
+
+
+def quorum_of(results: Iterable[TaskResult], k: int | None = None) -> Quorum:
+    """:func:`quorum` over results; a result that did not end ``ok`` votes for nothing."""
+    return quorum({r.node_id: r.output_id if r.ok else "" for r in results}, k)
+
+
+def compare(remote: TaskResult, local: TaskResult) -> Verdict:
+    """Judge a peer's result against a local re-execution of the same task.
+
+    Deterministic runs must agree on status and output id. A local run that failed for a
+    reason outside the task (timeout, error, cancellation) proves nothing: ``unverified``.
+    """
+    if remote.task_id != local.task_id:
+        return Verdict("unverified", "the local run is of another task", remote.task_id, "spot-check")
+    if local.status in (Status.TIMEOUT, Status.ERROR, Status.CANCELLED, Status.EXPIRED, Status.REJECTED):
+        return Verdict("unverified", f"local re-execution ended {local.status.value}", remote.task_id, "spot-check")
+    if remote.status is not local.status:
+        return Verdict("invalid", f"status {remote.status.value} but local re-execution ended {local.status.value}",
+                       remote.task_id, "spot-check")
+    if not hmac.compare_digest(remote.output_id, local.output_id):
+        return Verdict("invalid", f"output id {remote.output_id or '(none)'} but local re-execution gave "
+                       f"{local.output_id or '(none)'}", remote.task_id, "spot-check")
+    return Verdict("valid", "matches local re-execution", remote.task_id, "spot-check")
+
+
+def combine(verdicts: Iterable[Verdict]) -> Verdict:
+    """One verdict for a result judged several ways: any invalid wins, then any unverified.
+
+    This is what the reward ledger reads: only a ``valid`` combined verdict earns credit.
+    No verdicts at all is ``unverified``.
+    """
+    seen = list(verdicts)
+    for status in ("invalid", "unverified"):
+        hit = next((x for x in seen if x.status == status), None)
+        if hit is not None:
+            return hit
+    if not seen:
+        return Verdict("unverified", "nothing checked this result")
+    return Verdict("valid", "; ".join(f"{x.scheme or 'check'}: {x.reason}" for x in seen),
+                   seen[0].task_id, "+".join(x.scheme for x in seen if x.scheme))
+
+
+class Trust:
+    """Per-peer streaks of consecutive valid results (BOINC's ``consecutive_valid``)."""
+
+    def __init__(self, threshold: int = TRUST_THRESHOLD) -> None:
+        if threshold < 1:
+            raise ValidationError(f"trust threshold must be at least 1, got {threshold}")
+        self.threshold = threshold
+        self._streaks: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, peer: str, verdict: Verdict) -> int:
+        """Count a verdict on ``peer``'s work: valid extends the streak, invalid resets it; returns it."""
+        with self._lock:
+            streak = self._streaks.get(peer, 0)
+            if verdict.status == "valid":
+                streak += 1
+            elif verdict.status == "invalid":
+                streak = 0
+            self._streaks[peer] = streak
+            return streak
+
+    def streak(self, peer: str) -> int:
+        """Consecutive valid results of ``peer`` (0 for a stranger)."""
+        with self._lock:
+            return self._streaks.get(peer, 0)
+
+    def trusted(self, peer: str) -> bool:
+        """True once ``peer``'s streak reaches the threshold."""
+        return self.streak(peer) >= self.threshold
+
+
+@frozen
+class SpotCheck:
+    """Decides which peers' tasks to re-execute locally.
+
+    ``rate`` is the fraction checked for an untrusted peer; a trusted peer with streak ``n``
+    is checked at ``min(rate, max(floor, 1 / n))``. ``key`` keys the choice so peers cannot
+    predict it; leave it random except in tests.
+    """
+
+    rate: float = field(default=0.1, validator=[v.ge(0.0), v.le(1.0)])
+    floor: float = field(default=0.01, validator=[v.ge(0.0), v.le(1.0)])
+    trust: Trust = field(factory=Trust)
+    key: bytes = field(factory=lambda: secrets.token_bytes(32), repr=False)
+
+    def rate_for(self, peer: str) -> float:
+        """The probability that one of ``peer``'s tasks is checked now."""
+        streak = self.trust.streak(peer)
+        if streak < self.trust.threshold:
+            return self.rate
+        return min(self.rate, max(self.floor, 1.0 / streak))
+
+    def should_check(self, task_id: str, peer: str) -> bool:
+        """True when ``peer``'s result for ``task_id`` should be re-executed locally."""
+        digest = hashlib.blake2b(f"{task_id}:{peer}".encode(), key=self.key, digest_size=8).digest()
+        draw = int.from_bytes(digest, "big") / 2**64
+        return draw < self.rate_for(peer)
+
+    def check(self, remote: TaskResult, local: TaskResult) -> Verdict:
+        """:func:`compare` the results and update the peer's trust with the verdict."""
+        verdict = compare(remote, local)
+        self.trust.record(remote.node_id, verdict)
+        return verdict

@@ -1,0 +1,15 @@
+"""Hook implementations of gaia-zk-mock: registers the SIMULATED ``mock-groth16`` prover."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from gaia_core import hookimpl
+from gaia_core.roles import ProverSpec
+from gaia_zk_mock.prover import SCHEME, MockProver
+
+
+@hookimpl
+def gaia_provers() -> Iterator[ProverSpec]:
+    """The mock-groth16 prover, marked simulated."""
+    yield ProverSpec(scheme=SCHEME, factory=MockProver.from_context, simulated=True)
