@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import cattrs
 import msgpack
 from cattrs.preconf.msgpack import make_converter
+from cattrs.v import format_exception
 
 from gaia_core.errors import CodecError
 
@@ -48,7 +49,7 @@ def decode(data: bytes | memoryview, cls: type[T], *, max_bytes: int = MAX_FRAME
         ) from None
     if not isinstance(frame, dict) or set(frame) != {"gaia", "type", "data"}:
         raise CodecError(f"{cls.__name__} frame has the wrong shape: expected a map of gaia, type, data")
-    if frame["gaia"] != SCHEMA_VERSION:
+    if type(frame["gaia"]) is not int or frame["gaia"] != SCHEMA_VERSION:
         raise CodecError(
             f"{cls.__name__} frame uses schema version {frame['gaia']!r}; this node speaks {SCHEMA_VERSION}",
             hint="run the same GAIA version on both nodes",
@@ -63,10 +64,21 @@ def structure(data: Any, cls: type[T]) -> T:
     try:
         return converter.structure(data, cls)
     except cattrs.BaseValidationError as exc:
-        details = "; ".join(cattrs.transform_error(exc, path=cls.__name__))
-        raise CodecError(f"invalid {cls.__name__}: {details}") from None
+        raise CodecError(f"invalid {cls.__name__}: {describe_errors(exc, cls.__name__)}") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise CodecError(f"invalid {cls.__name__}: {exc}") from None
+
+
+def describe_errors(exc: cattrs.BaseValidationError, path: str) -> str:
+    """One line naming each invalid field and why (the validator's own message, shortened)."""
+    return "; ".join(cattrs.transform_error(exc, path=path, format_exception=_format_exception))
+
+
+def _format_exception(exc: BaseException, type_: type | None) -> str:
+    text = format_exception(exc, type_)
+    if isinstance(exc, ValueError):  # attrs validators and enum lookups say which value and why
+        text = f"{text} ({exc})"
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def unstructure(record: object) -> Any:

@@ -18,6 +18,7 @@ import cattrs
 import platformdirs
 from attrs import field, frozen, validators as v
 
+from gaia_core.codec import describe_errors
 from gaia_core.errors import ConfigError
 from gaia_core.model import Limits
 
@@ -154,8 +155,8 @@ def from_dict(data: Mapping[str, Any], *, source: str = "config") -> Config:
     try:
         config = _converter.structure(kernel, Config)
     except cattrs.BaseValidationError as exc:
-        details = "; ".join(cattrs.transform_error(exc, path="config"))
-        raise ConfigError(f"{source}: {details}", hint="fix the file, or see `gaia config show` for the defaults") from None
+        raise ConfigError(f"{source}: {describe_errors(exc, 'config')}",
+                          hint="fix the file, or see `gaia config show` for the defaults") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}", hint="fix the file, or see `gaia config show` for the defaults") from None
     return attrs.evolve(config, extra=extra)

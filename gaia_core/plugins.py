@@ -137,6 +137,8 @@ class Plugins:
                     self._fail(impl.plugin_name, f"{hook_name}() raised {type(exc).__name__}: {exc}")
                     continue
                 found[role].extend((impl.plugin_name, spec) for spec in specs)
+        failed = {name for name, info in self.infos.items() if info.status == "failed"}
+        found = {role: [(p, s) for p, s in pairs if p not in failed] for role, pairs in found.items()}
         for role, pairs in found.items():
             self._annotate(role, pairs)
         return found
