@@ -96,6 +96,9 @@ def plugins_cmd(state: State, as_json: bool, show_all: bool) -> None:
                      "provides": list(i.provides), "hooks": list(i.hooks), "error": i.error,
                      "remedy": i.remedy} for i in infos])
         return
+    if not infos and loaded.infos:
+        click.echo(f"No plugins active ({len(loaded.infos)} installed, none selected; see `gaia plugins --all`).")
+        return
     if not infos:
         click.echo("No plugins installed. Assemble a node with e.g. `pip install gaia-runner-wasm gaia-queue-memory`.")
         return
@@ -150,6 +153,13 @@ def _add_commands(group: click.Group, args: list[str]) -> None:
 
 
 # Kernel command modules, one add_command line each (keep sorted).
+from gaia_core.commands.task import task  # noqa: E402
+cli.add_command(task)
+from gaia_core.commands.demo import demo  # noqa: E402
+cli.add_command(demo)
+from gaia_core.commands.bench import bench, monitor  # noqa: E402
+cli.add_command(bench)
+cli.add_command(monitor)
 from gaia_core.commands.doctor import doctor  # noqa: E402
 cli.add_command(doctor)
 from gaia_core.commands.devnet import devnet  # noqa: E402

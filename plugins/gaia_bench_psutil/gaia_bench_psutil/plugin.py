@@ -1,0 +1,15 @@
+"""Hook implementations of gaia-bench-psutil."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from gaia_bench_psutil.provider import PsutilBenchmark
+from gaia_core import hookimpl
+from gaia_core.roles import BenchmarkSpec
+
+
+@hookimpl
+def gaia_benchmarks() -> Iterator[BenchmarkSpec]:
+    """Register the ``psutil`` benchmark provider."""
+    yield BenchmarkSpec(name="psutil", factory=PsutilBenchmark)
