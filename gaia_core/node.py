@@ -53,6 +53,9 @@ class Node:
         self.cores = config.node.cores or os.cpu_count() or 1
         self.runners = {kind: spec.factory(context) for kind, spec in runner_specs.items()}
         self.benchmarks = [spec.factory(context) for _, spec in plugins.specs("benchmark")]
+        # per-task energy accounting, offered by benchmark providers that have ``account``
+        self._accountant = next((b for b in self.benchmarks if hasattr(b, "account")), None)
+        self._last_sample: Any = None
         self.queue = plugins.one("queue").factory(context)
         self.transport = plugins.one("transport").factory(context)
         self.prover = plugins.prover(config.prover.scheme).factory(context)
@@ -188,6 +191,9 @@ class Node:
         except Exception as exc:  # a runner must not raise; contain it if it does
             log.exception("runner raised", extra={"task_id": task.id})
             result = TaskResult(task_id=task.id, status=Status.ERROR, message=f"runner failed: {exc}")
+        if self._accountant is not None and self._last_sample is not None:
+            cost = self._accountant.account(self._last_sample, self._last_sample, result.cpu_s)
+            result = attrs.evolve(result, energy_j=cost.energy_j, energy_source=cost.energy_source)
         if result.node_id != self.node_id:
             result = attrs.evolve(result, node_id=self.node_id)
         proof = self.prover.prove(task, result)
@@ -214,6 +220,8 @@ class Node:
     def _housekeeping_loop(self) -> None:
         last_announce = 0.0
         while not self._stop.wait(0.2):
+            if self.benchmarks:
+                self._last_sample = self.benchmarks[0].sample()
             for result in self.queue.take_dropped():
                 self.store.bump({f"tasks.{result.status.value}": 1})
                 self._finish(None, attrs.evolve(result, node_id=self.node_id), None)
@@ -354,7 +362,7 @@ class Node:
 
     def sample(self) -> dict[str, Any]:
         """One resource sample plus queue and task counters, for ``gaia monitor``."""
-        sample = self.benchmarks[0].sample() if self.benchmarks else None
+        sample = self._last_sample
         return {"sample": codec.unstructure(sample) if sample else None,
                 "queue": attrs.asdict(self.queue.stats()), "running": self._running,
                 "peers": sum(p.state == "up" for p in self.transport.peers())}

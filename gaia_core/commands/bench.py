@@ -11,8 +11,10 @@ import click
 from rich.live import Live
 from rich.table import Table
 
+from gaia_core.codec import structure
 from gaia_core.console import console, print_json, print_table
-from gaia_core.errors import PluginError
+from gaia_core.control import ControlClient
+from gaia_core.errors import NodeError, PluginError
 from gaia_core.model import BenchmarkReport, Measurement, ResourceSample
 from gaia_core.state import State
 
@@ -100,7 +102,7 @@ def _pct(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.1f} %"
 
 
-def _view(sample: ResourceSample, taken: int) -> Table:
+def _view(sample: ResourceSample, taken: int, node: dict[str, Any] | None = None) -> Table:
     table = Table(title=f"gaia monitor · {time.strftime('%H:%M:%S', time.localtime(sample.at))} "
                         f"· sample {taken} · Ctrl-C to stop", title_justify="left")
     table.add_column("resource")
@@ -113,7 +115,21 @@ def _view(sample: ResourceSample, taken: int) -> Table:
         table.add_row("VRAM used / total", f"{_gib(sample.vram_used_bytes)} / {_gib(sample.vram_total_bytes)}")
     power = "unknown" if sample.power_w is None else f"{sample.power_w:.1f} W ({sample.power_source})"
     table.add_row("power", power)
+    if node is not None:
+        queue = node["queue"]
+        table.add_row("node queue", f"{queue['depth']} queued / {queue['capacity']}, {node['running']} running")
+        table.add_row("node tasks", f"{queue['admitted']} admitted, finished {queue['finished'] or 0}")
+        table.add_row("node peers", f"{node['peers']} up")
     return table
+
+
+def _node_snapshots(client: ControlClient, interval: float, count: int) -> Iterator[dict[str, Any]]:
+    """``count`` snapshots (forever when 0) of the running node: its latest sample, queue and peers."""
+    taken = 0
+    while count == 0 or taken < count:
+        time.sleep(interval)
+        yield client.call("sample")
+        taken += 1
 
 
 @click.command()
@@ -126,9 +142,20 @@ def _view(sample: ResourceSample, taken: int) -> Table:
 def monitor(state: State, as_json: bool, interval: float, count: int) -> None:
     """Show live resource use of this machine: CPU, RAM, process RSS, GPU, power.
 
+    When a node runs for this home, shows the node's own samples plus its queue,
+    running tasks and peers.
+
     Samples come from the first active benchmark plugin; power says whether
     it is measured (RAPL, NVML) or estimated.
     """
+    try:
+        client = ControlClient(state.home, timeout=5.0)
+    except NodeError:
+        client = None
+    if client is not None:
+        with client:
+            _watch_node(client, as_json, interval, count)
+        return
     providers = _providers(state)
     provider = providers[0]
     try:
@@ -143,3 +170,17 @@ def monitor(state: State, as_json: bool, interval: float, count: int) -> None:
         pass
     finally:
         _close(providers)
+
+
+def _watch_node(client: ControlClient, as_json: bool, interval: float, count: int) -> None:
+    try:
+        if as_json:
+            for snapshot in _node_snapshots(client, interval, count):
+                print_json(snapshot, compact=True)
+            return
+        with Live(console=console, auto_refresh=False) as live:
+            for taken, snapshot in enumerate(_node_snapshots(client, interval, count), 1):
+                sample = structure(snapshot["sample"], ResourceSample) if snapshot["sample"] else ResourceSample()
+                live.update(_view(sample, taken, snapshot), refresh=True)
+    except KeyboardInterrupt:
+        pass

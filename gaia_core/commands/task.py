@@ -1,0 +1,122 @@
+"""``gaia task run|submit|result|list``: run one task locally, or send jobs through the running node."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gaia_core import admission
+from gaia_core.commands.jobs import list_jobs, result, submit
+from gaia_core.console import print_json
+from gaia_core.errors import PluginError, TaskError, UsageError
+from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult
+from gaia_core.state import State
+
+#: Outputs up to this size are printed; larger ones need --output.
+PRINT_LIMIT = 64 << 10
+
+
+@click.group()
+def task() -> None:
+    """Run tasks on this machine, or send them to the network."""
+
+
+def _read_input(source: str | None) -> bytes:
+    if source is None:
+        return b""
+    if source == "-":
+        return sys.stdin.buffer.read()
+    path = Path(source)
+    if not path.is_file():
+        raise UsageError(f"input file {source!r} does not exist", hint="give a file path, or '-' for stdin")
+    return path.read_bytes()
+
+
+def _text(output: bytes) -> str | None:
+    """The output as text when it is short, printable UTF-8; else None."""
+    if len(output) > PRINT_LIMIT:
+        return None
+    try:
+        text = output.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if all(c.isprintable() or c in "\n\r\t" for c in text) else None
+
+
+def _summary(result: TaskResult, output_file: Path | None) -> dict[str, object]:
+    return {
+        "task_id": result.task_id, "status": result.status.value, "message": result.message,
+        "output_id": result.output_id, "output_bytes": len(result.output),
+        "output": None if output_file else _text(result.output),
+        "output_file": str(output_file) if output_file else None,
+        "fuel_used": result.fuel_used, "wall_s": result.wall_s, "cpu_s": result.cpu_s,
+        "peak_memory_bytes": result.peak_memory_bytes,
+    }
+
+
+@task.command("run")
+@click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--input", "source", metavar="FILE|-", help="Input bytes: a file, or '-' for stdin. Default: empty.")
+@click.option("--entry", required=True, help="Export to call (e.g. matmul, or _start for a WASI command).")
+@click.option("--fuel", type=click.IntRange(min=1), default=Limits().fuel, show_default=True, help="Fuel budget.")
+@click.option("--timeout", type=click.FloatRange(min=0.001), default=Limits().timeout_s, show_default=True,
+              help="Wall-clock seconds.")
+@click.option("--memory", type=click.IntRange(min=1), default=Limits().memory_bytes >> 20, show_default=True,
+              help="Memory cap, MiB.")
+@click.option("--allow", "allowed", multiple=True, type=click.Choice(sorted(CAPABILITIES)),
+              help="Ask for a capability (repeatable); granted only if [offer] capabilities allows it too.")
+@click.option("--kind", default="wasm", show_default=True, help="Task kind (picks the runner).")
+@click.option("--output", "output_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the output bytes to this file.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def run(state: State, module: Path, source: str | None, entry: str, fuel: int, timeout: float,
+        memory: int, allowed: tuple[str, ...], kind: str, output_file: Path | None, as_json: bool) -> None:
+    """Run MODULE once on this machine and print status, output, fuel and time.
+
+    Exit status 0 when the task ends ok, 7 when it fails (trap, budget, invalid module...).
+    """
+    spec = state.plugins().runners_by_kind().get(kind)
+    if spec is None:
+        raise PluginError(f"no active runner for task kind {kind!r}",
+                          hint="install one (e.g. `pip install gaia-runner-wasm`) or check `gaia plugins --all`")
+    limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20, capabilities=frozenset(allowed))
+    the_task = Task.create(module.read_bytes(), input=_read_input(source), entry=entry, kind=kind, limits=limits)
+    context = state.context()
+    admission.check(the_task, context)
+    runner = spec.factory(context)
+    try:
+        result = runner.run(the_task)
+    finally:
+        runner.close()
+    if output_file is not None and result.ok:
+        output_file.write_bytes(result.output)
+    summary = _summary(result, output_file if result.ok else None)
+    if as_json:
+        print_json(summary)
+    else:
+        _show(summary, result)
+    if not result.ok:
+        raise SystemExit(TaskError.exit_code)
+
+
+def _show(summary: dict[str, object], result: TaskResult) -> None:
+    click.echo(f"status:  {result.status.value}" + (f" ({result.message})" if result.message else ""))
+    if result.ok:
+        if summary["output_file"]:
+            click.echo(f"output:  {summary['output_bytes']} bytes written to {summary['output_file']}")
+        elif summary["output"] is not None:
+            click.echo(f"output:  {summary['output']}")
+        else:
+            click.echo(f"output:  {summary['output_bytes']} bytes (binary; save with --output FILE)")
+        click.echo(f"id:      {result.output_id}")
+    click.echo(f"fuel:    {result.fuel_used:,}")
+    click.echo(f"time:    {result.wall_s * 1000:.2f} ms wall, {result.cpu_s * 1000:.2f} ms CPU")
+    click.echo(f"memory:  {result.peak_memory_bytes / 2**20:.2f} MiB peak")
+
+
+task.add_command(submit)
+task.add_command(result)
+task.add_command(list_jobs)

@@ -1,0 +1,49 @@
+"""Hook implementations of gaia-runner-wasm: the ``wasm`` runner and its admission check."""
+
+from __future__ import annotations
+
+import functools
+from typing import Iterator
+
+import wasmtime
+
+from gaia_core import hookimpl
+from gaia_core.errors import RejectedError
+from gaia_core.model import Envelope, Task
+from gaia_core.roles import NodeContext, RunnerSpec
+from gaia_runner_wasm.cache import has_artifact
+from gaia_runner_wasm.runner import WASM_MAGIC, WasmRunner
+from gaia_runner_wasm.sandbox import engine_config
+from gaia_runner_wasm.settings import Metering
+
+
+@hookimpl
+def gaia_runners() -> Iterator[RunnerSpec]:
+    """Register the sandboxed WebAssembly runner for tasks of kind ``wasm``."""
+    yield RunnerSpec(name="wasm", task_kinds=("wasm",), factory=WasmRunner)
+
+
+@functools.cache
+def _validator() -> wasmtime.Engine:
+    return wasmtime.Engine(engine_config(1 << 20, Metering()))
+
+
+@hookimpl
+def gaia_validate_task(task: Task, envelope: Envelope | None, context: NodeContext) -> None:
+    """Refuse ``wasm`` tasks whose module is not valid WebAssembly, or is absent and unknown here."""
+    if task.kind != "wasm":
+        return
+    if task.module is None:
+        if not has_artifact(context.home.cache_dir / "wasm", task.module_id):
+            raise RejectedError("bad_module", f"module {task.module_id[:16]}… is not cached on this node",
+                                hint="send the task with its module bytes")
+        return
+    if not task.module.startswith(WASM_MAGIC):
+        raise RejectedError("bad_module", "module is not a WebAssembly binary (no \\0asm header)",
+                            hint="send a compiled .wasm file, not WAT text or another format")
+    try:
+        wasmtime.Module.validate(_validator(), task.module)
+    except wasmtime.WasmtimeError as exc:
+        first = next((line for line in str(exc).splitlines() if line.strip()), "invalid")
+        raise RejectedError("bad_module", f"invalid WebAssembly module: {first}",
+                            hint="rebuild the module; check it with `wasm-tools validate`") from None

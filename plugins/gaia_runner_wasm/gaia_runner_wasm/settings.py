@@ -1,0 +1,60 @@
+"""The runner's settings: the ``[runner_wasm]`` config table, validated."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import cattrs
+from attrs import field, frozen, validators as v
+
+from gaia_core.config import Config
+from gaia_core.errors import ConfigError
+
+
+@frozen
+class Metering:
+    """Which budgets the engine meters. Both stay on in a node; turning one off is for benchmarks."""
+
+    fuel: bool = True
+    epochs: bool = True
+
+
+@frozen
+class RunnerSettings:
+    """``[runner_wasm]``: how the WebAssembly runner uses this machine."""
+
+    #: Compiled modules kept in memory (least recently used are dropped first).
+    cache_modules: int = field(default=256, validator=v.ge(1))
+    #: Keep compiled artifacts on disk under ``<home>/cache/wasm`` so a module compiles once per node.
+    disk_cache: bool = True
+    #: Worker threads for ``submit``/``run_many``; 0 = the cores the node offers (``[node] cores``).
+    workers: int = field(default=0, validator=v.ge(0))
+    #: Epoch tick in milliseconds: the resolution of the wall-clock timeout.
+    tick_ms: float = field(default=10.0, validator=[v.gt(0), v.le(1000)])
+    #: Host environment variables a task granted ``env`` may read (none by default).
+    env: list[str] = field(factory=list)
+
+    @classmethod
+    def from_config(cls, config: Config) -> RunnerSettings:
+        """Read and check the ``[runner_wasm]`` table (ConfigError naming the bad key)."""
+        return _structure(config.section("runner_wasm"))
+
+    def worker_count(self, config: Config) -> int:
+        """How many worker threads to run: the setting, else the cores offered, else every core."""
+        return self.workers or config.node.cores or os.cpu_count() or 1
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _structure(table: Mapping[str, Any]) -> RunnerSettings:
+    try:
+        return _converter.structure(dict(table), RunnerSettings)
+    except cattrs.BaseValidationError as exc:
+        details = "; ".join(cattrs.transform_error(exc, path="[runner_wasm]"))
+        raise ConfigError(f"config.toml: {details}",
+                          hint="keys: cache_modules, disk_cache, workers, tick_ms, env") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config.toml [runner_wasm]: {exc}",
+                          hint="keys: cache_modules, disk_cache, workers, tick_ms, env") from None

@@ -1,0 +1,70 @@
+"""Hostile modules: each is contained with the right status, and the runner keeps serving."""
+
+from __future__ import annotations
+
+import gc
+
+import psutil
+import pytest
+
+from gaia_core.model import Limits, Status, Task
+from gaia_runner_wasm import workloads
+
+from hostile import CORPUS, Hostile
+
+ECHO = Task.create(workloads.module_bytes("echo"), entry="echo", input=b"still serving")
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
+def test_contained(runner, case: Hostile) -> None:
+    result = runner.run(case.task())
+    assert result.status is case.status, result.message
+    assert case.message in result.message
+    assert result.output == b"" and result.output_id == ""
+    assert runner.run(ECHO).output == b"still serving"
+
+
+def test_fuel_used_is_reported_within_budget(runner) -> None:
+    result = runner.run(CORPUS[0].task())
+    assert result.status is Status.OUT_OF_FUEL
+    assert 0 < result.fuel_used <= CORPUS[0].limits.fuel
+
+
+def test_module_refusing_its_input_is_invalid(runner) -> None:
+    task = Task.create(workloads.module_bytes("matmul"), entry="matmul", input=b"\x01\x00")
+    result = runner.run(task)
+    assert result.status is Status.INVALID
+    assert "module refused its input: matmul: input shorter" in result.message
+
+
+def test_input_that_cannot_be_allocated_is_out_of_memory(runner) -> None:
+    task = Task.create(workloads.module_bytes("echo"), entry="echo", input=b"x" * (200 << 10),
+                       limits=Limits(memory_bytes=128 << 10))
+    result = runner.run(task)
+    assert result.status is Status.OUT_OF_MEMORY
+    assert "gaia_alloc" in result.message
+
+
+def test_module_over_the_size_limit_is_invalid(make_runner) -> None:
+    from gaia_core.config import AdmissionSection, Config
+
+    runner = make_runner(Config(admission=AdmissionSection(max_module_bytes=100)))
+    result = runner.run(Task.create(workloads.module_bytes("mlp"), entry="infer"))
+    assert result.status is Status.INVALID
+    assert "at most 100" in result.message
+
+
+def test_memory_returns_to_baseline(runner) -> None:
+    """Bounded: 15 rounds of the whole corpus; the process may not keep what the tasks used."""
+    tasks = [case.task() for case in CORPUS if case.status is not Status.TIMEOUT]
+    for task in tasks:  # warm up: compile and cache every module once
+        runner.run(task)
+    gc.collect()
+    before = psutil.Process().memory_info().rss
+    for _ in range(15):
+        for task in tasks:
+            runner.run(task)
+    gc.collect()
+    grown = psutil.Process().memory_info().rss - before
+    assert grown < 32 << 20, f"RSS grew by {grown >> 20} MiB over 15 rounds of hostile tasks"
+    assert runner.run(ECHO).status is Status.OK
