@@ -165,7 +165,7 @@ class JobManager:
         for peer_id in up:
             record = self._record(peer_id)
             inflight = self.inflight.get(peer_id, 0)
-            speed = record.benchmark.get("cpu.gflops_all_cores") or record.benchmark.get("cpu.gflops") or 1.0
+            speed = record.benchmark.get("cpu.gflops_all") or 1.0
             scores[peer_id] = speed / (1.0 + record.load + inflight / record.cores)
             room[peer_id] = 0 if self.backoff.get(peer_id, 0) > now else max(0, 4 * record.cores - inflight)
         return scores, room

@@ -183,7 +183,7 @@ def peers(state: State, as_json: bool) -> None:
     print_table(None, ["node", "name", "address", "state", "last seen", "rtt ms", "load", "gflops"],
                 [(r["node_id"][:16], r["name"], r["address"], r["state"], f"{now - r['last_seen']:.1f}s ago",
                   None if r["rtt_ms"] is None else f"{r['rtt_ms']:.2f}", r["load"],
-                  r["benchmark"].get("cpu.gflops_all_cores")) for r in rows])
+                  r["benchmark"].get("cpu.gflops_all")) for r in rows])
 
 
 @click.command()
