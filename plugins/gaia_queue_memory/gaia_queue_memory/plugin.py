@@ -1,0 +1,16 @@
+"""Hook implementations: registers the ``memory`` queue."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from gaia_core import hookimpl
+from gaia_core.roles import QueueSpec
+
+from gaia_queue_memory.queue import MemoryQueue
+
+
+@hookimpl
+def gaia_queues() -> Iterator[QueueSpec]:
+    """The in-memory queue: admission checks, priority/EDF/fair-share order, count and byte bounds."""
+    yield QueueSpec(name="memory", factory=MemoryQueue)

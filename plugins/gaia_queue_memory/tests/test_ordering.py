@@ -1,0 +1,152 @@
+"""Fair share between submitters, configured weights, stats, done() and the config table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from gaia_core.config import Config, Home, QueueSection
+from gaia_core.errors import ConfigError, ValidationError
+from gaia_core.model import Status, Task
+from gaia_core.roles import NodeContext
+from gaia_core.testing.conformance.queue import MODULE_ID, drain
+
+from gaia_queue_memory import MemoryQueue
+from gaia_queue_memory.stats import LOCAL, percentile
+
+ALICE, BOB, CAROL = (c * 64 for c in "abc")
+
+
+def task(n: int, submitter: str = "", **fields: object) -> Task:
+    return Task(module_id=MODULE_ID, input=f"{submitter[:1]}{n}".encode(), submitter=submitter, **fields)
+
+
+def queue_with(context: NodeContext, extra: dict | None = None, **queue_config: int) -> MemoryQueue:
+    config = attrs.evolve(context.config, queue=QueueSection(**queue_config), extra=extra or {})
+    return MemoryQueue(attrs.evolve(context, config=config))
+
+
+def submitters(tasks: list[Task]) -> str:
+    return "".join(t.submitter[:1] for t in tasks)
+
+
+def test_a_flood_from_one_submitter_does_not_starve_another(node_context: NodeContext) -> None:
+    queue = queue_with(node_context)
+    for i in range(50):
+        queue.admit(task(i, ALICE))
+    for i in range(3):
+        queue.admit(task(i, BOB))
+    assert submitters(drain(queue)[:6]) == "ababab"
+
+
+def test_shares_weight_the_fair_share(node_context: NodeContext) -> None:
+    queue = queue_with(node_context, {"queue-memory": {"shares": {ALICE: 2.0}}})
+    for i in range(20):
+        queue.admit(task(i, ALICE))
+        queue.admit(task(i, BOB))
+    first = submitters(drain(queue)[:12])
+    assert first.count("a") == 8 and first.count("b") == 4
+
+
+def test_priority_beats_fair_share(node_context: NodeContext) -> None:
+    queue = queue_with(node_context)
+    for i in range(5):
+        queue.admit(task(i, ALICE, priority=1))
+    queue.admit(task(0, BOB))
+    assert submitters(drain(queue)) == "aaaaab"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([ALICE, BOB, CAROL]), min_size=1, max_size=60))
+def test_backlogged_submitters_stay_within_one_task(arrivals: list[str]) -> None:
+    """Equal weights, everything queued before draining: at every point of the drain, the
+    submitters that still have tasks queued have been served within one task of each other."""
+    queue = MemoryQueue(NodeContext(config=Config(), home=Home(Path("unused")), task_kinds=frozenset({"wasm"})))
+    for i, who in enumerate(arrivals):
+        queue.admit(task(i, who))
+    left = {who: arrivals.count(who) for who in set(arrivals)}
+    served = dict.fromkeys(left, 0)
+    for ran in drain(queue):
+        backlogged = [who for who in left if left[who] > 0]
+        assert served[ran.submitter] == min(served[who] for who in backlogged)
+        served[ran.submitter] += 1
+        left[ran.submitter] -= 1
+    assert not any(left.values())
+
+
+def test_stats_report_waits_share_and_outcomes(node_context: NodeContext) -> None:
+    queue = queue_with(node_context)
+    for i in range(3):
+        queue.admit(task(i, ALICE))
+    queue.admit(task(0))
+    queue.admit(task(9, BOB))
+    assert queue.cancel(task(9, BOB).id)
+    ran = drain(queue)
+    for t in ran[:2]:
+        assert queue.done(t.id, Status.OK)
+    assert queue.done(ran[2].id, "trap")
+    assert not queue.done(ran[2].id, Status.OK)  # reported twice
+    assert not queue.done("f" * 64, Status.OK)  # never handed out
+    stats = queue.stats()
+    assert (stats.depth, stats.depth_bytes, stats.admitted) == (0, 0, 5)
+    assert stats.finished == {"ok": 2, "trap": 1, "cancelled": 1}
+    assert stats.share == {ALICE: 0.75, LOCAL: 0.25}
+    assert 0 <= stats.wait_p50_s <= stats.wait_p99_s
+
+
+def test_done_refuses_an_unknown_status(node_context: NodeContext) -> None:
+    queue = queue_with(node_context)
+    queue.admit(task(1))
+    with pytest.raises(ValidationError, match="unknown task status"):
+        queue.done(task(1).id, "finished-ish")
+
+
+def test_a_finished_task_may_be_admitted_again(node_context: NodeContext) -> None:
+    queue = queue_with(node_context)
+    queue.admit(task(1))
+    ran = queue.next(timeout=0)
+    queue.done(ran.id, Status.ERROR)
+    queue.admit(task(1))
+    assert queue.next(timeout=0) == ran
+
+
+def test_close_cancels_what_is_queued(node_context: NodeContext) -> None:
+    queue = queue_with(node_context)
+    queue.admit(task(1))
+    queue.admit(task(2))
+    queue.close()
+    queue.close()
+    assert sorted(r.status.value for r in queue.take_dropped()) == ["cancelled", "cancelled"]
+    assert queue.next(timeout=0) is None
+
+
+def test_undelivered_dropped_results_hold_their_slots(node_context: NodeContext) -> None:
+    queue = queue_with(node_context, capacity=1)
+    queue.admit(task(1))
+    queue.cancel(task(1).id)
+    with pytest.raises(ValidationError, match="queue is full"):
+        queue.admit(task(2))
+    assert len(queue.take_dropped()) == 1
+    queue.admit(task(2))
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 0.5) is None
+    assert percentile([1.0], 0.99) == 1.0
+    values = [float(i) for i in range(1, 101)]
+    assert (percentile(values, 0.5), percentile(values, 0.99)) == (50.0, 99.0)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"shares": {ALICE: 0}}, "is not a positive number"),
+    ({"shares": {ALICE: "lots"}}, "is not a positive number"),
+    ({"shares": [ALICE]}, "must be a table"),
+    ({"wait_samples": 0}, "must be a positive integer"),
+    ({"queue_depth": 5}, "unknown keys"),
+])
+def test_bad_config_table_is_a_config_error(node_context: NodeContext, table: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        queue_with(node_context, {"queue-memory": table})
