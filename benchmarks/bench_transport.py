@@ -1,0 +1,202 @@
+"""gaia-comm-zmq vs raw pyzmq on loopback, CURVE on for both, measured in the same run.
+
+Prints ``<measure>: gaia=X baseline=Y ratio=Z``:
+  1KiB throughput (msg/s, one-way announcements vs raw DEALER->ROUTER; higher is better)
+  RTT p50 / p99 (µs, sequential request/reply vs raw DEALER/ROUTER echo; lower is better)
+  64KiB payload (MB/s, one-way; higher is better)
+  ed25519 sign+verify (µs per message: the floor GAIA's signed envelopes add)
+Run: .venv/bin/python benchmarks/bench_transport.py
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import attrs
+import zmq
+
+from gaia_core.config import Config, Home
+from gaia_core.envelope import open_envelope, seal
+from gaia_core.identity import Identity
+from gaia_core.model import Envelope, NodeRecord
+from gaia_core.roles import NodeContext, PeerInfo
+
+from gaia_comm_zmq.transport import ZmqTransport
+
+N_SMALL, N_RTT, N_LARGE = 20_000, 2_000, 2_000
+SMALL, LARGE = b"x" * 1024, b"y" * (64 << 10)
+
+
+# ----------------------------------------------------------------------------- raw pyzmq
+
+
+def _raw_pair() -> tuple[zmq.Context, zmq.Socket, zmq.Socket]:
+    ctx = zmq.Context()
+    server_pub, server_sec = zmq.curve_keypair()
+    client_pub, client_sec = zmq.curve_keypair()
+    router = ctx.socket(zmq.ROUTER)
+    router.curve_server, router.curve_secretkey, router.curve_publickey = True, server_sec, server_pub
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.curve_serverkey, dealer.curve_publickey, dealer.curve_secretkey = server_pub, client_pub, client_sec
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    for sock in (router, dealer):
+        sock.linger, sock.sndhwm, sock.rcvhwm = 0, 100_000, 100_000
+    dealer.send(b"warm")
+    router.recv_multipart()
+    return ctx, router, dealer
+
+
+def raw_oneway(body: bytes, n: int) -> float:
+    """Messages per second, DEALER -> ROUTER."""
+    ctx, router, dealer = _raw_pair()
+    done = threading.Event()
+
+    def sink() -> None:
+        for _ in range(n):
+            router.recv_multipart()
+        done.set()
+
+    thread = threading.Thread(target=sink)
+    thread.start()
+    start = time.perf_counter()
+    for _ in range(n):
+        dealer.send(body)
+    done.wait(60)
+    elapsed = time.perf_counter() - start
+    thread.join(5)
+    ctx.destroy(linger=0)
+    return n / elapsed
+
+
+def raw_rtt(n: int) -> list[float]:
+    ctx, router, dealer = _raw_pair()
+
+    def echo() -> None:
+        for _ in range(n):
+            router.send_multipart(router.recv_multipart())
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    samples = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        dealer.send(SMALL)
+        dealer.recv()
+        samples.append(time.perf_counter() - t0)
+    thread.join(5)
+    ctx.destroy(linger=0)
+    return samples
+
+
+# ----------------------------------------------------------------------------- gaia
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+        self.last = 0.0
+
+    def on_request(self, envelope: Envelope) -> bytes:
+        return envelope.body
+
+    def on_announce(self, envelope: Envelope) -> None:
+        with self.lock:
+            self.count += 1
+            self.last = time.perf_counter()
+
+    def on_peer(self, peer: PeerInfo) -> None:
+        pass
+
+
+def _gaia_pair(root: Path) -> tuple[ZmqTransport, ZmqTransport, Counter, str]:
+    made = []
+    for name in ("a", "b"):
+        identity = Identity.generate()
+        home = Home(root / name)
+        home.root.mkdir(parents=True)
+        base = Config()
+        config = attrs.evolve(base, node=attrs.evolve(base.node, listen="tcp://127.0.0.1:*"),
+                              extra={"comm_zmq": {"peers_file": False, "send_hwm": 100_000, "recv_hwm": 100_000}})
+        transport = ZmqTransport(NodeContext(config=config, home=home, identity=identity,
+                                             log=logging.getLogger("bench")))
+        handler = Counter()
+        address = transport.start(handler, NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public))
+        made.append((transport, handler, address, identity.node_id))
+    (a, _, address_a, id_a), (b, counter_b, _, _) = made
+    b.connect(address_a)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(p.state == "up" for p in a.peers()):
+        time.sleep(0.01)
+    return a, b, counter_b, id_a
+
+
+def gaia_oneway(root: Path, body: bytes, n: int) -> float:
+    """Delivered announcements per second from a to b (drops, if any, are not counted)."""
+    a, b, counter, _ = _gaia_pair(root)
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            a.announce("bench", body)
+        deadline = time.monotonic() + 60
+        while counter.count < n and time.monotonic() < deadline:
+            before = counter.count
+            time.sleep(0.2)
+            if counter.count == before and time.perf_counter() - counter.last > 2:
+                break  # the rest was dropped
+        return counter.count / (counter.last - start)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def gaia_rtt(root: Path, n: int) -> list[float]:
+    a, b, _, id_a = _gaia_pair(root)
+    try:
+        samples = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            b.request(id_a, "echo", SMALL, timeout=10)
+            samples.append(time.perf_counter() - t0)
+        return samples
+    finally:
+        a.stop()
+        b.stop()
+
+
+def sign_verify_us(n: int = 2000) -> float:
+    identity = Identity.generate()
+    start = time.perf_counter()
+    for _ in range(n):
+        open_envelope(seal(identity, "bench", SMALL))
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def pct(samples: list[float], q: float) -> float:
+    return statistics.quantiles(samples, n=100)[int(q) - 1] * 1e6
+
+
+def line(measure: str, gaia: float, baseline: float) -> None:
+    print(f"{measure}: gaia={gaia:.1f} baseline={baseline:.1f} ratio={gaia / baseline:.2f}", flush=True)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        line("1KiB throughput msg/s", gaia_oneway(root / "t1", SMALL, N_SMALL), raw_oneway(SMALL, N_SMALL))
+        gaia_samples, raw_samples = gaia_rtt(root / "t2", N_RTT), raw_rtt(N_RTT)
+        line("RTT p50 us", pct(gaia_samples, 50), pct(raw_samples, 50))
+        line("RTT p99 us", pct(gaia_samples, 99), pct(raw_samples, 99))
+        mb = len(LARGE) / 1e6
+        line("64KiB payload MB/s", gaia_oneway(root / "t3", LARGE, N_LARGE) * mb, raw_oneway(LARGE, N_LARGE) * mb)
+        print(f"ed25519 seal+open per message us: {sign_verify_us():.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

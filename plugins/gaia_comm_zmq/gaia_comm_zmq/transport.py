@@ -1,0 +1,681 @@
+"""The Transport role over ZeroMQ: a ROUTER in, one DEALER per peer out, one I/O thread.
+
+Every socket is owned by a single I/O thread. Other threads hand it work
+through per-thread inproc PUSH sockets (``request``, ``announce``, replies
+from the handler pool); the handler runs on a fixed pool of worker threads so
+a slow handler never stalls the network. See docs/network.md for the
+protocol, the security modes and the backpressure policy.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import random
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import attrs
+import msgpack
+import zmq
+from zmq.utils import z85
+
+from gaia_core import codec
+from gaia_core.envelope import ReplayGuard, seal
+from gaia_core.errors import CodecError, ConfigError, GaiaError, IdentityError, NodeError, UsageError
+from gaia_core.model import Envelope, NodeRecord
+from gaia_core.roles import MessageHandler, NodeContext, PeerInfo
+
+from gaia_comm_zmq import snapshot, wire
+from gaia_comm_zmq.address import format_address, parse_address
+from gaia_comm_zmq.settings import Settings
+
+_ZAP = "inproc://zeromq.zap.01"
+_CMD = "inproc://gaia-commands"
+#: Messages taken from one socket per loop turn, so that no socket starves the others.
+_DRAIN = 256
+#: Peer addresses passed on per hello or ping reply (peer exchange).
+_MAX_HINTS = 32
+#: Dialled endpoints kept at most, so peer exchange cannot make a node dial without bound.
+_MAX_DIALS = 1024
+#: Refused curve keys remembered by the ZAP handler.
+_MAX_KEYS = 10_000
+_WILDCARD = ("://*", "://0.0.0.0", "://[::]", "://::")
+
+
+class _Waiter:
+    """A caller waiting for the reply to one request attempt."""
+
+    __slots__ = ("peer_id", "event", "body", "error")
+
+    def __init__(self, peer_id: str) -> None:
+        self.peer_id = peer_id
+        self.event = threading.Event()
+        self.body: bytes | None = None
+        self.error: str | None = None
+
+
+class _Peer:
+    """One dialled peer: its DEALER socket, record and liveness. Touched by the I/O thread only."""
+
+    __slots__ = ("address", "endpoint", "key", "sock", "node_id", "record", "state", "last_seen", "rtt_s",
+                 "hello_at", "backlog")
+
+    def __init__(self, address: str, endpoint: str, key: bytes | None, sock: zmq.Socket) -> None:
+        self.address = address
+        self.endpoint = endpoint
+        self.key = key
+        self.sock = sock
+        self.node_id: str | None = None
+        self.record: NodeRecord | None = None
+        self.state = "connecting"
+        self.last_seen = 0.0
+        self.rtt_s: float | None = None
+        self.hello_at = 0.0
+        self.backlog: collections.deque[tuple[float, list[Any]]] = collections.deque()
+
+    def info(self) -> PeerInfo:
+        return PeerInfo(node_id=self.node_id or "", address=self.address, state=self.state,
+                        last_seen=self.last_seen, rtt_s=self.rtt_s, record=self.record)
+
+
+class ZmqTransport:
+    """Signed envelopes between peers over ZeroMQ (CurveZMQ by default), with discovery and liveness."""
+
+    def __init__(self, context: NodeContext) -> None:
+        if context.identity is None:
+            raise IdentityError("the zmq transport needs this node's identity", hint="run `gaia init` first")
+        self.settings = Settings.from_config(context.config)
+        self._identity = context.identity
+        self._home = context.home
+        self._log = context.log
+        self._guard = ReplayGuard()
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, _Waiter] = {}
+        self._peers: dict[str, _Peer] = {}  # identified peers by node id
+        self._dials: dict[str, _Peer] = {}  # every dialled peer by endpoint
+        self._socks: dict[zmq.Socket, _Peer] = {}
+        self._internal: dict[int, tuple[str, _Peer, float]] = {}  # our hellos and pings in flight
+        self._denied: set[bytes] = set()
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._rejected: collections.Counter[str] = collections.Counter()
+        self._local = threading.local()
+        self._cmd_socks: list[zmq.Socket] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ctx: zmq.Context | None = None
+        self._poller = zmq.Poller()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._handler: MessageHandler | None = None
+        self._record: NodeRecord | None = None
+        self._address = ""
+        self._endpoint = ""
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def record(self) -> NodeRecord | None:
+        """The NodeRecord this transport tells peers (addresses and curve key filled in at start)."""
+        return self._record
+
+    def start(self, handler: MessageHandler, record: NodeRecord) -> str:
+        """Bind the listen address, start the I/O thread, dial the bootstrap peers; return the dial address."""
+        if self._ctx is not None:
+            raise UsageError("this transport was already started; build a new one")
+        if record.node_id != self._identity.node_id:
+            raise UsageError("the NodeRecord given to start() is not this node's (node ids differ)")
+        s = self.settings
+        ctx = zmq.Context(io_threads=1)
+        try:
+            zap = self._socket(ctx, zmq.REP)
+            zap.bind(_ZAP)
+            router = self._socket(ctx, zmq.ROUTER)
+            router.router_mandatory = 1
+            router.sndhwm = s.reply_hwm
+            if s.curve:
+                router.curve_server = True
+                router.curve_secretkey = z85.encode(self._identity.curve_secret)
+                router.curve_publickey = z85.encode(self._identity.curve_public)
+                router.zap_domain = b"gaia"
+            else:
+                self._log.warning("zmq transport runs INSECURE: plaintext, no CurveZMQ; for debugging only")
+            try:
+                router.bind(s.listen)
+            except zmq.ZMQError as exc:
+                raise ConfigError(f"cannot listen on {s.listen}: {exc}",
+                                  hint="set [node] listen to a free local address, e.g. tcp://0.0.0.0:7700") from None
+            endpoint = router.last_endpoint.decode()
+            advertise = s.advertise or endpoint
+            if any(w in advertise for w in _WILDCARD):
+                raise ConfigError(f"listening on every interface ({endpoint}) but no [node] advertise address",
+                                  hint="set [node] advertise to the address peers should dial, e.g. tcp://203.0.113.7:7700")
+            cmd = self._socket(ctx, zmq.PULL)
+            cmd.bind(_CMD)
+        except BaseException:
+            ctx.destroy(linger=0)
+            raise
+        self._ctx = ctx
+        self._endpoint = advertise
+        self._address = format_address(advertise, self._identity.curve_public if s.curve else None)
+        self._record = attrs.evolve(record, addresses=(advertise,), curve_key=self._identity.curve_public)
+        self._handler = handler
+        self._pool = ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="gaia-zmq-handler")
+        self._thread = threading.Thread(target=self._loop, args=(router, cmd, zap), name="gaia-zmq-io", daemon=True)
+        self._thread.start()
+        self._log.info("zmq transport listening on %s (security=%s, auth=%s)", endpoint, s.security, s.auth)
+        for address in s.bootstrap:
+            self.connect(address)
+        return self._address
+
+    def stop(self) -> None:
+        """Close every socket and thread; idempotent. Requests in flight fail with NodeError."""
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+        if self._ctx is None:
+            return
+        try:
+            self._cmd([b"stop"])
+        except NodeError:
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        for waiter in list(self._waiters.values()):
+            waiter.error = "the transport stopped"
+            waiter.event.set()
+        self._ctx.destroy(linger=0)
+        if self.settings.peers_file:
+            snapshot.path(self._home).unlink(missing_ok=True)
+
+    def connect(self, address: str) -> None:
+        """Dial ``address`` (``tcp://host:port#curvekey``); the peer is listed once it answers hello."""
+        parse_address(address, curve=self.settings.curve)
+        self._cmd([b"dial", address.strip().encode()])
+
+    def request(self, peer_id: str, kind: str, body: bytes, *, timeout: float = 10.0) -> bytes:
+        """Send a signed request and wait for the reply body; NodeError on refusal or after every retry timed out."""
+        if kind.startswith(wire.INTERNAL):
+            raise UsageError(f"message kind {kind!r} is reserved for the transport")
+        if not timeout > 0:
+            raise UsageError(f"request timeout must be positive, got {timeout}")
+        if peer_id not in self._peers:
+            raise NodeError(f"unknown peer {peer_id[:12]}",
+                            hint="connect to it, or to a peer that knows it, first; see `gaia peers`")
+        attempts = self.settings.retries + 1
+        per_attempt = timeout / attempts
+        for _ in range(attempts):
+            corr = next(self._ids)
+            waiter = _Waiter(peer_id)
+            self._waiters[corr] = waiter
+            try:
+                env = seal(self._identity, kind, body)
+                deadline = struct.pack("!d", time.monotonic() + per_attempt)
+                self._cmd([b"req", peer_id.encode(), deadline, wire.header(wire.REQUEST, corr, env), env.body])
+                if waiter.event.wait(per_attempt):
+                    if waiter.error is not None:
+                        raise NodeError(f"peer {peer_id[:12]} refused {kind}: {waiter.error}")
+                    assert waiter.body is not None
+                    return waiter.body
+            finally:
+                self._waiters.pop(corr, None)
+        with self._lock:
+            self._counts["request_timeouts"] += 1
+        raise NodeError(f"no reply from peer {peer_id[:12]} to {kind} within {timeout:g}s ({attempts} attempts)",
+                        hint="the peer is down or overloaded; see `gaia peers`")
+
+    def announce(self, kind: str, body: bytes) -> None:
+        """Send a signed announcement to every peer that is up; dropped (and counted) under backpressure."""
+        if kind.startswith(wire.INTERNAL):
+            raise UsageError(f"message kind {kind!r} is reserved for the transport")
+        env = seal(self._identity, kind, body)
+        if not self._cmd([b"ann", wire.header(wire.ANNOUNCE, 0, env), env.body], block=False):
+            with self._lock:
+                self._counts["announce_dropped"] += 1
+
+    def peers(self) -> list[PeerInfo]:
+        """Every identified peer, up or down, with last seen, RTT and its NodeRecord."""
+        return [p.info() for p in list(self._peers.values())]
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: messages sent and received, drops, timeouts, and rejections by reason."""
+        with self._lock:
+            counts = dict(self._counts)
+        return {"counts": counts, "rejected": dict(self._rejected)}
+
+    # ------------------------------------------------------------------ callers -> I/O thread
+
+    def _socket(self, ctx: zmq.Context, kind: int) -> zmq.Socket:
+        sock = ctx.socket(kind)
+        sock.linger = 0
+        sock.sndhwm = self.settings.send_hwm
+        sock.rcvhwm = self.settings.recv_hwm
+        sock.maxmsgsize = self.settings.max_message_bytes + 4096
+        sock.copy_threshold = self.settings.copy_threshold
+        return sock
+
+    def _cmd(self, frames: list[Any], *, block: bool = True) -> bool:
+        """Hand ``frames`` to the I/O thread; False when ``block`` is off and its inbox is full."""
+        ctx = self._ctx
+        if ctx is None or (self._stopping.is_set() and frames[0] != b"stop"):
+            raise NodeError("the transport is not running", hint="start the node first")
+        sock = getattr(self._local, "sock", None)
+        if sock is None:
+            sock = self._socket(ctx, zmq.PUSH)
+            sock.connect(_CMD)
+            with self._lock:
+                self._cmd_socks.append(sock)
+            self._local.sock = sock
+        try:
+            sock.send_multipart(frames, 0 if block else zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            raise NodeError(f"the transport stopped ({exc})") from None
+        return True
+
+    # ------------------------------------------------------------------ the I/O thread
+
+    def _loop(self, router: zmq.Socket, cmd: zmq.Socket, zap: zmq.Socket) -> None:
+        for sock in (router, cmd, zap):
+            self._poller.register(sock, zmq.POLLIN)
+        beat = self.settings.heartbeat_s
+        next_beat = time.monotonic()
+        while not self._stopping.is_set():
+            wait_ms = max(0.0, next_beat - time.monotonic()) * 1000
+            try:
+                events = self._poller.poll(wait_ms)
+            except zmq.ContextTerminated:
+                return
+            for sock, event in events:
+                try:
+                    if sock is router:
+                        self._drain_router(router)
+                    elif sock is cmd:
+                        self._drain_commands(cmd, router)
+                    elif sock is zap:
+                        self._serve_zap(zap)
+                    elif sock in self._socks:
+                        peer = self._socks[sock]
+                        if event & zmq.POLLOUT:
+                            self._flush(peer)
+                        if event & zmq.POLLIN:
+                            self._drain_dealer(peer)
+                except zmq.ContextTerminated:
+                    return
+                except Exception:  # keep serving every other peer; the failure is logged with its traceback
+                    self._counts["io_errors"] += 1
+                    self._log.exception("zmq transport: unexpected error while serving a socket")
+            if time.monotonic() >= next_beat:
+                self._beat()
+                next_beat = time.monotonic() + beat
+
+    def _drain_commands(self, cmd: zmq.Socket, router: zmq.Socket) -> None:
+        for _ in range(_DRAIN):
+            try:
+                frames = cmd.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            op = frames[0].bytes
+            if op == b"req":
+                peer = self._peers.get(frames[1].bytes.decode())
+                if peer is not None:
+                    self._send(peer, frames[3:], deadline=struct.unpack("!d", frames[2].bytes)[0])
+            elif op == b"ann":
+                for peer in list(self._peers.values()):
+                    if peer.state == "up":
+                        self._send(peer, frames[1:], deadline=None)
+            elif op == b"rep":
+                self._route(router, frames[1:])
+            elif op == b"dial":
+                self._dial(frames[1].bytes.decode())
+            elif op == b"stop":
+                return
+
+    def _send(self, peer: _Peer, frames: list[Any], *, deadline: float | None) -> None:
+        """Send to a peer's DEALER. ``deadline`` None: droppable (announcements, pings); else queued until then."""
+        if deadline is not None and peer.backlog:
+            peer.backlog.append((deadline, frames))  # keep requests in order behind the backlog
+            return
+        try:
+            peer.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            self._counts["sent"] += 1
+        except zmq.Again:
+            if deadline is None:
+                self._counts["dropped_hwm"] += 1
+            else:
+                peer.backlog.append((deadline, frames))
+                self._poller.modify(peer.sock, zmq.POLLIN | zmq.POLLOUT)
+                self._counts["backlogged"] += 1
+
+    def _flush(self, peer: _Peer) -> None:
+        now = time.monotonic()
+        while peer.backlog:
+            deadline, frames = peer.backlog[0]
+            if deadline >= now:
+                try:
+                    peer.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    return
+                self._counts["sent"] += 1
+            else:
+                self._counts["expired_in_backlog"] += 1
+            peer.backlog.popleft()
+        self._poller.modify(peer.sock, zmq.POLLIN)
+
+    def _route(self, router: zmq.Socket, frames: list[Any]) -> None:
+        """Send a reply through the ROUTER; a reply that cannot be queued is counted (the requester retries)."""
+        try:
+            router.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            self._counts["replies"] += 1
+        except zmq.Again:
+            self._counts["reply_dropped_hwm"] += 1
+        except zmq.ZMQError:
+            self._counts["reply_unroutable"] += 1
+
+    def _reply(self, router: zmq.Socket, rid: bytes, mtype: int, corr: int, body: bytes) -> None:
+        env = seal(self._identity, wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND, body)
+        self._route(router, [rid, wire.header(mtype, corr, env), env.body])
+
+    # ------------------------------------------------------------------ inbound: requests and announcements
+
+    def _drain_router(self, router: zmq.Socket) -> None:
+        for _ in range(_DRAIN):
+            try:
+                rid = router.recv(zmq.NOBLOCK, copy=False)  # a Frame: it carries the ZAP User-Id
+            except zmq.Again:
+                return
+            frames = router.recv_multipart()  # the rest of the message is already here
+            self._counts["received"] += 1
+            try:
+                self._inbound(router, rid, frames)
+            except wire.Refused as refused:
+                self._rejected[refused.reason] += 1
+                self._log.debug("zmq transport refused a message: %s", refused)
+
+    def _inbound(self, router: zmq.Socket, rid_frame: zmq.Frame, frames: list[bytes]) -> None:
+        mtype, corr, env = wire.parse(frames, self.settings.max_message_bytes)
+        rid = rid_frame.bytes
+        if mtype not in (wire.REQUEST, wire.ANNOUNCE):
+            raise wire.Refused("unexpected", f"message type {mtype} on the listening socket")
+        wire.verify(env, self._guard)
+        if self.settings.auth == "allowlist" and env.sender not in self.settings.allowlist:
+            if self.settings.curve and len(self._denied) < _MAX_KEYS:
+                self._denied.add(_client_key(rid_frame))  # refused at the ZAP handshake from now on
+            if mtype == wire.REQUEST:
+                self._reply(router, rid, wire.ERROR, corr, b"this node accepts only allow-listed peers")
+            raise wire.Refused("not_allowed", f"node {env.sender[:12]} is not on the allow-list")
+        if mtype == wire.ANNOUNCE:
+            if env.kind.startswith(wire.INTERNAL):
+                raise wire.Refused("unexpected", f"announcement of reserved kind {env.kind}")
+            self._submit(self._handler.on_announce, env)  # type: ignore[union-attr]
+        elif env.kind == wire.HELLO:
+            record, hints = self._read_hello(env)
+            if self.settings.curve and _client_key(rid_frame) != record.curve_key:
+                raise wire.Refused("bad_record", "record's curve key is not the connection's")
+            self._reply(router, rid, wire.REPLY, corr, self._hello_body())
+            self._learn(record, hints)
+        elif env.kind == wire.PING:
+            self._reply(router, rid, wire.REPLY, corr, msgpack.packb([env.sender in self._peers, self._hints()]))
+        elif env.kind.startswith(wire.INTERNAL):
+            raise wire.Refused("unexpected", f"request of reserved kind {env.kind}")
+        else:
+            self._submit(self._serve, rid, corr, env)
+
+    def _serve(self, rid: bytes, corr: int, env: Envelope) -> None:
+        """Run the handler for one request (worker thread) and send its reply or refusal."""
+        mtype = wire.REPLY
+        try:
+            body = self._handler.on_request(env)  # type: ignore[union-attr]
+            if not isinstance(body, (bytes, bytearray, memoryview)):
+                raise TypeError(f"on_request returned {type(body).__name__}, not bytes")
+            body = bytes(body)
+        except GaiaError as exc:
+            mtype, body = wire.ERROR, str(exc).encode()
+        except Exception:
+            self._log.exception("message handler failed on %s from %s", env.kind, env.sender[:12])
+            mtype, body = wire.ERROR, b"the peer's handler failed (see its log)"
+        reply = seal(self._identity, wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND, body)
+        try:
+            self._cmd([b"rep", rid, wire.header(mtype, corr, reply), reply.body])
+        except NodeError:
+            pass  # stopping: the requester's attempt times out
+
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            self._pool.submit(self._guarded, fn, *args)  # type: ignore[union-attr]
+        except RuntimeError:
+            pass  # pool shut down while stopping
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            self._log.exception("zmq transport: handler callback %s failed", getattr(fn, "__name__", fn))
+
+    def _serve_zap(self, zap: zmq.Socket) -> None:
+        """Answer one ZAP request: accept a CURVE client unless its key was refused before.
+
+        The User-Id given back is the client's key in hex; every message on that
+        connection carries it, and a hello must come with a record naming that key.
+        """
+        try:
+            frames = zap.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        if len(frames) < 6:
+            zap.send_multipart([b"1.0", frames[1] if len(frames) > 1 else b"", b"500", b"bad ZAP request", b"", b""])
+            return
+        version, request_id, _domain, _address, _identity, mechanism, *creds = frames
+        key = creds[0] if mechanism == b"CURVE" and creds else b""
+        if key in self._denied:
+            self._rejected["zap_denied"] += 1
+            zap.send_multipart([version, request_id, b"400", b"not on the allow-list", b"", b""])
+            return
+        zap.send_multipart([version, request_id, b"200", b"OK", key.hex().encode(), b""])
+
+    # ------------------------------------------------------------------ outbound: dialling, replies, liveness
+
+    def _dial(self, address: str) -> None:
+        try:
+            endpoint, key = parse_address(address, curve=self.settings.curve)
+        except UsageError as exc:
+            self._log.warning("zmq transport: not dialling %r: %s", address, exc)
+            return
+        if endpoint in self._dials or endpoint == self._endpoint or len(self._dials) >= _MAX_DIALS:
+            return
+        assert self._ctx is not None
+        sock = self._socket(self._ctx, zmq.DEALER)
+        sock.routing_id = b"g" + os.urandom(15)
+        sock.reconnect_ivl = 100
+        sock.reconnect_ivl_max = 2000
+        if key is not None:
+            sock.curve_serverkey = z85.encode(key)
+            sock.curve_publickey = z85.encode(self._identity.curve_public)
+            sock.curve_secretkey = z85.encode(self._identity.curve_secret)
+        sock.connect(endpoint)
+        peer = _Peer(address, endpoint, key, sock)
+        self._dials[endpoint] = peer
+        self._socks[sock] = peer
+        self._poller.register(sock, zmq.POLLIN)
+        self._hello(peer)
+
+    def _drop(self, peer: _Peer) -> None:
+        """Forget a dial that turned out to be ourselves or a second route to a known peer."""
+        self._dials.pop(peer.endpoint, None)
+        self._socks.pop(peer.sock, None)
+        self._poller.unregister(peer.sock)
+        peer.sock.close(linger=0)
+
+    def _internal_request(self, peer: _Peer, kind: str, body: bytes) -> None:
+        corr = next(self._ids)
+        env = seal(self._identity, kind, body)
+        self._internal[corr] = (kind, peer, time.monotonic())
+        self._send(peer, [wire.header(wire.REQUEST, corr, env), env.body], deadline=None)
+
+    def _hello(self, peer: _Peer) -> None:
+        peer.hello_at = time.monotonic()
+        self._internal_request(peer, wire.HELLO, self._hello_body())
+
+    def _hello_body(self) -> bytes:
+        return msgpack.packb([codec.encode(self._record), self._hints()], use_bin_type=True)
+
+    def _hints(self) -> list[list[str]]:
+        known = [[nid, p.address] for nid, p in self._peers.items() if p.state == "up"]
+        return random.sample(known, _MAX_HINTS) if len(known) > _MAX_HINTS else known
+
+    def _read_hello(self, env: Envelope) -> tuple[NodeRecord, list[str]]:
+        try:
+            record_bytes, hints = msgpack.unpackb(env.body, raw=False, max_array_len=_MAX_HINTS + 2)
+            record = codec.decode(record_bytes, NodeRecord, max_bytes=1 << 20)
+        except (CodecError, ValueError, TypeError, msgpack.UnpackException):
+            raise wire.Refused("bad_record", "hello does not hold a valid NodeRecord") from None
+        if record.node_id != env.sender:
+            raise wire.Refused("bad_record", "the NodeRecord is not the sender's")
+        return record, self._read_hints(hints)
+
+    def _read_hints(self, hints: object) -> list[str]:
+        if not isinstance(hints, list):
+            raise wire.Refused("bad_record", "peer hints are not a list")
+        me = self._identity.node_id
+        return [h[1] for h in hints[:_MAX_HINTS]
+                if isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h)
+                and h[0] != me and h[0] not in self._peers]
+
+    def _learn(self, record: NodeRecord, hints: list[str]) -> None:
+        """Take a peer's record (dialling it back when new) and the peers it knows (peer exchange)."""
+        peer = self._peers.get(record.node_id)
+        if peer is not None:
+            if peer.record is None or record.updated_at >= peer.record.updated_at:
+                peer.record = record
+        elif record.addresses:
+            self._dial(format_address(record.addresses[0], record.curve_key if self.settings.curve else None))
+        for address in hints:
+            self._dial(address)
+
+    def _drain_dealer(self, peer: _Peer) -> None:
+        for _ in range(_DRAIN):
+            if peer.sock.closed:
+                return
+            try:
+                frames = peer.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._counts["received"] += 1
+            try:
+                self._on_reply(peer, frames)
+            except wire.Refused as refused:
+                self._rejected[refused.reason] += 1
+                self._log.debug("zmq transport refused a reply from %s: %s", peer.address, refused)
+
+    def _on_reply(self, peer: _Peer, frames: list[bytes]) -> None:
+        mtype, corr, env = wire.parse(frames, self.settings.max_message_bytes)
+        if mtype not in (wire.REPLY, wire.ERROR):
+            raise wire.Refused("unexpected", f"message type {mtype} on a dialled socket")
+        wire.verify(env, self._guard)
+        if peer.node_id is not None and env.sender != peer.node_id:
+            raise wire.Refused("wrong_sender", f"{env.sender[:12]} answered for {peer.node_id[:12]}")
+        internal = self._internal.pop(corr, None)
+        if internal is not None:
+            self._on_internal_reply(peer, internal, mtype, env)
+            return
+        waiter = self._waiters.get(corr)
+        if waiter is None:
+            self._counts["late_replies"] += 1
+            return
+        if env.sender != waiter.peer_id:
+            raise wire.Refused("wrong_sender", f"{env.sender[:12]} answered a request sent to {waiter.peer_id[:12]}")
+        self._alive(peer)
+        if mtype == wire.ERROR:
+            waiter.error = env.body.decode("utf-8", "replace")[:1000]
+        else:
+            waiter.body = env.body
+        waiter.event.set()
+
+    def _on_internal_reply(self, peer: _Peer, sent: tuple[str, _Peer, float], mtype: int, env: Envelope) -> None:
+        kind, _, sent_at = sent
+        if mtype == wire.ERROR:
+            self._counts["refused_by_peer"] += 1
+            self._log.warning("zmq transport: peer at %s refused %s: %s", peer.endpoint, kind,
+                              env.body.decode("utf-8", "replace")[:200])
+            return
+        if kind == wire.HELLO:
+            record, hints = self._read_hello(env)
+            if self.settings.curve and record.curve_key != peer.key:
+                raise wire.Refused("bad_record", "record's curve key is not the one dialled")
+            if record.node_id == self._identity.node_id:
+                self._drop(peer)  # we dialled ourselves
+                return
+            known = self._peers.get(record.node_id)
+            if known is not None and known is not peer:
+                self._drop(peer)  # a second address of a known peer
+                return
+            peer.node_id, peer.record = record.node_id, record
+            self._peers[record.node_id] = peer
+            self._alive(peer)
+            self._learn(record, hints)
+        elif kind == wire.PING:
+            try:
+                known_us, hints = msgpack.unpackb(env.body, raw=False, max_array_len=_MAX_HINTS + 2)
+            except (ValueError, TypeError, msgpack.UnpackException):
+                raise wire.Refused("bad_record", "ping reply is malformed") from None
+            peer.rtt_s = time.monotonic() - sent_at
+            self._alive(peer)
+            if not known_us:
+                self._hello(peer)  # the peer restarted and forgot us
+            for address in self._read_hints(hints):
+                self._dial(address)
+
+    def _alive(self, peer: _Peer) -> None:
+        peer.last_seen = time.time()
+        if peer.state != "up" and peer.node_id is not None:
+            peer.state = "up"
+            self._changed(peer)
+
+    def _changed(self, peer: _Peer) -> None:
+        self._log.info("peer %s is %s (%s)", (peer.node_id or "")[:12], peer.state, peer.endpoint)
+        self._submit(self._handler.on_peer, peer.info())  # type: ignore[union-attr]
+
+    def _beat(self) -> None:
+        """Ping every identified peer, mark silent ones down, re-send hellos, write the peer table."""
+        now, mono = time.time(), time.monotonic()
+        window = self.settings.down_after_s
+        for peer in list(self._dials.values()):
+            if peer.node_id is None:
+                if mono - peer.hello_at >= window:
+                    self._hello(peer)
+                continue
+            self._internal_request(peer, wire.PING, b"")
+            if peer.state == "up" and now - peer.last_seen > window:
+                peer.state, peer.rtt_s = "down", None
+                self._changed(peer)
+        cutoff = mono - 2 * window
+        self._internal = {c: sent for c, sent in self._internal.items() if sent[2] > cutoff}
+        if self.settings.peers_file:
+            self._write_snapshot(now)
+
+    def _write_snapshot(self, now: float) -> None:
+        data = {"node_id": self._identity.node_id, "address": self._address, "pid": os.getpid(),
+                "updated_at": now, "heartbeat_s": self.settings.heartbeat_s, "security": self.settings.security,
+                "auth": self.settings.auth, "peers": [snapshot.peer_row(p) for p in self.peers()],
+                "stats": {"counts": dict(self._counts), "rejected": dict(self._rejected)}}
+        try:
+            snapshot.write(self._home, data)
+        except OSError as exc:
+            self._counts["snapshot_errors"] += 1
+            self._log.debug("zmq transport: cannot write the peer table: %s", exc)
+
+
+def _client_key(frame: zmq.Frame) -> bytes:
+    """The CurveZMQ key of the connection a message came on (the ZAP User-Id), or b"" when unknown."""
+    try:
+        return bytes.fromhex(frame.get("User-Id"))
+    except (zmq.ZMQError, ValueError, TypeError):
+        return b""

@@ -1,0 +1,87 @@
+"""The wire format: one signed kernel Envelope per message, as two ZeroMQ frames.
+
+Frame 1 is a msgpack header ``[WIRE_VERSION, type, correlation id, kind,
+sender, sent_at, nonce, signature]``; frame 2 is the envelope body, kept out of
+the header so large bodies travel zero-copy. The signature is the kernel's
+(:func:`gaia_core.envelope.seal`) and covers kind, sender, time, nonce and body.
+Every way a message can be refused has a reason name, counted by the transport.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgpack
+
+from gaia_core.envelope import ReplayGuard, open_envelope
+from gaia_core.errors import SignatureError
+from gaia_core.model import Envelope
+
+WIRE_VERSION = 1
+REQUEST, REPLY, ERROR, ANNOUNCE = 1, 2, 3, 4
+TYPES = frozenset({REQUEST, REPLY, ERROR, ANNOUNCE})
+
+#: Envelope kinds the transport uses itself; a user request may not use this prefix.
+INTERNAL = "gaia.net."
+HELLO = INTERNAL + "hello"
+PING = INTERNAL + "ping"
+REPLY_KIND = INTERNAL + "reply"
+ERROR_KIND = INTERNAL + "error"
+
+#: Every reason a received message can be refused for.
+REASONS = ("malformed", "oversized", "undecodable", "version", "unknown_type", "unsigned", "forged", "stale",
+           "replayed", "replay_full", "wrong_sender", "not_allowed", "bad_record", "unexpected")
+
+_SIGNATURE_REASONS = {"unsigned": "unsigned", "forged": "forged", "stale": "stale", "replayed": "replayed",
+                      "replay": "replay_full"}
+
+
+class Refused(Exception):
+    """A received message was refused; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def header(mtype: int, corr: int, env: Envelope) -> bytes:
+    """The header frame of ``env`` sent as a message of type ``mtype``."""
+    return msgpack.packb([WIRE_VERSION, mtype, corr, env.kind, env.sender, env.sent_at, env.nonce, env.signature],
+                         use_bin_type=True)
+
+
+def parse(frames: list[bytes], max_bytes: int) -> tuple[int, int, Envelope]:
+    """The type, correlation id and (unverified) envelope of a received message, or :class:`Refused`."""
+    if len(frames) != 2:
+        raise Refused("malformed", f"{len(frames)} frames, expected 2")
+    head, body = frames
+    if len(head) + len(body) > max_bytes:
+        raise Refused("oversized", f"{len(head) + len(body)} bytes > {max_bytes}")
+    try:
+        fields = msgpack.unpackb(head, raw=False, max_bin_len=128, max_str_len=256, max_array_len=8, max_map_len=0)
+    except Exception:  # msgpack raises several unrelated types for bad bytes
+        raise Refused("undecodable", "header is not msgpack") from None
+    if not isinstance(fields, list) or len(fields) != 8:
+        raise Refused("undecodable", "header is not an 8-item list")
+    version, mtype, corr, kind, sender, sent_at, nonce, signature = fields
+    if version != WIRE_VERSION:
+        raise Refused("version", f"wire version {version!r}, this node speaks {WIRE_VERSION}")
+    if mtype not in TYPES or isinstance(mtype, bool):
+        raise Refused("unknown_type", f"message type {mtype!r}")
+    if not isinstance(corr, int) or isinstance(corr, bool) or corr < 0:
+        raise Refused("undecodable", "bad correlation id")
+    if not isinstance(sent_at, (int, float)) or isinstance(sent_at, bool) or not math.isfinite(sent_at):
+        raise Refused("undecodable", "bad timestamp")
+    try:
+        env = Envelope(kind=kind, sender=sender, sent_at=sent_at, nonce=nonce, body=body, signature=signature)
+    except (TypeError, ValueError) as exc:
+        raise Refused("undecodable", str(exc)[:200]) from None
+    return mtype, corr, env
+
+
+def verify(env: Envelope, guard: ReplayGuard) -> None:
+    """Check ``env``'s signature, freshness and novelty, or raise :class:`Refused`."""
+    try:
+        open_envelope(env, guard)
+    except SignatureError as exc:
+        raise Refused(_SIGNATURE_REASONS.get(exc.message.split(" ", 1)[0], "forged"), exc.message) from None

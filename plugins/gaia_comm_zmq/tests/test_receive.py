@@ -1,0 +1,126 @@
+"""The receive path: random frames never crash it; every bad message is refused and counted by reason."""
+
+from __future__ import annotations
+
+import time
+
+import msgpack
+import pytest
+import zmq
+from hypothesis import HealthCheck, given, settings, strategies as st
+from zmq.utils import z85
+
+from gaia_core.envelope import seal
+from gaia_core.identity import Identity
+from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
+
+from gaia_comm_zmq import wire
+
+frames_strategy = st.lists(st.binary(max_size=200), min_size=1, max_size=4)
+
+
+@given(frames_strategy)
+@settings(max_examples=500, deadline=None)
+def test_parse_refuses_or_returns(frames: list[bytes]) -> None:
+    try:
+        mtype, corr, env = wire.parse(frames, 1 << 20)
+    except wire.Refused as refused:
+        assert refused.reason in wire.REASONS
+    else:
+        assert mtype in wire.TYPES and corr >= 0 and env.body == frames[1]
+
+
+class RawPeer:
+    """A bare CurveZMQ DEALER speaking to a transport's ROUTER, to send anything at all."""
+
+    def __init__(self, address: str, identity: Identity) -> None:
+        endpoint, _, key = address.partition("#")
+        self.identity = identity
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.linger = 0
+        self.sock.curve_serverkey = z85.encode(bytes.fromhex(key))
+        self.sock.curve_publickey = z85.encode(identity.curve_public)
+        self.sock.curve_secretkey = z85.encode(identity.curve_secret)
+        self.sock.connect(endpoint)
+
+    def send_request(self, kind: str, body: bytes, **seal_kw) -> bytes:
+        env = seal(self.identity, kind, body, **seal_kw)
+        frames = [wire.header(wire.REQUEST, 7, env), env.body]
+        self.sock.send_multipart(frames)
+        return frames[0]
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+
+@pytest.fixture
+def server(build):
+    transport, record = build()
+    address = transport.start(RecordingHandler(), record)
+    raw = RawPeer(address, Identity.generate())
+    yield transport, raw
+    raw.close()
+
+
+def _rejected(transport) -> int:
+    return sum(transport.stats()["rejected"].values())
+
+
+def _still_serves(transport, raw: RawPeer) -> None:
+    """A valid request on the same connection is still answered."""
+    raw.send_request("echo", b"alive")
+    assert raw.sock.poll(10_000), "no reply to a valid request after the bad ones"
+    mtype, _, env = wire.parse(raw.sock.recv_multipart(), 1 << 20)
+    assert mtype == wire.REPLY and env.body == b"alive"
+
+
+def test_random_frames_are_counted_and_harmless(server) -> None:
+    transport, raw = server
+    sent = 0
+
+    @given(frames_strategy)
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    def fuzz(frames: list[bytes]) -> None:
+        nonlocal sent
+        raw.sock.send_multipart(frames)
+        sent += 1
+
+    fuzz()
+    wait_for(lambda: _rejected(transport) >= sent, f"{sent} random messages to be refused", timeout=20)
+    assert _rejected(transport) == sent
+    _still_serves(transport, raw)
+
+
+@pytest.mark.parametrize("reason", ["unsigned", "forged", "stale", "replayed", "version", "malformed"])
+def test_bad_messages_are_refused_by_reason(server, reason: str) -> None:
+    transport, raw = server
+    env = seal(raw.identity, "echo", b"x", now=time.time() - 3600 if reason == "stale" else None)
+    head = msgpack.unpackb(wire.header(wire.REQUEST, 1, env))
+    if reason == "unsigned":
+        head[7] = b""
+    elif reason == "forged":
+        head[7] = bytes([head[7][0] ^ 1]) + head[7][1:]
+    elif reason == "version":
+        head[0] = 99
+    frames = [msgpack.packb(head), env.body]
+    if reason == "malformed":
+        frames.append(b"extra")
+    raw.sock.send_multipart(frames)
+    if reason == "replayed":
+        raw.sock.send_multipart(frames)
+        assert raw.sock.poll(10_000)  # the first copy is answered
+        raw.sock.recv_multipart()
+    wait_for(lambda: transport.stats()["rejected"].get(reason, 0) == 1, f"one {reason} refusal")
+    _still_serves(transport, raw)
+
+
+def test_oversized_is_refused(build) -> None:
+    transport, record = build(own={"max_message_bytes": 4096})
+    raw = RawPeer(transport.start(RecordingHandler(), record), Identity.generate())
+    try:
+        raw.send_request("echo", b"x" * 3000 * 2)
+        wait_for(lambda: transport.stats()["rejected"].get("oversized", 0) == 1, "one oversized refusal")
+        _still_serves(transport, raw)
+    finally:
+        raw.close()
