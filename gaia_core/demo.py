@@ -68,7 +68,7 @@ def federated_training(client: ControlClient, submitter: str, *, rounds: int, sh
     train, test = w.load_digits().split(0.2, seed=0)
     parts = train.shards(shards)
     model = w.Mlp.init(w.DIGITS_FEATURES, hidden, w.DIGITS_CLASSES, seed=0)
-    limits = Limits(timeout_s=60.0, memory_bytes=64 << 20)
+    limits = Limits(timeout_s=30.0, memory_bytes=64 << 20)
     history = []
     for number in range(1, rounds + 1):
         started = time.monotonic()
