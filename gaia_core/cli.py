@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from gaia_core import __version__, config as config_mod, plugins as plugins_mod
+from gaia_core import __version__, config as config_mod
 from gaia_core.console import print_json, print_table
 from gaia_core.errors import GaiaError
 from gaia_core.identity import Identity

@@ -23,7 +23,7 @@ def line_chart(x0: int, title: str, values: Sequence[float], y_label: str) -> li
     n = max(1, len(values))
     span_x, span_y = WIDTH - 10 - PAD, HEIGHT - PAD - 34
     points = [(PAD + span_x * (i + 1) / n, HEIGHT - PAD - span_y * v) for i, v in enumerate(values)]
-    parts.append(f'<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="'
+    parts.append('<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="'
                  + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + '"/>')
     for i, ((x, y), v) in enumerate(zip(points, values)):
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#1f77b4"/>')

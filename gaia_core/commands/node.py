@@ -151,8 +151,8 @@ def status(state: State, as_json: bool) -> None:
     click.echo(f"peers    {info['peers']['up']} up of {info['peers']['total']}")
     click.echo(f"queue    {queue['depth']} queued / {queue['capacity']}, {info['running']} running, "
                f"{queue['admitted']} admitted, rejected {queue['rejected'] or 0}")
-    click.echo(f"tasks    " + (", ".join(f"{k} {v:.0f}" for k, v in info["tasks"].items()) or "none yet"))
-    click.echo(f"jobs     " + (", ".join(f"{k} {v}" for k, v in info["jobs"].items()) or "none"))
+    click.echo("tasks    " + (", ".join(f"{k} {v:.0f}" for k, v in info["tasks"].items()) or "none yet"))
+    click.echo("jobs     " + (", ".join(f"{k} {v}" for k, v in info["jobs"].items()) or "none"))
     bench = info["benchmark"]
     click.echo("bench    " + (", ".join(f"{k}={v:.3g}" for k, v in list(bench.items())[:6]) or "no benchmark plugin"))
     _rewards_table(info["rewards"])

@@ -1,10 +1,8 @@
-"""Hook implementations: the ``zmq`` transport and the ``gaia peers`` command."""
+"""Hook implementation: the ``zmq`` transport."""
 
 from __future__ import annotations
 
 from typing import Iterator
-
-import click
 
 from gaia_core import hookimpl
 from gaia_core.roles import TransportSpec
@@ -17,10 +15,3 @@ def gaia_transports() -> Iterator[TransportSpec]:
 
     yield TransportSpec(name="zmq", factory=ZmqTransport)
 
-
-@hookimpl
-def gaia_register_commands(cli: click.Group) -> None:
-    """Add ``gaia peers``."""
-    from gaia_comm_zmq.commands import peers
-
-    cli.add_command(peers)

@@ -41,7 +41,6 @@ class Settings:
     #: Replies queued per peer; high on purpose, since a dropped reply costs a retry.
     reply_hwm: int = field(default=100_000, validator=[v.instance_of(int), v.ge(1)])
     #: Write ``<home>/peers.json`` every heartbeat for ``gaia peers``.
-    peers_file: bool = field(default=True, validator=v.instance_of(bool))
 
     @property
     def curve(self) -> bool:
@@ -73,8 +72,7 @@ class Settings:
 
 
 def _own(section: Mapping[str, Any]) -> dict[str, Any]:
-    known = {"retries", "workers", "max_message_bytes", "copy_threshold", "send_hwm", "recv_hwm", "reply_hwm",
-             "peers_file"}
+    known = {"retries", "workers", "max_message_bytes", "copy_threshold", "send_hwm", "recv_hwm", "reply_hwm"}
     unknown = sorted(set(section) - known)
     if unknown:
         raise ConfigError(f"[{SECTION}] has unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(known))}")

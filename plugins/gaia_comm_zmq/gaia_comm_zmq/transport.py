@@ -30,7 +30,7 @@ from gaia_core.errors import CodecError, ConfigError, GaiaError, IdentityError, 
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import MessageHandler, NodeContext, PeerInfo
 
-from gaia_comm_zmq import snapshot, wire
+from gaia_comm_zmq import wire
 from gaia_comm_zmq.address import format_address, parse_address
 from gaia_comm_zmq.settings import Settings
 
@@ -91,7 +91,6 @@ class ZmqTransport:
             raise IdentityError("the zmq transport needs this node's identity", hint="run `gaia init` first")
         self.settings = Settings.from_config(context.config)
         self._identity = context.identity
-        self._home = context.home
         self._log = context.log
         self._guard = ReplayGuard()
         self._ids = itertools.count(1)
@@ -192,8 +191,6 @@ class ZmqTransport:
             waiter.error = "the transport stopped"
             waiter.event.set()
         self._ctx.destroy(linger=0)
-        if self.settings.peers_file:
-            snapshot.path(self._home).unlink(missing_ok=True)
 
     def connect(self, address: str) -> None:
         """Dial ``address`` (``tcp://host:port#curvekey``); the peer is listed once it answers hello."""
@@ -644,7 +641,7 @@ class ZmqTransport:
         self._submit(self._handler.on_peer, peer.info())  # type: ignore[union-attr]
 
     def _beat(self) -> None:
-        """Ping every identified peer, mark silent ones down, re-send hellos, write the peer table."""
+        """Ping every identified peer, mark silent ones down, re-send hellos."""
         now, mono = time.time(), time.monotonic()
         window = self.settings.down_after_s
         for peer in list(self._dials.values()):
@@ -658,19 +655,6 @@ class ZmqTransport:
                 self._changed(peer)
         cutoff = mono - 2 * window
         self._internal = {c: sent for c, sent in self._internal.items() if sent[2] > cutoff}
-        if self.settings.peers_file:
-            self._write_snapshot(now)
-
-    def _write_snapshot(self, now: float) -> None:
-        data = {"node_id": self._identity.node_id, "address": self._address, "pid": os.getpid(),
-                "updated_at": now, "heartbeat_s": self.settings.heartbeat_s, "security": self.settings.security,
-                "auth": self.settings.auth, "peers": [snapshot.peer_row(p) for p in self.peers()],
-                "stats": {"counts": dict(self._counts), "rejected": dict(self._rejected)}}
-        try:
-            snapshot.write(self._home, data)
-        except OSError as exc:
-            self._counts["snapshot_errors"] += 1
-            self._log.debug("zmq transport: cannot write the peer table: %s", exc)
 
 
 def _client_key(frame: zmq.Frame) -> bytes:
