@@ -24,6 +24,9 @@ from gaia_core.errors import PluginError, TaskError
 from gaia_core.identity import Identity
 from gaia_core.model import Limits, TaskResult
 
+#: Inference tasks that score the held-out set.
+SCORE_TASKS = 3
+
 
 @attrs.define
 class Round:
@@ -79,7 +82,7 @@ def federated_training(client: ControlClient, submitter: str, *, rounds: int, sh
         model = w.average([m for m, _ in outputs], [len(p) for p in parts])
         loss = sum(loss * len(p) for (_, loss), p in zip(outputs, parts)) / len(train)
         acc = score(client, model, test, submitter, label=f"round {number} (score)", progress=progress)
-        history.append(Round(number, loss, acc, time.monotonic() - started, len(tasks) + shards))
+        history.append(Round(number, loss, acc, time.monotonic() - started, len(tasks) + SCORE_TASKS))
         on_round(history[-1])
     return model, history
 
@@ -87,7 +90,7 @@ def federated_training(client: ControlClient, submitter: str, *, rounds: int, sh
 def score(client: ControlClient, model: Any, test: Any, submitter: str, *, label: str, progress: bool = True) -> float:
     """Held-out accuracy of ``model``, computed by batch inference tasks on the network."""
     w = workloads()
-    batches = test.shards(3)
+    batches = test.shards(SCORE_TASKS)
     tasks = [w.infer_task(model, b.x, submitter=submitter, job=label) for b in batches]
     results = run_job(client, tasks, label=label, progress=progress)
     predicted = [c for r in results for c in w.predictions(r.output, model.n_out)]
