@@ -12,8 +12,7 @@ leaf = BLAKE3(0x00 || leaf), node = BLAKE3(0x01 || left || right), empty tree = 
 
 from __future__ import annotations
 
-import os
-import warnings
+from gaia_core._backend import load
 
 __all__ = [
     "BACKEND",
@@ -28,47 +27,13 @@ __all__ = [
     "merkle_verify",
 ]
 
-BACKEND: str
-BACKEND_ERROR: str | None
-_FORCED = os.environ.get("GAIA_BACKEND", "").strip().lower() == "python"
+_impl, BACKEND, BACKEND_ERROR = load("gaia_core.hashing", "gaia_core._reference.hashing")
 
-try:
-    if _FORCED:
-        raise ImportError("disabled by GAIA_BACKEND=python")
-    from gaia_native import (
-        blake3_digest,
-        content_id,
-        content_id_file,
-        content_ids,
-        merkle_proof,
-        merkle_root,
-        merkle_root_chunks,
-        merkle_verify,
-    )
-
-    BACKEND, BACKEND_ERROR = "native", None
-except Exception as exc:  # noqa: BLE001 - ImportError, or a broken/ABI-incompatible build
-    from ._reference.hashing import (  # type: ignore[assignment]
-        blake3_digest,
-        content_id,
-        content_id_file,
-        content_ids,
-        merkle_proof,
-        merkle_root,
-        merkle_root_chunks,
-        merkle_verify,
-    )
-
-    BACKEND, BACKEND_ERROR = (
-        "python",
-        str(exc) if _FORCED else f"{type(exc).__name__}: {exc}",
-    )
-    if not _FORCED:
-        warnings.warn(
-            f"gaia_core.hashing: the native module gaia_native could not be loaded ({BACKEND_ERROR}); "
-            "using the pure-Python reference, which gives the same results but is far slower. "
-            "Fix: `pip install gaia-native` (or `make install` in a source checkout), "
-            "or set GAIA_BACKEND=python to use the reference without this warning.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+blake3_digest = _impl.blake3_digest
+content_id = _impl.content_id
+content_id_file = _impl.content_id_file
+content_ids = _impl.content_ids
+merkle_proof = _impl.merkle_proof
+merkle_root = _impl.merkle_root
+merkle_root_chunks = _impl.merkle_root_chunks
+merkle_verify = _impl.merkle_verify

@@ -14,34 +14,10 @@ See ``Scheduler.__doc__`` for the details.
 
 from __future__ import annotations
 
-import os
-import warnings
+from gaia_core._backend import load
 
 __all__ = ["BACKEND", "BACKEND_ERROR", "Scheduler"]
 
-BACKEND: str
-BACKEND_ERROR: str | None
-_FORCED = os.environ.get("GAIA_BACKEND", "").strip().lower() == "python"
+_impl, BACKEND, BACKEND_ERROR = load("gaia_core.scheduling", "gaia_core._reference.scheduling")
 
-try:
-    if _FORCED:
-        raise ImportError("disabled by GAIA_BACKEND=python")
-    from gaia_native import Scheduler
-
-    BACKEND, BACKEND_ERROR = "native", None
-except Exception as exc:  # noqa: BLE001 - ImportError, or a broken/ABI-incompatible build
-    from ._reference.scheduling import Scheduler  # type: ignore[assignment]
-
-    BACKEND, BACKEND_ERROR = (
-        "python",
-        str(exc) if _FORCED else f"{type(exc).__name__}: {exc}",
-    )
-    if not _FORCED:
-        warnings.warn(
-            f"gaia_core.scheduling: the native module gaia_native could not be loaded ({BACKEND_ERROR}); "
-            "using the pure-Python reference, which gives the same order but is far slower. "
-            "Fix: `pip install gaia-native` (or `make install` in a source checkout), "
-            "or set GAIA_BACKEND=python to use the reference without this warning.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+Scheduler = _impl.Scheduler
