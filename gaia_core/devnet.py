@@ -38,8 +38,12 @@ def homes(directory: Path) -> list[Home]:
 
 
 def up(directory: Path, nodes: int, *, cores: int = 1, extra: Mapping[str, Mapping[str, Any]] | None = None,
-       plugins: str | None = None) -> list[dict[str, Any]]:
-    """Start ``nodes`` node processes; return each one's status once all are serving."""
+       plugins: str | None = None,
+       overrides: Mapping[int, Mapping[str, Mapping[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """Start ``nodes`` node processes; return each one's status once all are serving.
+
+    ``extra`` adds config tables to every node; ``overrides[i]`` is merged into node ``i``'s tables last.
+    """
     if nodes < 1:
         raise UsageError("a devnet needs at least one node")
     if any(_pid(h) for h in homes(directory)):
@@ -58,12 +62,23 @@ def up(directory: Path, nodes: int, *, cores: int = 1, extra: Mapping[str, Mappi
             "network": {"bootstrap": bootstrap, "heartbeat_s": 0.5, "down_after_s": 3.0},
             **(extra or {}),
         }
+        for table, values in (overrides or {}).get(i, {}).items():
+            tables[table] = {**tables.get(table, {}), **values}
         home.root.mkdir(parents=True, exist_ok=True)
         home.config_file.write_text(config_mod.to_toml(tables), encoding="utf-8")
         procs.append(_spawn(home, plugins))
         if i == 0:
             bootstrap = [f"tcp://127.0.0.1:{port}#{identity.curve_public.hex()}"]
     return [_wait_ready(home, proc) for home, proc in zip(homes(directory)[:nodes], procs)]
+
+
+def start_node(home: Home, *, plugins: str | None = None) -> dict[str, Any]:
+    """Start one node of an existing devnet again (same config, keys and port); return its status."""
+    if _pid(home):
+        raise NodeError(f"the node in {home.root} is already running", hint="stop it with `gaia devnet down`")
+    if not home.config_file.exists():
+        raise UsageError(f"{home.root} is not a devnet node's home", hint="start a devnet with `gaia devnet up`")
+    return _wait_ready(home, _spawn(home, plugins))
 
 
 def _spawn(home: Home, plugins: str | None) -> subprocess.Popen:
@@ -114,17 +129,23 @@ def status(home: Home) -> dict[str, Any]:
 
 
 def _pid(home: Home) -> int | None:
-    path = home.root / "node.pid"
     try:
-        pid = int(path.read_text())
-        try:
-            os.waitpid(pid, os.WNOHANG)  # reap it if it was our child
-        except ChildProcessError:
-            pass
-        os.kill(pid, 0)
+        pid = int((home.root / "node.pid").read_text())
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it was our child
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
 
 
 def down(directory: Path, *, timeout: float = 20.0) -> int:
@@ -135,9 +156,9 @@ def down(directory: Path, *, timeout: float = 20.0) -> int:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for home, pid in running:
-        while time.monotonic() < deadline and _pid(home):
+        while time.monotonic() < deadline and _alive(pid):  # the node removes its pid file before it exits
             time.sleep(0.1)
-        if _pid(home):
+        if _alive(pid):
             os.kill(pid, signal.SIGKILL)
         (home.root / "node.pid").unlink(missing_ok=True)
     return len(running)

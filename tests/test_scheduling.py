@@ -3,11 +3,10 @@ properties (ordering invariants, nothing lost or duplicated, native == reference
 
 from __future__ import annotations
 
-import os
-
 import importlib
 import json
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
