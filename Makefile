@@ -30,6 +30,7 @@ test-native:
 	cd native && cargo test -q
 
 bench: install  ## every benchmark, printing GAIA vs its baseline
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 docs: install  ## regenerate the hook reference in docs/plugin-authoring.md
