@@ -74,6 +74,8 @@ class JobManager:
         self.peer_modules: dict[str, set[str]] = {}
         self.spot = SpotCheck(rate=float(node.context.config.section("verification").get("spot_check", 0.0)))
         self._seq = 0
+        self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
+        self._last_timeout_check = 0.0
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -111,6 +113,7 @@ class JobManager:
         self.store.executemany("INSERT INTO tasks (id, job, idx, state, task, peers, updated) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
                                [(t.id, job, i, codec.encode(t), to or "", now) for i, t in enumerate(tasks)])
         with self._lock:
+            self.progress[job] = {"pending": len(tasks), "done": 0, "failed": 0}
             for i, task in enumerate(tasks):
                 self._add_slot(Slot(job, i, task, redundancy, to, wanted=redundancy))
         log.info("job submitted", extra={"job": job, "tasks": len(tasks), "redundancy": redundancy})
@@ -137,7 +140,13 @@ class JobManager:
                 task = codec.decode(row["task"], Task)
                 self._add_slot(Slot(row["job"], row["idx"], task, row["redundancy"], row["peers"] or None,
                                     wanted=row["redundancy"]))
+                counts = self.progress.setdefault(row["job"], {"pending": 0, "done": 0, "failed": 0})
+                counts["pending"] += 1
                 count += 1
+        for job, counts in self.progress.items():
+            for state, n in self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? AND state != 'pending' "
+                                               "GROUP BY state", (job,)):
+                counts[state] = n
         if count:
             log.info("resumed unfinished jobs", extra={"tasks": count})
 
@@ -264,6 +273,9 @@ class JobManager:
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
+        if now - self._last_timeout_check < 0.5:
+            return
+        self._last_timeout_check = now
         with self._lock:
             late = [(peer, slot) for slot in self.slots.values() if slot.state == "pending"
                     for peer, due in slot.sent.items() if due < now]
@@ -326,6 +338,8 @@ class JobManager:
             return self._decide(slot, sender, verdict)
 
     def _verify(self, sender: str, task: Task, result: TaskResult, proof: Proof | None) -> Verdict:
+        if sender == self.node.node_id and proof is not None:
+            return Verdict("valid", "run by this node", result.task_id, proof.scheme)
         if proof is None:
             return Verdict("unverified", "no proof", result.task_id)
         if result.node_id != sender or proof.node_id != sender:
@@ -381,16 +395,20 @@ class JobManager:
                 self._push(slot)
 
     def _finish_ok(self, slot: Slot, result: TaskResult) -> None:
+        if slot.state != "pending":
+            return
         slot.state = "done"
-        self.store.execute("UPDATE tasks SET state = 'done', result = ?, peers = ?, attempts = ?, updated = ? "
+        self.store.defer("UPDATE tasks SET state = 'done', result = ?, peers = ?, attempts = ?, updated = ? "
                            "WHERE job = ? AND idx = ?",
                            (codec.encode(result), ",".join(slot.results), slot.attempts, time.time(), slot.job, slot.idx))
         self._settle(slot)
 
     def _finish_failed(self, slot: Slot, reason: str) -> None:
+        if slot.state != "pending":
+            return
         slot.state = "failed"
         slot.reason = reason
-        self.store.execute("UPDATE tasks SET state = 'failed', reason = ?, attempts = ?, updated = ? WHERE job = ? AND idx = ?",
+        self.store.defer("UPDATE tasks SET state = 'failed', reason = ?, attempts = ?, updated = ? WHERE job = ? AND idx = ?",
                            (reason, slot.attempts, time.time(), slot.job, slot.idx))
         log.warning("task failed", extra={"job": slot.job, "idx": slot.idx, "reason": reason})
         self._settle(slot)
@@ -403,8 +421,14 @@ class JobManager:
             keys.remove(key)
         if not keys:
             self.by_task.pop(slot.task.id, None)
-        if not any(k[0] == slot.job for k in self.slots):
-            self.store.execute("UPDATE jobs SET status = 'finished', finished = ? WHERE id = ?", (time.time(), slot.job))
+        counts = self.progress.get(slot.job)
+        if counts is None:  # resumed slots of a job whose other tasks finished before the restart
+            return
+        counts["pending"] -= 1
+        counts[slot.state] += 1
+        if not counts["pending"]:
+            del self.progress[slot.job]
+            self.store.defer("UPDATE jobs SET status = 'finished', finished = ? WHERE id = ?", (time.time(), slot.job))
             log.info("job finished", extra={"job": slot.job})
 
     def record_earned(self, submitter: str, results: list[TaskResult], reply: bytes) -> None:
@@ -427,7 +451,10 @@ class JobManager:
         if not rows:
             raise NodeError(f"no job {job!r} on this node", hint="list jobs with `gaia task list`")
         status, name, created, finished = rows[0]
-        counts = dict(self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state", (job,)))
+        with self._lock:
+            counts = dict(self.progress.get(job, {}))
+        if not counts:
+            counts = dict(self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state", (job,)))
         return {"job": job, "name": name, "status": status, "created": created, "finished": finished,
                 "tasks": counts, "total": sum(counts.values())}
 

@@ -220,6 +220,7 @@ class Node:
     def _housekeeping_loop(self) -> None:
         last_announce = 0.0
         while not self._stop.wait(0.2):
+            self.store.flush()
             if self.benchmarks:
                 self._last_sample = self.benchmarks[0].sample()
             for result in self.queue.take_dropped():

@@ -59,8 +59,8 @@ class Ledger:
         self.store = store
 
     def record(self, node_id: str, result: TaskResult, verdict: Verdict, amount: Credit, *, role: str) -> None:
-        """Record one task's credit (idempotent per node, task and role)."""
-        self.store.execute(
+        """Record one task's credit (idempotent per node, task and role; written behind)."""
+        self.store.defer(
             "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (node_id, result.task_id, role, amount.total, result.fuel_used, result.cpu_s,
              (result.peak_memory_bytes / 2**30) * result.wall_s, result.energy_j, result.energy_source,

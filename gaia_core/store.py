@@ -33,33 +33,67 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
+_BUMP = "INSERT INTO stats (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + excluded.value"
 
 
 class Store:
-    """A thread-safe handle on ``state.db``: short transactions under one lock."""
+    """A thread-safe handle on ``state.db``: short transactions under one lock.
+
+    Per-task bookkeeping (counters, task outcomes, ledger rows) is written behind: :meth:`defer`
+    and :meth:`bump` collect it, and :meth:`flush` (called by the node every 0.2 s, before every
+    read, and on close) writes it in one transaction. A crash loses at most that window; the
+    tasks concerned are still pending in the job table and run again.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._pending: list[tuple[str, tuple]] = []
+        self._counters: dict[str, float] = {}
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON", "foreign_keys=ON"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
-        """Checkpoint and close."""
+        """Flush, checkpoint and close."""
+        self.flush()
         with self._lock:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
-        """Run one statement in its own transaction and return its rows."""
+        """Run one statement in its own transaction (after the deferred writes) and return its rows."""
+        self.flush()
         with self._lock:
             return self._db.execute(sql, tuple(params)).fetchall()
 
+    def defer(self, sql: str, params: Iterable[Any] = ()) -> None:
+        """Queue a write for the next :meth:`flush`."""
+        with self._lock:
+            self._pending.append((sql, tuple(params)))
+
+    def flush(self) -> None:
+        """Write every deferred statement and counter in one transaction."""
+        with self._lock:
+            if not self._pending and not self._counters:
+                return
+            pending, self._pending = self._pending, []
+            counters, self._counters = self._counters, {}
+            self._db.execute("BEGIN")
+            try:
+                for sql, params in pending:
+                    self._db.execute(sql, params)
+                self._db.executemany(_BUMP, counters.items())
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        """Run one statement for many rows in a single transaction."""
+        """Run one statement for many rows in a single transaction (after the deferred writes)."""
+        self.flush()
         with self._lock:
             self._db.execute("BEGIN")
             try:
@@ -70,15 +104,18 @@ class Store:
             self._db.execute("COMMIT")
 
     def bump(self, counters: dict[str, float]) -> None:
-        """Add to aggregated statistics."""
-        self.executemany(
-            "INSERT INTO stats (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
-            counters.items(),
-        )
+        """Add to aggregated statistics (written at the next flush)."""
+        with self._lock:
+            for key, value in counters.items():
+                self._counters[key] = self._counters.get(key, 0.0) + value
 
     def stats(self) -> dict[str, float]:
-        """Every aggregated statistic."""
-        return dict(self.execute("SELECT key, value FROM stats ORDER BY key"))
+        """Every aggregated statistic (flushed ones plus those not yet written)."""
+        with self._lock:
+            totals = dict(self._db.execute("SELECT key, value FROM stats ORDER BY key").fetchall())
+            for key, value in self._counters.items():
+                totals[key] = totals.get(key, 0.0) + value
+        return totals
 
     def purge_payloads(self, job_id: str) -> None:
         """Delete a finished job's task inputs, modules and outputs, and truncate the WAL."""
@@ -87,7 +124,8 @@ class Store:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
-        """Rows of a query as dicts."""
+        """Rows of a query as dicts (after the deferred writes)."""
+        self.flush()
         with self._lock:
             cur = self._db.execute(sql, tuple(params))
             names = [d[0] for d in cur.description]

@@ -28,6 +28,29 @@ def _validator() -> wasmtime.Engine:
     return wasmtime.Engine(engine_config(1 << 20, Metering()))
 
 
+#: Ids of modules already found valid (admission checked that the bytes hash to the id); bounded.
+_valid_ids: set[str] = set()
+_VALID_IDS_MAX = 4096
+
+
+def _check_module(module_id: str, module: bytes) -> None:
+    """Validate a module's bytes, once per module id."""
+    if module_id in _valid_ids:
+        return
+    if not module.startswith(WASM_MAGIC):
+        raise RejectedError("bad_module", "module is not a WebAssembly binary (no \\0asm header)",
+                            hint="send a compiled .wasm file, not WAT text or another format")
+    try:
+        wasmtime.Module.validate(_validator(), module)
+    except wasmtime.WasmtimeError as exc:
+        first = next((line for line in str(exc).splitlines() if line.strip()), "invalid")
+        raise RejectedError("bad_module", f"invalid WebAssembly module: {first}",
+                            hint="rebuild the module; check it with `wasm-tools validate`") from None
+    if len(_valid_ids) >= _VALID_IDS_MAX:
+        _valid_ids.clear()
+    _valid_ids.add(module_id)
+
+
 @hookimpl
 def gaia_validate_task(task: Task, envelope: Envelope | None, context: NodeContext) -> None:
     """Refuse ``wasm`` tasks whose module is not valid WebAssembly, or is absent and unknown here."""
@@ -38,12 +61,4 @@ def gaia_validate_task(task: Task, envelope: Envelope | None, context: NodeConte
             raise RejectedError("bad_module", f"module {task.module_id[:16]}… is not cached on this node",
                                 hint="send the task with its module bytes")
         return
-    if not task.module.startswith(WASM_MAGIC):
-        raise RejectedError("bad_module", "module is not a WebAssembly binary (no \\0asm header)",
-                            hint="send a compiled .wasm file, not WAT text or another format")
-    try:
-        wasmtime.Module.validate(_validator(), task.module)
-    except wasmtime.WasmtimeError as exc:
-        first = next((line for line in str(exc).splitlines() if line.strip()), "invalid")
-        raise RejectedError("bad_module", f"invalid WebAssembly module: {first}",
-                            hint="rebuild the module; check it with `wasm-tools validate`") from None
+    _check_module(task.module_id, task.module)
