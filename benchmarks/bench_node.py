@@ -4,7 +4,7 @@ Measures, each against its baselines in the same run:
 
 * ``single node``: trivial ``echo`` WASM tasks through one real node process (offering 2 cores),
   submitted over its control socket and waited for: tasks/s for a job of N tasks, and p50/p99
-  latency of one-task jobs submitted one after another (submit → job finished, polled). The same
+  latency of one-task jobs submitted one after another (submit → job finished, waited for on the node). The same
   tasks run on ``dask.distributed`` ``LocalCluster(n_workers=2, threads_per_worker=1)`` and on
   ``concurrent.futures.ProcessPoolExecutor(2)``, each worker building the runner from the
   gaia-runner-wasm plugin once. Also reported: the node's own overhead per task, node p50 latency
@@ -93,14 +93,12 @@ def latencies(call_one: Callable[[Any], Any], tasks: list[Any]) -> list[float]:
 
 
 def node_job(client: ControlClient, tasks: list[Task]) -> float:
-    """Submit ``tasks`` as one job and poll until it finishes; return the seconds it took."""
+    """Submit ``tasks`` as one job and wait (server side) until it finishes; return the seconds it took."""
     frames = [codec.encode(t) for t in tasks]
     started = time.perf_counter()
     job = client.call("submit", tasks=frames, name="bench")
-    while client.call("job", job=job)["status"] != "finished":
-        time.sleep(0.0002)
+    status = client.call("wait", job=job, timeout=120.0)
     elapsed = time.perf_counter() - started
-    status = client.call("job", job=job)
     assert status["tasks"] == {"done": len(tasks)}, status
     client.call("results", job=job, release=True)
     return elapsed

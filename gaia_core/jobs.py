@@ -77,6 +77,7 @@ class JobManager:
         self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
         self._last_timeout_check = 0.0
         self._lock = threading.RLock()
+        self._job_finished = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gaia-offer")
@@ -428,6 +429,7 @@ class JobManager:
         counts[slot.state] += 1
         if not counts["pending"]:
             del self.progress[slot.job]
+            self._job_finished.notify_all()
             self.store.defer("UPDATE jobs SET status = 'finished', finished = ? WHERE id = ?", (time.time(), slot.job))
             log.info("job finished", extra={"job": slot.job})
 
@@ -457,6 +459,12 @@ class JobManager:
             counts = dict(self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state", (job,)))
         return {"job": job, "name": name, "status": status, "created": created, "finished": finished,
                 "tasks": counts, "total": sum(counts.values())}
+
+    def wait_job(self, job: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Block until ``job`` finishes (or ``timeout`` passes); return its status."""
+        with self._job_finished:
+            self._job_finished.wait_for(lambda: job not in self.progress, timeout)
+        return self.job_status(job)
 
     def job_results(self, job: str, release: bool = False) -> list[dict[str, Any]]:
         """Every task's outcome, in order; ``release`` deletes the payloads afterwards."""

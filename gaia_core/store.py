@@ -52,6 +52,7 @@ class Store:
         self._lock = threading.RLock()
         self._pending: list[tuple[str, tuple]] = []
         self._counters: dict[str, float] = {}
+        self._dirty = False  # payloads were purged since the last scrub
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON", "foreign_keys=ON"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.executescript(_SCHEMA)
@@ -118,10 +119,16 @@ class Store:
         return totals
 
     def purge_payloads(self, job_id: str) -> None:
-        """Delete a finished job's task inputs, modules and outputs, and truncate the WAL."""
+        """Delete a finished job's task inputs, modules and outputs (scrubbed from disk by :meth:`scrub`)."""
         self.execute("UPDATE tasks SET task = NULL, result = NULL WHERE job = ?", (job_id,))
-        with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._dirty = True
+
+    def scrub(self) -> None:
+        """After a purge, checkpoint and truncate the WAL so deleted payloads leave the disk too."""
+        if self._dirty:
+            self._dirty = False
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
         """Rows of a query as dicts (after the deferred writes)."""
