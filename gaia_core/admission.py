@@ -15,6 +15,7 @@ Checks run in a fixed order and the first failure raises
 
 from __future__ import annotations
 
+import functools
 import time
 
 from gaia_core.envelope import open_envelope
@@ -24,6 +25,16 @@ from gaia_core.roles import NodeContext
 
 REASONS = ("too_large", "bad_id", "bad_module", "bad_signature", "no_runner", "over_limits",
            "expired", "queue_full", "invalid")
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature_failure(envelope: Envelope) -> str:
+    """Why ``envelope``'s signature fails, or "" (memoized: one envelope may carry many tasks)."""
+    try:
+        open_envelope(envelope)
+    except SignatureError as exc:
+        return str(exc)
+    return ""
 
 
 def check(task: Task, context: NodeContext, *, envelope: Envelope | None = None,
@@ -45,10 +56,9 @@ def check(task: Task, context: NodeContext, *, envelope: Envelope | None = None,
         raise RejectedError("bad_module", "module bytes do not match module_id",
                             hint="send the module the id was computed from")
     if envelope is not None:
-        try:
-            open_envelope(envelope)
-        except SignatureError as exc:
-            raise RejectedError("bad_signature", str(exc)) from None
+        failure = _signature_failure(envelope)
+        if failure:
+            raise RejectedError("bad_signature", failure, hint="sign tasks with the submitter's key")
         if task.submitter and envelope.sender != task.submitter:
             raise RejectedError("bad_signature", f"task names submitter {task.submitter[:12]} but was "
                                 f"signed by {envelope.sender[:12]}", hint="sign tasks with the submitter's key")

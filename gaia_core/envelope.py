@@ -35,17 +35,21 @@ def seal(identity: Identity, kind: str, body: bytes, *, now: float | None = None
 
 
 class ReplayGuard:
-    """Remembers (sender, nonce) pairs for the freshness window; thread-safe and bounded."""
+    """Remembers (sender, nonce, scope) for the freshness window; thread-safe and bounded."""
 
     def __init__(self, window_s: float = DEFAULT_WINDOW_S, max_entries: int = 1_000_000) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
-        self._seen: dict[tuple[str, bytes], float] = {}
+        self._seen: dict[tuple[str, bytes, str], float] = {}
         self._lock = threading.Lock()
         self._next_purge = 0.0
 
-    def check(self, env: Envelope, now: float) -> None:
-        """Record ``env`` or raise :class:`SignatureError` if it is stale or was seen before."""
+    def check(self, env: Envelope, now: float, *, scope: str = "") -> None:
+        """Record ``env`` or raise :class:`SignatureError` if it is stale or was seen before.
+
+        ``scope`` names a part of the envelope checked on its own, e.g. one task of an envelope
+        that carries a batch: each (envelope, scope) pair is accepted once.
+        """
         skew = now - env.sent_at
         if abs(skew) > self.window_s:
             raise SignatureError(
@@ -53,7 +57,7 @@ class ReplayGuard:
                 f"(window ±{self.window_s:.0f}s)",
                 hint="check both machines' clocks (NTP)",
             )
-        key = (env.sender, env.nonce)
+        key = (env.sender, env.nonce, scope)
         with self._lock:
             if now >= self._next_purge or len(self._seen) >= self.max_entries:
                 cutoff = now - 2 * self.window_s

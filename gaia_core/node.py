@@ -300,24 +300,15 @@ class Node:
         raise NodeError(f"unknown request kind {envelope.kind!r}")
 
     def _on_offer(self, envelope: Envelope) -> list[list[Any]]:
-        # One offer carries many tasks but the queue refuses an envelope it has seen (replay), so the
-        # envelope goes with the first task only; the transport already checked its signature and
-        # novelty, and every task must name the envelope's sender as its submitter.
         answers = []
-        carried: Envelope | None = envelope
         for frame in msgpack.unpackb(envelope.body):
             try:
                 task = codec.decode(frame, Task)
             except GaiaError as exc:
                 answers.append(["", False, "invalid", str(exc), None])
                 continue
-            if task.submitter and task.submitter != envelope.sender:
-                answers.append([task.id, False, "bad_signature", f"task names submitter {task.submitter[:12]} "
-                                f"but was signed by {envelope.sender[:12]}", None])
-                continue
-            offered_in, carried = carried, None
             try:
-                self.admit(task, origin=envelope.sender, envelope=offered_in)
+                self.admit(task, origin=envelope.sender, envelope=envelope)
             except RejectedError as exc:
                 answers.append([task.id, False, exc.reason, str(exc), exc.retry_after])
                 continue

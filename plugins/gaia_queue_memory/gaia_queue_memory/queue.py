@@ -61,7 +61,8 @@ class MemoryQueue:
         """Validate ``task`` and queue it; return its id, or raise RejectedError with a reason.
 
         Runs :func:`gaia_core.admission.check` (with ``claimed_id``, the id the submitter sent),
-        then refuses a replayed ``envelope`` and a NaN deadline, then applies the queue's bounds.
+        then refuses a task replayed in an ``envelope`` seen before and a NaN deadline, then applies
+        the queue's bounds.
         Admitting a task that is queued or running again returns its id and queues nothing.
         """
         try:
@@ -80,9 +81,9 @@ class MemoryQueue:
         admission.check(task, self.context, envelope=envelope, claimed_id=claimed_id, now=now)
         if task.deadline is not None and math.isnan(task.deadline):
             raise RejectedError("invalid", "task deadline is NaN", hint="send a POSIX timestamp or no deadline")
-        if envelope is not None:
+        if envelope is not None:  # one envelope may carry a batch of tasks: each is accepted once
             try:
-                self._guard.check(envelope, now)
+                self._guard.check(envelope, now, scope=task.id)
             except SignatureError as exc:
                 raise RejectedError("bad_signature", str(exc), hint=exc.hint) from None
         task_id, nbytes = task.id, task_bytes(task)

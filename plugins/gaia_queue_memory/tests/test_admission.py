@@ -86,7 +86,8 @@ def _replayed_envelope(ctx: NodeContext, me: Identity):
 
     def replay(q: MemoryQueue) -> None:
         q.admit(task(1, submitter=me.node_id), envelope=env)
-        q.admit(task(2, submitter=me.node_id), envelope=env)
+        q.admit(task(2, submitter=me.node_id), envelope=env)  # one envelope may carry a batch
+        q.admit(task(1, submitter=me.node_id), envelope=env)  # the same task in it again: a replay
     return MemoryQueue(ctx), replay
 
 
