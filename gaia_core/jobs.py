@@ -379,7 +379,10 @@ class JobManager:
             if peer == sender:
                 granted = amount.total
         winner = next(r for p, r in slot.results.items() if decided.canonical is None or r.output_id == decided.canonical)
-        self._finish_ok(slot, winner)
+        if winner.ok:
+            self._finish_ok(slot, winner)
+        else:  # a verified, deterministic failure (trap, out of fuel, ...): final, with its result
+            self._finish_failed(slot, f"{winner.status.value}: {winner.message}", winner)
         return (decided.verdict(sender, slot.task.id) if slot.redundancy > 1 else verdict), granted
 
     def _uptime(self, peer: str) -> float:
@@ -404,13 +407,15 @@ class JobManager:
                            (codec.encode(result), ",".join(slot.results), slot.attempts, time.time(), slot.job, slot.idx))
         self._settle(slot)
 
-    def _finish_failed(self, slot: Slot, reason: str) -> None:
+    def _finish_failed(self, slot: Slot, reason: str, result: TaskResult | None = None) -> None:
         if slot.state != "pending":
             return
         slot.state = "failed"
         slot.reason = reason
-        self.store.defer("UPDATE tasks SET state = 'failed', reason = ?, attempts = ?, updated = ? WHERE job = ? AND idx = ?",
-                           (reason, slot.attempts, time.time(), slot.job, slot.idx))
+        self.store.defer("UPDATE tasks SET state = 'failed', reason = ?, result = ?, attempts = ?, updated = ? "
+                         "WHERE job = ? AND idx = ?",
+                         (reason, codec.encode(result) if result else None, slot.attempts, time.time(), slot.job,
+                          slot.idx))
         log.warning("task failed", extra={"job": slot.job, "idx": slot.idx, "reason": reason})
         self._settle(slot)
 

@@ -119,10 +119,11 @@ class Task:
     )
 
     @classmethod
-    def create(cls, module: bytes, **kwargs: object) -> Task:
+    def create(cls, module: bytes | bytearray | memoryview, **kwargs: object) -> Task:
         """Build a task around ``module`` bytes, computing its ``module_id``."""
         from gaia_core.hashing import content_id
 
+        module = bytes(module)
         return cls(module_id=content_id(module), module=module, **kwargs)
 
     @functools.cached_property

@@ -183,3 +183,24 @@ def test_no_payload_left_on_disk_after_a_released_job(tmp_path: Path) -> None:
     assert any(p.name == "state.db" for p in files) and any(p.name == "node.log" for p in files)
     leaked = [str(p) for p in files if marker in p.read_bytes()]
     assert leaked == []
+
+
+TRAP_WAT = """(module (memory (export "memory") 1)
+  (func (export "gaia_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "run") (param i32 i32) (result i64) unreachable))"""
+
+
+def test_a_trapping_task_fails_with_its_reason_and_the_rest_of_the_job_completes(net: list[Home]) -> None:
+    import wasmtime
+
+    submitter = node_id(net[0])
+    trap = Task.create(wasmtime.wat2wasm(TRAP_WAT), entry="run", input=b"x", submitter=submitter)
+    job = submit(net[0], [*echo_tasks([b"fine"], submitter), trap])
+
+    status = wait_job(net[0], job)
+    rows = results(net[0], job)
+
+    assert status["tasks"] == {"done": 1, "failed": 1}
+    assert rows[0]["result"].output == b"fine"
+    assert rows[1]["state"] == "failed" and rows[1]["reason"].startswith("trap")
+    assert rows[1]["result"].status.value == "trap" and rows[1]["attempts"] == 1
