@@ -117,6 +117,7 @@ class Node:
         deadline = time.monotonic() + drain_s
         while self._running and time.monotonic() < deadline:
             time.sleep(0.05)
+        self._take_dropped()  # tasks the closed queue cancelled: their submitters re-send them
         self._flush_outbox(deadline)
         self._stop.set()
         with self._outbox_ready:
@@ -207,9 +208,7 @@ class Node:
         self._finish(task, result, proof)
 
     def _finish(self, task: Task | None, result: TaskResult, proof: Proof | None) -> None:
-        done = getattr(self.queue, "done", None)
-        if done is not None:
-            done(result.task_id, result.status)
+        self.queue.done(result.task_id, result.status)
         if task is not None:
             self.context.hook.gaia_task_finished(task=task.without_module(), result=result, context=self.context)
         with self._lock:
@@ -230,15 +229,19 @@ class Node:
             self.store.scrub()
             if self.benchmarks:
                 self._last_sample = self.benchmarks[0].sample()
-            for result in self.queue.take_dropped():
-                self.store.bump({f"tasks.{result.status.value}": 1})
-                self._finish(None, attrs.evolve(result, node_id=self.node_id), None)
+            self._take_dropped()
             if time.monotonic() - last_announce > self.context.config.network.heartbeat_s:
                 last_announce = time.monotonic()
                 try:
                     self.announce()
                 except GaiaError as exc:
                     log.warning("announce failed", extra={"error": str(exc)})
+
+    def _take_dropped(self) -> None:
+        """Deliver the results (expired, cancelled) of admitted tasks the queue will not run."""
+        for result in self.queue.take_dropped():
+            self.store.bump({f"tasks.{result.status.value}": 1})
+            self._finish(None, attrs.evolve(result, node_id=self.node_id), None)
 
     def announce(self) -> dict[str, Any]:
         """Refresh this node's record (load, time) and announce it to every peer."""

@@ -20,6 +20,7 @@ from gaia_core.model import (
     NodeRecord,
     Proof,
     ResourceSample,
+    Status,
     Task,
     TaskResult,
     Verdict,
@@ -155,6 +156,9 @@ class Queue(Protocol):
 
     def next(self, timeout: float | None = None) -> Task | None:
         """The next task to run, waiting up to ``timeout`` seconds; None when none came."""
+
+    def done(self, task_id: str, status: Status) -> bool:
+        """Record how a task handed out by :meth:`next` ended; False when it was not running."""
 
     def cancel(self, task_id: str) -> bool:
         """Drop a queued task; its ``cancelled`` result appears in :meth:`take_dropped`."""

@@ -101,6 +101,14 @@ class HeapQueue:
         self.dropped.append(TaskResult(task_id=task_id, status=status))
         self.finished[status.value] += 1
 
+    def done(self, task_id: str, status: Status) -> bool:
+        with self.cond:
+            if task_id not in self.handed_out:
+                return False
+            self.handed_out.discard(task_id)
+            self.finished[Status(status).value] += 1
+            return True
+
     def cancel(self, task_id: str) -> bool:
         with self.cond:
             if task_id not in self.queued:

@@ -195,6 +195,16 @@ class QueueTests:
         assert set(dropped) == cancelled and len(dropped) == len(cancelled)
         assert sorted(ran + dropped) == sorted(t.id for t in tasks)
 
+    def test_done_records_the_outcome_once(self, make_queue: MakeQueue) -> None:
+        queue = make_queue()
+        task = make_task(1)
+        queue.admit(task)
+        assert queue.next(timeout=1.0) == task
+        assert queue.done(task.id, Status.OK) is True
+        assert queue.done(task.id, Status.OK) is False
+        assert queue.stats().finished.get("ok") == 1
+        assert queue.admit(task) == task.id and queue.next(timeout=1.0) == task  # finished work may run again
+
     # -- blocking and threads --------------------------------------------------------------
 
     def test_next_times_out_when_empty(self, make_queue: MakeQueue) -> None:
