@@ -123,7 +123,7 @@ def _gaia_pair(root: Path) -> tuple[ZmqTransport, ZmqTransport, Counter, str]:
         home.root.mkdir(parents=True)
         base = Config()
         config = attrs.evolve(base, node=attrs.evolve(base.node, listen="tcp://127.0.0.1:*"),
-                              extra={"comm_zmq": {"peers_file": False, "send_hwm": 100_000, "recv_hwm": 100_000}})
+                              extra={"comm_zmq": {"send_hwm": 100_000, "recv_hwm": 100_000}})
         transport = ZmqTransport(NodeContext(config=config, home=home, identity=identity,
                                              log=logging.getLogger("bench")))
         handler = Counter()
