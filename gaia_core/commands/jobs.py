@@ -75,6 +75,7 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 @click.command()
 @click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--input", "inputs", multiple=True, metavar="FILE|-",
+              type=click.Path(exists=True, dir_okay=False, allow_dash=True),
               help="Input file ('-' for stdin); repeat for one task per input. Default: one empty input.")
 @click.option("--entry", default="run", show_default=True, help="Export to call.")
 @click.option("--fuel", type=click.IntRange(min=1), default=Limits().fuel, show_default=True, help="Fuel budget per task.")
