@@ -156,7 +156,7 @@ def write_report(directory: Path, summary: dict[str, Any]) -> Path:
     lines += [f"| {r['number']} | {r['loss']:.4f} | {r['accuracy']:.1%} | {r['seconds']:.1f} | {r['tasks']} |"
               for r in summary["rounds"]]
     lines += ["", "| node | tasks | verified | gigafuel | credit |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {n['tasks']} | {n['verified']} | {n['fuel'] / 1e9:.3f} | {n['credit']} |"
+    lines += [f"| {name} | {n['tasks']} | {n['verified']} | {n['fuel'] / 1e9:.3f} | {n['credit']:.4g} |"
               for name, n in sorted(summary["per_node"].items())]
     path = directory / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -38,6 +38,11 @@ RETRY = {Status.TIMEOUT, Status.ERROR, Status.REJECTED, Status.EXPIRED, Status.C
 MAX_ATTEMPTS = 6
 #: Batch of tasks per offer message.
 OFFER_BATCH = 128
+#: In flight per offered core: at least MIN_DEPTH, and as many as last PIPELINE_S at the peer's
+#: recent task duration, up to MAX_DEPTH (short tasks need a deep pipeline to hide round trips).
+MIN_DEPTH, MAX_DEPTH, PIPELINE_S = 4, 256, 0.05
+#: Weight of the newest task duration in a peer's running average.
+EWMA = 0.2
 #: Rejections after which a peer is not offered that task again.
 PEER_FAULTS = {"over_limits", "no_runner", "bad_signature", "invalid", "too_large"}
 
@@ -71,6 +76,7 @@ class JobManager:
         self.by_task: dict[str, list[tuple[str, int]]] = {}
         self.inflight: dict[str, int] = {}
         self.backoff: dict[str, float] = {}
+        self.task_seconds: dict[str, float] = {}  # peer -> running average of its tasks' wall time
         self.peer_modules: dict[str, set[str]] = {}
         self.spot = SpotCheck(rate=float(node.context.config.section("verification").get("spot_check", 0.0)))
         self._seq = 0
@@ -177,8 +183,14 @@ class JobManager:
             inflight = self.inflight.get(peer_id, 0)
             speed = record.benchmark.get("cpu.gflops_all") or 1.0
             scores[peer_id] = speed / (1.0 + record.load + inflight / record.cores)
-            room[peer_id] = 0 if self.backoff.get(peer_id, 0) > now else max(0, 4 * record.cores - inflight)
+            room[peer_id] = 0 if self.backoff.get(peer_id, 0) > now else max(0, self._window(peer_id, record) - inflight)
         return scores, room
+
+    def _window(self, peer: str, record: Any) -> int:
+        """Tasks a peer may hold at once: enough to keep each core busy for ``PIPELINE_S`` seconds."""
+        per_task = self.task_seconds.get(peer)
+        depth = MIN_DEPTH if per_task is None else min(MAX_DEPTH, max(MIN_DEPTH, int(PIPELINE_S / max(per_task, 1e-6))))
+        return depth * record.cores
 
     def _dispatch(self) -> None:
         with self._lock:
@@ -335,6 +347,8 @@ class JobManager:
                 self._retry(sender, slot, f"spot-check: {verdict.reason}")
                 return verdict, 0.0
         with self._lock:
+            last = self.task_seconds.get(sender)
+            self.task_seconds[sender] = result.wall_s if last is None else (1 - EWMA) * last + EWMA * result.wall_s
             slot.results[sender] = result
             return self._decide(slot, sender, verdict)
 

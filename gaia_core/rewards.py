@@ -71,7 +71,7 @@ class Ledger:
         """Per node and role: tasks, verified tasks, credit, fuel, CPU, energy (and whether measured)."""
         return list(self.store.rows(
             """SELECT node_id, role, COUNT(*) AS tasks, SUM(verdict = 'valid') AS verified,
-                      ROUND(SUM(credit), 6) AS credit, SUM(fuel) AS fuel, ROUND(SUM(cpu_s), 3) AS cpu_s,
+                      SUM(credit) AS credit, SUM(fuel) AS fuel, ROUND(SUM(cpu_s), 3) AS cpu_s,
                       ROUND(SUM(energy_j), 3) AS energy_j,
                       SUM(energy_source = 'measured') AS energy_measured_tasks
                FROM ledger GROUP BY node_id, role ORDER BY role, credit DESC"""))

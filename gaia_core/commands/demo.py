@@ -33,7 +33,7 @@ def demo(state: State, nodes: int, rounds: int, shards: int, directory: Path | N
         print_json(summary)
         return
     print_table("work per node (verified by node0)", ["node", "tasks", "verified", "gigafuel", "credit"],
-                [(name, n["tasks"], n["verified"], f"{n['fuel'] / 1e9:.3f}", n["credit"])
+                [(name, n["tasks"], n["verified"], f"{n['fuel'] / 1e9:.3f}", f"{n['credit']:.4g}")
                  for name, n in sorted(summary["per_node"].items())])
     click.echo("verification: " + (", ".join(f"{k} {v:.0f}" for k, v in summary["verification"].items()) or "none"))
     click.echo(f"final held-out accuracy {summary['final_accuracy']:.1%} in {summary['seconds']}s")

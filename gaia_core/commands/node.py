@@ -163,7 +163,7 @@ def _rewards_table(rows: list[dict[str, Any]]) -> None:
         click.echo("rewards  none yet")
         return
     print_table("rewards", ["node", "role", "tasks", "verified", "credit", "fuel", "cpu s", "energy J"],
-                [(r["node_id"][:16], r["role"], r["tasks"], r["verified"], r["credit"], r["fuel"], r["cpu_s"],
+                [(r["node_id"][:16], r["role"], r["tasks"], r["verified"], f"{r['credit']:.4g}", r["fuel"], r["cpu_s"],
                   r["energy_j"]) for r in rows])
 
 
