@@ -102,6 +102,9 @@ class WasmRunner:
 
     def run(self, task: Task) -> TaskResult:
         """Run ``task`` in this thread; every failure is a TaskResult, never an exception."""
+        if self._closed:  # the epoch ticker is stopped: no timeout could be enforced
+            return TaskResult(task_id=task.id, status=Status.ERROR, node_id=self._node_id,
+                              message="the runner is closed: this node is stopping")
         wall, cpu = time.perf_counter(), time.thread_time()
         fuel_used = 0
         try:
@@ -149,6 +152,7 @@ class WasmRunner:
         self.cache.clear_memory()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
     # ----------------------------------------------------------------- one run
 
@@ -167,7 +171,10 @@ class WasmRunner:
                 store.set_fuel(limits.fuel)
             if self.ticker is not None:
                 store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_s))
-            outcome = self._execute(task, compiled, store)
+            try:
+                outcome = self._execute(task, compiled, store)
+            except _Failed as exc:  # the task ran (and used fuel) before it failed
+                outcome = _Outcome(exc.status, exc.message)
             fuel_used = limits.fuel - store.get_fuel() if self.metering.fuel else 0
             return outcome, fuel_used
         finally:

@@ -10,7 +10,7 @@ import pytest
 from gaia_core.model import Limits, Status, Task
 from gaia_runner_wasm import workloads
 
-from hostile import CORPUS, Hostile
+from hostile import CORPUS, FD_WRITE, Hostile, wasi, wat
 
 ECHO = Task.create(workloads.module_bytes("echo"), entry="echo", input=b"still serving")
 
@@ -68,3 +68,38 @@ def test_memory_returns_to_baseline(runner) -> None:
     grown = psutil.Process().memory_info().rss - before
     assert grown < 32 << 20, f"RSS grew by {grown >> 20} MiB over 15 rounds of hostile tasks"
     assert runner.run(ECHO).status is Status.OK
+
+
+POLL_ONEOFF = '(import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))'
+#: A WASI command that asks poll_oneoff for a 3 s sleep and writes the errno it got as one byte.
+SLEEPER = wasi(f"{POLL_ONEOFF} {FD_WRITE}",
+               '(func (export "_start")'
+               ' (i64.store (i32.const 8) (i64.const 0))'  # subscription userdata
+               ' (i32.store8 (i32.const 16) (i32.const 0))'  # tag: clock
+               ' (i32.store (i32.const 24) (i32.const 1))'  # clock id: monotonic
+               ' (i64.store (i32.const 32) (i64.const 3000000000))'  # timeout: 3 s
+               ' (i32.store8 (i32.const 200) (call $poll (i32.const 8) (i32.const 100) (i32.const 1) (i32.const 300)))'
+               ' (i32.store (i32.const 400) (i32.const 200)) (i32.store (i32.const 404) (i32.const 1))'
+               ' (drop (call $fd_write (i32.const 1) (i32.const 400) (i32.const 1) (i32.const 408))))')
+
+
+def test_sleeping_is_refused_even_with_the_clock_granted(make_runner) -> None:
+    from gaia_core.config import Config
+
+    runner = make_runner(Config(offer=Limits(capabilities=frozenset({"clock"}))))
+    task = Task.create(SLEEPER, entry="_start", limits=Limits(timeout_s=0.5, capabilities=frozenset({"clock"})))
+    result = runner.run(task)
+    assert result.status is Status.OK and result.output == bytes([76]) and result.wall_s < 1.0
+
+
+def test_a_closed_runner_refuses_to_run(runner) -> None:
+    task = Task.create(wat('(module (func (export "_start")))'), entry="_start")
+    runner.close()
+    result = runner.run(task)
+    assert result.status is Status.ERROR and "closed" in result.message
+
+
+def test_fuel_is_reported_when_a_run_fails_after_using_it(runner) -> None:
+    huge = next(h for h in CORPUS if h.status is Status.OUTPUT_TOO_LARGE)
+    result = runner.run(huge.task())
+    assert result.status is Status.OUTPUT_TOO_LARGE and result.fuel_used > 0
