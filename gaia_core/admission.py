@@ -15,8 +15,8 @@ Checks run in a fixed order and the first failure raises
 
 from __future__ import annotations
 
-import functools
 import time
+import weakref
 
 from gaia_core.envelope import open_envelope
 from gaia_core.errors import RejectedError, SignatureError
@@ -27,14 +27,21 @@ REASONS = ("too_large", "bad_id", "bad_module", "bad_signature", "no_runner", "o
            "expired", "queue_full", "invalid")
 
 
-@functools.lru_cache(maxsize=1024)
+#: Outcomes of signature checks of envelopes still in use: one offer envelope carries many tasks.
+_checked: weakref.WeakKeyDictionary[Envelope, str] = weakref.WeakKeyDictionary()
+
+
 def _signature_failure(envelope: Envelope) -> str:
-    """Why ``envelope``'s signature fails, or "" (memoized: one envelope may carry many tasks)."""
-    try:
-        open_envelope(envelope)
-    except SignatureError as exc:
-        return str(exc)
-    return ""
+    """Why ``envelope``'s signature fails, or "" when it holds (checked once per envelope)."""
+    failure = _checked.get(envelope)
+    if failure is None:
+        try:
+            open_envelope(envelope)
+            failure = ""
+        except SignatureError as exc:
+            failure = str(exc)
+        _checked[envelope] = failure
+    return failure
 
 
 def check(task: Task, context: NodeContext, *, envelope: Envelope | None = None,

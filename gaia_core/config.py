@@ -109,6 +109,13 @@ class ProverSection:
 
 
 @frozen
+class VerificationSection:
+    """``[verification]``: how a submitting node checks the results it gets back."""
+
+    spot_check: float = field(default=0.0, validator=[v.ge(0.0), v.le(1.0)])  # fraction re-executed locally
+
+
+@frozen
 class PrivacySection:
     """``[privacy]``: how long task payloads are kept after delivery."""
 
@@ -126,6 +133,7 @@ class Config:
     network: NetworkSection = field(factory=NetworkSection)
     queue: QueueSection = field(factory=QueueSection)
     prover: ProverSection = field(factory=ProverSection)
+    verification: VerificationSection = field(factory=VerificationSection)
     privacy: PrivacySection = field(factory=PrivacySection)
     extra: Mapping[str, Mapping[str, Any]] = field(factory=dict)
 

@@ -65,7 +65,13 @@ class ControlServer:
         self.path = socket_path(home)
         self.methods = methods
         if self.path.exists():
-            self.path.unlink()
+            try:
+                ControlClient(home, timeout=2.0).close()
+            except NodeError:
+                self.path.unlink()  # left behind by a node that died
+            else:
+                raise NodeError(f"a node is already running for home {home.root}",
+                                hint="stop it with `gaia stop`, or give this one another --home")
         methods_ = methods
 
         class Handler(socketserver.BaseRequestHandler):

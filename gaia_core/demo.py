@@ -110,7 +110,7 @@ def run(directory: Path, *, nodes: int = 3, rounds: int = 6, shards: int = 6, ep
     try:
         echo(f"starting a devnet of {nodes} nodes in {directory} …")
         devnet.up(directory, nodes, cores=1, extra=extra, plugins=plugins)
-        devnet.wait_for_peers(directory)
+        devnet.wait_for_peers(directory, nodes=nodes)
         home0 = Home(directory / "node0")
         submitter = Identity.load(home0.identity_dir).node_id
         with ControlClient(home0, timeout=60.0) as client:

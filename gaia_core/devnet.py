@@ -107,9 +107,9 @@ def _wait_ready(home: Home, proc: subprocess.Popen) -> dict[str, Any]:
                     hint=f"see {home.root / 'node.log'}")
 
 
-def wait_for_peers(directory: Path, *, timeout: float = 30.0) -> None:
-    """Block until every node sees every other node up."""
-    all_homes = homes(directory)
+def wait_for_peers(directory: Path, *, nodes: int | None = None, timeout: float = 30.0) -> None:
+    """Block until each of the first ``nodes`` nodes (default: all) sees every other one up."""
+    all_homes = homes(directory)[:nodes]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counts = [status(h).get("peers", {}).get("up", 0) for h in all_homes]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import math
 import threading
 import time
 import uuid
@@ -23,9 +24,10 @@ from attrs import define, field
 
 from gaia_core import codec, rewards
 from gaia_core.errors import GaiaError, NodeError, RejectedError, ValidationError
+from gaia_core.hashing import content_id
 from gaia_core.model import Proof, Status, Task, TaskResult, Verdict
 from gaia_core.scheduling import Scheduler
-from gaia_core.verification import SpotCheck, combine, quorum_of
+from gaia_core.verification import SpotCheck, combine, compare, quorum_of, vote
 
 if TYPE_CHECKING:
     from gaia_core.node import Node
@@ -78,7 +80,7 @@ class JobManager:
         self.backoff: dict[str, float] = {}
         self.task_seconds: dict[str, float] = {}  # peer -> running average of its tasks' wall time
         self.peer_modules: dict[str, set[str]] = {}
-        self.spot = SpotCheck(rate=float(node.context.config.section("verification").get("spot_check", 0.0)))
+        self.spot = SpotCheck(rate=node.context.config.verification.spot_check)
         self._seq = 0
         self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
         self._last_timeout_check = 0.0
@@ -113,12 +115,17 @@ class JobManager:
             raise ValidationError("a job needs at least one task")
         if redundancy < 1:
             raise ValidationError(f"redundancy must be at least 1, got {redundancy}")
+        if to and redundancy > 1:
+            raise ValidationError("a job sent --to one node cannot run on several nodes",
+                                  hint="drop --to, or use --redundancy 1")
         job = uuid.uuid4().hex[:16]
         now = time.time()
-        self.store.execute("INSERT INTO jobs VALUES (?, ?, ?, 'running', ?, ?, NULL)",
-                           (job, name, now, redundancy, self.spot.rate))
-        self.store.executemany("INSERT INTO tasks (id, job, idx, state, task, peers, updated) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-                               [(t.id, job, i, codec.encode(t), to or "", now) for i, t in enumerate(tasks)])
+        self.store.defer("INSERT INTO jobs VALUES (?, ?, ?, 'running', ?, ?, NULL)",
+                         (job, name, now, redundancy, self.spot.rate))
+        for i, t in enumerate(tasks):
+            self.store.defer("INSERT INTO tasks (id, job, idx, state, task, peers, updated) "
+                             "VALUES (?, ?, ?, 'pending', ?, ?, ?)", (t.id, job, i, codec.encode(t), to or "", now))
+        self.store.flush()  # the job and its tasks are durable, in one transaction, before anything runs
         with self._lock:
             self.progress[job] = {"pending": len(tasks), "done": 0, "failed": 0}
             for i, task in enumerate(tasks):
@@ -150,6 +157,8 @@ class JobManager:
                 counts = self.progress.setdefault(row["job"], {"pending": 0, "done": 0, "failed": 0})
                 counts["pending"] += 1
                 count += 1
+        self.store.execute("UPDATE jobs SET status = 'finished', finished = ? WHERE status = 'running' AND id NOT IN "
+                           "(SELECT job FROM tasks WHERE state = 'pending')", (time.time(),))
         for job, counts in self.progress.items():
             for state, n in self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? AND state != 'pending' "
                                                "GROUP BY state", (job,)):
@@ -181,7 +190,8 @@ class JobManager:
         for peer_id in up:
             record = self._record(peer_id)
             inflight = self.inflight.get(peer_id, 0)
-            speed = record.benchmark.get("cpu.gflops_all") or 1.0
+            speed = record.benchmark.get("cpu.gflops_all", 1.0)
+            speed = speed if math.isfinite(speed) and speed > 0 else 1.0  # announced by the peer: untrusted
             scores[peer_id] = speed / (1.0 + record.load + inflight / record.cores)
             room[peer_id] = 0 if self.backoff.get(peer_id, 0) > now else max(0, self._window(peer_id, record) - inflight)
         return scores, room
@@ -265,7 +275,8 @@ class JobManager:
 
     def _offer_refused(self, peer: str, slot: Slot, reason: str, message: str, retry_after: float | None) -> None:
         with self._lock:
-            self._release(peer, slot)
+            if not self._release(peer, slot):
+                return  # already released: the peer went down, was late, or answered meanwhile
             if reason in ("bad_id", "expired"):
                 self._finish_failed(slot, f"{reason}: {message}")
                 return
@@ -280,9 +291,12 @@ class JobManager:
             self._push(slot)
         self._wake.set()
 
-    def _release(self, peer: str, slot: Slot) -> None:
-        if slot.sent.pop(peer, None) is not None:
-            self.inflight[peer] = max(0, self.inflight.get(peer, 0) - 1)
+    def _release(self, peer: str, slot: Slot) -> bool:
+        """Forget that ``peer`` holds ``slot``; False when it did not (already released)."""
+        if slot.sent.pop(peer, None) is None:
+            return False
+        self.inflight[peer] = max(0, self.inflight.get(peer, 0) - 1)
+        return True
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
@@ -310,28 +324,33 @@ class JobManager:
     # ------------------------------------------------------------------ results
 
     def on_results(self, sender: str, items: list[tuple[TaskResult, Proof | None]]) -> list[list[Any]]:
-        """Take results from ``sender``: verify, apply redundancy and spot-checks, credit. Returns acks."""
+        """Take results from ``sender``: verify, apply redundancy and spot-checks, credit. Returns acks.
+
+        A result counts for every task of this node's jobs with that id that ``sender`` holds
+        (identical tasks have one id, and a worker runs them once).
+        """
         acks = []
         for result, proof in items:
-            verdict, credit = self._on_result(sender, result, proof)
+            with self._lock:
+                held = [self.slots[k] for k in self.by_task.get(result.task_id, ())
+                        if self.slots[k].state == "pending" and sender in self.slots[k].sent]
+            verdict, credit = Verdict("unverified", "no such task outstanding for this node", result.task_id), 0.0
+            for slot in held:
+                verdict, credit = self._on_result(sender, slot, result, proof)
             acks.append([result.task_id, verdict.status, credit])
         self._wake.set()
         return acks
 
-    def _on_result(self, sender: str, result: TaskResult, proof: Proof | None) -> tuple[Verdict, float]:
+    def _on_result(self, sender: str, slot: Slot, result: TaskResult, proof: Proof | None) -> tuple[Verdict, float]:
         with self._lock:
-            slot = next((self.slots[k] for k in self.by_task.get(result.task_id, ())
-                         if self.slots[k].state == "pending" and sender in self.slots[k].sent), None)
-            if slot is None:
-                return Verdict("unverified", "no such task outstanding for this node", result.task_id), 0.0
-            self._release(sender, slot)
+            if not self._release(sender, slot):
+                return Verdict("unverified", "already settled", result.task_id), 0.0
         verdict = self._verify(sender, slot.task, result, proof)
         if not verdict.ok:
             if result.status in RETRY and verdict.status == "unverified":
                 verdict = Verdict("unverified", f"{result.status.value}: {result.message}", result.task_id)
             else:
                 log.warning("invalid result rejected", extra={"peer": sender[:16], "reason": verdict.reason})
-                self.store.bump({"verdicts.invalid": 1})
             self.node.ledger.record(sender, result, verdict, rewards.credit(result, verdict), role="granted")
             self.spot.trust.record(sender, verdict)
             self._retry(sender, slot, f"{verdict.status}: {verdict.reason}")
@@ -344,6 +363,7 @@ class JobManager:
             verdict = combine([verdict, check])
             if not verdict.ok:
                 self.node.ledger.record(sender, result, verdict, rewards.credit(result, verdict), role="granted")
+                self.spot.trust.record(sender, verdict)
                 self._retry(sender, slot, f"spot-check: {verdict.reason}")
                 return verdict, 0.0
         with self._lock:
@@ -359,6 +379,8 @@ class JobManager:
             return Verdict("unverified", "no proof", result.task_id)
         if result.node_id != sender or proof.node_id != sender:
             return Verdict("invalid", "result or proof names another node than its sender", result.task_id, proof.scheme)
+        if result.ok and content_id(result.output) != result.output_id:
+            return Verdict("invalid", "the output does not hash to the output id", result.task_id, proof.scheme)
         try:
             verdict = self.node.verifier(proof.scheme).verify(proof, task, result)
         except GaiaError as exc:
@@ -371,7 +393,7 @@ class JobManager:
         if runner is None:
             return Verdict("unverified", "no local runner to re-execute", task.id, "spot-check")
         self.store.bump({"spot_checks": 1})
-        return self.spot.check(result, runner.run(task))
+        return compare(result, runner.run(task))
 
     def _decide(self, slot: Slot, sender: str, verdict: Verdict) -> tuple[Verdict, float]:
         """Called with the lock held once a verified result is in."""
@@ -392,7 +414,7 @@ class JobManager:
             self.spot.trust.record(peer, peer_verdict)
             if peer == sender:
                 granted = amount.total
-        winner = next(r for p, r in slot.results.items() if decided.canonical is None or r.output_id == decided.canonical)
+        winner = next(r for r in slot.results.values() if decided.canonical is None or vote(r) == decided.canonical)
         if winner.ok:
             self._finish_ok(slot, winner)
         else:  # a verified, deterministic failure (trap, out of fuel, ...): final, with its result
@@ -434,6 +456,8 @@ class JobManager:
         self._settle(slot)
 
     def _settle(self, slot: Slot) -> None:
+        for peer in list(slot.sent):  # replicas still out are no longer wanted
+            self._release(peer, slot)
         key = (slot.job, slot.idx)
         self.slots.pop(key, None)
         keys = self.by_task.get(slot.task.id, [])
@@ -441,9 +465,7 @@ class JobManager:
             keys.remove(key)
         if not keys:
             self.by_task.pop(slot.task.id, None)
-        counts = self.progress.get(slot.job)
-        if counts is None:  # resumed slots of a job whose other tasks finished before the restart
-            return
+        counts = self.progress[slot.job]
         counts["pending"] -= 1
         counts[slot.state] += 1
         if not counts["pending"]:
@@ -456,9 +478,14 @@ class JobManager:
         """Record in this (worker) node's ledger the credit a submitter reported granting."""
         try:
             acks = msgpack.unpackb(reply)
-        except Exception:
+        except Exception:  # msgpack raises several types for bad bytes
             return
-        for result, (task_id, status, credit) in zip(results, acks):
+        if not isinstance(acks, list):
+            return
+        for result, ack in zip(results, acks):
+            if not (isinstance(ack, list) and len(ack) == 3 and isinstance(ack[2], (int, float))):
+                continue
+            task_id, status, credit = ack
             if task_id == result.task_id and status in ("valid", "invalid"):
                 amount = rewards.Credit(0.0, 0.0, 1.0, 1.0, float(credit))
                 self.node.ledger.record(submitter, result, Verdict(status, "reported by submitter", task_id),

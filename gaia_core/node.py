@@ -71,11 +71,12 @@ class Node:
         self.address = ""
         self.peer_records: dict[str, NodeRecord] = {}
         self.first_seen: dict[str, float] = {}
-        self._origins: dict[str, str] = {}
+        self._origins: dict[str, str] = {}  # task id -> the node its result goes back to
         self._outbox: dict[str, list[tuple[TaskResult, Proof | None, float]]] = defaultdict(list)
         self._outbox_ready = threading.Condition()
         self._running = 0
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # stop() has begun: the queue is closed
+        self._stop = threading.Event()  # draining is over: background threads exit
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -109,8 +110,10 @@ class Node:
 
     def stop(self, *, drain_s: float = 10.0) -> None:
         """Stop taking work, let in-flight tasks finish (up to ``drain_s``), then close everything."""
-        if self._stop.is_set():
-            return
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
         log.info("node stopping", extra={"drain_s": drain_s})
         self.context.hook.gaia_node_stopping(context=self.context)
         self.queue.close()
@@ -163,30 +166,32 @@ class Node:
 
     def admit(self, task: Task, *, origin: str, envelope: Envelope | None = None) -> str:
         """Admit a task for this node to run; its result goes back to ``origin``."""
-        with self._lock:
-            self._origins[task.id] = origin
+        with self._lock:  # a task's id names its submitter, so a copy already here has the same origin
+            fresh = task.id not in self._origins
+            if fresh:
+                self._origins[task.id] = origin
         try:
             return self.queue.admit(task, envelope=envelope)
         except RejectedError:
-            with self._lock:
-                self._origins.pop(task.id, None)
+            if fresh:  # a copy admitted earlier keeps its origin
+                with self._lock:
+                    self._origins.pop(task.id, None)
             self.store.bump({"rejected": 1})
             raise
 
     def _worker_loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                task = self.queue.next(timeout=0.25)
-            except GaiaError:
-                return  # queue closed
+            task = self.queue.next(timeout=0.25)
             if task is None:
-                if self.queue.stats().depth == 0 and self._stop.is_set():
+                if self._stopping.is_set():  # the queue is closed: nothing more will come
                     return
                 continue
             with self._lock:
                 self._running += 1
             try:
                 self._execute(task)
+            except Exception:  # keep the worker alive whatever a plugin raised
+                log.exception("task handling failed", extra={"task_id": task.id})
             finally:
                 with self._lock:
                     self._running -= 1
@@ -209,33 +214,34 @@ class Node:
 
     def _finish(self, task: Task | None, result: TaskResult, proof: Proof | None) -> None:
         self.queue.done(result.task_id, result.status)
-        if task is not None:
-            self.context.hook.gaia_task_finished(task=task.without_module(), result=result, context=self.context)
         with self._lock:
             origin = self._origins.pop(result.task_id, None)
-        if origin is None:
-            return
         if origin == self.node_id:
             self.jobs.on_results(self.node_id, [(result, proof)])
-            return
-        with self._outbox_ready:
-            self._outbox[origin].append((result, proof, time.monotonic()))
-            self._outbox_ready.notify()
+        elif origin is not None:
+            with self._outbox_ready:
+                self._outbox[origin].append((result, proof, time.monotonic()))
+                self._outbox_ready.notify()
+        if task is not None:
+            try:
+                self.context.hook.gaia_task_finished(task=task.without_module(), result=result, context=self.context)
+            except Exception:  # a plugin's listener must not lose the node a worker
+                log.exception("gaia_task_finished hook failed", extra={"task_id": result.task_id})
 
     def _housekeeping_loop(self) -> None:
         last_announce = 0.0
         while not self._stop.wait(0.2):
-            self.store.flush()
-            self.store.scrub()
-            if self.benchmarks:
-                self._last_sample = self.benchmarks[0].sample()
-            self._take_dropped()
-            if time.monotonic() - last_announce > self.context.config.network.heartbeat_s:
-                last_announce = time.monotonic()
-                try:
+            try:
+                self.store.flush()
+                self.store.scrub()
+                if self.benchmarks:
+                    self._last_sample = self.benchmarks[0].sample()
+                self._take_dropped()
+                if time.monotonic() - last_announce > self.context.config.network.heartbeat_s:
+                    last_announce = time.monotonic()
                     self.announce()
-                except GaiaError as exc:
-                    log.warning("announce failed", extra={"error": str(exc)})
+            except Exception:  # log it and keep housekeeping
+                log.exception("housekeeping round failed")
 
     def _take_dropped(self) -> None:
         """Deliver the results (expired, cancelled) of admitted tasks the queue will not run."""
@@ -257,7 +263,10 @@ class Node:
                 batches = dict(self._outbox)
                 self._outbox.clear()
             for origin, items in batches.items():
-                self._deliver(origin, items)
+                try:
+                    self._deliver(origin, items)
+                except Exception:  # e.g. a submitter's malformed acknowledgement: keep delivering
+                    log.exception("result delivery failed", extra={"submitter": origin[:16]})
 
     def _deliver(self, origin: str, items: list[tuple[TaskResult, Proof | None, float]]) -> None:
         retention = self.context.config.privacy.retention_s
@@ -267,7 +276,7 @@ class Node:
             try:
                 reply = self.transport.request(origin, RESULTS, body, timeout=10.0)
             except GaiaError as exc:
-                kept = [item for item in chunk if time.monotonic() - item[2] < retention + 30.0]
+                kept = [item for item in chunk if time.monotonic() - item[2] < retention]
                 log.warning("result delivery failed; will retry",
                             extra={"submitter": origin[:16], "results": len(chunk), "kept": len(kept), "error": str(exc)})
                 if kept and not self._stop.is_set():

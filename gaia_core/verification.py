@@ -81,9 +81,22 @@ def quorum(votes: Mapping[str, str], k: int | None = None) -> Quorum:
     return Quorum(None, needed)
 
 
+def vote(result: TaskResult) -> str:
+    """What a result votes for: its output id, or its status when it failed deterministically.
+
+    Deterministic failures (trap, out of fuel, ...) agree across honest nodes as outputs do;
+    failures that depend on the node (timeout, error, ...) vote for nothing.
+    """
+    if result.ok:
+        return result.output_id
+    if result.status in (Status.TIMEOUT, Status.ERROR, Status.CANCELLED, Status.EXPIRED, Status.REJECTED):
+        return ""
+    return f"status:{result.status.value}"
+
+
 def quorum_of(results: Iterable[TaskResult], k: int | None = None) -> Quorum:
-    """:func:`quorum` over results; a result that did not end ``ok`` votes for nothing."""
-    return quorum({r.node_id: r.output_id if r.ok else "" for r in results}, k)
+    """:func:`quorum` over results, each voting with :func:`vote`."""
+    return quorum({r.node_id: vote(r) for r in results}, k)
 
 
 def compare(remote: TaskResult, local: TaskResult) -> Verdict:

@@ -123,5 +123,5 @@ def test_write_default_writes_a_loadable_file_of_every_table(gaia_home: Home) ->
     text = path.read_text()
     assert text.startswith("# GAIA node configuration")
     assert set(tomllib.loads(text)) == {"node", "plugins", "offer", "admission", "network", "queue",
-                                        "prover", "privacy"}
+                                        "prover", "verification", "privacy"}
     assert config_mod.load(gaia_home) == Config(node=NodeSection(name="lab-1"))

@@ -15,7 +15,7 @@ import pytest
 
 from gaia_core import devnet
 from gaia_core.config import Home
-from gaia_core.model import Limits, Task
+from gaia_core.model import Task
 
 from nodes import (call, echo_tasks, gaia, kill, ledger_rows, node_id, results, run_job, running_devnet, slow_tasks,
                    submit, wait_job, wait_until)

@@ -40,11 +40,13 @@ def test_quorum_needs_a_strict_majority_of_k() -> None:
     assert quorum({NODES[0]: A, NODES[1]: A, NODES[2]: A}, k=5).canonical == A
 
 
-def test_failed_runs_never_match() -> None:
+def test_deterministic_failures_vote_by_status_and_node_failures_vote_for_nothing() -> None:
     outcome = quorum_of([result(NODES[0], "", "trap"), result(NODES[1], "", "trap"), result(NODES[2], A)])
-    assert outcome.canonical is None
+    assert outcome.canonical == "status:trap" and outcome.disagreeing == (NODES[2],)
     outcome = quorum_of([result(NODES[0], A), result(NODES[1], A), result(NODES[2], A, "trap")])
     assert outcome.canonical == A and outcome.disagreeing == (NODES[2],)
+    outcome = quorum_of([result(NODES[0], "", "timeout"), result(NODES[1], "", "timeout"), result(NODES[2], A)])
+    assert outcome.canonical is None
 
 
 def test_quorum_refuses_impossible_k() -> None:

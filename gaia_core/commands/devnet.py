@@ -33,7 +33,7 @@ def up(state: State, nodes: int, cores: int, directory: str | None) -> None:
     """Start the nodes, CurveZMQ on, each bootstrapped to the first; wait until they see each other."""
     where = _directory(state, directory)
     started = devnet_mod.up(where, nodes, cores=cores, plugins=state.plugin_list)
-    devnet_mod.wait_for_peers(where)
+    devnet_mod.wait_for_peers(where, nodes=nodes)
     for info in started:
         click.echo(f"{info['name']}  {info['node_id'][:16]}  {info['address']}")
     click.echo(f"devnet of {nodes} up in {where}; stop it with `gaia devnet down`")

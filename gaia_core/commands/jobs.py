@@ -65,8 +65,8 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
                 [(r["idx"], r["id"][:12], r["state"], r["result"].status.value if r["result"] else "",
                   r["result"].fuel_used if r["result"] else "", f"{r['result'].wall_s:.4f}" if r["result"] else "",
                   r["result"].node_id[:12] if r["result"] else "",
-                  (f"{len(r['result'].output)} bytes {r['result'].output_id[:12]}" if r["state"] == "done"
-                   else r["reason"]))
+                  (f"{len(r['result'].output)} bytes {r['result'].output_id[:12]}"
+                   if r["state"] == "done" and r["result"] is not None else r["reason"] or "(released)"))
                  for r in rows])
     if output_dir is not None:
         click.echo(f"outputs written to {output_dir}")
