@@ -402,13 +402,13 @@ class ZmqTransport:
         rid = rid_frame.bytes
         if mtype not in (wire.REQUEST, wire.ANNOUNCE):
             raise wire.Refused("unexpected", f"message type {mtype} on the listening socket")
-        wire.verify(env, self._guard)
-        if self.settings.auth == "allowlist" and env.sender not in self.settings.allowlist:
+        if not self._allowed(env.sender):  # before the signature check: refusing costs nothing
             if self.settings.curve and len(self._denied) < _MAX_KEYS:
                 self._denied.add(_client_key(rid_frame))  # refused at the ZAP handshake from now on
             if mtype == wire.REQUEST:
                 self._reply(router, rid, wire.ERROR, corr, b"this node accepts only allow-listed peers")
             raise wire.Refused("not_allowed", f"node {env.sender[:12]} is not on the allow-list")
+        wire.verify(env, self._guard)
         if mtype == wire.ANNOUNCE:
             if env.kind.startswith(wire.INTERNAL):
                 raise wire.Refused("unexpected", f"announcement of reserved kind {env.kind}")
@@ -528,6 +528,10 @@ class ZmqTransport:
         known = [[nid, p.address] for nid, p in self._peers.items() if p.state == "up"]
         return random.sample(known, _MAX_HINTS) if len(known) > _MAX_HINTS else known
 
+    def _allowed(self, node_id: str) -> bool:
+        """True unless the allow-list mode is on and ``node_id`` is not on it."""
+        return self.settings.auth != "allowlist" or node_id in self.settings.allowlist
+
     def _read_hello(self, env: Envelope) -> tuple[NodeRecord, list[str]]:
         try:
             record_bytes, hints = msgpack.unpackb(env.body, raw=False, max_array_len=_MAX_HINTS + 2)
@@ -544,7 +548,7 @@ class ZmqTransport:
         me = self._identity.node_id
         return [h[1] for h in hints[:_MAX_HINTS]
                 if isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h)
-                and h[0] != me and h[0] not in self._peers]
+                and h[0] != me and h[0] not in self._peers and self._allowed(h[0])]
 
     def _learn(self, record: NodeRecord, hints: list[str]) -> None:
         """Take a peer's record (dialling it back when new) and the peers it knows (peer exchange)."""
@@ -576,6 +580,8 @@ class ZmqTransport:
         mtype, corr, env = wire.parse(frames, self.settings.max_message_bytes)
         if mtype not in (wire.REPLY, wire.ERROR):
             raise wire.Refused("unexpected", f"message type {mtype} on a dialled socket")
+        if not self._allowed(env.sender):
+            raise wire.Refused("not_allowed", f"node {env.sender[:12]} is not on the allow-list")
         wire.verify(env, self._guard)
         if peer.node_id is not None and env.sender != peer.node_id:
             raise wire.Refused("wrong_sender", f"{env.sender[:12]} answered for {peer.node_id[:12]}")
@@ -610,6 +616,9 @@ class ZmqTransport:
             if record.node_id == self._identity.node_id:
                 self._drop(peer)  # we dialled ourselves
                 return
+            if not self._allowed(record.node_id):  # e.g. learnt by peer exchange: never send it work
+                self._drop(peer)
+                raise wire.Refused("not_allowed", f"node {record.node_id[:12]} is not on the allow-list")
             known = self._peers.get(record.node_id)
             if known is not None and known is not peer:
                 self._drop(peer)  # a second address of a known peer

@@ -75,3 +75,17 @@ def test_curve_address_carries_the_key(build) -> None:
     transport, _, address = _start(build)
     endpoint, _, key = address.partition("#")
     assert endpoint.startswith("tcp://127.0.0.1:") and len(key) == 64
+
+
+def test_allowlist_also_bounds_the_peers_a_node_dials(build) -> None:
+    b, b_rec, b_address = _start(build)
+    c, c_rec, _ = _start(build)
+    c.connect(b_address)
+    wait_for(lambda: any(p.node_id == c_rec.node_id for p in b.peers()), "B to know C")
+    a, _, _ = _start(build, auth="allowlist", allowlist=[b_rec.node_id])
+    a.connect(b_address)
+    wait_for(lambda: any(p.node_id == b_rec.node_id and p.state == "up" for p in a.peers()), "A to reach B")
+    time.sleep(SETTLE_S)  # B's peer exchange has had time to offer C to A
+    assert {p.node_id for p in a.peers()} == {b_rec.node_id}
+    with pytest.raises(NodeError):
+        a.request(c_rec.node_id, "echo", b"secret task input", timeout=1)
