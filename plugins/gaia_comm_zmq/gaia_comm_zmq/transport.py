@@ -36,6 +36,8 @@ from gaia_comm_zmq.settings import Settings
 
 _ZAP = "inproc://zeromq.zap.01"
 _CMD = "inproc://gaia-commands"
+#: Handler calls allowed to wait per handler worker before the transport stops reading requests.
+BACKLOG_PER_WORKER = 4
 #: Messages taken from one socket per loop turn, so that no socket starves the others.
 _DRAIN = 256
 #: Peer addresses passed on per hello or ping reply (peer exchange).
@@ -110,6 +112,7 @@ class ZmqTransport:
         self._poller = zmq.Poller()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._backlog = 0  # handler calls queued or running; past BACKLOG_PER_WORKER × workers, reading pauses
         self._handler: MessageHandler | None = None
         self._record: NodeRecord | None = None
         self._address = ""
@@ -285,8 +288,17 @@ class ZmqTransport:
             self._poller.register(sock, zmq.POLLIN)
         beat = self.settings.heartbeat_s
         next_beat = time.monotonic()
+        paused = False
         while not self._stopping.is_set():
             wait_ms = max(0.0, next_beat - time.monotonic()) * 1000
+            if paused != (self._backlog >= BACKLOG_PER_WORKER * self.settings.workers):
+                # Backpressure: while the handlers are behind, stop reading requests; ZeroMQ's
+                # receive high-water mark then holds further messages back at the senders.
+                paused = not paused
+                self._poller.modify(router, 0 if paused else zmq.POLLIN)
+                self._counts["paused" if paused else "resumed"] += 1
+            if paused:
+                wait_ms = min(wait_ms, 5.0)
             try:
                 events = self._poller.poll(wait_ms)
             except zmq.ContextTerminated:
@@ -446,16 +458,22 @@ class ZmqTransport:
             pass  # stopping: the requester's attempt times out
 
     def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        with self._lock:
+            self._backlog += 1
         try:
             self._pool.submit(self._guarded, fn, *args)  # type: ignore[union-attr]
-        except RuntimeError:
-            pass  # pool shut down while stopping
+        except RuntimeError:  # pool shut down while stopping
+            with self._lock:
+                self._backlog -= 1
 
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
         except Exception:
             self._log.exception("zmq transport: handler callback %s failed", getattr(fn, "__name__", fn))
+        finally:
+            with self._lock:
+                self._backlog -= 1
 
     def _serve_zap(self, zap: zmq.Socket) -> None:
         """Answer one ZAP request: accept a CURVE client unless its key was refused before.

@@ -124,3 +124,20 @@ def test_oversized_is_refused(build) -> None:
         _still_serves(transport, raw)
     finally:
         raw.close()
+
+
+def test_a_flood_of_requests_pauses_reading_instead_of_queueing_without_bound(build) -> None:
+    import concurrent.futures
+
+    from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
+
+    server, server_rec = build(own={"workers": 1})
+    client, client_rec = build()
+    address = server.start(RecordingHandler(), server_rec)
+    client.start(RecordingHandler(), client_rec)
+    client.connect(address)
+    wait_for(lambda: any(p.node_id == server_rec.node_id and p.state == "up" for p in client.peers()), "to meet")
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        replies = list(pool.map(lambda i: client.request(server_rec.node_id, "slow", b"0.03", timeout=20), range(36)))
+    assert replies == [b"0.03"] * 36  # every request answered, none lost
+    assert server.stats()["counts"]["paused"] >= 1  # and the handlers' backlog stopped the reading
