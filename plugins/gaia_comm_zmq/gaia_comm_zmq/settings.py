@@ -40,7 +40,6 @@ class Settings:
     recv_hwm: int = field(default=10_000, validator=[v.instance_of(int), v.ge(1)])
     #: Replies queued per peer; high on purpose, since a dropped reply costs a retry.
     reply_hwm: int = field(default=100_000, validator=[v.instance_of(int), v.ge(1)])
-    #: Write ``<home>/peers.json`` every heartbeat for ``gaia peers``.
 
     @property
     def curve(self) -> bool:

@@ -56,6 +56,8 @@ class MockProver:
         node_id = self.identity.node_id
         if result.task_id != task.id:
             raise ValidationError(f"result is for task {result.task_id}, not {task.id}")
+        if result.fuel_used >= 1 << 64:
+            raise ValidationError(f"fuel_used {result.fuel_used} does not fit the statement's 64 bits")
         if result.node_id != node_id:
             raise ValidationError(f"result names node {result.node_id or '(none)'}, but this node is {node_id}",
                                   hint="set result.node_id to this node's id before proving")

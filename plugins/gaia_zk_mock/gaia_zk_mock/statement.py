@@ -50,7 +50,7 @@ def commitment(task: Task, result: TaskResult, node_id: str, output: str) -> byt
         bytes.fromhex(node_id),
         result.status.value.encode(),
         bytes.fromhex(output),
-        result.fuel_used.to_bytes(8, "big"),
+        result.fuel_used.to_bytes(8, "big"),  # fuel below 2**64 is checked by prove()
     ]
     return merkle_root(leaves)
 
