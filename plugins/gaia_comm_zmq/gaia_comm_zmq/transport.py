@@ -36,6 +36,8 @@ from gaia_comm_zmq.settings import Settings
 
 _ZAP = "inproc://zeromq.zap.01"
 _CMD = "inproc://gaia-commands"
+#: Liveness windows an address learnt by peer exchange gets to answer before it is dropped.
+HINT_PATIENCE = 3
 #: Handler calls allowed to wait per handler worker before the transport stops reading requests.
 BACKLOG_PER_WORKER = 4
 #: Messages taken from one socket per loop turn, so that no socket starves the others.
@@ -65,10 +67,12 @@ class _Peer:
     """One dialled peer: its DEALER socket, record and liveness. Touched by the I/O thread only."""
 
     __slots__ = ("address", "endpoint", "key", "sock", "node_id", "record", "state", "last_seen", "rtt_s",
-                 "hello_at", "backlog")
+                 "hello_at", "backlog", "dialled_at", "hinted")
 
-    def __init__(self, address: str, endpoint: str, key: bytes | None, sock: zmq.Socket) -> None:
+    def __init__(self, address: str, endpoint: str, key: bytes | None, sock: zmq.Socket, hinted: bool) -> None:
         self.address = address
+        self.dialled_at = time.monotonic()
+        self.hinted = hinted  # learnt from another peer, not configured: given up on if it never answers
         self.endpoint = endpoint
         self.key = key
         self.sock = sock
@@ -498,7 +502,7 @@ class ZmqTransport:
 
     # ------------------------------------------------------------------ outbound: dialling, replies, liveness
 
-    def _dial(self, address: str) -> None:
+    def _dial(self, address: str, *, hinted: bool = False) -> None:
         try:
             endpoint, key = parse_address(address, curve=self.settings.curve)
         except UsageError as exc:
@@ -516,14 +520,14 @@ class ZmqTransport:
             sock.curve_publickey = z85.encode(self._identity.curve_public)
             sock.curve_secretkey = z85.encode(self._identity.curve_secret)
         sock.connect(endpoint)
-        peer = _Peer(address, endpoint, key, sock)
+        peer = _Peer(address, endpoint, key, sock, hinted)
         self._dials[endpoint] = peer
         self._socks[sock] = peer
         self._poller.register(sock, zmq.POLLIN)
         self._hello(peer)
 
     def _drop(self, peer: _Peer) -> None:
-        """Forget a dial that turned out to be ourselves or a second route to a known peer."""
+        """Forget a dial: ourselves, a second route to a known peer, an off-list peer or a dead hint."""
         self._dials.pop(peer.endpoint, None)
         self._socks.pop(peer.sock, None)
         self._poller.unregister(peer.sock)
@@ -577,7 +581,7 @@ class ZmqTransport:
         elif record.addresses:
             self._dial(format_address(record.addresses[0], record.curve_key if self.settings.curve else None))
         for address in hints:
-            self._dial(address)
+            self._dial(address, hinted=True)
 
     def _drain_dealer(self, peer: _Peer) -> None:
         for _ in range(_DRAIN):
@@ -673,7 +677,10 @@ class ZmqTransport:
         window = self.settings.down_after_s
         for peer in list(self._dials.values()):
             if peer.node_id is None:
-                if mono - peer.hello_at >= window:
+                if peer.hinted and mono - peer.dialled_at > HINT_PATIENCE * window:
+                    self._drop(peer)  # a peer-exchange address that never answered: free its slot
+                    self._counts["hints_dropped"] += 1
+                elif mono - peer.hello_at >= window:
                     self._hello(peer)
                 continue
             self._internal_request(peer, wire.PING, b"")
