@@ -59,7 +59,7 @@ class ReplayGuard:
             )
         key = (env.sender, env.nonce, scope)
         with self._lock:
-            if now >= self._next_purge or len(self._seen) >= self.max_entries:
+            if now >= self._next_purge:  # on a schedule only: a full cache must not cost a rebuild per call
                 cutoff = now - 2 * self.window_s
                 self._seen = {k: t for k, t in self._seen.items() if t > cutoff}
                 self._next_purge = now + self.window_s / 4
