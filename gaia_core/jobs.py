@@ -89,6 +89,7 @@ class JobManager:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gaia-offer")
+        self._checks = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaia-spot-check")
         self._thread = threading.Thread(target=self._dispatch_loop, name="gaia-dispatch", daemon=True)
         self._resume()
 
@@ -102,6 +103,7 @@ class JobManager:
         self._wake.set()
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._checks.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ submitting
 
@@ -359,13 +361,27 @@ class JobManager:
             self._retry(sender, slot, f"{result.status.value}: {result.message}")
             return Verdict("unverified", f"{result.status.value} is not a final result", result.task_id), 0.0
         if self.spot.should_check(result.task_id, sender) and sender != self.node.node_id:
-            check = self._spot_check(slot.task, result)
-            verdict = combine([verdict, check])
-            if not verdict.ok:
-                self.node.ledger.record(sender, result, verdict, rewards.credit(result, verdict), role="granted")
-                self.spot.trust.record(sender, verdict)
-                self._retry(sender, slot, f"spot-check: {verdict.reason}")
-                return verdict, 0.0
+            # Re-execution takes as long as the task: do it off the transport's handler thread.
+            self._checks.submit(self._spot_checked, sender, slot, result, verdict)
+            return Verdict("unverified", "spot-check under way", result.task_id, "spot-check"), 0.0
+        return self._accept(sender, slot, result, verdict)
+
+    def _spot_checked(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict) -> None:
+        try:
+            verdict = combine([verdict, self._spot_check(slot.task, result)])
+        except Exception:  # keep checking later results whatever this one raised
+            log.exception("spot-check failed", extra={"task_id": result.task_id})
+            verdict = Verdict("unverified", "the spot-check itself failed", result.task_id, "spot-check")
+        if verdict.ok:
+            self._accept(sender, slot, result, verdict)
+        else:
+            self.node.ledger.record(sender, result, verdict, rewards.credit(result, verdict), role="granted")
+            self.spot.trust.record(sender, verdict)
+            self._retry(sender, slot, f"spot-check: {verdict.reason}")
+        self._wake.set()
+
+    def _accept(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict) -> tuple[Verdict, float]:
+        """Count a verified result toward its slot (redundancy, credit, completion)."""
         with self._lock:
             last = self.task_seconds.get(sender)
             self.task_seconds[sender] = result.wall_s if last is None else (1 - EWMA) * last + EWMA * result.wall_s
