@@ -144,39 +144,20 @@ def config_show(state: State, as_json: bool) -> None:
 
 
 def _add_commands(group: click.Group, args: list[str]) -> None:
-    """Attach plugins' commands (loaded with the --plugins given on the command line)."""
+    """Attach plugins' commands (the plugins selected by the --home and --plugins given)."""
     try:
-        state = State(home=None, plugin_list=_plugin_option(args), debug=False)
+        state = State(home=_option(args, "--home"), plugin_list=_option(args, "--plugins"), debug=False)
         state.plugins().hook.gaia_register_commands(cli=group)
     except GaiaError:
         pass  # reported by the command that needs plugins
 
 
-# Kernel command modules, one add_command line each (keep sorted).
-from gaia_core.commands.task import task  # noqa: E402
-cli.add_command(task)
-from gaia_core.commands.demo import demo  # noqa: E402
-cli.add_command(demo)
-from gaia_core.commands.bench import bench, monitor  # noqa: E402
-cli.add_command(bench)
-cli.add_command(monitor)
-from gaia_core.commands.doctor import doctor  # noqa: E402
-cli.add_command(doctor)
-from gaia_core.commands.devnet import devnet  # noqa: E402
-cli.add_command(devnet)
-from gaia_core.commands.node import node, peers, register, rewards, status, stop  # noqa: E402
-
-for _command in (node, peers, register, rewards, status, stop):
-    cli.add_command(_command)
-from gaia_core.commands.proof import proof  # noqa: E402
-cli.add_command(proof)
-
-
-def _plugin_option(argv: list[str]) -> str | None:
+def _option(argv: list[str], name: str) -> str | None:
+    """The value of a global option in ``argv`` (``--name VALUE`` or ``--name=VALUE``)."""
     for i, arg in enumerate(argv):
-        if arg == "--plugins" and i + 1 < len(argv):
+        if arg == name and i + 1 < len(argv):
             return argv[i + 1]
-        if arg.startswith("--plugins="):
+        if arg.startswith(name + "="):
             return arg.split("=", 1)[1]
     return None
 
@@ -203,3 +184,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+# Kernel command modules (after ``cli`` exists; they import State, not this module).
+from gaia_core.commands.bench import bench, monitor  # noqa: E402
+from gaia_core.commands.demo import demo  # noqa: E402
+from gaia_core.commands.devnet import devnet  # noqa: E402
+from gaia_core.commands.doctor import doctor  # noqa: E402
+from gaia_core.commands.node import node, peers, register, rewards, status, stop  # noqa: E402
+from gaia_core.commands.proof import proof  # noqa: E402
+from gaia_core.commands.task import task  # noqa: E402
+
+for _command in (bench, demo, devnet, doctor, monitor, node, peers, proof, register, rewards, status, stop, task):
+    cli.add_command(_command)
