@@ -125,3 +125,9 @@ def test_write_default_writes_a_loadable_file_of_every_table(gaia_home: Home) ->
     assert set(tomllib.loads(text)) == {"node", "plugins", "offer", "admission", "network", "queue",
                                         "prover", "verification", "privacy"}
     assert config_mod.load(gaia_home) == Config(node=NodeSection(name="lab-1"))
+
+
+def test_a_spot_check_rate_outside_zero_to_one_is_a_config_error(gaia_home: Home) -> None:
+    gaia_home.config_file.write_text("[verification]\nspot_check = 1.5\n")
+    with pytest.raises(ConfigError, match="spot_check"):
+        config_mod.load(gaia_home)

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from gaia_core import devnet
+from gaia_core import codec, devnet
 from gaia_core.config import Home
 from gaia_core.model import Task
 
@@ -204,3 +204,16 @@ def test_a_trapping_task_fails_with_its_reason_and_the_rest_of_the_job_completes
     assert rows[0]["result"].output == b"fine"
     assert rows[1]["state"] == "failed" and rows[1]["reason"].startswith("trap")
     assert rows[1]["result"].status.value == "trap" and rows[1]["attempts"] == 1
+
+
+def test_identical_tasks_in_one_job_both_finish(net: list[Home]) -> None:
+    rows = run_job(net[0], echo_tasks([b"same", b"same", b"other"], node_id(net[0])))
+    assert [r["result"].output for r in rows] == [b"same", b"same", b"other"]
+
+
+def test_a_job_pinned_to_one_node_cannot_ask_for_replicas(net: list[Home]) -> None:
+    from gaia_core.errors import NodeError
+
+    tasks = echo_tasks([b"pinned"], node_id(net[0]))
+    with pytest.raises(NodeError, match="cannot run on several nodes"):
+        call(net[0], "submit", tasks=[codec.encode(t) for t in tasks], name="t", redundancy=2, to=node_id(net[1]))
