@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -37,8 +36,6 @@ RESULTS = "task.results"
 RECORD = "node.record"
 #: Results per delivery message.
 DELIVERY_BATCH = 256
-#: The interpreter's thread switch interval while a node runs.
-SWITCH_INTERVAL_S = 0.0005
 
 
 class Node:
@@ -89,9 +86,6 @@ class Node:
 
     def start(self) -> None:
         """Benchmark, start the transport and control socket, join peers, start workers."""
-        # Hand the GIL over faster than the default 5 ms: a task passes through several threads
-        # (transport, queue, worker, delivery) and each hand-off otherwise waits out the interval.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         for bench in self.benchmarks:
             self.report = self.report.merge(bench.measure(quick=True))
         self.record = self._make_record()
