@@ -35,13 +35,9 @@ SLOW_OK = settings(
 )
 
 
-@pytest.fixture(params=["native", "python"])
+@pytest.fixture(params=[pytest.param("native", marks=needs_native), "python"])
 def impl(request):
-    if request.param == "native":
-        if gaia_native is None:
-            pytest.skip("gaia_native is not installed (pip install ./native)")
-        return gaia_native
-    return reference
+    return gaia_native if request.param == "native" else reference
 
 
 def pattern(n: int) -> bytes:

@@ -34,13 +34,9 @@ IMPLS = [RefScheduler] + ([gaia_native.Scheduler] if gaia_native is not None els
 PROPS = settings(max_examples=150, deadline=None)
 
 
-@pytest.fixture(params=["native", "python"])
+@pytest.fixture(params=[pytest.param("native", marks=needs_native), "python"])
 def Sched(request):
-    if request.param == "native":
-        if gaia_native is None:
-            pytest.skip("gaia_native is not installed (pip install ./native)")
-        return gaia_native.Scheduler
-    return RefScheduler
+    return gaia_native.Scheduler if request.param == "native" else RefScheduler
 
 
 def run_ops(s, ops):
