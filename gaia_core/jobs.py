@@ -49,6 +49,18 @@ EWMA = 0.2
 PEER_FAULTS = {"over_limits", "no_runner", "bad_signature", "invalid", "too_large"}
 
 
+def _offer_answers(reply: bytes, count: int) -> list[tuple[bool, str, str, float | None]]:
+    """A peer's answers to an offer of ``count`` tasks: (accepted, reason, message, retry_after) each."""
+    try:
+        answers = [(bool(ok), str(reason), str(message), float(retry) if retry is not None else None)
+                   for _task_id, ok, reason, message, retry in msgpack.unpackb(reply)]
+    except Exception:  # msgpack and unpacking raise several types for a malformed reply
+        answers = []
+    if len(answers) != count:
+        raise NodeError(f"malformed answer to an offer of {count} tasks")
+    return answers
+
+
 @define
 class Slot:
     """One task of a job while it is being worked on."""
@@ -258,14 +270,15 @@ class JobManager:
         known = self.peer_modules.setdefault(peer, set())
         frames = [codec.encode(s.task.without_module() if s.task.module_id in known else s.task) for s in slots]
         try:
-            reply = msgpack.unpackb(node.transport.request(peer, "task.offer", msgpack.packb(frames), timeout=10.0))
+            reply = node.transport.request(peer, "task.offer", msgpack.packb(frames), timeout=10.0)
+            answers = _offer_answers(reply, len(slots))
         except GaiaError as exc:
             log.warning("offer failed", extra={"peer": peer[:16], "tasks": len(slots), "error": str(exc)})
             self.backoff[peer] = time.monotonic() + 1.0
             for slot in slots:
                 self._offer_refused(peer, slot, "unreachable", str(exc), None)
             return
-        for slot, frame, (task_id, ok, reason, message, retry_after) in zip(slots, frames, reply):
+        for slot, (ok, reason, message, retry_after) in zip(slots, answers):
             if ok:
                 known.add(slot.task.module_id)
             elif reason == "bad_module" and slot.task.module_id in known:
