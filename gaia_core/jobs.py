@@ -134,12 +134,12 @@ class JobManager:
                                   hint="drop --to, or use --redundancy 1")
         job = uuid.uuid4().hex[:16]
         now = time.time()
-        self.store.defer("INSERT INTO jobs VALUES (?, ?, ?, 'running', ?, ?, NULL)",
-                         (job, name, now, redundancy, self.spot.rate))
-        for i, t in enumerate(tasks):
-            self.store.defer("INSERT INTO tasks (id, job, idx, state, task, peers, updated) "
-                             "VALUES (?, ?, ?, 'pending', ?, ?, ?)", (t.id, job, i, codec.encode(t), to or "", now))
-        self.store.flush()  # the job and its tasks are durable, in one transaction, before anything runs
+        with self.store.batch():  # the job and its tasks are durable, in one transaction, before anything runs
+            self.store.defer("INSERT INTO jobs VALUES (?, ?, ?, 'running', ?, ?, NULL)",
+                             (job, name, now, redundancy, self.spot.rate))
+            for i, t in enumerate(tasks):
+                self.store.defer("INSERT INTO tasks (id, job, idx, state, task, peers, updated) "
+                                 "VALUES (?, ?, ?, 'pending', ?, ?, ?)", (t.id, job, i, codec.encode(t), to or "", now))
         with self._lock:
             self.progress[job] = {"pending": len(tasks), "done": 0, "failed": 0}
             for i, task in enumerate(tasks):
@@ -360,6 +360,7 @@ class JobManager:
         with self._lock:
             if not self._release(sender, slot):
                 return Verdict("unverified", "already settled", result.task_id), 0.0
+            slot.excluded.add(sender)  # a peer that answered a slot never gets another copy of it
         verdict = self._verify(sender, slot.task, result, proof)
         if not verdict.ok:
             if result.status in RETRY and verdict.status == "unverified":

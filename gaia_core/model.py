@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 import re
 import time
 from typing import Mapping
@@ -48,6 +49,12 @@ def _capabilities(_inst: object, attribute: attrs.Attribute, value: frozenset[st
 
 _positive = v.gt(0)
 _non_negative = v.ge(0)
+_U63 = v.lt(1 << 63)  # counters stored in SQLite INTEGER columns
+
+
+def _finite(_inst: object, attribute: attrs.Attribute, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
 
 
 class Status(str, enum.Enum):
@@ -162,11 +169,11 @@ class TaskResult:
     output: bytes = field(default=b"", validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
     output_id: str = field(default="", validator=_opt_hex64)
     message: str = field(default="", validator=v.instance_of(str))
-    fuel_used: int = field(default=0, validator=[v.instance_of(int), _non_negative])
-    wall_s: float = field(default=0.0, converter=float, validator=_non_negative)
-    cpu_s: float = field(default=0.0, converter=float, validator=_non_negative)
-    peak_memory_bytes: int = field(default=0, validator=[v.instance_of(int), _non_negative])
-    energy_j: float | None = field(default=None, converter=attrs.converters.optional(float))
+    fuel_used: int = field(default=0, validator=[v.instance_of(int), _non_negative, _U63])
+    wall_s: float = field(default=0.0, converter=float, validator=[_non_negative, _finite])
+    cpu_s: float = field(default=0.0, converter=float, validator=[_non_negative, _finite])
+    peak_memory_bytes: int = field(default=0, validator=[v.instance_of(int), _non_negative, _U63])
+    energy_j: float | None = field(default=None, converter=attrs.converters.optional(float), validator=_finite)
     energy_source: str = field(default="unknown", validator=v.in_({"measured", "estimated", "unknown"}))
     finished_at: float = field(factory=time.time, converter=float)
 

@@ -307,18 +307,20 @@ class Node:
 
     def _on_offer(self, envelope: Envelope) -> list[list[Any]]:
         answers = []
+        given: dict[str, list[Any]] = {}  # an offer may carry identical tasks: admit once, answer each
         for frame in msgpack.unpackb(envelope.body):
             try:
                 task = codec.decode(frame, Task)
             except GaiaError as exc:
                 answers.append(["", False, "invalid", str(exc), None])
                 continue
-            try:
-                self.admit(task, origin=envelope.sender, envelope=envelope)
-            except RejectedError as exc:
-                answers.append([task.id, False, exc.reason, str(exc), exc.retry_after])
-                continue
-            answers.append([task.id, True, "", "", None])
+            if task.id not in given:
+                try:
+                    self.admit(task, origin=envelope.sender, envelope=envelope)
+                    given[task.id] = [task.id, True, "", "", None]
+                except RejectedError as exc:
+                    given[task.id] = [task.id, False, exc.reason, str(exc), exc.retry_after]
+            answers.append(given[task.id])
         return answers
 
     def on_announce(self, envelope: Envelope) -> None:

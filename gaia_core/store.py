@@ -8,6 +8,8 @@ them, and the WAL is truncated), so only ids, statuses and aggregates remain.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -33,6 +35,7 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
+log = logging.getLogger("gaia.store")
 _BUMP = "INSERT INTO stats (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + excluded.value"
 
 
@@ -87,10 +90,26 @@ class Store:
                 for sql, params in pending:
                     self._db.execute(sql, params)
                 self._db.executemany(_BUMP, counters.items())
-            except BaseException:
+            except sqlite3.Error:
                 self._db.execute("ROLLBACK")
-                raise
+                self._write_one_by_one(pending, counters)
+                return
             self._db.execute("COMMIT")
+
+    def _write_one_by_one(self, pending: list[tuple[str, tuple]], counters: dict[str, float]) -> None:
+        """After a failed batch: write each statement on its own, so one bad row loses only itself."""
+        for sql, params in [*pending, *((_BUMP, item) for item in counters.items())]:
+            try:
+                self._db.execute(sql, params)
+            except (sqlite3.Error, OverflowError) as exc:
+                log.error("state.db write refused", extra={"error": str(exc), "statement": sql.split("(")[0][:60]})
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Defer several writes and flush them as one transaction, with no flush in between."""
+        with self._lock:
+            yield
+            self.flush()
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         """Run one statement for many rows in a single transaction (after the deferred writes)."""
@@ -111,12 +130,8 @@ class Store:
                 self._counters[key] = self._counters.get(key, 0.0) + value
 
     def stats(self) -> dict[str, float]:
-        """Every aggregated statistic (flushed ones plus those not yet written)."""
-        with self._lock:
-            totals = dict(self._db.execute("SELECT key, value FROM stats ORDER BY key").fetchall())
-            for key, value in self._counters.items():
-                totals[key] = totals.get(key, 0.0) + value
-        return totals
+        """Every aggregated statistic (after the deferred writes)."""
+        return dict(self.execute("SELECT key, value FROM stats ORDER BY key"))
 
     def purge_payloads(self, job_id: str) -> None:
         """Delete a finished job's task inputs, modules and outputs (scrubbed from disk by :meth:`scrub`)."""

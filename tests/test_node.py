@@ -217,3 +217,10 @@ def test_a_job_pinned_to_one_node_cannot_ask_for_replicas(net: list[Home]) -> No
     tasks = echo_tasks([b"pinned"], node_id(net[0]))
     with pytest.raises(NodeError, match="cannot run on several nodes"):
         call(net[0], "submit", tasks=[codec.encode(t) for t in tasks], name="t", redundancy=2, to=node_id(net[1]))
+
+
+def test_identical_tasks_sent_to_one_peer_are_admitted_once_and_both_finish(net: list[Home]) -> None:
+    tasks = echo_tasks([b"twin", b"twin", b"solo"], node_id(net[0]))
+    job = call(net[0], "submit", tasks=[codec.encode(t) for t in tasks], name="t", to=node_id(net[1]))
+    assert wait_job(net[0], job)["tasks"] == {"done": 3}
+    assert [r["result"].output for r in results(net[0], job)] == [b"twin", b"twin", b"solo"]
