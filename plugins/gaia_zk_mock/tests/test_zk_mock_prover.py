@@ -141,7 +141,11 @@ def test_any_byte_change_to_a_proven_result_field_is_rejected(field: str, index:
         changed = list(Status)[index % (len(Status) - 1) + 1]
     else:
         changed = flip_hex(value, index)
-    assert not PROVER.verify(PROOF, TASK, attrs.evolve(RESULT, **{field: changed})).ok
+    try:
+        tampered = attrs.evolve(RESULT, **{field: changed})
+    except ValueError:
+        return  # not even a valid result (e.g. fuel beyond 2**63): refused before it reaches the prover
+    assert not PROVER.verify(PROOF, TASK, tampered).ok
 
 
 @quick
