@@ -58,6 +58,9 @@ def node(state: State, listen: str | None, advertise: str | None, bootstrap: tup
                              security="insecure" if insecure else config.network.security),
     )
     logs.configure(config.node.log_level)
+    # A task passes through several threads (transport, queue, worker, delivery); handing the GIL
+    # over every 0.5 ms instead of 5 ms measured ~15 % more tasks/s on one node (docs/performance.md).
+    sys.setswitchinterval(0.0005)
     context = attrs.evolve(state.context(identity_required=True), config=config)
     running = Node(context, state.plugins())
     signals = {"count": 0}
