@@ -452,7 +452,7 @@ class JobManager:
         return (decided.verdict(sender, slot.task.id) if slot.redundancy > 1 else verdict), granted
 
     def _uptime(self, peer: str) -> float:
-        first = self.node.first_seen.get(peer)
+        first = self.node.started_at if peer == self.node.node_id else self.node.first_seen.get(peer)
         return 0.0 if first is None else time.time() - first
 
     def _retry(self, peer: str, slot: Slot, reason: str) -> None:
