@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import array
 import importlib
-import json
 import sys
 import os
 import warnings
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,19 +15,8 @@ from hypothesis import strategies as st
 
 from gaia_core._reference import hashing as reference
 
-try:
-    import gaia_native
-except ImportError:  # the reference is still tested; native params are skipped
-    gaia_native = None  # type: ignore[assignment]
+from golden import GOLDEN, gaia_native, needs_native
 
-GOLDEN = json.loads(
-    (
-        Path(__file__).resolve().parents[1] / "native" / "tests" / "golden.json"
-    ).read_text()
-)
-needs_native = pytest.mark.skipif(
-    gaia_native is None, reason="gaia_native is not installed (pip install ./native)"
-)
 SLOW_OK = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

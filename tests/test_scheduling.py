@@ -4,12 +4,10 @@ properties (ordering invariants, nothing lost or duplicated, native == reference
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import os
 import sys
 import warnings
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -17,19 +15,8 @@ from hypothesis import strategies as st
 
 from gaia_core._reference.scheduling import Scheduler as RefScheduler
 
-try:
-    import gaia_native
-except ImportError:
-    gaia_native = None  # type: ignore[assignment]
+from golden import GOLDEN, gaia_native, needs_native, replay
 
-GOLDEN = json.loads(
-    (
-        Path(__file__).resolve().parents[1] / "native" / "tests" / "golden.json"
-    ).read_text()
-)
-needs_native = pytest.mark.skipif(
-    gaia_native is None, reason="gaia_native is not installed (pip install ./native)"
-)
 IMPLS = [RefScheduler] + ([gaia_native.Scheduler] if gaia_native is not None else [])
 PROPS = settings(max_examples=150, deadline=None)
 
@@ -39,31 +26,10 @@ def Sched(request):
     return gaia_native.Scheduler if request.param == "native" else RefScheduler
 
 
-def run_ops(s, ops):
-    """Replay ops; one result per op. Exceptions become ("raises", ExceptionType name)."""
-    out = []
-    for op in ops:
-        name, args = op[0], op[1:]
-        try:
-            if name == "push":
-                out.append(s.push(*args))
-            elif name == "push_many":
-                out.append(s.push_many([tuple(x) for x in args[0]]))
-            elif name == "contains":
-                out.append(args[0] in s)
-            elif name == "len":
-                out.append(len(s))
-            else:
-                out.append(getattr(s, name)(*args))
-        except Exception as exc:  # noqa: BLE001 - compared across backends
-            out.append(("raises", type(exc).__name__))
-    return out
-
-
 # --------------------------------------------------------------------------- golden scenarios
 @pytest.mark.parametrize("scenario", GOLDEN["scheduler"], ids=lambda s: s["name"])
 def test_golden_scenarios(Sched, scenario):
-    assert run_ops(Sched(), scenario["ops"]) == scenario["results"]
+    assert replay(Sched(), scenario["ops"]) == scenario["results"]
 
 
 # --------------------------------------------------------------------------- unit behaviour
@@ -196,7 +162,7 @@ op_strategy = st.one_of(
 @given(st.lists(op_strategy, max_size=60))
 def test_native_equals_reference_on_random_ops(ops):
     ops = [list(op) for op in ops]
-    assert run_ops(gaia_native.Scheduler(), ops) == run_ops(RefScheduler(), ops)
+    assert replay(gaia_native.Scheduler(), ops) == replay(RefScheduler(), ops)
 
 
 @needs_native
@@ -245,7 +211,7 @@ def test_native_equals_reference_long_sequences(seed):
         else:
             ops.append(["pop_expired", float(rng.randint(0, 40))])
     ops.append(["pop_many", 10_000])
-    assert run_ops(gaia_native.Scheduler(), ops) == run_ops(RefScheduler(), ops)
+    assert replay(gaia_native.Scheduler(), ops) == replay(RefScheduler(), ops)
 
 
 class Model:

@@ -19,9 +19,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from gaia_core._reference import hashing as ref
 from gaia_core._reference.scheduling import Scheduler
+from golden import replay  # the replayer the tests use: one definition of the op format
 
 BLAKE3_LENS = [0, 1, 63, 64, 65, 127, 128, 129, 1023, 1024, 1025, 2048, 2049, 3072, 3073, 4096, 4097,
                5120, 5121, 6144, 6145, 7168, 7169, 8192, 8193, 16384, 31744, 102400]  # fmt: skip
@@ -180,26 +182,8 @@ def scheduler_scenarios() -> list[dict]:
         ops.append(["pop_many", 1000])
         scenarios.append({"name": f"random-{n}", "ops": ops})
     for sc in scenarios:
-        sc["results"] = run_ops(Scheduler(), sc["ops"])
+        sc["results"] = replay(Scheduler(), sc["ops"])
     return scenarios
-
-
-def run_ops(s: Scheduler, ops: list[list]) -> list:
-    """Replay ``ops``; one result per op (None for mutators without a return value)."""
-    out = []
-    for op in ops:
-        name, args = op[0], op[1:]
-        if name == "push":
-            out.append(s.push(*args))
-        elif name == "push_many":
-            out.append(s.push_many([tuple(x) for x in args[0]]))
-        elif name == "contains":
-            out.append(args[0] in s)
-        elif name == "len":
-            out.append(len(s))
-        else:
-            out.append(getattr(s, name)(*args))
-    return out
 
 
 def main() -> None:
