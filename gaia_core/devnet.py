@@ -10,19 +10,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from gaia_core import config as config_mod
+from gaia_core import config as config_mod, daemon
 from gaia_core.config import Home
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError, UsageError
 from gaia_core.identity import Identity
-
-START_TIMEOUT_S = 60.0
-
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
@@ -69,7 +65,7 @@ def up(directory: Path, nodes: int, *, cores: int = 1, extra: Mapping[str, Mappi
         procs.append(_spawn(home, plugins))
         if i == 0:
             bootstrap = [f"tcp://127.0.0.1:{port}#{identity.curve_public.hex()}"]
-    return [_wait_ready(home, proc) for home, proc in zip(homes(directory)[:nodes], procs)]
+    return [daemon.wait_ready(home, proc) for home, proc in zip(homes(directory)[:nodes], procs)]
 
 
 def start_node(home: Home, *, plugins: str | None = None) -> dict[str, Any]:
@@ -78,33 +74,14 @@ def start_node(home: Home, *, plugins: str | None = None) -> dict[str, Any]:
         raise NodeError(f"the node in {home.root} is already running", hint="stop it with `gaia devnet down`")
     if not home.config_file.exists():
         raise UsageError(f"{home.root} is not a devnet node's home", hint="start a devnet with `gaia devnet up`")
-    return _wait_ready(home, _spawn(home, plugins))
+    return daemon.wait_ready(home, _spawn(home, plugins))
 
 
 def _spawn(home: Home, plugins: str | None) -> subprocess.Popen:
-    args = [sys.executable, "-m", "gaia_core", "--home", str(home.root)]
-    if plugins is not None:
-        args += ["--plugins", plugins]
-    with open(home.root / "node.log", "ab") as log:
-        proc = subprocess.Popen([*args, "node"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env={**os.environ, "GAIA_HOME": str(home.root)})
+    args = ["--home", str(home.root), *(["--plugins", plugins] if plugins is not None else []), "node"]
+    proc = daemon.spawn(home, args)
     (home.root / "node.pid").write_text(str(proc.pid))
     return proc
-
-
-def _wait_ready(home: Home, proc: subprocess.Popen) -> dict[str, Any]:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise NodeError(f"devnet node in {home.root} exited during start-up (code {proc.returncode})",
-                            hint=f"see {home.root / 'node.log'}")
-        try:
-            with ControlClient(home, timeout=2.0) as client:
-                return client.call("status")
-        except NodeError:
-            time.sleep(0.2)
-    raise NodeError(f"devnet node in {home.root} did not start in {START_TIMEOUT_S:.0f}s",
-                    hint=f"see {home.root / 'node.log'}")
 
 
 def wait_for_peers(directory: Path, *, nodes: int | None = None, timeout: float = 30.0) -> None:

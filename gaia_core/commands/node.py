@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,21 +12,15 @@ from typing import Any
 import attrs
 import click
 
-from gaia_core import logs
+from gaia_core import daemon, logs
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError
 from gaia_core.state import State
 
-STARTUP_TIMEOUT_S = 60.0
-
 
 def pid_file(state: State) -> Path:
     return state.home.root / "node.pid"
-
-
-def log_file(state: State) -> Path:
-    return state.home.root / "node.log"
 
 
 @click.command()
@@ -86,25 +79,9 @@ def _detach(state: State) -> None:
     if _alive(state):
         raise NodeError(f"a node is already running for {state.home.root}", hint="stop it with `gaia stop`")
     args = [a for a in sys.argv[1:] if a != "--detach"]
-    env = {**os.environ, "GAIA_HOME": str(state.home.root)}
-    with open(log_file(state), "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gaia_core", *args], stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise NodeError(f"the node exited during start-up (code {proc.returncode})",
-                            hint=f"see {log_file(state)}")
-        try:
-            with ControlClient(state.home, timeout=2.0) as client:
-                node_id = client.call("status")["node_id"]
-            break
-        except NodeError:
-            time.sleep(0.2)
-    else:
-        proc.terminate()
-        raise NodeError("the node did not start in time", hint=f"see {log_file(state)}")
-    click.echo(f"node {node_id[:16]} running in the background (pid {proc.pid}); logs: {log_file(state)}")
+    proc = daemon.spawn(state.home, args)
+    node_id = daemon.wait_ready(state.home, proc)["node_id"]
+    click.echo(f"node {node_id[:16]} running in the background (pid {proc.pid}); logs: {daemon.log_file(state.home)}")
 
 
 def _alive(state: State) -> bool:
