@@ -1,39 +1,77 @@
-"""``gaia task submit|result|list``: jobs sent through the running node to the network."""
+"""``gaia task submit|watch|cancel|retry|result|list``: jobs sent through the running node to the network.
+
+Wherever a job id is asked for, a unique prefix of it will do: the node resolves it.
+"""
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import click
 from rich.progress import Progress
 
 from gaia_core import codec
+from gaia_core.commands.params import MAX_DEADLINE_S, MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, Integer, Seconds
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import TaskError, UsageError
 from gaia_core.model import Limits, Task, TaskResult
 from gaia_core.state import State
 
+#: Exit status of a command the user interrupted (Ctrl-C); the job keeps running on the node.
+INTERRUPTED = 130
+#: Seconds between two looks at a job's progress.
+POLL_S = 0.1
 
-def wait_for_job(client: ControlClient, job: str, *, timeout: float, label: str = "tasks",
-                 progress: bool = True) -> dict[str, Any]:
-    """Poll a job until it finishes, with a progress bar; TaskError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+
+def finished_tasks(status: dict[str, Any]) -> int:
+    """How many of a job's tasks have ended (done, failed or cancelled)."""
+    return status["total"] - status["tasks"].get("pending", 0)
+
+
+def outcome_code(status: dict[str, Any]) -> int:
+    """The exit status a finished job stands for: 0 when every task is done, else 7."""
+    return 0 if status["tasks"].get("done", 0) == status["total"] else TaskError.exit_code
+
+
+def wait_for_job(client: ControlClient, job: str, *, timeout: float | None, label: str = "tasks",
+                 progress: bool = True,
+                 on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Follow a job until it finishes, with a progress bar; return its final status.
+
+    ``on_update`` sees the first status and each one whose task counts changed. TaskError after
+    ``timeout`` seconds (``None``: no limit).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    status = client.call("job", job=job)
+    job = status["job"]  # the full id, when a prefix was given
     with Progress(transient=True, disable=not progress) as bar:
-        status = client.call("job", job=job)
-        handle = bar.add_task(label, total=status["total"])
-        while status["status"] != "finished":
-            if time.monotonic() > deadline:
+        handle = bar.add_task(label, total=status["total"], completed=finished_tasks(status))
+        if on_update is not None:
+            on_update(status)
+        while status["status"] == "running":
+            if deadline is not None and time.monotonic() > deadline:
                 raise TaskError(f"job {job} did not finish within {timeout:.0f}s",
-                                hint=f"check it later with `gaia task result {job}`")
-            time.sleep(0.05)
-            status = client.call("job", job=job)
-            done = status["tasks"].get("done", 0) + status["tasks"].get("failed", 0)
-            bar.update(handle, completed=done)
+                                hint=f"it keeps running; follow it with `gaia task watch {job}`")
+            time.sleep(POLL_S)
+            previous, status = status, client.call("job", job=job)
+            bar.update(handle, completed=finished_tasks(status))
+            if on_update is not None and (status["tasks"], status["status"]) != (previous["tasks"],
+                                                                                previous["status"]):
+                on_update(status)
     return status
+
+
+def stopped_waiting(job: str, doing: str) -> SystemExit:
+    """Say that the job keeps running and how to re-attach; the exit to raise (status 130)."""
+    click.echo(f"stopped {doing}: job {job} keeps running on the node; re-attach with `gaia task watch {job}`, "
+               f"or cancel it with `gaia task cancel {job}`", err=True)
+    return SystemExit(INTERRUPTED)
 
 
 def decode_results(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -78,18 +116,21 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
               type=click.Path(exists=True, dir_okay=False, allow_dash=True),
               help="Input file ('-' for stdin); repeat for one task per input. Default: one empty input.")
 @click.option("--entry", default="run", show_default=True, help="Export to call.")
-@click.option("--fuel", type=click.IntRange(min=1), default=Limits().fuel, show_default=True, help="Fuel budget per task.")
-@click.option("--timeout", type=click.FloatRange(min=0.001), default=Limits().timeout_s, show_default=True,
-              help="Wall-clock seconds per task.")
-@click.option("--memory", type=click.IntRange(min=1), default=Limits().memory_bytes >> 20, show_default=True,
-              help="Memory cap per task, MiB.")
-@click.option("--priority", type=click.IntRange(-1000, 1000), default=0, help="Higher runs first.")
-@click.option("--deadline", type=click.FloatRange(min=1), help="Seconds from now after which the task is useless.")
+@click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
+              help="Fuel budget per task.")
+@click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
+              help="Wall-clock seconds per task (at most 7 days).")
+@click.option("--memory", type=Integer(1, MAX_MEMORY_MIB), default=Limits().memory_bytes >> 20,
+              show_default=True, help="Memory cap per task, MiB.")
+@click.option("--priority", type=Integer(-1000, 1000), default=0, help="Higher runs first (-1000 to 1000).")
+@click.option("--deadline", type=Seconds(1, MAX_DEADLINE_S),
+              help="Seconds from now (1 to a year) after which the task is useless.")
 @click.option("--to", "to", metavar="NODE_ID", help="Run only on this peer.")
 @click.option("--anywhere", is_flag=True, help="Run on any node, this one included (the default).")
-@click.option("--redundancy", type=click.IntRange(1, 9), default=1, show_default=True,
-              help="Run each task on k nodes and accept the output a majority agrees on.")
-@click.option("--wait", is_flag=True, help="Wait for the job to finish and show its results.")
+@click.option("--redundancy", type=Integer(1, 9), default=1, show_default=True,
+              help="Run each task on k nodes (1 to 9) and accept the output a majority agrees on.")
+@click.option("--wait", is_flag=True,
+              help="Wait for the job to finish and show its results (Ctrl-C stops waiting, not the job).")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
               help="With --wait: write each output to DIR/<n>.out.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -97,7 +138,11 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str, fuel: int, timeout: float, memory: int,
            priority: int, deadline: float | None, to: str | None, anywhere: bool, redundancy: int, wait: bool,
            output_dir: Path | None, as_json: bool) -> None:
-    """Submit MODULE as a job through the running node: one task per --input."""
+    """Submit MODULE as a job through the running node: one task per --input.
+
+    The job id is printed as soon as the node has accepted the job. With --wait, Ctrl-C stops
+    waiting (exit 130) and leaves the job running: follow it again with `gaia task watch JOB`.
+    """
     if to and anywhere:
         raise UsageError("--to and --anywhere exclude each other")
     identity = state.identity()
@@ -107,20 +152,117 @@ def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str, fuel
     tasks = [Task.create(module_bytes, input=data, entry=entry, limits=limits, submitter=identity.node_id,
                          priority=priority, deadline=time.time() + deadline if deadline else None)
              for data in payloads]
+    job = None
     with ControlClient(state.home) as client:
-        job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=module.name,
-                          redundancy=redundancy, to=to)
-        if not wait:
-            if as_json:
-                print_json({"job": job, "tasks": len(tasks)})
-            else:
-                click.echo(f"job {job}: {len(tasks)} task(s) submitted; see `gaia task result {job}`")
-            return
-        wait_for_job(client, job, timeout=max(60.0, 4 * timeout * len(tasks)), progress=not as_json)
+        try:
+            with _interrupts_held():  # a job the node accepted always has its id printed
+                job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=module.name,
+                                  redundancy=redundancy, to=to)
+                _announce(job, len(tasks), wait, as_json)
+            if not wait:
+                return
+            wait_for_job(client, job, timeout=max(60.0, 4 * timeout * len(tasks)), progress=not as_json)
+        except KeyboardInterrupt:
+            if job is None:
+                raise
+            raise stopped_waiting(job, "waiting" if wait else "submitting") from None
         rows = decode_results(client.call("results", job=job, release=True))
-    _show(rows, as_json, output_dir)
+    _show([{"job": job, **row} for row in rows], as_json, output_dir)
     if any(r["state"] != "done" or not r["result"].ok for r in rows):
         raise SystemExit(TaskError.exit_code)
+
+
+@click.command()
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True, help="Stream the progress as JSON lines, one per change.")
+@click.pass_obj
+def watch(state: State, job: str, as_json: bool) -> None:
+    """Follow a job's progress until it finishes.
+
+    JOB is a job id or a unique prefix of one. Exit status 0 when every task is done, 7 when a task
+    failed or was cancelled, 130 on Ctrl-C (the job keeps running).
+    """
+    stream = (lambda status: print_json(status, compact=True)) if as_json else None
+    with ControlClient(state.home) as client:
+        try:
+            status = wait_for_job(client, job, timeout=None, progress=not as_json, on_update=stream)
+        except KeyboardInterrupt:
+            raise stopped_waiting(job, "watching") from None
+    if not as_json:
+        click.echo(_status_line(status))
+    if outcome_code(status):
+        raise SystemExit(outcome_code(status))
+
+
+@click.command()
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def cancel(state: State, job: str, as_json: bool) -> None:
+    """Cancel a job: its unfinished tasks end as cancelled.
+
+    JOB is a job id or a unique prefix of one.
+    """
+    with ControlClient(state.home) as client:
+        answer = client.call("cancel", job=job)
+    _report(job, answer, as_json)
+
+
+@click.command()
+@click.argument("job")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def retry(state: State, job: str, as_json: bool) -> None:
+    """Run a job's failed tasks again.
+
+    JOB is a job id or a unique prefix of one; follow the job again with `gaia task watch JOB`.
+    """
+    with ControlClient(state.home) as client:
+        answer = client.call("retry", job=job)
+    _report(job, answer, as_json)
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold back a first Ctrl-C until the block ends (a second one interrupts at once)."""
+    held: list[int] = []
+
+    def hold(signum: int, _frame: object) -> None:
+        if held:
+            raise KeyboardInterrupt
+        held.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
+
+
+def _announce(job: str, count: int, wait: bool, as_json: bool) -> None:
+    """Print the id of a job just accepted, before anything else (under --json --wait: on stderr)."""
+    if as_json and not wait:
+        print_json({"job": job, "tasks": count})
+        return
+    hint = ("Ctrl-C stops waiting, not the job" if wait
+            else f"follow it with `gaia task watch {job}`, results with `gaia task result {job}`")
+    click.echo(f"job {job}: {count} task(s) submitted; {hint}", err=as_json)
+
+
+def _status_line(status: dict[str, Any]) -> str:
+    return (f"job {status['job']} ({status['name']}): {status['status']}, "
+            + ", ".join(f"{k} {v}" for k, v in status["tasks"].items()))
+
+
+def _report(job: str, answer: dict[str, Any], as_json: bool) -> None:
+    """Print the node's answer to cancel or retry."""
+    if as_json:
+        print_json(answer)
+    else:
+        click.echo(f"job {answer.get('job', job)}: "
+                   + ", ".join(f"{k} {v}" for k, v in answer.items() if k != "job"))
 
 
 @click.command()
@@ -131,18 +273,17 @@ def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str, fuel
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def result(state: State, job: str, output_dir: Path | None, release: bool, as_json: bool) -> None:
-    """Show a job's progress and its tasks' results."""
+    """Show a job's progress and its tasks' results (JOB: an id or a unique prefix)."""
     with ControlClient(state.home) as client:
         status = client.call("job", job=job)
-        rows = decode_results(client.call("results", job=job, release=release))
+        rows = decode_results(client.call("results", job=status["job"], release=release))
     if not as_json:
-        click.echo(f"job {job} ({status['name']}): {status['status']}, "
-                   + ", ".join(f"{k} {v}" for k, v in status["tasks"].items()))
-    _show(rows, as_json, output_dir)
+        click.echo(_status_line(status))
+    _show([{"job": status["job"], **row} for row in rows], as_json, output_dir)
 
 
 @click.command("list")
-@click.option("--limit", default=20, show_default=True, help="How many recent jobs.")
+@click.option("--limit", type=Integer(1, 10_000), default=20, show_default=True, help="How many recent jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def list_jobs(state: State, limit: int, as_json: bool) -> None:

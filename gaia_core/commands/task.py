@@ -1,4 +1,4 @@
-"""``gaia task run|submit|result|list``: run one task locally, or send jobs through the running node."""
+"""``gaia task``: run one task locally (``run``), or send jobs through the running node and control them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from gaia_core import admission
-from gaia_core.commands.jobs import list_jobs, result, submit
+from gaia_core.commands.jobs import cancel, list_jobs, result, retry, submit, watch
+from gaia_core.commands.params import MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, Integer, Seconds
 from gaia_core.console import print_json
 from gaia_core.errors import PluginError, TaskError, UsageError
 from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult
@@ -60,11 +61,12 @@ def _summary(result: TaskResult, output_file: Path | None) -> dict[str, object]:
 @click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--input", "source", metavar="FILE|-", help="Input bytes: a file, or '-' for stdin. Default: empty.")
 @click.option("--entry", required=True, help="Export to call (e.g. matmul, or _start for a WASI command).")
-@click.option("--fuel", type=click.IntRange(min=1), default=Limits().fuel, show_default=True, help="Fuel budget.")
-@click.option("--timeout", type=click.FloatRange(min=0.001), default=Limits().timeout_s, show_default=True,
-              help="Wall-clock seconds.")
-@click.option("--memory", type=click.IntRange(min=1), default=Limits().memory_bytes >> 20, show_default=True,
-              help="Memory cap, MiB.")
+@click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
+              help="Fuel budget.")
+@click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
+              help="Wall-clock seconds (at most 7 days).")
+@click.option("--memory", type=Integer(1, MAX_MEMORY_MIB), default=Limits().memory_bytes >> 20,
+              show_default=True, help="Memory cap, MiB.")
 @click.option("--allow", "allowed", multiple=True, type=click.Choice(sorted(CAPABILITIES)),
               help="Ask for a capability (repeatable); granted only if [offer] capabilities allows it too.")
 @click.option("--kind", default="wasm", show_default=True, help="Task kind (picks the runner).")
@@ -117,6 +119,5 @@ def _show(summary: dict[str, object], result: TaskResult) -> None:
     click.echo(f"memory:  {result.peak_memory_bytes / 2**20:.2f} MiB peak")
 
 
-task.add_command(submit)
-task.add_command(result)
-task.add_command(list_jobs)
+for _command in (submit, watch, cancel, retry, result, list_jobs):
+    task.add_command(_command)
