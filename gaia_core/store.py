@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-_SCHEMA = """
+from gaia_core.errors import NodeError
+
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL,
     redundancy INTEGER NOT NULL, spot_check REAL NOT NULL, finished REAL
@@ -35,7 +39,108 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
+#: ``MIGRATIONS[i]`` takes the database from ``PRAGMA user_version`` i to i + 1 (0 is a new file, or one
+#: written before versions were recorded, whose tables version 1 creates if they are missing).
+#: To change the schema append a script; never edit one that has shipped.
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+#: The schema version this code writes and reads.
+SCHEMA_VERSION = len(MIGRATIONS)
+#: state.db and its journals: only the node's user may read them.
+_PRIVATE = 0o600
 log = logging.getLogger("gaia.store")
+
+
+class StateError(NodeError):
+    """``state.db`` cannot be used: not a database, damaged, or written by a newer GAIA."""
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open ``path`` (creating it when absent), check its integrity and migrate it to :data:`SCHEMA_VERSION`.
+
+    The file and its journals are made mode 0600. Raises :class:`StateError`, whose one line says
+    what is wrong and what to do, instead of ever starting on a damaged or silently empty database.
+    """
+    try:
+        if not os.path.lexists(path):
+            _create(path)
+        _check_file(path)
+        for name in (path, *_journals(path)):
+            if name.exists():
+                name.chmod(_PRIVATE)
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        try:
+            _configure(db)
+            _check_integrity(db, path)
+            _migrate(db, path)
+        except BaseException:
+            db.close()
+            raise
+    except sqlite3.DatabaseError as exc:
+        raise _damaged(path, str(exc)) from None
+    except OSError as exc:
+        raise StateError(f"cannot open {path}: {exc.strerror or exc}", hint="check its owner and permissions") from None
+    return db
+
+
+def _journals(path: Path) -> tuple[Path, Path]:
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _create(path: Path) -> None:
+    """Build a new database beside ``path`` and move it into place, so a crash never leaves half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    building = path.with_name(path.name + ".new")
+    for leftover in (building, *_journals(building)):
+        leftover.unlink(missing_ok=True)
+    fd = os.open(building, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE)
+    os.fchmod(fd, _PRIVATE)  # whatever the umask
+    os.close(fd)
+    db = sqlite3.connect(building, isolation_level=None)
+    try:
+        _configure(db)
+        _migrate(db, building)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    os.replace(building, path)
+
+
+def _check_file(path: Path) -> None:
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise StateError(f"{path} is not a file, so it cannot hold the node's state",
+                         hint=f"move it away with `mv {path} {path}.moved`; the node then starts with an empty state")
+    wal = _journals(path)[0]
+    if path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size):
+        raise StateError(f"{path} is empty (0 bytes): the node's jobs, ledger and statistics in it are lost",
+                         hint=f"restore it from a backup, or remove it with `rm {path}` to start with an empty state")
+
+
+def _configure(db: sqlite3.Connection) -> None:
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON", "foreign_keys=ON"):
+        db.execute(f"PRAGMA {pragma}")
+
+
+def _check_integrity(db: sqlite3.Connection, path: Path) -> None:
+    problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+    if problems != ["ok"]:
+        raise _damaged(path, "; ".join(problems))
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise StateError(f"{path} has schema version {version}, newer than this GAIA knows ({SCHEMA_VERSION})",
+                         hint="upgrade gaia-core to the version that wrote it, or use another --home")
+    for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        db.executescript(f"BEGIN; {script}; PRAGMA user_version = {target}; COMMIT;")
+        log.info("state.db migrated", extra={"schema_version": target})
+
+
+def _damaged(path: Path, detail: str) -> StateError:
+    return StateError(f"{path} is damaged ({detail})",
+                      hint=f"restore it from a backup, or move it aside with `mv {path} {path}.damaged` "
+                           "to start with an empty state")
 _BUMP = "INSERT INTO stats (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = value + excluded.value"
 
 
@@ -49,16 +154,12 @@ class Store:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = open_database(path)
         self._lock = threading.RLock()
         self._pending: list[tuple[str, tuple]] = []
         self._counters: dict[str, float] = {}
         self._dirty = False  # payloads were purged since the last scrub
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON", "foreign_keys=ON"):
-            self._db.execute(f"PRAGMA {pragma}")
-        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         """Flush, checkpoint and close."""
