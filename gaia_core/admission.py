@@ -1,20 +1,25 @@
-"""The kernel's admission checks, run by the queue before anything is enqueued.
+"""The kernel's admission checks, run by the node on every task before any queue sees it.
 
-Checks run in a fixed order and the first failure raises
+:meth:`gaia_core.node.Node.admit` runs :func:`check` itself, so a queue plugin that skips it
+cannot let a bad task in; a queue may run it again (the signature outcome is cached per
+envelope, so a second run is cheap). Checks run in a fixed order and the first failure raises
 :class:`~gaia_core.errors.RejectedError` with a machine-readable ``reason``:
 
+0. ``invalid``     not a Task at all
 1. ``too_large``   module or input over ``[admission]`` limits
 2. ``bad_id``      the id the submitter claimed is not the task's content id
 3. ``bad_module``  module bytes do not hash to ``module_id``
 4. ``bad_signature`` envelope forged, or not sent by ``task.submitter``
 5. ``no_runner``   no active runner for ``task.kind``
 6. ``over_limits`` the task asks for more than this node offers
-7. ``expired``     the deadline has already passed
+7. ``invalid``     the deadline is not a finite time (NaN, infinite)
+   ``expired``     the deadline has already passed
 8. whatever ``gaia_validate_task`` implementations raise (e.g. ``bad_module``)
 """
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 
@@ -49,6 +54,9 @@ def check(task: Task, context: NodeContext, *, envelope: Envelope | None = None,
     """Run every admission check on ``task``; raise RejectedError on the first failure."""
     from gaia_core.hashing import content_id
 
+    if not isinstance(task, Task):
+        raise RejectedError("invalid", f"expected a Task, got {type(task).__name__}",
+                            hint="decode the request with gaia_core.codec.decode(data, Task)")
     adm = context.config.admission
     if task.module is not None and len(task.module) > adm.max_module_bytes:
         raise RejectedError("too_large", f"module is {len(task.module)} bytes; this node takes at most "
@@ -77,6 +85,9 @@ def check(task: Task, context: NodeContext, *, envelope: Envelope | None = None,
     if over:
         raise RejectedError("over_limits", "task asks for more than this node offers: " + "; ".join(over),
                             hint="lower the task's limits or find a node that offers more")
+    if task.deadline is not None and not math.isfinite(task.deadline):
+        raise RejectedError("invalid", f"task deadline is {task.deadline}, not a time",
+                            hint="send a POSIX timestamp, or no deadline")
     if task.deadline is not None and task.deadline <= (time.time() if now is None else now):
         raise RejectedError("expired", "task deadline has already passed", hint="resubmit with a later deadline")
     if context.hook is not None:

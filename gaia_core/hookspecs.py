@@ -119,8 +119,11 @@ def gaia_queues() -> Iterable[QueueSpec]:
     :returns: an iterable of :class:`~gaia_core.roles.QueueSpec` whose
         ``factory(context)`` returns a :class:`~gaia_core.roles.Queue`.
 
-    Exactly one queue is active, chosen as for transports. A queue must call
-    :func:`gaia_core.admission.check` on every task before it enqueues it.
+    Exactly one queue is active, chosen as for transports. The kernel runs
+    its admission (:func:`gaia_core.admission.check`, the ``gaia_validate_task``
+    hooks included) on every task before it calls the queue's ``admit``, so a
+    queue only adds its own rules (bounds, replays); it may run the check
+    again (cheap: signatures are checked once per envelope).
 
     Example::
 

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import msgpack
 
-from gaia_core import __version__, codec
+from gaia_core import __version__, admission, codec
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
@@ -158,19 +158,32 @@ class Node:
 
     # ------------------------------------------------------------------ worker side
 
-    def admit(self, task: Task, *, origin: str, envelope: Envelope | None = None) -> str:
-        """Admit a task for this node to run; its result goes back to ``origin``."""
+    def admit(self, task: Task, *, origin: str, envelope: Envelope | None = None, claimed_id: str | None = None) -> str:
+        """Admit a task for this node to run; its result goes back to ``origin``.
+
+        The kernel's admission (:func:`gaia_core.admission.check`: signature, id, module hash, sizes,
+        limits, deadline, the ``gaia_validate_task`` hooks) runs here, before the queue sees the task,
+        so a queue plugin that skips it cannot let a bad task in. ``claimed_id`` is the id the sender
+        named, when the message carried one.
+        """
+        try:
+            if self._stopping.is_set():
+                raise RejectedError("queue_full", "this node is stopping", hint="send the task to another node")
+            admission.check(task, self.context, envelope=envelope, claimed_id=claimed_id)
+        except RejectedError as exc:
+            self.store.bump({"rejected": 1, f"rejected.{exc.reason}": 1})
+            raise
         with self._lock:  # a task's id names its submitter, so a copy already here has the same origin
             fresh = task.id not in self._origins
             if fresh:
                 self._origins[task.id] = origin
         try:
             return self.queue.admit(task, envelope=envelope)
-        except RejectedError:
+        except RejectedError as exc:
             if fresh:  # a copy admitted earlier keeps its origin
                 with self._lock:
                     self._origins.pop(task.id, None)
-            self.store.bump({"rejected": 1})
+            self.store.bump({"rejected": 1, f"rejected.{exc.reason}": 1})
             raise
 
     def _worker_loop(self) -> None:
