@@ -31,12 +31,14 @@ TRAP_WAT = """(module (memory (export "memory") 1)
 # ---------------------------------------------------------------- bad input, refused before anything is sent
 
 BAD_OPTIONS = [
-    (["--deadline", "nan"], "'--deadline': 'nan' is not a finite number; give a number of seconds from 1 s to 365 days"),
+    (["--deadline", "nan"],
+     "'--deadline': 'nan' is not a finite number; give a number of seconds from 1 s to 365 days"),
     (["--deadline", "inf"], "'--deadline': 'inf' is not a finite number"),
     (["--deadline", "1e400"], "'--deadline': '1e400' is not a finite number"),
     (["--deadline", "-5"], "'--deadline': -5 is out of range; give a number of seconds from 1 s to 365 days"),
     (["--deadline", "1e300"], "'--deadline': 1e+300 is out of range"),
-    (["--timeout", "nan"], "'--timeout': 'nan' is not a finite number; give a number of seconds from 0.001 s to 7 days"),
+    (["--timeout", "nan"],
+     "'--timeout': 'nan' is not a finite number; give a number of seconds from 0.001 s to 7 days"),
     (["--timeout", "-inf"], "'--timeout': '-inf' is not a finite number"),
     (["--timeout", "0"], "'--timeout': 0 is out of range"),
     (["--priority", "nan"], "'--priority': 'nan' is not a whole number; give a whole number from -1000 to 1000"),
