@@ -229,3 +229,14 @@ def test_malformed_config_exits_3_with_one_line(gaia_home: Home) -> None:
     proc = gaia(gaia_home, "config", "show", "--json")
     assert proc.returncode == 3
     assert "'cores' must be >= 0" in one_line_error(proc)
+
+
+# ---------------------------------------------------------------- task
+
+
+def test_task_help_lists_the_job_controls(cli_runner: CliRunner) -> None:
+    result = cli_runner.invoke(cli, ["task", "--help"])
+    assert result.exit_code == 0
+    for command in ("run", "submit", "watch", "cancel", "retry", "result", "list"):
+        assert f"  {command} " in result.output
+    assert "Ctrl-C stops waiting" in cli_runner.invoke(cli, ["task", "submit", "--help"]).output
