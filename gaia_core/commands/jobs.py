@@ -44,7 +44,7 @@ def wait_for_job(client: ControlClient, job: str, *, timeout: float | None, labe
                  on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Follow a job until it finishes, with a progress bar; return its final status.
 
-    ``on_update`` sees the first status and each one whose task counts changed. TaskError after
+    ``on_update`` sees the first status and each one whose task counts or state changed. TaskError after
     ``timeout`` seconds (``None``: no limit).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
