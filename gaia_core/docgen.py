@@ -1,10 +1,13 @@
-"""Generate the hook reference of docs/plugin-authoring.md from the hook specs' docstrings.
+"""Generate the references of docs/plugin-authoring.md: the hooks and the plugin API.
 
 ``python -m gaia_core.docgen docs/plugin-authoring.md`` rewrites the part of
-the file between ``<!-- hooks:start -->`` and ``<!-- hooks:end -->`` and
-keeps the hand-written rest; ``--check`` only reports (exit 1) when the file
-is stale. The section banners of :mod:`gaia_core.hookspecs` become ``##``
-headings and each hook a ``### name(args) -> return`` heading.
+the file between ``<!-- hooks:start -->`` and ``<!-- hooks:end -->`` (and,
+when the file has them, between ``<!-- api:start -->`` and ``<!-- api:end -->``)
+and keeps the hand-written rest; ``--check`` only reports (exit 1) when the
+file is stale. The section banners of :mod:`gaia_core.hookspecs` become ``##``
+headings and each hook a ``### name(args) -> return`` heading; the comment
+lines of :data:`gaia_core.plugin_api.__all__` become ``###`` headings and each
+name a ``####`` heading with its signature (see :mod:`gaia_core.apidoc`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
-from gaia_core import hookspecs
+from gaia_core import apidoc, hookspecs
 
 START = "<!-- hooks:start -->"
 END = "<!-- hooks:end -->"
+API_START = "<!-- api:start -->"
+API_END = "<!-- api:end -->"
 _BANNER = re.compile(r"^# -{20,}\n# (?P<title>.+)\n# -{20,}$", re.M)
 _ROLE = re.compile(r":(?:class|func|meth|attr|mod|data|exc):`(?P<short>~?)(?P<target>[^`]+)`")
 _FIELD = re.compile(r"^:(?P<kind>param|returns|raises)(?: (?P<name>\w+))?:\s*", re.M)
@@ -91,13 +96,21 @@ def reference() -> str:
     return "\n\n".join(parts)
 
 
+def _replace(text: str, start: str, end: str, body: str) -> str:
+    """``text`` with the part between the ``start`` and ``end`` lines replaced by ``body``."""
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"the file must hold one {start} line followed by one {end} line")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def render(text: str) -> str:
-    """``text`` with the part between the markers replaced by the current reference."""
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ValueError(f"the file must hold one {START} line followed by one {END} line")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{reference()}\n{END}{tail}"
+    """``text`` with the hook reference (and the API reference, where it has its markers) made current."""
+    text = _replace(text, START, END, reference())
+    if API_START in text or API_END in text:
+        text = _replace(text, API_START, API_END, apidoc.reference())
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     args.path.write_text(new, encoding="utf-8")
-    print(f"updated the hook reference in {args.path}")
+    print(f"updated the references in {args.path}")
     return 0
 
 

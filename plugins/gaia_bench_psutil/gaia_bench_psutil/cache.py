@@ -12,9 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from gaia_core import codec
-from gaia_core.errors import CodecError
-from gaia_core.model import BenchmarkReport
+from gaia_core.plugin_api import BenchmarkReport, CodecError, codec
 
 FORMAT = 1
 FILENAME = "bench-psutil.json"

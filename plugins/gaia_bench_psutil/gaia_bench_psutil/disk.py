@@ -7,7 +7,7 @@ from pathlib import Path
 import psutil
 
 from gaia_bench_psutil.facts import read
-from gaia_core.model import Measurement
+from gaia_core.plugin_api import Measurement
 
 
 def existing_parent(path: Path) -> Path:

@@ -17,7 +17,7 @@ import attrs
 from attrs import frozen
 
 from gaia_bench_psutil.facts import READ_ERRORS, describe
-from gaia_core.model import ResourceSample, TaskResult
+from gaia_core.plugin_api import ResourceSample, TaskResult
 
 _PACKAGE = re.compile(r"intel-rapl:\d+\Z")
 

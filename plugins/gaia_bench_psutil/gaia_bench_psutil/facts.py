@@ -6,7 +6,7 @@ from typing import Callable
 
 import psutil
 
-from gaia_core.model import Measurement
+from gaia_core.plugin_api import Measurement
 
 PROVIDER = "psutil"
 #: What reading a /proc or /sys entry, or a driver, may raise on a locked-down machine.

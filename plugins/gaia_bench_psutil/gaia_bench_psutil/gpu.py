@@ -15,7 +15,7 @@ from typing import Any, Callable
 from attrs import frozen
 
 from gaia_bench_psutil.facts import describe, entry, unknown
-from gaia_core.model import Measurement
+from gaia_core.plugin_api import Measurement
 
 
 def load_nvml() -> ModuleType:

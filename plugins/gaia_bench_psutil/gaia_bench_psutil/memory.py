@@ -6,7 +6,7 @@ import psutil
 
 from gaia_bench_psutil import compute
 from gaia_bench_psutil.facts import entry, read
-from gaia_core.model import Measurement
+from gaia_core.plugin_api import Measurement
 
 
 def facts() -> list[Measurement]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from gaia_bench_psutil.provider import PsutilBenchmark
-from gaia_core import hookimpl
-from gaia_core.roles import BenchmarkSpec
+from gaia_core.plugin_api import BenchmarkSpec, hookimpl
 
 
 @hookimpl

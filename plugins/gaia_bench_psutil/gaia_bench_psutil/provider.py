@@ -17,8 +17,7 @@ from gaia_bench_psutil.facts import READ_ERRORS, entry, unknown
 from gaia_bench_psutil.gpu import Gpus
 from gaia_bench_psutil.sampler import Sampler
 from gaia_bench_psutil.settings import Settings
-from gaia_core.model import BenchmarkReport, Measurement, ResourceSample
-from gaia_core.roles import NodeContext
+from gaia_core.plugin_api import BenchmarkReport, Measurement, NodeContext, ResourceSample
 
 
 class PsutilBenchmark:

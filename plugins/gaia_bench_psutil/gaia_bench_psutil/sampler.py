@@ -6,7 +6,7 @@ import collections
 import threading
 from typing import Callable
 
-from gaia_core.model import ResourceSample
+from gaia_core.plugin_api import ResourceSample
 
 
 class Sampler:

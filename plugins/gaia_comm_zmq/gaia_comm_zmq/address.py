@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from gaia_core.errors import UsageError
+from gaia_core.plugin_api import UsageError
 
 _ENDPOINT = re.compile(r"(tcp|ipc)://[^#\s]+\Z")
 _KEY = re.compile(r"[0-9a-f]{64}\Z")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from gaia_core import hookimpl
-from gaia_core.roles import TransportSpec
+from gaia_core.plugin_api import TransportSpec, hookimpl
 
 
 @hookimpl

@@ -7,8 +7,7 @@ from typing import Any, Mapping
 
 from attrs import field, frozen, validators as v
 
-from gaia_core.config import Config
-from gaia_core.errors import ConfigError
+from gaia_core.plugin_api import Config, ConfigError
 
 SECTION = "comm_zmq"
 _NODE_ID = re.compile(r"[0-9a-f]{64}\Z")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from gaia_core import hookimpl
-from gaia_core.roles import QueueSpec
+from gaia_core.plugin_api import QueueSpec, hookimpl
 
 from gaia_queue_memory.queue import MemoryQueue
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import collections
 
-from gaia_core.roles import QueueStats
+from gaia_core.plugin_api import QueueStats
 
 #: How ``share`` names tasks submitted locally (empty ``task.submitter``).
 LOCAL = "local"

@@ -7,10 +7,7 @@ from typing import Iterator
 
 import wasmtime
 
-from gaia_core import hookimpl
-from gaia_core.errors import RejectedError
-from gaia_core.model import Envelope, Task
-from gaia_core.roles import NodeContext, RunnerSpec
+from gaia_core.plugin_api import Envelope, NodeContext, RejectedError, RunnerSpec, Task, hookimpl
 from gaia_runner_wasm.cache import has_artifact
 from gaia_runner_wasm.runner import WASM_MAGIC, WasmRunner
 from gaia_runner_wasm.sandbox import engine_config

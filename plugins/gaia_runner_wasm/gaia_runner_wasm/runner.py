@@ -20,9 +20,7 @@ from typing import Iterable
 import wasmtime
 from attrs import define, field
 
-from gaia_core.hashing import content_id
-from gaia_core.model import Status, Task, TaskResult
-from gaia_core.roles import NodeContext
+from gaia_core.plugin_api import NodeContext, Status, Task, TaskResult, content_id
 from gaia_runner_wasm import sandbox
 from gaia_runner_wasm.abi import ALLOC_EXPORT, FAIL_LENGTH, MEMORY_EXPORT, Abi, AbiError
 from gaia_runner_wasm.cache import Compiled, ModuleCache

@@ -8,8 +8,7 @@ from typing import Any, Mapping
 import cattrs
 from attrs import field, frozen, validators as v
 
-from gaia_core.config import Config
-from gaia_core.errors import ConfigError
+from gaia_core.plugin_api import Config, ConfigError
 
 
 @frozen

@@ -32,8 +32,7 @@ from typing import Any, Sequence
 
 from attrs import frozen
 
-from gaia_core.errors import ValidationError
-from gaia_core.model import Limits, Task
+from gaia_core.plugin_api import Limits, Task, ValidationError
 
 MODULES = ("matmul", "mlp", "upper", "echo")
 DIGITS_FEATURES = 64

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from gaia_core import hookimpl
-from gaia_core.roles import ProverSpec
+from gaia_core.plugin_api import ProverSpec, hookimpl
 from gaia_zk_mock.prover import SCHEME, MockProver
 
 

@@ -16,10 +16,17 @@ import time
 
 import attrs
 
-from gaia_core.errors import IdentityError, ValidationError
-from gaia_core.identity import Identity, verify_signature
-from gaia_core.model import Proof, Task, TaskResult, Verdict
-from gaia_core.roles import NodeContext
+from gaia_core.plugin_api import (
+    Identity,
+    IdentityError,
+    NodeContext,
+    Proof,
+    Task,
+    TaskResult,
+    ValidationError,
+    Verdict,
+    verify_signature,
+)
 from gaia_zk_mock import settings as settings_mod
 from gaia_zk_mock.settings import Settings
 from gaia_zk_mock.statement import BODY_BYTES, body, commitment, output_id, signed_bytes

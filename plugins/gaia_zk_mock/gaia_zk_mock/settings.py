@@ -7,8 +7,7 @@ from typing import Any, Mapping
 import cattrs
 from attrs import field, frozen, validators as v
 
-from gaia_core.codec import describe_errors
-from gaia_core.errors import ConfigError
+from gaia_core.plugin_api import ConfigError, codec
 
 TABLE = "zk_mock"
 
@@ -49,6 +48,6 @@ def load(table: Mapping[str, Any]) -> Settings:
     try:
         return _converter.structure(dict(table), Settings)
     except cattrs.BaseValidationError as exc:
-        raise ConfigError(f"config.toml: {describe_errors(exc, f'[{TABLE}]')}", hint="see the gaia-zk-mock README for the keys") from None
+        raise ConfigError(f"config.toml: {codec.describe_errors(exc, f'[{TABLE}]')}", hint="see the gaia-zk-mock README for the keys") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config.toml: [{TABLE}]: {exc}", hint="see the gaia-zk-mock README for the keys") from None

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import attrs
 
-from gaia_core.codec import canonical_bytes
-from gaia_core.errors import ValidationError
-from gaia_core.hashing import blake3_digest, content_id, merkle_root
-from gaia_core.model import Proof, Task, TaskResult
+from gaia_core.plugin_api import Proof, Task, TaskResult, ValidationError, blake3_digest, codec, content_id, merkle_root
 
 #: Size of the simulated proof body: a Groth16 proof is three group elements (A, C in G1,
 #: B in G2); on BLS12-381 in compressed form that is 48 + 96 + 48 = 192 bytes.
@@ -46,7 +43,7 @@ def commitment(task: Task, result: TaskResult, node_id: str, output: str) -> byt
         bytes.fromhex(task.id),
         bytes.fromhex(task.module_id),
         bytes.fromhex(task.input_id),
-        canonical_bytes([*limits[:-1], sorted(task.limits.capabilities)]),
+        codec.canonical_bytes([*limits[:-1], sorted(task.limits.capabilities)]),
         bytes.fromhex(node_id),
         result.status.value.encode(),
         bytes.fromhex(output),
@@ -63,5 +60,5 @@ def body(commitment_root: bytes) -> bytes:
 
 def signed_bytes(proof: Proof) -> bytes:
     """The bytes the node signs: every field of the proof except the signature."""
-    return canonical_bytes([_SIGN_DOMAIN, proof.scheme, proof.task_id, proof.node_id, proof.commitment,
+    return codec.canonical_bytes([_SIGN_DOMAIN, proof.scheme, proof.task_id, proof.node_id, proof.commitment,
                             proof.body, proof.proving_s, proof.simulated, proof.created_at])
