@@ -115,7 +115,7 @@ def plugins_cmd(state: State, as_json: bool, show_all: bool) -> None:
 @click.pass_obj
 def init(state: State, name: str, force: bool) -> None:
     """Create this node's identity (Ed25519 + Curve25519 keys, mode 0600) and config.toml."""
-    home = state.home
+    home = state.home.make_private()
     identity = Identity.generate()
     identity.save(home.identity_dir, force=force)
     if force or not home.config_file.exists():

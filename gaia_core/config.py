@@ -23,6 +23,9 @@ from gaia_core.errors import ConfigError
 from gaia_core.model import Limits
 
 CONFIG_FILE = "config.toml"
+#: Modes of the home (and the directories in it) and of every file GAIA writes there.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 @frozen
@@ -52,6 +55,31 @@ class Home:
     @property
     def state_db(self) -> Path:
         return self.root / "state.db"
+
+    @property
+    def log_file(self) -> Path:
+        """A background node's JSON-lines log."""
+        return self.root / "node.log"
+
+    @property
+    def control_record(self) -> Path:
+        """Names the control socket's private directory when the home's path is too long for a socket."""
+        return self.root / "control.path"
+
+    def make_private(self) -> Home:
+        """Create the home, or tighten an existing one: the directory 0700, the files GAIA keeps in it 0600.
+
+        Set explicitly, so a permissive umask or a home made by an older GAIA leaves nothing readable
+        by other users (state.db and its journals are tightened by the store that opens them).
+        """
+        self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+        self.root.chmod(PRIVATE_DIR)
+        if self.identity_dir.is_dir():
+            self.identity_dir.chmod(PRIVATE_DIR)
+        for path in (self.config_file, self.log_file, self.control_record, self.root / "node.pid"):
+            if path.is_file():
+                path.chmod(PRIVATE_FILE)
+        return self
 
 
 @frozen
@@ -208,10 +236,19 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (a temporary file renamed over it), mode 0600 whatever the umask."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
 def write_default(home: Home, *, name: str = "") -> Path:
     """Write a config file holding the defaults (all tables), returning its path."""
     data = Config(node=NodeSection(name=name)).to_dict()
     header = "# GAIA node configuration. Every key is optional; see docs/configuration.md.\n\n"
-    home.root.mkdir(parents=True, exist_ok=True)
-    home.config_file.write_text(header + to_toml(data), encoding="utf-8")
+    write_private(home.make_private().config_file, header + to_toml(data))
     return home.config_file

@@ -1,15 +1,20 @@
 """The node's local control socket: how ``gaia status``, ``submit`` and friends talk to a running node.
 
-A Unix socket in the node's home (only this user can reach it). Each call is
-one msgpack frame ``{"method", "params"}`` prefixed by its length, answered by
-``{"ok", "result"}`` or ``{"ok": false, "error", "exit_code"}``.
+A Unix socket in a directory only this user can enter: the node's home (mode 0700), or, when the
+home's path is too long for a socket, a fresh private directory (``mkdtemp`` under
+``$XDG_RUNTIME_DIR`` or the temp dir) named in ``<home>/control.path``. Server and client both refuse
+a socket whose directory is not owned by this user and closed to others, so no other local user can
+put a socket of their own in the node's place. Each call is one msgpack frame ``{"method", "params"}``
+prefixed by its length, answered by ``{"ok", "result"}`` or ``{"ok": false, "error", "exit_code"}``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import os
 import socket
 import socketserver
+import stat
 import struct
 import tempfile
 import threading
@@ -18,20 +23,59 @@ from typing import Any, Callable
 
 import msgpack
 
-from gaia_core.config import Home
+from gaia_core.config import PRIVATE_FILE, Home, write_private
 from gaia_core.errors import GaiaError, NodeError
 
 _HEADER = struct.Struct("!I")
 MAX_FRAME = 256 << 20
+SOCKET_NAME = "control.sock"
+#: Longest socket path used (Linux allows 107 bytes).
+_MAX_SOCKET_PATH = 100
 
 
-def socket_path(home: Home) -> Path:
-    """Where the node's control socket lives (a short temp path when the home's is too long for AF_UNIX)."""
-    path = home.root / "control.sock"
-    if len(str(path)) < 100:
+def socket_path(home: Home) -> Path | None:
+    """Where the node's control socket is: in the home, else in the private directory the home records."""
+    path = home.root / SOCKET_NAME
+    if _fits(path):
         return path
-    digest = hashlib.blake2b(str(home.root).encode(), digest_size=8).hexdigest()
-    return Path(tempfile.gettempdir()) / f"gaia-{digest}.sock"
+    try:
+        return Path(home.control_record.read_text(encoding="utf-8").strip()) / SOCKET_NAME
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # no node has served this home
+
+
+def check_private(directory: Path) -> None:
+    """NodeError unless ``directory`` is a directory owned by this user that no one else may enter."""
+    try:
+        info = directory.lstat()
+    except OSError as exc:
+        raise NodeError(f"cannot check the control socket's directory {directory}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise NodeError(
+            f"refusing the control socket in {directory}: not a directory private to this user "
+            f"(owner uid {info.st_uid}, mode {stat.S_IMODE(info.st_mode):o})",
+            hint=f"if it is yours, run `chmod 700 {directory}`; otherwise remove it or use another --home",
+        )
+
+
+def _fits(path: Path) -> bool:
+    return len(os.fsencode(path)) <= _MAX_SOCKET_PATH
+
+
+def _private_directory() -> Path:
+    """A new directory with an unpredictable name and mode 0700, under $XDG_RUNTIME_DIR when usable."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    parent = None
+    if runtime:
+        with contextlib.suppress(NodeError):
+            check_private(Path(runtime))
+            parent = runtime
+    directory = Path(tempfile.mkdtemp(prefix="gaia-", dir=parent))
+    if not _fits(directory / SOCKET_NAME):
+        directory.rmdir()
+        raise NodeError(f"the home's path and the temp dir {directory.parent} are too long for a control socket",
+                        hint="set TMPDIR to a short directory, or use a shorter --home")
+    return directory
 
 
 def _send(sock: socket.socket, data: Any) -> None:
@@ -62,16 +106,14 @@ class ControlServer:
     """Serves ``methods`` on the control socket from a background thread."""
 
     def __init__(self, home: Home, methods: dict[str, Callable[..., Any]]) -> None:
-        self.path = socket_path(home)
+        self.home = home
         self.methods = methods
-        if self.path.exists():
-            try:
-                ControlClient(home, timeout=2.0).close()
-            except NodeError:
-                self.path.unlink()  # left behind by a node that died
-            else:
-                raise NodeError(f"a node is already running for home {home.root}",
-                                hint="stop it with `gaia stop`, or give this one another --home")
+        self._clear_stale(home)
+        self.path = home.root / SOCKET_NAME
+        if not _fits(self.path):
+            self.path = _private_directory() / SOCKET_NAME
+            write_private(home.control_record, str(self.path.parent))
+        check_private(self.path.parent)
         methods_ = methods
 
         class Handler(socketserver.BaseRequestHandler):
@@ -85,18 +127,42 @@ class ControlServer:
 
         self._server = socketserver.ThreadingUnixStreamServer(str(self.path), Handler)
         self._server.daemon_threads = True
-        self.path.chmod(0o600)
+        self.path.chmod(PRIVATE_FILE)
         self._thread = threading.Thread(target=self._server.serve_forever, name="gaia-control", daemon=True)
+
+    @staticmethod
+    def _clear_stale(home: Home) -> None:
+        """Refuse when a node already serves ``home``; remove what a node that died left behind."""
+        old = socket_path(home)
+        if old is None or not os.path.lexists(old.parent):
+            return
+        try:
+            ControlClient(home, timeout=2.0).close()
+        except NodeError:
+            pass
+        else:
+            raise NodeError(f"a node is already running for home {home.root}",
+                            hint="stop it with `gaia stop`, or give this one another --home")
+        with contextlib.suppress(NodeError, OSError):
+            check_private(old.parent)  # only ever clean up a directory of our own
+            old.unlink(missing_ok=True)
+            if old.parent != home.root:
+                old.parent.rmdir()
 
     def start(self) -> None:
         """Start serving."""
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop serving and remove the socket file."""
-        self._server.shutdown()
+        """Stop serving and remove the socket (and its private directory); safe when never started."""
+        if self._thread.is_alive():  # shutdown() waits for serve_forever(), which never ran otherwise
+            self._server.shutdown()
         self._server.server_close()
         self.path.unlink(missing_ok=True)
+        if self.path.parent != self.home.root:
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()
+            self.home.control_record.unlink(missing_ok=True)
 
 
 def _dispatch(methods: dict[str, Callable[..., Any]], request: Any) -> dict[str, Any]:
@@ -115,6 +181,10 @@ class ControlClient:
 
     def __init__(self, home: Home, timeout: float = 30.0) -> None:
         path = socket_path(home)
+        if path is None or not os.path.lexists(path):
+            raise NodeError(f"no node is running for home {home.root} (no control socket{f' at {path}' if path else ''})",
+                            hint="start one with `gaia node` (or `gaia node --detach`)")
+        check_private(path.parent)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:

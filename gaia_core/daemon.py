@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gaia_core import logs
 from gaia_core.config import Home
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError
@@ -19,12 +20,12 @@ START_TIMEOUT_S = 60.0
 
 def log_file(home: Home) -> Path:
     """Where a background node's JSON-lines log goes."""
-    return home.root / "node.log"
+    return home.log_file
 
 
 def spawn(home: Home, args: list[str]) -> subprocess.Popen:
     """Run ``python -m gaia_core ARGS`` for ``home`` in its own session, logging to :func:`log_file`."""
-    with open(log_file(home), "ab") as log:
+    with logs.open_log(log_file(home)) as log:
         return subprocess.Popen([sys.executable, "-m", "gaia_core", *args], stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
                                 env={**os.environ, "GAIA_HOME": str(home.root)})

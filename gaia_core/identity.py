@@ -61,6 +61,7 @@ class Identity:
     def save(self, directory: Path, *, force: bool = False) -> None:
         """Write both keys with mode 0600; refuse to replace existing keys unless ``force``."""
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        directory.chmod(0o700)
         targets = [directory / SIGNING_FILE, directory / CURVE_FILE]
         existing = [p for p in targets if p.exists()]
         if existing and not force:
@@ -74,6 +75,7 @@ class Identity:
             )
             tmp = path.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # whatever the umask, and over a leftover temporary file's mode
             with os.fdopen(fd, "wb") as fh:
                 fh.write(pem)
             os.replace(tmp, path)

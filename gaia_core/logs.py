@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
-from typing import IO
+from pathlib import Path
+from typing import IO, BinaryIO
+
+#: A log may name jobs, peers and paths: only the node's user reads it.
+LOG_MODE = 0o600
 
 
 class JsonLines(logging.Formatter):
@@ -32,3 +37,10 @@ def configure(level: str = "info", stream: IO[str] | None = None) -> None:
     root.setLevel(level.upper())
     root.propagate = False
     logging.Formatter.converter = time.gmtime
+
+
+def open_log(path: Path) -> BinaryIO:
+    """Open ``path`` for appending, created (or tightened) to mode 0600 whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, LOG_MODE)
+    os.fchmod(fd, LOG_MODE)
+    return os.fdopen(fd, "ab")

@@ -60,7 +60,7 @@ class Node:
         self.transport = plugins.one("transport").factory(context)
         self.prover = plugins.prover(config.prover.scheme).factory(context)
         self._verifiers: dict[str, Any] = {self.prover.scheme: self.prover}
-        self.store = Store(context.home.state_db)
+        self.store = Store(context.home.make_private().state_db)  # home 0700 before any state is written
         self.ledger = Ledger(self.store)
         self.started_at = time.time()
         self.report = BenchmarkReport()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from gaia_core.config import Home
@@ -11,6 +13,12 @@ from gaia_core.errors import NodeError, ValidationError
 
 def _raise() -> None:
     raise ValidationError("bad [node] listen value", hint="see [node] in config.toml")
+
+
+@pytest.fixture
+def gaia_home(gaia_home: Home) -> Home:
+    """The isolated home, made private as a node makes its home at start."""
+    return gaia_home.make_private()
 
 
 @pytest.fixture
@@ -64,3 +72,12 @@ def test_errors_print_rich_markup_literally(capsys: pytest.CaptureFixture[str]) 
     print_table(None, ["name"], [["[/evil]"]])
     captured = capsys.readouterr()
     assert "set [node] listen" in captured.err and "[/evil]" in captured.out
+
+
+def test_stop_of_a_server_never_started_returns(gaia_home: Home) -> None:
+    server = ControlServer(gaia_home, {})
+    stopping = threading.Thread(target=server.stop, daemon=True)
+    stopping.start()
+    stopping.join(timeout=5.0)
+    assert not stopping.is_alive(), "ControlServer.stop() hung on a server that never started"
+    assert not server.path.exists()

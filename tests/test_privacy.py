@@ -1,0 +1,170 @@
+"""Local privacy: the home 0700, every state file 0600 whatever the umask, the control socket in a private directory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from gaia_core.cli import cli
+from gaia_core.config import Home
+from gaia_core.control import ControlClient, ControlServer
+from gaia_core.errors import NodeError
+from gaia_core.identity import CURVE_FILE, SIGNING_FILE, Identity
+from gaia_core.store import Store
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """The most permissive umask: every file created in the test is world-writable unless GAIA sets its mode."""
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+def test_init_under_an_open_umask_makes_the_home_private(open_umask: None, tmp_path: Path) -> None:
+    home = Home(tmp_path / "new-home")
+    result = CliRunner().invoke(cli, ["--home", str(home.root), "init"])
+    assert result.exit_code == 0, result.output
+    assert mode(home.root) == mode(home.identity_dir) == 0o700
+    assert [mode(home.identity_dir / f) for f in (SIGNING_FILE, CURVE_FILE)] == [0o600, 0o600]
+    assert mode(home.config_file) == 0o600
+
+
+def test_state_db_and_its_journals_are_private_under_an_open_umask(open_umask: None, tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = Store(path)
+    store.execute("INSERT INTO stats VALUES ('k', 1.0)")  # the WAL and its index now exist
+    files = [path, path.with_name("state.db-wal"), path.with_name("state.db-shm")]
+    assert [mode(p) for p in files] == [0o600] * 3
+    store.close()
+
+
+def test_a_node_tightens_a_home_an_older_gaia_left_readable(tmp_path: Path) -> None:
+    home = Home(tmp_path / "old-home")
+    Identity.generate().save(home.identity_dir)
+    Store(home.state_db).close()
+    home.config_file.write_text('[node]\nlisten = "tcp://127.0.0.1:0"\n')
+    home.log_file.write_text("")
+    for path in (home.state_db, home.config_file, home.log_file):
+        path.chmod(0o644)
+    home.root.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in {"GAIA_LOAD_PLUGINS", "GAIA_DEBUG", "PYTHONPATH"}}
+    env.update(GAIA_HOME=str(home.root), GAIA_BACKEND="python")
+    gaia = [sys.executable, "-m", "gaia_core"]
+    started = subprocess.run([*gaia, "node", "--detach"], env=env, capture_output=True, text=True, timeout=90)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert mode(home.root) == 0o700
+        state_files = [home.state_db, home.state_db.with_name("state.db-wal"), home.state_db.with_name("state.db-shm")]
+        assert [mode(p) for p in (*state_files, home.config_file, home.log_file)] == [0o600] * 5
+    finally:
+        stopped = subprocess.run([*gaia, "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+
+
+def test_a_new_log_file_is_private_under_an_open_umask(open_umask: None, tmp_path: Path) -> None:
+    from gaia_core import logs
+
+    with logs.open_log(tmp_path / "node.log") as log:
+        log.write(b"{}\n")
+    assert mode(tmp_path / "node.log") == 0o600
+
+
+# ---------------------------------------------------------------- the control socket
+
+
+@pytest.fixture
+def long_home(tmp_path: Path) -> Home:
+    """A private home whose path is too long for a Unix socket in it."""
+    home = Home(tmp_path / ("h" * 60) / ("o" * 60))
+    return home.make_private()
+
+
+def test_a_long_home_path_serves_from_a_fresh_private_directory(long_home: Home) -> None:
+    server = ControlServer(long_home, {"echo": lambda text: text})
+    server.start()
+    first = server.path.parent
+    try:
+        assert first != long_home.root and mode(first) == 0o700 and first.stat().st_uid == os.geteuid()
+        assert long_home.control_record.read_text() == str(first) and mode(long_home.control_record) == 0o600
+        with ControlClient(long_home) as client:
+            assert client.call("echo", text="hi") == "hi"
+    finally:
+        server.stop()
+    assert not first.exists() and not long_home.control_record.exists()
+    again = ControlServer(long_home, {})
+    try:
+        assert again.path.parent != first  # not a name another user could guess and create first
+    finally:
+        again.stop()
+
+
+def test_a_server_that_died_leaves_a_directory_the_next_one_cleans_up(long_home: Home) -> None:
+    dead = ControlServer(long_home, {})
+    dead._server.server_close()  # died without stop(): socket, directory and record are left behind
+    left = dead.path.parent
+    server = ControlServer(long_home, {"echo": lambda text: text})
+    server.start()
+    try:
+        assert not left.exists()
+        with ControlClient(long_home) as client:
+            assert client.call("echo", text="new") == "new"
+    finally:
+        server.stop()
+
+
+def _planted(directory: Path) -> socket.socket:
+    """A listening socket another user could have put in ``directory``."""
+    planted = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    planted.bind(str(directory / "control.sock"))
+    planted.listen()
+    return planted
+
+
+def test_a_client_refuses_a_socket_in_a_directory_others_can_write(long_home: Home, tmp_path: Path) -> None:
+    shared = tmp_path / "s"
+    shared.mkdir()
+    shared.chmod(0o777)
+    planted = _planted(shared)
+    long_home.control_record.write_text(str(shared))
+    try:
+        with pytest.raises(NodeError, match="refusing the control socket .* mode 777"):
+            ControlClient(long_home, timeout=1.0)
+        server = ControlServer(long_home, {})  # the node does not serve from there either
+        assert server.path.parent != shared and (shared / "control.sock").exists()
+        server.stop()
+    finally:
+        planted.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a directory owned by another user")
+def test_a_client_refuses_a_socket_in_a_directory_of_another_user(long_home: Home, tmp_path: Path) -> None:
+    other = tmp_path / "o"
+    other.mkdir(mode=0o700)
+    planted = _planted(other)
+    os.chown(other, 65534, 65534)
+    long_home.control_record.write_text(str(other))
+    try:
+        with pytest.raises(NodeError, match="owner uid 65534"):
+            ControlClient(long_home, timeout=1.0)
+    finally:
+        planted.close()
+
+
+def test_a_server_refuses_a_home_others_can_enter(gaia_home: Home) -> None:
+    gaia_home.root.chmod(0o755)
+    with pytest.raises(NodeError, match="chmod 700"):
+        ControlServer(gaia_home, {})
+
