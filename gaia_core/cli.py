@@ -85,9 +85,15 @@ def version(state: State, verbose: bool, as_json: bool) -> None:
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--all", "show_all", is_flag=True, help="Also list blocked and failed plugins.")
+@click.option("--check", "check_name", metavar="NAME",
+              help="Load plugin NAME strictly and check its entry point, hooks, providers and config "
+                   "(exit 5 on any failure).")
 @click.pass_obj
-def plugins_cmd(state: State, as_json: bool, show_all: bool) -> None:
+def plugins_cmd(state: State, as_json: bool, show_all: bool, check_name: str | None) -> None:
     """List installed plugins: name, version, roles, hooks and status."""
+    if check_name is not None:
+        _check_plugin(state, check_name, as_json)
+        return
     loaded = state.plugins()
     loaded.specs("runner")  # collect role specs, marking plugins whose role hooks fail
     infos = [i for i in loaded.infos.values() if show_all or i.status != "blocked"]
@@ -107,6 +113,27 @@ def plugins_cmd(state: State, as_json: bool, show_all: bool) -> None:
     for i in infos:
         if i.status == "failed":
             click.echo(f"{i.name} failed: {i.error}\n  remedy: {i.remedy}", err=True)
+
+
+def _check_plugin(state: State, name: str, as_json: bool) -> None:
+    """``gaia plugins --check NAME``: one line per check, exit 5 when any fails."""
+    from gaia_core import plugin_check
+    from gaia_core.errors import ConfigError, PluginError
+
+    try:
+        config, problem = state.config(), ""
+    except ConfigError as exc:
+        config, problem = None, str(exc)
+    checks = plugin_check.run(name, config, state.home, config_error=problem)
+    if as_json:
+        print_json([c.to_dict() for c in checks])
+    else:
+        for c in checks:
+            click.echo(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+            if c.remedy and not c.ok:
+                click.echo(f"      remedy: {c.remedy}")
+    if not all(c.ok for c in checks):
+        raise SystemExit(PluginError.exit_code)
 
 
 @cli.command()

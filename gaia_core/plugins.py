@@ -76,7 +76,7 @@ class Plugins:
         self.pm.register(plugin, name=name)
         self.pm.check_pending()
         self.infos[name] = PluginInfo(name, version, "active", getattr(plugin, "__name__", type(plugin).__name__),
-                                      hooks=_hooks_of(self.pm, plugin))
+                                      hooks=hooks_of(self.pm, plugin))
         self._specs = None
 
     def specs(self, role: str) -> list[tuple[str, Any]]:
@@ -171,7 +171,8 @@ def _remedy(name: str) -> str:
             f"or leave it out with --plugins / $GAIA_LOAD_PLUGINS")
 
 
-def _hooks_of(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
+def hooks_of(pm: pluggy.PluginManager, plugin: object) -> tuple[str, ...]:
+    """The names of the hooks ``plugin`` implements, sorted."""
     return tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
 
 
@@ -234,14 +235,15 @@ def load(selection: Iterable[str] | None = None, *, block: Iterable[str] = (), s
             pm.register(module, name=name)
             pm.check_pending()
         except Exception as exc:
-            detail = _describe(exc)
+            detail = describe_error(exc)
             plugins._fail(name, detail)
             continue
-        plugins.infos[name] = attrs.evolve(info, hooks=_hooks_of(pm, module))
+        plugins.infos[name] = attrs.evolve(info, hooks=hooks_of(pm, module))
     return plugins
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """One line for a plugin's exception: type, message and the line that raised it."""
     if isinstance(exc, pluggy.PluginValidationError):
         return f"invalid hook: {exc}"
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []

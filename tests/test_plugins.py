@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pluggy
 import pytest
+from click.testing import CliRunner
 
-from gaia_core import hookimpl, plugins
+from gaia_core import hookimpl, plugin_check, plugins
+from gaia_core.cli import cli, main
 from gaia_core.config import Home
 from gaia_core.errors import PluginError
 from gaia_core.model import NodeRecord, Task, TaskResult
-from gaia_core.roles import NodeContext
+from gaia_core.roles import NodeContext, Runner
 from gaia_core.state import State
 
 NODE_ID = "ab" * 32
@@ -305,3 +309,207 @@ def test_registering_an_in_process_plugin_with_a_misspelt_hook_raises(plugin_man
 
     with pytest.raises(pluggy.PluginValidationError, match="gaia_node_start"):
         plugin_manager.register(Misspelt(), "misspelt")
+
+
+# ---------------------------------------------------------------- gaia plugins --check
+
+#: A plugin whose providers keep their protocols, reads its own config table and adds a command.
+CONFORMING_PLUGIN = """
+    import click
+
+    from gaia_core.plugin_api import ConfigError, ProverSpec, RunnerSpec, hookimpl
+
+
+    class Runner:
+        def __init__(self, context):
+            self.limit = context.config.section("gaia-fake-check").get("limit", 1)
+            if not isinstance(self.limit, int):
+                raise ConfigError(f"[gaia-fake-check] limit must be an integer, got {self.limit!r}")
+
+        def run(self, task, *args, **kwargs):
+            raise NotImplementedError
+
+        def close(self, wait=True):
+            pass
+
+
+    class Prover:
+        scheme = "fake"
+
+        def __init__(self, context):
+            pass
+
+        def prove(self, task, result):
+            raise NotImplementedError
+
+        def verify(self, proof, task, result, *, strict=False):
+            raise NotImplementedError
+
+
+    @hookimpl
+    def gaia_runners():
+        yield RunnerSpec(name="fake", task_kinds=("fake",), factory=Runner)
+
+
+    @hookimpl
+    def gaia_provers():
+        yield ProverSpec(scheme="fake", factory=Prover)
+
+
+    @hookimpl
+    def gaia_register_commands(cli):
+        @cli.command()
+        def fake():
+            "A command."
+"""
+
+#: The same plugin with its providers broken against their protocols.
+BROKEN_PROVIDERS_PLUGIN = """
+    from gaia_core.plugin_api import ProverSpec, QueueSpec, RunnerSpec, hookimpl
+
+
+    class Runner:
+        def __init__(self, context):
+            pass
+
+        def run(self, job):
+            raise NotImplementedError
+
+
+    class Prover:
+        scheme = "other"
+
+        def __init__(self, context):
+            pass
+
+        def prove(self, task, result, seed):
+            raise NotImplementedError
+
+        def verify(self, proof):
+            raise NotImplementedError
+
+
+    class Queue:
+        def __init__(self, context):
+            pass
+
+        def admit(self, task):
+            raise NotImplementedError
+
+        def next(self, timeout):
+            raise NotImplementedError
+
+        def close(self):
+            pass
+
+
+    @hookimpl
+    def gaia_runners():
+        yield RunnerSpec(name="bad", task_kinds=("bad",), factory=Runner)
+
+
+    @hookimpl
+    def gaia_provers():
+        yield ProverSpec(scheme="fake", factory=Prover)
+
+
+    @hookimpl
+    def gaia_queues():
+        yield QueueSpec(name="bad", factory=Queue)
+"""
+
+
+def _check(cli_runner: CliRunner, name: str, *extra: str) -> tuple[int, dict[str, dict[str, object]]]:
+    result = cli_runner.invoke(cli, ["plugins", "--check", name, "--json", *extra])
+    assert "Traceback" not in result.output
+    return result.exit_code, {c["check"]: c for c in json.loads(result.output)}
+
+
+def test_check_passes_a_conforming_plugin(fake_dists, cli_runner: CliRunner) -> None:
+    fake_dists.add("gaia-fake-check", CONFORMING_PLUGIN)
+    code, checks = _check(cli_runner, "Gaia_Fake.Check")
+    assert code == 0, checks
+    assert list(checks) == ["entry point", "import", "hooks", "gaia_register_commands", "gaia_runners",
+                            "config runner:fake", "protocol runner:fake", "gaia_provers", "config prover:fake",
+                            "protocol prover:fake"]
+    assert all(c["ok"] for c in checks.values())
+    assert checks["gaia_register_commands"]["detail"] == "adds fake"
+    text = cli_runner.invoke(cli, ["plugins", "--check", "gaia-fake-check"])
+    assert text.exit_code == 0 and "ok    protocol runner:fake: satisfies Runner" in text.output
+
+
+def test_check_fails_providers_that_break_their_protocol(fake_dists, cli_runner: CliRunner) -> None:
+    fake_dists.add("gaia-fake-broken-providers", BROKEN_PROVIDERS_PLUGIN)
+    code, checks = _check(cli_runner, "gaia-fake-broken-providers")
+    assert code == PluginError.exit_code
+    runner = checks["protocol runner:bad"]["detail"]
+    assert "no method close()" in runner and "run(): takes no positional argument 'task'" in runner
+    prover = checks["protocol prover:fake"]["detail"]
+    assert "prove(): requires argument 'seed'" in prover and "verify(): takes no positional argument 'task'" in prover
+    assert "scheme is 'other' but the spec registers 'fake'" in prover
+    queue = checks["protocol queue:bad"]["detail"]
+    assert "admit(): takes no keyword argument 'envelope'" in queue
+    assert "next(): argument 'timeout' must be optional" in queue
+    assert "no method done()" in queue
+    assert all(checks[k]["remedy"] for k in checks if not checks[k]["ok"])
+
+
+def test_check_fails_a_plugin_whose_config_table_does_not_parse(fake_dists, cli_runner: CliRunner,
+                                                                gaia_home: Home) -> None:
+    fake_dists.add("gaia-fake-check", CONFORMING_PLUGIN)
+    gaia_home.config_file.write_text('[gaia-fake-check]\nlimit = "many"\n')
+    code, checks = _check(cli_runner, "gaia-fake-check")
+    assert code == PluginError.exit_code
+    assert checks["config runner:fake"]["ok"] is False
+    assert "limit must be an integer" in checks["config runner:fake"]["detail"]
+    assert "protocol runner:fake" not in checks and checks["protocol prover:fake"]["ok"] is True
+
+
+def test_check_fails_when_the_kernel_config_is_malformed(fake_dists, cli_runner: CliRunner, gaia_home: Home) -> None:
+    fake_dists.add("gaia-fake-check", CONFORMING_PLUGIN)
+    gaia_home.config_file.write_text("[node]\nbogus = 1\n")
+    code, checks = _check(cli_runner, "gaia-fake-check")
+    assert code == PluginError.exit_code and "bogus" in checks["config"]["detail"]
+
+
+@pytest.mark.parametrize(("source", "check", "needle"), [
+    (MISSPELT_PLUGIN, "hooks", "gaia_runner"),
+    (WRONG_SIGNATURE_PLUGIN, "hooks", "strictness"),
+    (IMPORT_ERROR_PLUGIN, "import", "ModuleNotFoundError"),
+    (WRONG_SPEC_PLUGIN, "gaia_runners", "yielded QueueSpec; expected RunnerSpec"),
+    (RAISING_ROLE_PLUGIN, "gaia_queues", "queue backend missing"),
+    ("x = 1\n", "hooks", "implements no hook"),
+], ids=["misspelt", "wrong-signature", "import-error", "wrong-spec", "raising-role-hook", "no-hooks"])
+def test_check_fails_a_broken_plugin_on_the_step_that_breaks(fake_dists, cli_runner: CliRunner, source: str,
+                                                             check: str, needle: str) -> None:
+    fake_dists.add("gaia-fake-broken", source)
+    code, checks = _check(cli_runner, "gaia-fake-broken")
+    assert code == PluginError.exit_code
+    assert checks[check]["ok"] is False and needle in checks[check]["detail"], checks[check]
+
+
+def test_check_fails_an_entry_point_not_named_after_its_distribution(fake_dists, cli_runner: CliRunner) -> None:
+    module = fake_dists.add("gaia-fake-named", CONFORMING_PLUGIN)
+    info = fake_dists.root / "gaia_fake_named-0.1.0.dist-info"
+    (info / "entry_points.txt").write_text(f"[gaia]\nfake-named = {module}:gaia_runners\n", encoding="utf-8")
+    code, checks = _check(cli_runner, "gaia-fake-named")
+    assert code == PluginError.exit_code
+    detail = checks["entry point"]["detail"]
+    assert "named 'fake-named', not after its distribution 'gaia-fake-named'" in detail
+    assert "names an object" in detail
+
+
+def test_check_of_a_plugin_that_is_not_installed_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["plugins", "--check", "gaia-nothing"])
+    assert exit_.value.code == PluginError.exit_code
+    err = capsys.readouterr().err
+    assert "no plugin named 'gaia-nothing' is installed" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("provider", [
+    type("Loose", (), {"run": lambda self, *a, **k: None, "close": lambda self: None}),
+    type("Extra", (), {"run": lambda self, task, retries=3: None, "close": lambda self, wait=True: None}),
+], ids=["var-args", "extra-optional"])
+def test_protocol_check_accepts_compatible_signatures(provider: type) -> None:
+    assert plugin_check.protocol_problems(provider(), Runner) == []
