@@ -2,12 +2,13 @@
 
 A sealed :class:`~gaia_core.model.Envelope` carries the sender's node id, a
 timestamp and a random nonce, Ed25519-signed together with the body. Opening
-rejects a forged, stale or replayed envelope with a
-:class:`~gaia_core.errors.SignatureError`.
+rejects a forged, stale or replayed envelope with a :class:`Refused` (a
+:class:`~gaia_core.errors.SignatureError` that names its reason).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -20,6 +21,16 @@ from gaia_core.model import Envelope
 _DOMAIN = b"gaia-envelope-v1\x00"
 #: How far a timestamp may be from this node's clock, either way.
 DEFAULT_WINDOW_S = 60.0
+#: Every reason an envelope can be refused for here.
+REASONS = ("unsigned", "forged", "bad_time", "stale", "replayed", "replay_full")
+
+
+class Refused(SignatureError):
+    """An envelope was refused; ``reason`` is one of :data:`REASONS` (or a caller's own, e.g. the gate's)."""
+
+    def __init__(self, reason: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
 
 
 def signed_bytes(env: Envelope) -> bytes:
@@ -45,15 +56,18 @@ class ReplayGuard:
         self._next_purge = 0.0
 
     def check(self, env: Envelope, now: float, *, scope: str = "") -> None:
-        """Record ``env`` or raise :class:`SignatureError` if it is stale or was seen before.
+        """Record ``env`` or raise :class:`Refused` if its time is not finite, it is stale or was seen before.
 
         ``scope`` names a part of the envelope checked on its own, e.g. one task of an envelope
         that carries a batch: each (envelope, scope) pair is accepted once.
         """
+        if not math.isfinite(env.sent_at):  # NaN compares false with everything: it would pass the window
+            raise Refused("bad_time", f"{env.kind} envelope from {env.sender[:12]} has no valid time "
+                          f"({env.sent_at!r})", hint="the sender must stamp seconds since the epoch")
         skew = now - env.sent_at
         if abs(skew) > self.window_s:
-            raise SignatureError(
-                f"stale {env.kind} envelope from {env.sender[:12]}: sent {skew:+.0f}s from now "
+            raise Refused(
+                "stale", f"stale {env.kind} envelope from {env.sender[:12]}: sent {skew:+.0f}s from now "
                 f"(window ±{self.window_s:.0f}s)",
                 hint="check both machines' clocks (NTP)",
             )
@@ -64,18 +78,19 @@ class ReplayGuard:
                 self._seen = {k: t for k, t in self._seen.items() if t > cutoff}
                 self._next_purge = now + self.window_s / 4
             if key in self._seen:
-                raise SignatureError(f"replayed {env.kind} envelope from {env.sender[:12]}")
+                raise Refused("replayed", f"replayed {env.kind} envelope from {env.sender[:12]}")
             if len(self._seen) >= self.max_entries:
-                raise SignatureError("replay cache is full; envelope refused", hint="the node is under load; retry later")
+                raise Refused("replay_full", "replay cache is full; envelope refused",
+                              hint="the node is under load; retry later")
             self._seen[key] = env.sent_at
 
 
 def open_envelope(env: Envelope, guard: ReplayGuard | None = None, *, now: float | None = None) -> Envelope:
     """Verify ``env``'s signature, freshness and novelty; return it unchanged when all hold."""
     if not env.signature:
-        raise SignatureError(f"unsigned {env.kind} envelope from {env.sender[:12]}")
+        raise Refused("unsigned", f"unsigned {env.kind} envelope from {env.sender[:12]}")
     if not verify_signature(env.sender, env.signature, signed_bytes(env)):
-        raise SignatureError(f"forged {env.kind} envelope: signature does not match sender {env.sender[:12]}")
+        raise Refused("forged", f"forged {env.kind} envelope: signature does not match sender {env.sender[:12]}")
     if guard is not None:
         guard.check(env, time.time() if now is None else now)
     return env

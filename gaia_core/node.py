@@ -22,6 +22,7 @@ import msgpack
 from gaia_core import __version__, admission, codec
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError
+from gaia_core.inbound import Gate
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
 from gaia_core.plugins import Plugins
 from gaia_core.rewards import Ledger
@@ -80,6 +81,7 @@ class Node:
         from gaia_core.jobs import JobManager
 
         self.jobs = JobManager(self)
+        self.gate = Gate(self)  # every message from the transport passes it before a handler below sees it
         self.control = ControlServer(context.home, self._control_methods())
 
     # ------------------------------------------------------------------ lifecycle
@@ -89,7 +91,7 @@ class Node:
         for bench in self.benchmarks:
             self.report = self.report.merge(bench.measure(quick=True))
         self.record = self._make_record()
-        self.address = self.transport.start(self, self.record)
+        self.address = self.transport.start(self.gate, self.record)  # the kernel authenticates, then calls self
         self.record = attrs.evolve(self.record, addresses=(self.address,))
         for address in self.context.config.network.bootstrap:
             self.transport.connect(address)

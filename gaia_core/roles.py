@@ -49,6 +49,18 @@ class NodeContext:
 
 
 @frozen
+class Channel:
+    """A peer key that a transport's channel authenticated (e.g. the CurveZMQ client key of a connection).
+
+    The transport only vouches for it; the kernel binds it to the sender's signed NodeRecord
+    (:mod:`gaia_core.inbound`). ``scheme`` names the key's kind, as in :meth:`NodeRecord.channel_keys`.
+    """
+
+    scheme: str = field(validator=[v.instance_of(str), v.min_len(1), v.max_len(32)])
+    key: bytes = field(validator=[v.instance_of(bytes), v.min_len(1), v.max_len(1024)])
+
+
+@frozen
 class PeerInfo:
     """What a transport knows of one peer."""
 
@@ -112,13 +124,21 @@ class Prover(Protocol):
 
 @runtime_checkable
 class MessageHandler(Protocol):
-    """What a transport delivers to: implemented by the node."""
+    """What a transport delivers to: the kernel's gate (:class:`gaia_core.inbound.Gate`), never the node itself.
 
-    def on_request(self, envelope: Envelope) -> bytes:
-        """Answer a verified request; the returned bytes are the reply body."""
+    The transport hands over each envelope as received, with the :class:`Channel` its connection
+    authenticated when it has one; the gate authenticates (signature or bound channel, staleness,
+    replay) before any handler of the node sees the message.
+    """
 
-    def on_announce(self, envelope: Envelope) -> None:
-        """Take a verified announcement (e.g. a NodeRecord)."""
+    def authenticate(self, envelope: Envelope, channel: Channel | None = None) -> None:
+        """Check a message the transport handles itself (replies, its own hellos); SignatureError when refused."""
+
+    def on_request(self, envelope: Envelope, channel: Channel | None = None) -> bytes:
+        """Authenticate, then answer a request; the returned bytes are the reply body (GaiaError: a refusal)."""
+
+    def on_announce(self, envelope: Envelope, channel: Channel | None = None) -> None:
+        """Authenticate, then take an announcement (e.g. a NodeRecord); a refused one is counted and dropped."""
 
     def on_peer(self, peer: PeerInfo) -> None:
         """Learn that a peer changed state (up or down)."""
@@ -129,7 +149,7 @@ class Transport(Protocol):
     """Moves signed envelopes between nodes; one is active per node."""
 
     def start(self, handler: MessageHandler, record: NodeRecord) -> str:
-        """Bind, start serving and return the address peers should dial."""
+        """Bind, start serving and return the address peers should dial; deliver every message to ``handler``."""
 
     def stop(self) -> None:
         """Close every socket and thread; idempotent."""

@@ -1,17 +1,24 @@
-"""The transport conformance suite passes a small correct transport and fails broken ones."""
+"""The transport conformance suite passes a small correct transport and fails broken ones.
+
+The broken ones include every way a transport can weaken authentication now that the kernel's
+gate does it: forwarding forged, stale, unsigned or replayed envelopes, and vouching for a
+channel key that is not the sender's.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from typing import Callable
 
+import attrs
 import pytest
 
-from gaia_core.envelope import open_envelope, seal
+from gaia_core.envelope import seal
 from gaia_core.errors import GaiaError, NodeError, RejectedError
 from gaia_core.identity import Identity
-from gaia_core.model import NodeRecord
-from gaia_core.roles import MessageHandler, PeerInfo, Transport
+from gaia_core.model import Envelope, NodeRecord
+from gaia_core.roles import Channel, MessageHandler, PeerInfo, Transport
 from gaia_core.testing.conformance.transport import MakeTransport, TransportTests, started_pair
 
 
@@ -55,12 +62,20 @@ class MemoryTransport:
         self.set_state(other.identity.node_id, "up")
         other.set_state(self.identity.node_id, "up")
 
+    def channel(self) -> Channel:
+        """What the receiving end's "connection" authenticated: this transport's curve key."""
+        return Channel("curve", self.identity.curve_public)
+
+    def outgoing(self, kind: str, body: bytes) -> list[Envelope]:
+        """The envelopes delivered for one message (an honest transport: exactly the one it sealed)."""
+        return [seal(self.identity, kind, body)]
+
     def request(self, peer_id: str, kind: str, body: bytes, *, timeout: float = 10.0) -> bytes:
         other = self.links.get(peer_id)
         if self.stopped or other is None or other.stopped:
             raise NodeError(f"cannot reach {peer_id[:12]}")
-        env = open_envelope(seal(self.identity, kind, body))
-        future = other.pool.submit(other.handler.on_request, env)
+        futures = [other.pool.submit(other.handler.on_request, env, self.channel()) for env in self.outgoing(kind, body)]
+        future = futures[0]
         try:
             return future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
@@ -71,7 +86,8 @@ class MemoryTransport:
     def announce(self, kind: str, body: bytes) -> None:
         for other in self.links.values():
             if not other.stopped:
-                other.handler.on_announce(seal(self.identity, kind, body))
+                for env in self.outgoing(kind, body):
+                    other.handler.on_announce(env, self.channel())
 
     def peers(self) -> list[PeerInfo]:
         return [self.info(n) for n in self.links]
@@ -101,6 +117,44 @@ class NeverDown(MemoryTransport):
         self.stopped = True
 
 
+class ForwardsForged(MemoryTransport):
+    """Delivers envelopes whose body was changed after signing (as if it never checked what came in)."""
+
+    def outgoing(self, kind: str, body: bytes) -> list[Envelope]:
+        return [attrs.evolve(env, body=env.body + b"!") for env in super().outgoing(kind, body)]
+
+
+class ForwardsStale(MemoryTransport):
+    """Delivers envelopes an hour old."""
+
+    def outgoing(self, kind: str, body: bytes) -> list[Envelope]:
+        return [seal(self.identity, kind, body, now=time.time() - 3600)]
+
+
+class ForwardsUnsigned(MemoryTransport):
+    """Strips signatures and vouches for no channel."""
+
+    def outgoing(self, kind: str, body: bytes) -> list[Envelope]:
+        return [attrs.evolve(env, signature=b"") for env in super().outgoing(kind, body)]
+
+    def channel(self) -> None:  # type: ignore[override]
+        return None
+
+
+class ForwardsReplays(MemoryTransport):
+    """Delivers every envelope twice (a replay it never filtered)."""
+
+    def outgoing(self, kind: str, body: bytes) -> list[Envelope]:
+        return super().outgoing(kind, body) * 2
+
+
+class VouchesWrongChannel(MemoryTransport):
+    """Vouches for a curve key that is not the sender's."""
+
+    def channel(self) -> Channel:
+        return Channel("curve", Identity.generate().curve_public)
+
+
 def maker(cls: type[MemoryTransport]) -> MakeTransport:
     network: dict[str, MemoryTransport] = {}
 
@@ -121,20 +175,30 @@ def test_memory_transport_satisfies_the_protocol() -> None:
     assert isinstance(MemoryTransport({}, Identity.generate()), Transport)
 
 
-#: How a suite check fails: an assertion, pytest.fail, or (LeaksErrors) the handler's own error escaping.
-FAILURES = (AssertionError, pytest.fail.Exception, RejectedError)
+#: How a suite check fails: an assertion, pytest.fail, the handler's own error escaping (LeaksErrors),
+#: or the kernel's refusal reaching the caller as a NodeError.
+FAILURES = (AssertionError, pytest.fail.Exception, RejectedError, NodeError)
 
 
-@pytest.mark.parametrize(("cls", "check"), [
-    (DropsAnnouncements, TransportTests.test_announce_reaches_peer),
-    (CorruptsReplies, TransportTests.test_request_echo),
-    (CorruptsReplies, TransportTests.test_large_body),
-    (LeaksErrors, TransportTests.test_refusal_is_node_error),
-    (LeaksErrors, TransportTests.test_unknown_peer_is_node_error),
-    (NeverDown, TransportTests.test_stopped_peer_goes_down),
+@pytest.mark.parametrize(("cls", "check", "reason"), [
+    (DropsAnnouncements, TransportTests.test_announce_reaches_peer, None),
+    (CorruptsReplies, TransportTests.test_request_echo, None),
+    (CorruptsReplies, TransportTests.test_large_body, None),
+    (LeaksErrors, TransportTests.test_refusal_is_node_error, None),
+    (LeaksErrors, TransportTests.test_unknown_peer_is_node_error, None),
+    (NeverDown, TransportTests.test_stopped_peer_goes_down, None),
+    (ForwardsForged, TransportTests.test_request_echo, "forged"),
+    (ForwardsForged, TransportTests.test_announce_reaches_peer, "forged"),
+    (ForwardsStale, TransportTests.test_request_echo, "stale"),
+    (ForwardsUnsigned, TransportTests.test_request_echo, "unsigned"),
+    (ForwardsReplays, TransportTests.test_honest_traffic_is_never_refused, "replayed"),
+    (VouchesWrongChannel, TransportTests.test_channel_is_the_senders_once_its_record_is_known, "wrong_channel"),
 ])
-def test_suite_fails_a_broken_transport(cls: type[MemoryTransport], check: Callable, monkeypatch) -> None:
+def test_suite_fails_a_broken_transport(cls: type[MemoryTransport], check: Callable, reason: str | None,
+                                        monkeypatch) -> None:
     monkeypatch.setattr("gaia_core.testing.conformance.transport.WAIT_S", 0.5)
     with started_pair(maker(cls)) as pair:
         with pytest.raises(FAILURES):
             check(TransportTests(), pair)
+        if reason is not None:  # caught because the kernel's gate refused what the transport forwarded
+            assert any(node.gate.stats().get(reason) for node in pair), [node.gate.stats() for node in pair]

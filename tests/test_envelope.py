@@ -6,7 +6,7 @@ import attrs
 import pytest
 
 from gaia_core.codec import decode, encode
-from gaia_core.envelope import DEFAULT_WINDOW_S, ReplayGuard, open_envelope, seal, signed_bytes
+from gaia_core.envelope import DEFAULT_WINDOW_S, Refused, ReplayGuard, open_envelope, seal, signed_bytes
 from gaia_core.errors import SignatureError
 from gaia_core.identity import Identity
 from gaia_core.model import Envelope
@@ -118,3 +118,27 @@ def test_the_replay_cache_is_bounded(identity: Identity) -> None:
     # Once the old entries fall out of the window there is room again.
     open_envelope(seal(identity, "ping", b"", now=NOW + 121), guard, now=NOW + 121)
     assert len(guard._seen) == 1
+
+
+@pytest.mark.parametrize("sent_at", [float("nan"), float("inf"), float("-inf")])
+def test_a_time_that_is_not_finite_is_refused_and_never_remembered(identity: Identity, sent_at: float) -> None:
+    guard = ReplayGuard()
+    with attrs.validators.disabled():  # the model refuses such a time at decode; the guard must not rely on it
+        env = attrs.evolve(seal(identity, "ping", b"", now=NOW), sent_at=sent_at)
+        env = attrs.evolve(env, signature=identity.sign(signed_bytes(env)))  # a validly signed NaN time
+    for later in (NOW, NOW + 1000):  # NaN compares false with the window, so it used to pass, again and again
+        with pytest.raises(Refused, match="no valid time") as info:
+            open_envelope(env, guard, now=later)
+        assert info.value.reason == "bad_time"
+    assert not guard._seen
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"signature": b""}, "unsigned"), ({"body": b"x"}, "forged"), ({"sent_at": NOW - 3600}, "stale")])
+def test_each_refusal_names_its_reason(identity: Identity, change: dict[str, object], reason: str) -> None:
+    env = attrs.evolve(seal(identity, "ping", b"", now=NOW), **change)
+    if reason == "stale":
+        env = attrs.evolve(env, signature=identity.sign(signed_bytes(env)))
+    with pytest.raises(Refused) as info:
+        open_envelope(env, ReplayGuard(), now=NOW)
+    assert info.value.reason == reason and isinstance(info.value, SignatureError)

@@ -3,7 +3,10 @@
 Subclass :class:`TransportTests` and provide a ``make_transport`` fixture: a
 callable that returns a new, unstarted transport on loopback with its own
 identity, together with the NodeRecord it should start with. Use a short
-heartbeat (the suite waits for a stopped peer to be reported down)::
+heartbeat (the suite waits for a stopped peer to be reported down). The suite starts each
+transport with the kernel's :class:`~gaia_core.inbound.Gate` as its handler, as the node does,
+so a transport that delivers forged, stale or replayed envelopes, or vouches for a channel key
+that is not the sender's, fails it::
 
     class TestMyTransport(TransportTests):
         @pytest.fixture
@@ -26,8 +29,10 @@ from typing import Callable, Iterator
 import attrs
 import pytest
 
+from gaia_core import codec
 from gaia_core.envelope import open_envelope
 from gaia_core.errors import NodeError, RejectedError
+from gaia_core.inbound import RECORD, Gate
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import PeerInfo, Transport
 
@@ -71,6 +76,7 @@ class Node:
     transport: Transport
     record: NodeRecord
     handler: RecordingHandler
+    gate: Gate
     address: str
 
     @property
@@ -101,8 +107,9 @@ def started_pair(make: MakeTransport) -> Iterator[tuple[Node, Node]]:
         for _ in range(2):
             transport, record = make()
             handler = RecordingHandler()
-            address = transport.start(handler, record)
-            nodes.append(Node(transport, record, handler, address))
+            gate = Gate(handler)
+            address = transport.start(gate, record)
+            nodes.append(Node(transport, record, handler, gate, address))
         a, b = nodes
         b.transport.connect(a.address)
         wait_for(lambda: _up(a, b) and _up(b, a), "two transports to see each other up")
@@ -210,3 +217,28 @@ class TransportTests:
         b.transport.stop()
         with pytest.raises(NodeError):
             b.transport.request(a.node_id, "echo", b"x", timeout=1)
+
+    def test_honest_traffic_is_never_refused(self, pair: tuple[Node, Node]) -> None:
+        a, b = pair
+        for i in range(5):
+            assert b.transport.request(a.node_id, "echo", b"%d" % i, timeout=10) == b"%d" % i
+            assert a.transport.request(b.node_id, "echo", b"%d" % i, timeout=10) == b"%d" % i
+        a.transport.announce("note", b"counted")
+        wait_for(lambda: any(e.body == b"counted" for e in b.handler.announces), "the announcement to arrive")
+        assert len([e for e in a.handler.requests if e.sender == b.node_id]) == 5, "each request delivered once"
+        assert a.gate.stats() == {} and b.gate.stats() == {}, \
+            f"the kernel refused honest traffic (a transport forwarded a forged, stale or replayed envelope): " \
+            f"{a.gate.stats()} {b.gate.stats()}"
+
+    def test_channel_is_the_senders_once_its_record_is_known(self, pair: tuple[Node, Node]) -> None:
+        a, b = pair
+        for me, other in ((a, b), (b, a)):
+            me.transport.announce(RECORD, codec.encode(me.record))
+        for me, other in ((a, b), (b, a)):
+            scheme = next(iter(other.record.channel_keys()))
+            wait_for(lambda: me.gate.bound_key(other.node_id, scheme) is not None, "a signed record to bind a channel")
+        for me, other in ((a, b), (b, a)):
+            assert me.transport.request(other.node_id, "echo", b"bound", timeout=10) == b"bound"
+        assert "wrong_channel" not in a.gate.stats() and "wrong_channel" not in b.gate.stats(), \
+            "the transport vouched for a channel key that is not the sender's"
+        assert a.gate.stats() == {} and b.gate.stats() == {}

@@ -17,12 +17,18 @@ from pathlib import Path
 
 import attrs
 
-from gaia_core import config as config_mod
-from gaia_core.config import Home
-from gaia_core.errors import GaiaError
-from gaia_core.identity import Identity
-from gaia_core.model import Envelope, NodeRecord
-from gaia_core.roles import NodeContext, PeerInfo
+from gaia_core.plugin_api import (
+    Config,
+    Envelope,
+    GaiaError,
+    Gate,
+    Home,
+    Identity,
+    NodeContext,
+    NodeRecord,
+    PeerInfo,
+    load_config,
+)
 
 from gaia_comm_zmq.transport import ZmqTransport
 
@@ -62,8 +68,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _config(home: Home, args: argparse.Namespace) -> config_mod.Config:
-    config = config_mod.load(home)
+def _config(home: Home, args: argparse.Namespace) -> Config:
+    config = load_config(home)
     node = attrs.evolve(config.node, listen=args.listen or config.node.listen,
                         advertise=args.advertise or config.node.advertise)
     net = config.network
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         context = NodeContext(config=_config(home, args), home=home, identity=identity)
         transport = ZmqTransport(context)
         record = NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public, name=home.root.name)
-        address = transport.start(handler, record)
+        address = transport.start(Gate(handler), record)
     except GaiaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -24,11 +24,24 @@ import msgpack
 import zmq
 from zmq.utils import z85
 
-from gaia_core import codec
-from gaia_core.envelope import ReplayGuard, seal
-from gaia_core.errors import CodecError, ConfigError, GaiaError, IdentityError, NodeError, UsageError
-from gaia_core.model import Envelope, NodeRecord
-from gaia_core.roles import MessageHandler, NodeContext, PeerInfo
+from gaia_core.plugin_api import (
+    Channel,
+    CodecError,
+    ConfigError,
+    Envelope,
+    GaiaError,
+    IdentityError,
+    MessageHandler,
+    NodeContext,
+    NodeError,
+    NodeRecord,
+    PeerInfo,
+    RefusalLog,
+    Refused,
+    UsageError,
+    codec,
+    seal,
+)
 
 from gaia_comm_zmq import wire
 from gaia_comm_zmq.address import format_address, parse_address
@@ -98,7 +111,6 @@ class ZmqTransport:
         self.settings = Settings.from_config(context.config)
         self._identity = context.identity
         self._log = context.log
-        self._guard = ReplayGuard()
         self._ids = itertools.count(1)
         self._waiters: dict[int, _Waiter] = {}
         self._peers: dict[str, _Peer] = {}  # identified peers by node id
@@ -107,7 +119,7 @@ class ZmqTransport:
         self._internal: dict[int, tuple[str, _Peer, float]] = {}  # our hellos and pings in flight
         self._denied: set[bytes] = set()
         self._counts: collections.Counter[str] = collections.Counter()
-        self._rejected: collections.Counter[str] = collections.Counter()
+        self._refusals = RefusalLog(self._log, "the zmq transport")
         self._local = threading.local()
         self._cmd_socks: list[zmq.Socket] = []
         self._lock = threading.Lock()
@@ -249,10 +261,13 @@ class ZmqTransport:
         return [p.info() for p in list(self._peers.values())]
 
     def stats(self) -> dict[str, Any]:
-        """Counters: messages sent and received, drops, timeouts, and rejections by reason."""
+        """Counters: messages sent and received, drops, timeouts, and the transport's own refusals by reason.
+
+        Authentication refusals (forged, stale, replayed, ...) are the kernel's, counted by its gate.
+        """
         with self._lock:
             counts = dict(self._counts)
-        return {"counts": counts, "rejected": dict(self._rejected)}
+        return {"counts": counts, "rejected": self._refusals.counts()}
 
     # ------------------------------------------------------------------ callers -> I/O thread
 
@@ -410,46 +425,51 @@ class ZmqTransport:
             try:
                 self._inbound(router, rid, frames)
             except wire.Refused as refused:
-                self._rejected[refused.reason] += 1
-                self._log.debug("zmq transport refused a message: %s", refused)
+                self._refusals.add(refused.reason, _client_key(rid).hex() or rid.bytes.hex(), str(refused))
+            except Refused:
+                pass  # the kernel's gate refused it, and counted and logged it
 
     def _inbound(self, router: zmq.Socket, rid_frame: zmq.Frame, frames: list[bytes]) -> None:
         mtype, corr, env = wire.parse(frames, self.settings.max_message_bytes)
         rid = rid_frame.bytes
         if mtype not in (wire.REQUEST, wire.ANNOUNCE):
             raise wire.Refused("unexpected", f"message type {mtype} on the listening socket")
+        channel = Channel("curve", _client_key(rid_frame)) if self.settings.curve else None
         if not self._allowed(env.sender):  # before the signature check: refusing costs nothing
             if self.settings.curve and len(self._denied) < _MAX_KEYS:
                 self._denied.add(_client_key(rid_frame))  # refused at the ZAP handshake from now on
             if mtype == wire.REQUEST:
                 self._reply(router, rid, wire.ERROR, corr, b"this node accepts only allow-listed peers")
             raise wire.Refused("not_allowed", f"node {env.sender[:12]} is not on the allow-list")
-        wire.verify(env, self._guard)
         if mtype == wire.ANNOUNCE:
             if env.kind.startswith(wire.INTERNAL):
                 raise wire.Refused("unexpected", f"announcement of reserved kind {env.kind}")
-            self._submit(self._handler.on_announce, env)  # type: ignore[union-attr]
+            self._submit(self._handler.on_announce, env, channel)  # type: ignore[union-attr]
         elif env.kind == wire.HELLO:
+            self._handler.authenticate(env, channel)  # type: ignore[union-attr]
             record, hints = self._read_hello(env)
             if self.settings.curve and _client_key(rid_frame) != record.curve_key:
                 raise wire.Refused("bad_record", "record's curve key is not the connection's")
             self._reply(router, rid, wire.REPLY, corr, self._hello_body())
             self._learn(record, hints)
         elif env.kind == wire.PING:
+            self._handler.authenticate(env, channel)  # type: ignore[union-attr]
             self._reply(router, rid, wire.REPLY, corr, msgpack.packb([env.sender in self._peers, self._hints()]))
         elif env.kind.startswith(wire.INTERNAL):
             raise wire.Refused("unexpected", f"request of reserved kind {env.kind}")
         else:
-            self._submit(self._serve, rid, corr, env)
+            self._submit(self._serve, rid, corr, env, channel)
 
-    def _serve(self, rid: bytes, corr: int, env: Envelope) -> None:
-        """Run the handler for one request (worker thread) and send its reply or refusal."""
+    def _serve(self, rid: bytes, corr: int, env: Envelope, channel: Channel | None) -> None:
+        """Run the kernel's gate and the handler for one request (worker thread); send its reply or refusal."""
         mtype = wire.REPLY
         try:
-            body = self._handler.on_request(env)  # type: ignore[union-attr]
+            body = self._handler.on_request(env, channel)  # type: ignore[union-attr]
             if not isinstance(body, (bytes, bytearray, memoryview)):
                 raise TypeError(f"on_request returned {type(body).__name__}, not bytes")
             body = bytes(body)
+        except Refused:
+            return  # not authenticated: counted by the gate, and no reply (one would cost us a signature)
         except GaiaError as exc:
             mtype, body = wire.ERROR, str(exc).encode()
         except Exception:
@@ -495,7 +515,7 @@ class ZmqTransport:
         version, request_id, _domain, _address, _identity, mechanism, *creds = frames
         key = creds[0] if mechanism == b"CURVE" and creds else b""
         if key in self._denied:
-            self._rejected["zap_denied"] += 1
+            self._refusals.add("zap_denied", key.hex(), "curve key refused earlier (not on the allow-list)")
             zap.send_multipart([version, request_id, b"400", b"not on the allow-list", b"", b""])
             return
         zap.send_multipart([version, request_id, b"200", b"OK", key.hex().encode(), b""])
@@ -595,8 +615,9 @@ class ZmqTransport:
             try:
                 self._on_reply(peer, frames)
             except wire.Refused as refused:
-                self._rejected[refused.reason] += 1
-                self._log.debug("zmq transport refused a reply from %s: %s", peer.address, refused)
+                self._refusals.add(refused.reason, peer.node_id or peer.endpoint, str(refused))
+            except Refused:
+                pass  # the kernel's gate refused it, and counted and logged it
 
     def _on_reply(self, peer: _Peer, frames: list[bytes]) -> None:
         mtype, corr, env = wire.parse(frames, self.settings.max_message_bytes)
@@ -604,7 +625,7 @@ class ZmqTransport:
             raise wire.Refused("unexpected", f"message type {mtype} on a dialled socket")
         if not self._allowed(env.sender):
             raise wire.Refused("not_allowed", f"node {env.sender[:12]} is not on the allow-list")
-        wire.verify(env, self._guard)
+        self._handler.authenticate(env, Channel("curve", peer.key) if peer.key else None)  # type: ignore[union-attr]
         if peer.node_id is not None and env.sender != peer.node_id:
             raise wire.Refused("wrong_sender", f"{env.sender[:12]} answered for {peer.node_id[:12]}")
         internal = self._internal.pop(corr, None)

@@ -3,8 +3,9 @@
 Frame 1 is a msgpack header ``[WIRE_VERSION, type, correlation id, kind,
 sender, sent_at, nonce, signature]``; frame 2 is the envelope body, kept out of
 the header so large bodies travel zero-copy. The signature is the kernel's
-(:func:`gaia_core.envelope.seal`) and covers kind, sender, time, nonce and body.
-Every way a message can be refused has a reason name, counted by the transport.
+(:func:`gaia_core.envelope.seal`) and covers kind, sender, time, nonce and body;
+the kernel's gate (:mod:`gaia_core.inbound`) checks it, not this module. Every way
+the transport itself refuses a message has a reason name, counted by the transport.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import math
 
 import msgpack
 
-from gaia_core.envelope import ReplayGuard, open_envelope
-from gaia_core.errors import SignatureError
-from gaia_core.model import Envelope
+from gaia_core.plugin_api import Envelope
 
 WIRE_VERSION = 1
 REQUEST, REPLY, ERROR, ANNOUNCE = 1, 2, 3, 4
@@ -28,12 +27,9 @@ PING = INTERNAL + "ping"
 REPLY_KIND = INTERNAL + "reply"
 ERROR_KIND = INTERNAL + "error"
 
-#: Every reason a received message can be refused for.
-REASONS = ("malformed", "oversized", "undecodable", "version", "unknown_type", "unsigned", "forged", "stale",
-           "replayed", "replay_full", "wrong_sender", "not_allowed", "bad_record", "unexpected")
-
-_SIGNATURE_REASONS = {"unsigned": "unsigned", "forged": "forged", "stale": "stale", "replayed": "replayed",
-                      "replay": "replay_full"}
+#: Every reason the transport itself refuses a received message for (authentication is the kernel's).
+REASONS = ("malformed", "oversized", "undecodable", "version", "unknown_type", "wrong_sender", "not_allowed",
+           "bad_record", "unexpected", "zap_denied")
 
 
 class Refused(Exception):
@@ -78,10 +74,3 @@ def parse(frames: list[bytes], max_bytes: int) -> tuple[int, int, Envelope]:
         raise Refused("undecodable", str(exc)[:200]) from None
     return mtype, corr, env
 
-
-def verify(env: Envelope, guard: ReplayGuard) -> None:
-    """Check ``env``'s signature, freshness and novelty, or raise :class:`Refused`."""
-    try:
-        open_envelope(env, guard)
-    except SignatureError as exc:
-        raise Refused(_SIGNATURE_REASONS.get(exc.message.split(" ", 1)[0], "forged"), exc.message) from None

@@ -11,6 +11,7 @@ from gaia_core.config import Config
 from gaia_core.errors import ConfigError, UsageError
 from gaia_core.model import NodeRecord
 from gaia_core.roles import Transport
+from gaia_core.inbound import Gate
 from gaia_core.testing.conformance.transport import RecordingHandler
 
 from gaia_comm_zmq.address import parse_address
@@ -44,7 +45,7 @@ def test_wildcard_listen_needs_advertise(node_context, identity) -> None:
     transport = ZmqTransport(attrs.evolve(node_context, config=config))
     record = NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public)
     with pytest.raises(ConfigError, match="advertise"):
-        transport.start(RecordingHandler(), record)
+        transport.start(Gate(RecordingHandler()), record)
 
 
 @pytest.mark.parametrize("address", ["10.0.0.1:7700", "tcp://10.0.0.1:7700", "tcp://h:1#abc", "inproc://x#" + "0" * 64])

@@ -9,6 +9,7 @@ import pytest
 
 from gaia_core.errors import NodeError
 from gaia_core.identity import Identity
+from gaia_core.inbound import Gate
 from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
 
 #: How long a refused peer is given to (wrongly) get in; bounded, and well above a loopback handshake.
@@ -17,7 +18,7 @@ SETTLE_S = 1.5
 
 def _start(build, **network):
     transport, record = build(**network)
-    address = transport.start(RecordingHandler(), record)
+    address = transport.start(Gate(RecordingHandler()), record)
     return transport, record, address
 
 

@@ -1,0 +1,152 @@
+"""The kernel's gate: every message a transport receives is authenticated here before any handler sees it.
+
+A transport starts with a :class:`Gate` as its :class:`~gaia_core.roles.MessageHandler`, never with
+the node. The gate accepts an envelope when
+
+- its Ed25519 signature is the sender's, or, for an unsigned envelope, the transport vouches for
+  a :class:`~gaia_core.roles.Channel` key that the sender's signed NodeRecord binds to its node id;
+- a vouched channel key, when given, is the one the sender's record binds (a transport that vouches
+  for a wrong identity is caught even on signed messages);
+- its time is finite and within the freshness window, and it was not seen before (the gate's own
+  :class:`~gaia_core.envelope.ReplayGuard`).
+
+Bindings are learnt only from ``node.record`` announcements whose *signature* the gate verified,
+so a channel is never bound by a message that arrived on that channel alone. Every refusal is
+counted by reason (:meth:`Gate.stats`) and logged at info once per peer and reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+
+from gaia_core import codec
+from gaia_core.envelope import ReplayGuard, Refused, open_envelope
+from gaia_core.errors import GaiaError
+from gaia_core.model import Envelope, NodeRecord
+from gaia_core.roles import Channel, MessageHandler, PeerInfo
+
+log = logging.getLogger("gaia.inbound")
+
+#: The announcement kind that carries a node's record (and so binds its channel keys).
+RECORD = "node.record"
+#: Largest record the gate decodes to learn a binding.
+MAX_RECORD_BYTES = 64 << 10
+
+
+class RefusalLog:
+    """Counts refusals by reason and logs the first of each (peer, reason) at info; thread-safe, bounded."""
+
+    def __init__(self, logger: logging.Logger, what: str, *, max_logged: int = 10_000) -> None:
+        self._log = logger
+        self._what = what
+        self._max_logged = max_logged
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._logged: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def add(self, reason: str, peer: str, detail: str) -> None:
+        """Count one refusal of ``reason`` from ``peer`` (a node id or address); log it if it is new."""
+        with self._lock:
+            self._counts[reason] += 1
+            first = (peer, reason) not in self._logged
+            if first:
+                if len(self._logged) >= self._max_logged:
+                    self._logged.clear()  # bounded: a flood of made-up peers logs again later, never grows
+                self._logged.add((peer, reason))
+        if first:
+            self._log.info("%s refused a message from %s (%s): %s; further ones are only counted",
+                           self._what, peer[:16] or "an unknown peer", reason, detail)
+
+    def counts(self) -> dict[str, int]:
+        """Refusals so far, by reason."""
+        with self._lock:
+            return dict(self._counts)
+
+
+class Gate:
+    """Authenticates every inbound message, then calls the node's handlers (a MessageHandler itself)."""
+
+    def __init__(self, handler: MessageHandler, *, guard: ReplayGuard | None = None,
+                 max_bindings: int = 100_000, logger: logging.Logger | None = None) -> None:
+        self._handler = handler
+        self._guard = guard or ReplayGuard()
+        self._max_bindings = max_bindings
+        self._bindings: collections.OrderedDict[str, dict[str, bytes]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.refusals = RefusalLog(logger or log, "the kernel")
+
+    # ------------------------------------------------------------------ what transports call
+
+    def authenticate(self, envelope: Envelope, channel: Channel | None = None) -> None:
+        """Accept ``envelope`` or raise :class:`~gaia_core.envelope.Refused` (counted and logged once)."""
+        try:
+            self._check(envelope, channel)
+        except Refused as refused:
+            self.refusals.add(refused.reason, envelope.sender, refused.message)
+            raise
+
+    def on_request(self, envelope: Envelope, channel: Channel | None = None) -> bytes:
+        """Authenticate, then let the node answer; a refusal raises (the transport answers with it)."""
+        self.authenticate(envelope, channel)
+        return self._handler.on_request(envelope)  # type: ignore[call-arg]
+
+    def on_announce(self, envelope: Envelope, channel: Channel | None = None) -> None:
+        """Authenticate, learn a record's channel keys, then let the node take it; refusals are dropped."""
+        try:
+            self.authenticate(envelope, channel)
+        except Refused:
+            return
+        if envelope.kind == RECORD and envelope.signature:
+            self._learn(envelope)
+        try:
+            self._handler.on_announce(envelope)  # type: ignore[call-arg]
+        except GaiaError as exc:  # the peer's body is bad: its problem, not a traceback here
+            self.refusals.add("bad_announcement", envelope.sender, str(exc))
+
+    def on_peer(self, peer: PeerInfo) -> None:
+        """Pass a peer's change of state to the node."""
+        self._handler.on_peer(peer)
+
+    # ------------------------------------------------------------------ for the node
+
+    def stats(self) -> dict[str, int]:
+        """Messages refused by the kernel, by reason."""
+        return self.refusals.counts()
+
+    def bound_key(self, node_id: str, scheme: str) -> bytes | None:
+        """The channel key of ``scheme`` that ``node_id``'s verified record binds, if the gate has one."""
+        with self._lock:
+            return self._bindings.get(node_id, {}).get(scheme)
+
+    # ------------------------------------------------------------------ inside
+
+    def _check(self, envelope: Envelope, channel: Channel | None) -> None:
+        bound = None if channel is None else self.bound_key(envelope.sender, channel.scheme)
+        if channel is not None and bound is not None and bound != channel.key:
+            raise Refused("wrong_channel", f"{envelope.kind} from {envelope.sender[:12]} came on a {channel.scheme} "
+                          "channel whose key is not the one its signed record names")
+        if envelope.signature:
+            open_envelope(envelope)
+        elif channel is None:
+            raise Refused("unsigned", f"unsigned {envelope.kind} envelope from {envelope.sender[:12]} "
+                          "on a channel that authenticates no peer")
+        elif bound is None:
+            raise Refused("unbound_channel", f"unsigned {envelope.kind} envelope from {envelope.sender[:12]}: "
+                          f"no signed record of that node binds its {channel.scheme} key yet")
+        self._guard.check(envelope, time.time())
+
+    def _learn(self, envelope: Envelope) -> None:
+        try:
+            record = codec.decode(envelope.body, NodeRecord, max_bytes=MAX_RECORD_BYTES)
+        except GaiaError:
+            return  # the node's own decoding refuses and counts it
+        if record.node_id != envelope.sender:
+            return
+        with self._lock:
+            self._bindings[record.node_id] = record.channel_keys()
+            self._bindings.move_to_end(record.node_id)
+            while len(self._bindings) > self._max_bindings:
+                self._bindings.popitem(last=False)

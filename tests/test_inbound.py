@@ -1,0 +1,150 @@
+"""The kernel's gate: nothing reaches a handler unauthenticated; channels bind only through signed records."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import attrs
+import pytest
+
+from gaia_core import codec
+from gaia_core.envelope import Refused, seal
+from gaia_core.identity import Identity
+from gaia_core.inbound import RECORD, Gate
+from gaia_core.model import Envelope, NodeRecord
+from gaia_core.roles import Channel, PeerInfo
+
+
+class Recorder:
+    """The node's side: records what the gate lets through."""
+
+    def __init__(self) -> None:
+        self.requests: list[Envelope] = []
+        self.announces: list[Envelope] = []
+
+    def on_request(self, envelope: Envelope) -> bytes:
+        self.requests.append(envelope)
+        return b"ok"
+
+    def on_announce(self, envelope: Envelope) -> None:
+        if envelope.kind == RECORD:
+            codec.decode(envelope.body, NodeRecord)  # as the node does: a bad record raises CodecError
+        self.announces.append(envelope)
+
+    def on_peer(self, peer: PeerInfo) -> None:
+        pass
+
+
+@pytest.fixture
+def gate() -> tuple[Gate, Recorder]:
+    recorder = Recorder()
+    return Gate(recorder), recorder
+
+
+def _record(identity: Identity) -> bytes:
+    return codec.encode(NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public))
+
+
+def _curve(identity: Identity) -> Channel:
+    return Channel("curve", identity.curve_public)
+
+
+def test_a_signed_request_reaches_the_handler(gate, identity: Identity) -> None:
+    g, rec = gate
+    assert g.on_request(seal(identity, "echo", b"x")) == b"ok"
+    assert len(rec.requests) == 1 and g.stats() == {}
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (lambda i: attrs.evolve(seal(i, "echo", b"x"), body=b"y"), "forged"),
+    (lambda i: attrs.evolve(seal(i, "echo", b"x"), signature=b""), "unsigned"),
+    (lambda i: seal(i, "echo", b"x", now=time.time() - 3600), "stale"),
+])
+def test_a_bad_request_never_reaches_the_handler(gate, identity: Identity, make, reason: str) -> None:
+    g, rec = gate
+    with pytest.raises(Refused) as info:
+        g.on_request(make(identity))
+    assert info.value.reason == reason and not rec.requests and g.stats() == {reason: 1}
+
+
+def test_a_replayed_request_reaches_the_handler_once(gate, identity: Identity) -> None:
+    g, rec = gate
+    env = seal(identity, "echo", b"x")
+    g.on_request(env)
+    with pytest.raises(Refused, match="replayed"):
+        g.on_request(env)
+    assert len(rec.requests) == 1 and g.stats() == {"replayed": 1}
+
+
+def test_a_bad_announcement_is_counted_and_dropped_without_raising(gate, identity: Identity) -> None:
+    g, rec = gate
+    g.on_announce(attrs.evolve(seal(identity, "note", b"x"), body=b"y"))
+    g.on_announce(seal(identity, RECORD, b"not a record"))
+    assert not rec.announces and g.stats() == {"forged": 1, "bad_announcement": 1}
+
+
+def test_an_unsigned_message_on_a_channel_bound_by_a_signed_record_is_accepted(gate, identity: Identity) -> None:
+    """What lets a later transport drop per-message signatures on authenticated channels."""
+    g, rec = gate
+    unsigned = attrs.evolve(seal(identity, "echo", b"x"), signature=b"")
+    with pytest.raises(Refused) as info:
+        g.on_request(unsigned, _curve(identity))
+    assert info.value.reason == "unbound_channel"
+    g.on_announce(seal(identity, RECORD, _record(identity)), _curve(identity))
+    assert g.bound_key(identity.node_id, "curve") == identity.curve_public
+    accepted = attrs.evolve(seal(identity, "echo", b"y"), signature=b"")
+    assert g.on_request(accepted, _curve(identity)) == b"ok"
+    with pytest.raises(Refused, match="replayed"):  # replay protection holds without signatures too
+        g.on_request(accepted, _curve(identity))
+    with pytest.raises(Refused) as info:  # another connection's key never speaks for this node
+        g.on_request(attrs.evolve(seal(identity, "echo", b"w"), signature=b""), _curve(Identity.generate()))
+    assert info.value.reason == "wrong_channel"
+
+
+def test_a_signed_message_vouched_on_a_wrong_channel_is_refused(gate, identity: Identity) -> None:
+    g, rec = gate
+    g.on_announce(seal(identity, RECORD, _record(identity)))
+    with pytest.raises(Refused) as info:
+        g.on_request(seal(identity, "echo", b"x"), _curve(Identity.generate()))
+    assert info.value.reason == "wrong_channel" and not rec.requests
+
+
+def test_a_record_binds_only_when_signed_and_its_own(gate, identity: Identity) -> None:
+    g, _ = gate
+    other = Identity.generate()
+    g.on_announce(seal(identity, RECORD, _record(other)))  # a record of someone else
+    assert g.bound_key(other.node_id, "curve") is None and g.bound_key(identity.node_id, "curve") is None
+    g.on_announce(attrs.evolve(seal(identity, RECORD, _record(identity)), signature=b""), _curve(identity))
+    assert g.bound_key(identity.node_id, "curve") is None  # unsigned: refused, binds nothing
+
+
+def test_bindings_are_bounded(identity: Identity) -> None:
+    g = Gate(Recorder(), max_bindings=3)
+    nodes = [Identity.generate() for _ in range(5)]
+    for node in nodes:
+        g.on_announce(seal(node, RECORD, _record(node)))
+    assert [g.bound_key(n.node_id, "curve") is not None for n in nodes] == [False, False, True, True, True]
+
+
+def test_refusals_are_logged_once_per_peer_and_reason(gate, identity: Identity, caplog) -> None:
+    g, _ = gate
+    with caplog.at_level(logging.INFO, logger="gaia.inbound"):
+        for _ in range(5):
+            with pytest.raises(Refused):
+                g.on_request(attrs.evolve(seal(identity, "echo", b"x"), body=b"y"))
+        with pytest.raises(Refused):
+            g.on_request(seal(identity, "echo", b"x", now=time.time() - 3600))
+    lines = [r for r in caplog.records if r.name == "gaia.inbound"]
+    assert len(lines) == 2 and all(r.levelno == logging.INFO and not r.exc_info for r in lines)
+    assert g.stats() == {"forged": 5, "stale": 1}
+
+
+def test_a_handler_error_on_an_announcement_is_not_swallowed_when_it_is_a_bug(identity: Identity) -> None:
+    class Broken(Recorder):
+        def on_announce(self, envelope: Envelope) -> None:
+            raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError):
+        Gate(Broken()).on_announce(seal(identity, "note", b""))
+
