@@ -17,6 +17,8 @@ from typing import Mapping
 import attrs
 from attrs import field, frozen, validators as v
 
+from gaia_core.errors import ValidationError
+
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}\Z")
 
@@ -52,9 +54,54 @@ _non_negative = v.ge(0)
 _U63 = v.lt(1 << 63)  # counters stored in SQLite INTEGER columns
 
 
+#: Latest time a record may carry: the end of year 9999 (every date library can show it).
+MAX_TIME = 253_402_300_799.0
+
+
+class InvalidValue(ValidationError, ValueError):
+    """A record field holds a number the model refuses: NaN, infinite, negative or an absurd time."""
+
+
 def _finite(_inst: object, attribute: attrs.Attribute, value: float | None) -> None:
+    """Refuse NaN and infinities (None passes: the field is optional)."""
     if value is not None and not math.isfinite(value):
-        raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
+        raise InvalidValue(f"{attribute.name} must be a finite number, got {value!r}",
+                           hint="NaN and infinity are not allowed")
+
+
+def _amount(inst: object, attribute: attrs.Attribute, value: float | None) -> None:
+    """A finite quantity that cannot be negative (seconds, joules, watts, percent, load)."""
+    _finite(inst, attribute, value)
+    if value is not None and value < 0:
+        raise InvalidValue(f"{attribute.name} must not be negative, got {value!r}")
+
+
+def _time(inst: object, attribute: attrs.Attribute, value: float | None) -> None:
+    """A POSIX timestamp between 1970 and the end of year 9999 (None passes)."""
+    _finite(inst, attribute, value)
+    if value is not None and not 0 <= value <= MAX_TIME:
+        raise InvalidValue(f"{attribute.name} must be a POSIX time between 0 and {MAX_TIME:.0f} "
+                           f"(1970 to 9999), got {value!r}", hint="send seconds since the epoch, e.g. time.time()")
+
+
+def _opt_count(inst: object, attribute: attrs.Attribute, value: int | None) -> None:
+    """An optional byte count: None or an integer >= 0."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidValue(f"{attribute.name} must be an integer >= 0 or None, got {value!r}")
+
+
+def _figure(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+    """A measurement value that is a number must be finite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidValue(f"{attribute.name} must be a finite number, got {value!r}",
+                           hint="report a figure that could not be measured as None with source 'unknown'")
+
+
+def _benchmark(_inst: object, attribute: attrs.Attribute, value: Mapping[str, float]) -> None:
+    """Announced benchmark figures: every one finite."""
+    for name, figure in value.items():
+        if not isinstance(figure, (int, float)) or not math.isfinite(figure):
+            raise InvalidValue(f"{attribute.name}[{name!r}] must be a finite number, got {figure!r}")
 
 
 class Status(str, enum.Enum):
@@ -78,7 +125,7 @@ class Limits:
     """What one task may use. A node offers maxima of the same shape (``NodeRecord.offer``)."""
 
     fuel: int = field(default=10_000_000_000, validator=[v.instance_of(int), _positive])
-    timeout_s: float = field(default=30.0, converter=float, validator=_positive)
+    timeout_s: float = field(default=30.0, converter=float, validator=[_finite, _positive])
     memory_bytes: int = field(default=256 << 20, validator=[v.instance_of(int), _positive])
     stack_bytes: int = field(default=1 << 20, validator=[v.instance_of(int), _positive])
     max_output_bytes: int = field(default=16 << 20, validator=[v.instance_of(int), _positive])
@@ -118,7 +165,7 @@ class Task:
     limits: Limits = field(factory=Limits, validator=v.instance_of(Limits))
     submitter: str = field(default="", validator=_opt_hex64)
     priority: int = field(default=0, validator=[v.instance_of(int), v.ge(-1000), v.le(1000)])
-    deadline: float | None = field(default=None, converter=attrs.converters.optional(float))
+    deadline: float | None = field(default=None, converter=attrs.converters.optional(float), validator=_time)
     job: str = field(default="", validator=[v.instance_of(str), v.max_len(128)])
     module: bytes | None = field(
         default=None, eq=False, validator=v.optional(v.instance_of(bytes)),
@@ -170,12 +217,12 @@ class TaskResult:
     output_id: str = field(default="", validator=_opt_hex64)
     message: str = field(default="", validator=v.instance_of(str))
     fuel_used: int = field(default=0, validator=[v.instance_of(int), _non_negative, _U63])
-    wall_s: float = field(default=0.0, converter=float, validator=[_non_negative, _finite])
-    cpu_s: float = field(default=0.0, converter=float, validator=[_non_negative, _finite])
+    wall_s: float = field(default=0.0, converter=float, validator=_amount)
+    cpu_s: float = field(default=0.0, converter=float, validator=_amount)
     peak_memory_bytes: int = field(default=0, validator=[v.instance_of(int), _non_negative, _U63])
-    energy_j: float | None = field(default=None, converter=attrs.converters.optional(float), validator=_finite)
+    energy_j: float | None = field(default=None, converter=attrs.converters.optional(float), validator=_amount)
     energy_source: str = field(default="unknown", validator=v.in_({"measured", "estimated", "unknown"}))
-    finished_at: float = field(factory=time.time, converter=float)
+    finished_at: float = field(factory=time.time, converter=float, validator=_time)
 
     @property
     def ok(self) -> bool:
@@ -193,9 +240,9 @@ class Proof:
     commitment: bytes = field(validator=v.instance_of(bytes))
     body: bytes = field(validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
     signature: bytes = field(default=b"", validator=v.instance_of(bytes))
-    proving_s: float = field(default=0.0, converter=float, validator=_non_negative)
+    proving_s: float = field(default=0.0, converter=float, validator=_amount)
     simulated: bool = field(default=False, validator=v.instance_of(bool))
-    created_at: float = field(factory=time.time, converter=float)
+    created_at: float = field(factory=time.time, converter=float, validator=_time)
 
 
 @frozen
@@ -218,7 +265,7 @@ class Measurement:
     """One figure of a benchmark report, and whether it was measured or estimated."""
 
     name: str = field(validator=[v.instance_of(str), v.min_len(1)])
-    value: float | int | str | None
+    value: float | int | str | None = field(validator=_figure)
     unit: str = ""
     source: str = field(default="measured", validator=v.in_({"measured", "estimated", "reported", "unknown"}))
     reason: str = ""
@@ -230,7 +277,7 @@ class BenchmarkReport:
     """What a node can do. Reports of several benchmark providers are merged."""
 
     entries: tuple[Measurement, ...] = field(default=(), converter=tuple)
-    measured_at: float = field(factory=time.time, converter=float)
+    measured_at: float = field(factory=time.time, converter=float, validator=_time)
 
     def get(self, name: str, default: object = None) -> object:
         """The value of the named measurement, or ``default``."""
@@ -258,15 +305,15 @@ class BenchmarkReport:
 class ResourceSample:
     """A live reading of what the node's machine is doing."""
 
-    at: float = field(factory=time.time, converter=float)
-    cpu_percent: float | None = None
-    ram_used_bytes: int | None = None
-    ram_total_bytes: int | None = None
-    rss_bytes: int | None = None
-    gpu_util_percent: float | None = None
-    vram_used_bytes: int | None = None
-    vram_total_bytes: int | None = None
-    power_w: float | None = None
+    at: float = field(factory=time.time, converter=float, validator=_time)
+    cpu_percent: float | None = field(default=None, validator=_amount)
+    ram_used_bytes: int | None = field(default=None, validator=_opt_count)
+    ram_total_bytes: int | None = field(default=None, validator=_opt_count)
+    rss_bytes: int | None = field(default=None, validator=_opt_count)
+    gpu_util_percent: float | None = field(default=None, validator=_amount)
+    vram_used_bytes: int | None = field(default=None, validator=_opt_count)
+    vram_total_bytes: int | None = field(default=None, validator=_opt_count)
+    power_w: float | None = field(default=None, validator=_amount)
     power_source: str = field(default="unknown", validator=v.in_({"measured", "estimated", "unknown"}))
 
 
@@ -283,13 +330,9 @@ class NodeRecord:
     task_kinds: tuple[str, ...] = field(default=(), converter=tuple)
     offer: Limits = field(factory=Limits)
     cores: int = field(default=1, validator=[v.instance_of(int), _positive])
-    benchmark: Mapping[str, float] = field(factory=dict)
-    load: float = field(default=0.0, converter=float, validator=_non_negative)
-    updated_at: float = field(factory=time.time, converter=float)
-
-    def channel_keys(self) -> dict[str, bytes]:
-        """The keys this record binds to its node id, by channel scheme (what a transport may vouch for)."""
-        return {"curve": self.curve_key}
+    benchmark: Mapping[str, float] = field(factory=dict, validator=_benchmark)
+    load: float = field(default=0.0, converter=float, validator=_amount)
+    updated_at: float = field(factory=time.time, converter=float, validator=_time)
 
 
 @frozen
@@ -298,7 +341,7 @@ class Envelope:
 
     kind: str = field(validator=[v.instance_of(str), v.min_len(1), v.max_len(64)])
     sender: str = field(validator=_hex64)
-    sent_at: float = field(converter=float)
+    sent_at: float = field(converter=float, validator=_time)
     nonce: bytes = field(validator=[v.instance_of(bytes), v.min_len(16), v.max_len(16)])
     body: bytes = field(validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
     signature: bytes = field(default=b"", validator=v.instance_of(bytes))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import math
+import typing
+
 import attrs
 import msgpack
 import pytest
@@ -16,6 +20,7 @@ from gaia_core.codec import (
     structure,
     unstructure,
 )
+from gaia_core import model
 from gaia_core.errors import CodecError, ValidationError
 from gaia_core.model import (
     BenchmarkReport,
@@ -232,3 +237,66 @@ def test_property_a_flipped_byte_never_escapes_as_another_error(position: int, b
     except CodecError:
         return
     assert attrs.has(type(result))
+
+
+#: Every float field of the model's records, as a path into the record's plain data.
+FLOAT_PATHS = {
+    Limits: [("timeout_s",)],
+    Task: [("deadline",), ("limits", "timeout_s")],
+    TaskResult: [("wall_s",), ("cpu_s",), ("energy_j",), ("finished_at",)],
+    Proof: [("proving_s",), ("created_at",)],
+    Measurement: [("value",)],
+    BenchmarkReport: [("measured_at",), ("entries", 0, "value")],
+    ResourceSample: [("at",), ("cpu_percent",), ("gpu_util_percent",), ("power_w",)],
+    NodeRecord: [("load",), ("updated_at",), ("benchmark", "cpu.gflops"), ("offer", "timeout_s")],
+    Envelope: [("sent_at",)],
+}
+_SAMPLES = {type(r): r for r in RECORDS}
+
+
+def _float_fields(cls: type) -> set[str]:
+    hints = typing.get_type_hints(cls)
+    return {f.name for f in attrs.fields(cls) if "float" in str(hints[f.name])}
+
+
+def test_float_paths_name_every_float_field_of_the_model() -> None:
+    for cls in vars(model).values():
+        if isinstance(cls, type) and attrs.has(cls) and cls.__module__ == model.__name__:
+            top = {path[0] for path in FLOAT_PATHS.get(cls, [])}
+            assert _float_fields(cls) <= top, f"{cls.__name__}: add its float fields to FLOAT_PATHS"
+
+
+def _replaced(data: object, path: tuple, value: object) -> object:
+    data = copy.deepcopy(data)
+    inner = data
+    for key in path[:-1]:
+        inner = inner[key]
+    inner[path[-1]] = value
+    return data
+
+
+_CASES = [(cls, path, bad) for cls, paths in FLOAT_PATHS.items() for path in paths
+          for bad in (math.nan, math.inf, -math.inf)]
+
+
+@pytest.mark.parametrize(("cls", "path", "bad"), _CASES,
+                         ids=[f"{c.__name__}.{'.'.join(map(str, p))}={b}" for c, p, b in _CASES])
+def test_a_frame_with_a_non_finite_float_is_refused(cls: type, path: tuple, bad: float) -> None:
+    data = _replaced(unstructure(_SAMPLES[cls]), path, bad)
+    message = _refused(_frame(data, type_=cls.__name__), cls)
+    assert str(path[-1]) in message and "finite" in message
+
+
+@pytest.mark.parametrize(
+    ("cls", "path", "bad", "needle"),
+    [(Task, ("deadline",), -1.0, "POSIX time"), (Task, ("deadline",), 1e300, "POSIX time"),
+     (Envelope, ("sent_at",), -5.0, "POSIX time"), (TaskResult, ("cpu_s",), -0.5, "negative"),
+     (TaskResult, ("energy_j",), -1.0, "negative"), (Proof, ("proving_s",), -1.0, "negative"),
+     (ResourceSample, ("power_w",), -3.0, "negative"), (NodeRecord, ("load",), -0.1, "negative"),
+     (ResourceSample, ("rss_bytes",), -1, "integer >= 0")],
+    ids=lambda x: x.__name__ if isinstance(x, type) else None,
+)
+def test_a_frame_with_a_meaningless_negative_or_time_is_refused(cls: type, path: tuple, bad: float,
+                                                                 needle: str) -> None:
+    data = _replaced(unstructure(_SAMPLES[cls]), path, bad)
+    assert needle in _refused(_frame(data, type_=cls.__name__), cls)

@@ -38,7 +38,7 @@ class BrokenBenchmark:
 
     def measure(self, *, quick: bool = False) -> BenchmarkReport:
         return BenchmarkReport((
-            Measurement("ram.copy_gbps", float("nan"), provider="broken"),    # not finite
+            Measurement("ram.copy_gbps", -1.0, provider="broken"),            # negative
             Measurement("cpu.gflops_1core", 1.0, provider="broken"),
             Measurement("cpu.gflops_1core", 2.0, provider="broken"),          # duplicated name
             Measurement("gpu.count", None, source="unknown", provider="broken"),  # unknown without reason

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 import attrs
 import pytest
 
+from gaia_core.errors import ValidationError
 from gaia_core.hashing import content_id
 from gaia_core.model import (
     CAPABILITIES,
+    MAX_TIME,
     BenchmarkReport,
     Envelope,
     Limits,
     Measurement,
     NodeRecord,
+    Proof,
+    ResourceSample,
     Status,
     Task,
     TaskResult,
@@ -138,3 +144,40 @@ def test_node_record_and_envelope_check_key_sizes() -> None:
 def test_records_are_frozen() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         Limits().fuel = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs"),
+    [(Limits, {"timeout_s": math.inf}), (Limits, {"timeout_s": math.nan}),
+     (Task, {"module_id": A, "deadline": math.nan}), (Task, {"module_id": A, "deadline": "inf"}),
+     (Task, {"module_id": A, "deadline": -1.0}), (Task, {"module_id": A, "deadline": MAX_TIME + 1}),
+     (TaskResult, {"task_id": A, "status": "ok", "wall_s": math.nan}),
+     (TaskResult, {"task_id": A, "status": "ok", "cpu_s": -1.0}),
+     (TaskResult, {"task_id": A, "status": "ok", "energy_j": -0.1}),
+     (TaskResult, {"task_id": A, "status": "ok", "finished_at": math.inf}),
+     (Proof, {"scheme": "s", "task_id": A, "node_id": A, "commitment": b"", "body": b"", "proving_s": -1}),
+     (Proof, {"scheme": "s", "task_id": A, "node_id": A, "commitment": b"", "body": b"", "created_at": math.nan}),
+     (Measurement, {"name": "cpu.gflops", "value": math.nan}),
+     (BenchmarkReport, {"measured_at": -math.inf}),
+     (ResourceSample, {"cpu_percent": math.nan}), (ResourceSample, {"power_w": -1.0}),
+     (ResourceSample, {"ram_used_bytes": -1}), (ResourceSample, {"at": math.nan}),
+     (NodeRecord, {"node_id": A, "curve_key": bytes(32), "load": math.nan}),
+     (NodeRecord, {"node_id": A, "curve_key": bytes(32), "benchmark": {"cpu.gflops": math.inf}}),
+     (NodeRecord, {"node_id": A, "curve_key": bytes(32), "updated_at": -1.0}),
+     (Envelope, {"kind": "k", "sender": A, "sent_at": math.nan, "nonce": bytes(16), "body": b""})],
+    ids=lambda x: x.__name__ if isinstance(x, type) else "-".join(f"{k}={v!r}" for k, v in x.items()
+                                                                      if k not in {"task_id", "module_id"})[:40],
+)
+def test_non_finite_negative_and_absurd_numbers_are_a_validation_error(cls: type, kwargs: dict) -> None:
+    with pytest.raises(ValidationError) as info:
+        cls(**kwargs)
+    assert isinstance(info.value, ValueError)  # attrs' own validators raise ValueError: callers catch one type
+    assert "\n" not in str(info.value)
+
+
+def test_sane_numbers_are_kept() -> None:
+    assert Task(module_id=A, deadline=0).deadline == 0.0
+    assert Task(module_id=A, deadline=MAX_TIME).deadline == MAX_TIME
+    assert TaskResult(task_id=A, status="ok", energy_j=None, wall_s=0).energy_j is None
+    assert Measurement("cpu.model", "x86_64").value == "x86_64" and Measurement("gone", None).value is None
+    assert ResourceSample(cpu_percent=250.0, rss_bytes=0).cpu_percent == 250.0  # a process may use many cores

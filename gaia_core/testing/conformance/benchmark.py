@@ -108,7 +108,8 @@ class BenchmarkTests:
     def test_report_summary_is_numeric(self, report: BenchmarkReport) -> None:
         summary = report.summary()
         assert summary, "the report has no numeric measurement to announce in a NodeRecord"
-        assert all(math.isfinite(v) for v in summary.values()), f"non-finite value in {summary}"
+        assert all(math.isfinite(v) and v >= 0 for v in summary.values()), \
+            f"a figure is negative or not finite in {summary}"
 
     def test_report_survives_the_wire(self, report: BenchmarkReport) -> None:
         assert codec.decode(codec.encode(report), BenchmarkReport) == report
