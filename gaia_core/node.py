@@ -36,6 +36,10 @@ OFFER = "task.offer"
 RESULTS = "task.results"
 RECORD = "node.record"
 #: Results per delivery message.
+#: The message of a task's ``cancelled`` result when this node stopped before running it. A remote
+#: submitter gets it back and re-sends the task elsewhere; this node's own such tasks get no result:
+#: they stay pending in state.db and run after the next start.
+QUEUE_CLOSED = "stopping: this node closed its queue before the task ran; send it elsewhere"
 DELIVERY_BATCH = 256
 
 
@@ -69,7 +73,7 @@ class Node:
         self.address = ""
         self.peer_records: dict[str, NodeRecord] = {}
         self.first_seen: dict[str, float] = {}
-        self._origins: dict[str, str] = {}  # task id -> the node its result goes back to
+        self._admitted: dict[str, tuple[str, Task]] = {}  # task id -> (the node its result goes back to, task)
         self._outbox: dict[str, list[tuple[TaskResult, Proof | None, float]]] = defaultdict(list)
         self._outbox_ready = threading.Condition()
         self._running = 0
@@ -112,16 +116,16 @@ class Node:
             self._stopping.set()
         log.info("node stopping", extra={"drain_s": drain_s})
         self.context.hook.gaia_node_stopping(context=self.context)
+        self.jobs.stop()  # stop dispatching: this node's own unfinished tasks stay pending in state.db
         self.queue.close()
         deadline = time.monotonic() + drain_s
-        while self._running and time.monotonic() < deadline:
+        while self._running and time.monotonic() < deadline:  # drain what is running
             time.sleep(0.05)
-        self._take_dropped()  # tasks the closed queue cancelled: their submitters re-send them
+        self._take_dropped()  # tasks the closed queue cancelled: remote submitters re-send them
         self._flush_outbox(deadline)
         self._stop.set()
         with self._outbox_ready:
             self._outbox_ready.notify_all()
-        self.jobs.stop()
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
         self.control.stop()
@@ -176,15 +180,15 @@ class Node:
             self.store.bump({"rejected": 1, f"rejected.{exc.reason}": 1})
             raise
         with self._lock:  # a task's id names its submitter, so a copy already here has the same origin
-            fresh = task.id not in self._origins
+            fresh = task.id not in self._admitted
             if fresh:
-                self._origins[task.id] = origin
+                self._admitted[task.id] = (origin, task)
         try:
             return self.queue.admit(task, envelope=envelope)
         except RejectedError as exc:
             if fresh:  # a copy admitted earlier keeps its origin
                 with self._lock:
-                    self._origins.pop(task.id, None)
+                    self._admitted.pop(task.id, None)
             self.store.bump({"rejected": 1, f"rejected.{exc.reason}": 1})
             raise
 
@@ -219,12 +223,13 @@ class Node:
             result = attrs.evolve(result, node_id=self.node_id)
         proof = self.prover.prove(task, result)
         self.store.bump({f"tasks.{result.status.value}": 1, "fuel": result.fuel_used, "cpu_s": result.cpu_s})
-        self._finish(task, result, proof)
+        self._finish(result, proof)
 
-    def _finish(self, task: Task | None, result: TaskResult, proof: Proof | None) -> None:
+    def _finish(self, result: TaskResult, proof: Proof | None) -> None:
+        """Send ``result`` to its submitter and tell the plugins (``gaia_task_finished``), once per admission."""
         self.queue.done(result.task_id, result.status)
         with self._lock:
-            origin = self._origins.pop(result.task_id, None)
+            origin, task = self._admitted.pop(result.task_id, (None, None))
         if origin == self.node_id:
             self.jobs.on_results(self.node_id, [(result, proof)])
         elif origin is not None:
@@ -253,10 +258,26 @@ class Node:
                 log.exception("housekeeping round failed")
 
     def _take_dropped(self) -> None:
-        """Deliver the results (expired, cancelled) of admitted tasks the queue will not run."""
+        """Finish the admitted tasks the queue will not run (expired, cancelled).
+
+        Once the node is stopping, a cancelled task is one the closing queue dropped: its result says
+        so (:data:`QUEUE_CLOSED`) and goes back to a remote submitter; this node's own such task gets
+        no result at all, so it stays pending in state.db and runs after the next start.
+        """
+        kept = 0
         for result in self.queue.take_dropped():
+            if self._stopping.is_set() and result.status is Status.CANCELLED:
+                with self._lock:
+                    origin, _ = self._admitted.get(result.task_id, (None, None))
+                    if origin == self.node_id:
+                        del self._admitted[result.task_id]
+                        kept += 1
+                        continue
+                result = attrs.evolve(result, message=QUEUE_CLOSED)
             self.store.bump({f"tasks.{result.status.value}": 1})
-            self._finish(None, attrs.evolve(result, node_id=self.node_id), None)
+            self._finish(attrs.evolve(result, node_id=self.node_id), None)
+        if kept:
+            log.info("own tasks left pending for the next start", extra={"tasks": kept})
 
     def announce(self) -> dict[str, Any]:
         """Refresh this node's record (load, time) and announce it to every peer."""

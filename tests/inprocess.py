@@ -6,13 +6,16 @@ the installed ones. Every node a helper starts is stopped by the context manager
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from gaia_core import config as config_mod, devnet, plugins as plugins_mod
+from gaia_core import config as config_mod, devnet, hookimpl, plugins as plugins_mod
 from gaia_core.config import Home
 from gaia_core.identity import Identity
+from gaia_core.model import NodeRecord, Task, TaskResult
 from gaia_core.node import Node
 from gaia_core.roles import NodeContext
 
@@ -64,3 +67,44 @@ def running(node: Node, *, drain_s: float = 10.0) -> Iterator[Node]:
         yield node
     finally:
         node.stop(drain_s=drain_s)
+
+
+class Recorder:
+    """A plugin that records every lifecycle hook call it receives, in order (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []  # (hook, node id) for node hooks
+        self.finished: list[tuple[Task, TaskResult]] = []
+        self._lock = threading.Lock()
+
+    @hookimpl
+    def gaia_node_started(self, record: NodeRecord, context: NodeContext) -> None:
+        with self._lock:
+            self.events.append(("started", record.node_id))
+
+    @hookimpl
+    def gaia_node_stopping(self, context: NodeContext) -> None:
+        with self._lock:
+            self.events.append(("stopping", context.identity.node_id if context.identity else ""))
+
+    @hookimpl
+    def gaia_task_finished(self, task: Task, result: TaskResult, context: NodeContext) -> None:
+        with self._lock:
+            self.events.append(("finished", result.task_id))
+            self.finished.append((task, result))
+
+    def results(self) -> list[TaskResult]:
+        """The results seen by ``gaia_task_finished`` so far."""
+        with self._lock:
+            return [result for _, result in self.finished]
+
+
+def wait_for(predicate: Any, *, timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it is truthy (returning its value); AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
