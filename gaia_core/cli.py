@@ -221,6 +221,8 @@ from gaia_core.commands.doctor import doctor  # noqa: E402
 from gaia_core.commands.node import node, peers, register, rewards, status, stop  # noqa: E402
 from gaia_core.commands.proof import proof  # noqa: E402
 from gaia_core.commands.task import task  # noqa: E402
+from gaia_core.commands.prune import prune  # noqa: E402
 
-for _command in (bench, demo, devnet, doctor, monitor, node, peers, proof, register, rewards, status, stop, task):
+for _command in (bench, demo, devnet, doctor, monitor, node, peers, proof, prune, register, rewards, status,
+                 stop, task):
     cli.add_command(_command)

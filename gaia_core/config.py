@@ -148,6 +148,8 @@ class PrivacySection:
     """``[privacy]``: how long task payloads are kept after delivery."""
 
     retention_s: float = field(default=60.0, validator=v.ge(0))
+    #: a submitter deletes the inputs and outputs of its jobs this long after they finished
+    job_retention_s: float = field(default=86400.0, validator=v.ge(0))
 
 
 @frozen

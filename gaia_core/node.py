@@ -65,7 +65,8 @@ class Node:
         self.transport = plugins.one("transport").factory(context)
         self.prover = plugins.prover(config.prover.scheme).factory(context)
         self._verifiers: dict[str, Any] = {self.prover.scheme: self.prover}
-        self.store = Store(context.home.make_private().state_db)  # home 0700 before any state is written
+        self.store = Store(context.home.make_private().state_db,  # home 0700 before any state is written
+                           job_retention_s=config.privacy.job_retention_s)
         self.ledger = Ledger(self.store)
         self.started_at = time.time()
         self.report = BenchmarkReport()

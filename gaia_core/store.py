@@ -14,6 +14,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -47,6 +48,8 @@ MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
 SCHEMA_VERSION = len(MIGRATIONS)
 #: state.db and its journals: only the node's user may read them.
 _PRIVATE = 0o600
+#: Seconds between two rounds of the job retention in :meth:`Store.scrub`.
+PRUNE_EVERY_S = 60.0
 log = logging.getLogger("gaia.store")
 
 
@@ -117,7 +120,9 @@ def _check_file(path: Path) -> None:
 
 
 def _configure(db: sqlite3.Connection) -> None:
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON", "foreign_keys=ON"):
+    # auto_vacuum takes effect only in a new file: there, pages freed by a purge are given back to the disk
+    for pragma in ("auto_vacuum=INCREMENTAL", "journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON",
+                   "foreign_keys=ON"):
         db.execute(f"PRAGMA {pragma}")
 
 
@@ -153,13 +158,16 @@ class Store:
     tasks concerned are still pending in the job table and run again.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, job_retention_s: float | None = None) -> None:
+        """Open ``path``; with ``job_retention_s``, :meth:`scrub` also prunes finished jobs older than that."""
         self.path = path
+        self.job_retention_s = job_retention_s
         self._db = open_database(path)
         self._lock = threading.RLock()
         self._pending: list[tuple[str, tuple]] = []
         self._counters: dict[str, float] = {}
         self._dirty = False  # payloads were purged since the last scrub
+        self._next_prune = 0.0  # time.monotonic() of the next retention round
 
     def close(self) -> None:
         """Flush, checkpoint and close."""
@@ -239,11 +247,41 @@ class Store:
         self.execute("UPDATE tasks SET task = NULL, result = NULL WHERE job = ?", (job_id,))
         self._dirty = True
 
+    def prune(self, older_than_s: float) -> list[str]:
+        """Delete the payloads of jobs that finished more than ``older_than_s`` ago; return those jobs' ids.
+
+        Ids, statuses, counts, the ledger and statistics stay. The bytes leave the disk at once:
+        ``secure_delete`` overwrites them in the database and the WAL is truncated.
+        """
+        cutoff = time.time() - older_than_s
+        with self._lock:
+            jobs = [row[0] for row in self.execute(
+                "SELECT id FROM jobs j WHERE finished IS NOT NULL AND finished <= ? AND EXISTS (SELECT 1 FROM tasks "
+                "WHERE job = j.id AND (task IS NOT NULL OR result IS NOT NULL)) ORDER BY finished", (cutoff,))]
+            if jobs:
+                self.executemany("UPDATE tasks SET task = NULL, result = NULL WHERE job = ?", [(j,) for j in jobs])
+                self._dirty = True
+                self._clear_purged()
+        return jobs
+
     def scrub(self) -> None:
-        """After a purge, checkpoint and truncate the WAL so deleted payloads leave the disk too."""
+        """Apply the job retention (once a minute), and after a purge truncate the WAL and free the pages.
+
+        Called by the node's housekeeping every 0.2 s.
+        """
+        if self.job_retention_s is not None and time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            pruned = self.prune(self.job_retention_s)
+            if pruned:
+                log.info("payloads of finished jobs deleted after the retention",
+                         extra={"jobs": len(pruned), "job_retention_s": self.job_retention_s})
+        self._clear_purged()
+
+    def _clear_purged(self) -> None:
         if self._dirty:
             self._dirty = False
             with self._lock:
+                self._db.execute("PRAGMA incremental_vacuum").fetchall()
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:

@@ -1,24 +1,30 @@
-"""Local privacy: the home 0700, every state file 0600 whatever the umask, the control socket in a private directory."""
+"""Local privacy: the home 0700 and its files 0600 whatever the umask, the control socket in a private directory,
+no payload byte left after a job is pruned."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
 
+from gaia_core import config as config_mod, devnet
 from gaia_core.cli import cli
 from gaia_core.config import Home
 from gaia_core.control import ControlClient, ControlServer
 from gaia_core.errors import NodeError
 from gaia_core.identity import CURVE_FILE, SIGNING_FILE, Identity
 from gaia_core.store import Store
+
+from nodes import echo_tasks, gaia, node_id, results, running_devnet, submit, wait_job, wait_until
 
 
 def mode(path: Path) -> int:
@@ -62,15 +68,15 @@ def test_a_node_tightens_a_home_an_older_gaia_left_readable(tmp_path: Path) -> N
     home.root.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k not in {"GAIA_LOAD_PLUGINS", "GAIA_DEBUG", "PYTHONPATH"}}
     env.update(GAIA_HOME=str(home.root), GAIA_BACKEND="python")
-    gaia = [sys.executable, "-m", "gaia_core"]
-    started = subprocess.run([*gaia, "node", "--detach"], env=env, capture_output=True, text=True, timeout=90)
+    command = [sys.executable, "-m", "gaia_core"]
+    started = subprocess.run([*command, "node", "--detach"], env=env, capture_output=True, text=True, timeout=90)
     try:
         assert started.returncode == 0, started.stderr
         assert mode(home.root) == 0o700
         state_files = [home.state_db, home.state_db.with_name("state.db-wal"), home.state_db.with_name("state.db-shm")]
         assert [mode(p) for p in (*state_files, home.config_file, home.log_file)] == [0o600] * 5
     finally:
-        stopped = subprocess.run([*gaia, "stop"], env=env, capture_output=True, text=True, timeout=60)
+        stopped = subprocess.run([*command, "stop"], env=env, capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0, stopped.stderr
 
 
@@ -168,3 +174,42 @@ def test_a_server_refuses_a_home_others_can_enter(gaia_home: Home) -> None:
     with pytest.raises(NodeError, match="chmod 700"):
         ControlServer(gaia_home, {})
 
+
+
+# ---------------------------------------------------------------- retention of finished jobs
+
+
+def _leaks(directory: Path, marker: bytes) -> list[str]:
+    """Every file under ``directory`` holding ``marker``."""
+    return [str(p) for p in directory.rglob("*") if p.is_file() and marker in p.read_bytes()]
+
+
+def test_fetched_results_are_pruned_by_gaia_prune_and_by_the_retention_and_leave_no_byte(tmp_path: Path) -> None:
+    pytest.importorskip("gaia_runner_wasm.workloads")
+    directory = tmp_path / "devnet"
+    first, second = (b"GAIA-RETENTION-" + os.urandom(10).hex().encode() for _ in range(2))
+    with running_devnet(directory, 1, extra={"privacy": {"job_retention_s": 3600.0}}) as (home,):
+        jobs = []
+        for marker in (first, second):
+            payloads = [marker + f" task {i}".encode() for i in range(4)]
+            jobs.append(submit(home, echo_tasks(payloads, node_id(home))))
+            assert wait_job(home, jobs[-1])["tasks"] == {"done": 4}
+            assert [r["result"].output for r in results(home, jobs[-1])] == payloads  # fetched, not released
+        assert _leaks(home.root, first)  # the scan finds what is kept
+
+        assert json.loads(gaia(home, "prune", "--json").stdout)["jobs"] == []  # finished within the retention
+        pruned = json.loads(gaia(home, "prune", "--older-than", "0", "--json").stdout)
+        assert set(pruned["jobs"]) == set(jobs)
+        assert [r["result"] for r in results(home, jobs[0])] == [None] * 4
+        assert _leaks(home.root, first) == _leaks(home.root, second) == []  # while the node runs
+
+        third = b"GAIA-RETENTION-" + os.urandom(10).hex().encode()
+        job = submit(home, echo_tasks([third], node_id(home)))
+        assert wait_job(home, job)["tasks"] == {"done": 1}
+        gaia(home, "stop")
+        tables = tomllib.loads(home.config_file.read_text())
+        tables["privacy"]["job_retention_s"] = 0.0
+        home.config_file.write_text(config_mod.to_toml(tables))
+        devnet.start_node(home)  # its housekeeping applies the retention from its first round
+        wait_until(lambda: results(home, job)[0]["result"] is None, timeout=15, what="the retention to prune the job")
+    assert _leaks(directory, third) == []
