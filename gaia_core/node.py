@@ -22,6 +22,7 @@ import msgpack
 from gaia_core import __version__, admission, codec
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError
+from gaia_core.jobs.messages import OFFER, RESULTS, SETTLED, OfferAnswer, OfferReply
 from gaia_core.inbound import Gate
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
 from gaia_core.plugins import Plugins
@@ -31,9 +32,7 @@ from gaia_core.store import Store
 
 log = logging.getLogger("gaia.node")
 
-#: Message kinds between nodes.
-OFFER = "task.offer"
-RESULTS = "task.results"
+#: Message kinds between nodes (the jobs' own are in gaia_core.jobs.messages).
 RECORD = "node.record"
 #: Results per delivery message.
 #: The message of a task's ``cancelled`` result when this node stopped before running it. A remote
@@ -332,31 +331,33 @@ class Node:
     def on_request(self, envelope: Envelope) -> bytes:
         """Answer a verified request from a peer."""
         if envelope.kind == OFFER:
-            return msgpack.packb(self._on_offer(envelope))
+            return codec.encode(OfferReply(self._on_offer(envelope)))
         if envelope.kind == RESULTS:
             items = []
             for result_frame, proof_frame in msgpack.unpackb(envelope.body):
                 result = codec.decode(result_frame, TaskResult)
                 proof = codec.decode(proof_frame, Proof) if proof_frame else None
                 items.append((result, proof))
-            return msgpack.packb(self.jobs.on_results(envelope.sender, items))
+            return codec.encode(self.jobs.on_results(envelope.sender, items))
+        if envelope.kind == SETTLED:
+            return self.jobs.on_settlement(envelope.sender, envelope.body)
         raise NodeError(f"unknown request kind {envelope.kind!r}")
 
-    def _on_offer(self, envelope: Envelope) -> list[list[Any]]:
+    def _on_offer(self, envelope: Envelope) -> list[OfferAnswer]:
         answers = []
-        given: dict[str, list[Any]] = {}  # an offer may carry identical tasks: admit once, answer each
+        given: dict[str, OfferAnswer] = {}  # an offer may carry identical tasks: admit once, answer each
         for frame in msgpack.unpackb(envelope.body):
             try:
                 task = codec.decode(frame, Task)
             except GaiaError as exc:
-                answers.append(["", False, "invalid", str(exc), None])
+                answers.append(OfferAnswer("", False, "invalid", str(exc)[:4096]))
                 continue
             if task.id not in given:
                 try:
                     self.admit(task, origin=envelope.sender, envelope=envelope)
-                    given[task.id] = [task.id, True, "", "", None]
+                    given[task.id] = OfferAnswer(task.id, True)
                 except RejectedError as exc:
-                    given[task.id] = [task.id, False, exc.reason, str(exc), exc.retry_after]
+                    given[task.id] = OfferAnswer(task.id, False, exc.reason[:64], str(exc)[:4096], exc.retry_after)
             answers.append(given[task.id])
         return answers
 
@@ -426,6 +427,7 @@ class Node:
             "announce": self.announce,
             "rewards": self.ledger.summary,
             "submit": self.jobs.submit_frames, "job": self.jobs.job_status, "wait": self.jobs.wait_job, "results": self.jobs.job_results,
+            "cancel": self.jobs.cancel, "retry": self.jobs.retry,
             "jobs": self.jobs.list_jobs,
             "stop": lambda: self.request_stop() or True,
         }

@@ -1,22 +1,32 @@
-"""Rewards: credit for verified work only, recorded in the node's ledger.
+"""Rewards: credit for verified work only, computed from quantities the submitter can check.
 
-The formula (docs/rewards.md gives the reasoning and the anchors)::
+A worker's result claims fuel, memory and time; a submitter credits none of it beyond what it
+can check (docs/rewards.md gives the rule, the attack it defeats and the anchors)::
 
-    compute  = fuel_used / 1e9                         (gigafuel: deterministic, the same on every node)
-    memory   = 0.05 * peak_memory_GiB * wall_s         (memory held while the task ran)
+    fuel     = min(claimed fuel, the task's fuel budget)       (or the fuel re-execution reproduced)
+    seconds  = min(claimed wall time, the task's timeout, the submitter's own dispatch→result time)
+    memory   = min(claimed peak memory, the task's memory limit)
+    compute  = fuel / 1e9                                      (gigafuel: the same on every node)
+    memory'  = 0.05 * memory_GiB * seconds
     factor   = clamp(REFERENCE_J_PER_GFUEL / (energy_j / gigafuel), 0.8, 1.25)  when energy was *measured*
-             = 1.0                                     when it was estimated or unknown
-    uptime   = 1 + min(uptime_h, 24) / 240             (up to +10 % for a day of continuous presence)
-    credit   = (compute + memory) * factor * uptime    when the verdict is valid, else 0
+             = 1.0                                             when it was estimated or unknown
+    uptime   = 1 + min(uptime_h, 24) / 240                     (up to +10 % for a day of continuous presence)
+    credit   = (compute + memory') * factor * uptime           when the verdict is valid, else 0
+
+A claimed fuel that a re-execution (spot-check or redundancy replica) contradicts is not
+credited at all: it makes the verdict ``invalid`` (:mod:`gaia_core.verification`).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
-from attrs import frozen
+import attrs
+from attrs import field, frozen, validators as v
 
-from gaia_core.model import TaskResult, Verdict
+from gaia_core.model import Task, TaskResult, Verdict
 from gaia_core.store import Store
 
 #: Joules per gigafuel of a reference machine (a ~15 W core at ~1.5 Gfuel/s).
@@ -24,28 +34,55 @@ REFERENCE_J_PER_GFUEL = 10.0
 MEMORY_WEIGHT = 0.05
 
 
+def _finite(_inst: object, attribute: attrs.Attribute, value: float | None) -> None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
+
+
+_amount = [_finite, v.ge(0.0)]
+
+
 @frozen
 class Credit:
-    """The credit of one task and the parts it was computed from."""
+    """One task's credit and the checked quantities it was computed from.
 
-    compute: float
-    memory: float
-    efficiency: float
-    uptime: float
-    total: float
+    It is a row of the ledger, and what a submitter tells the worker (so both ledgers agree).
+    """
+
+    task_id: str = field(validator=[v.instance_of(str), v.max_len(64)])
+    verdict: str = field(validator=v.in_({"valid", "invalid", "unverified"}))
+    total: float = field(converter=float, validator=_amount)
+    fuel: int = field(default=0, validator=[v.instance_of(int), v.ge(0), v.lt(1 << 63)])
+    seconds: float = field(default=0.0, converter=float, validator=_amount)
+    memory_gb_s: float = field(default=0.0, converter=float, validator=_amount)
+    cpu_s: float = field(default=0.0, converter=float, validator=_amount)
+    energy_j: float | None = field(default=None, converter=attrs.converters.optional(float), validator=_finite)
+    energy_source: str = field(default="unknown", validator=v.in_({"measured", "estimated", "unknown"}))
+    efficiency: float = field(default=1.0, converter=float, validator=_amount)
+    uptime: float = field(default=1.0, converter=float, validator=_amount)
+    at: float = field(factory=time.time, converter=float, validator=_amount)
 
 
-def credit(result: TaskResult, verdict: Verdict, *, uptime_s: float = 0.0) -> Credit:
-    """The credit ``result`` earns under ``verdict`` (zero unless valid)."""
-    gfuel = result.fuel_used / 1e9
-    compute = gfuel
-    memory = MEMORY_WEIGHT * (result.peak_memory_bytes / 2**30) * result.wall_s
+def credit(task: Task, result: TaskResult, verdict: Verdict, *, fuel: int | None = None,
+           observed_s: float | None = None, uptime_s: float = 0.0) -> Credit:
+    """The credit ``result`` of ``task`` earns under ``verdict`` (zero unless valid).
+
+    ``fuel`` is the fuel re-execution reproduced (default: the claim); ``observed_s`` the time
+    the submitter itself saw between dispatch and result. Every quantity is capped by the
+    task's own limits, so no claim earns more than the task's budget.
+    """
+    limits = task.limits
+    fuel = min(result.fuel_used if fuel is None else fuel, limits.fuel)
+    seconds = min(result.wall_s, limits.timeout_s, math.inf if observed_s is None else max(0.0, observed_s))
+    memory_gb_s = (min(result.peak_memory_bytes, limits.memory_bytes) / 2**30) * seconds
+    gfuel = fuel / 1e9
     efficiency = 1.0
     if result.energy_source == "measured" and result.energy_j and gfuel > 0:
         efficiency = min(1.25, max(0.8, REFERENCE_J_PER_GFUEL / (result.energy_j / gfuel)))
-    uptime = 1.0 + min(uptime_s / 3600.0, 24.0) / 240.0
-    total = (compute + memory) * efficiency * uptime if verdict.ok else 0.0
-    return Credit(compute, memory, efficiency, uptime, total)
+    uptime = 1.0 + min(max(uptime_s, 0.0) / 3600.0, 24.0) / 240.0
+    total = (gfuel + MEMORY_WEIGHT * memory_gb_s) * efficiency * uptime if verdict.ok else 0.0
+    return Credit(task.id, verdict.status, total, fuel, seconds, memory_gb_s,
+                  min(result.cpu_s, seconds), result.energy_j, result.energy_source, efficiency, uptime)
 
 
 class Ledger:
@@ -58,13 +95,12 @@ class Ledger:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def record(self, node_id: str, result: TaskResult, verdict: Verdict, amount: Credit, *, role: str) -> None:
+    def record(self, node_id: str, amount: Credit, *, role: str) -> None:
         """Record one task's credit (idempotent per node, task and role; written behind)."""
         self.store.defer(
             "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (node_id, result.task_id, role, amount.total, result.fuel_used, result.cpu_s,
-             (result.peak_memory_bytes / 2**30) * result.wall_s, result.energy_j, result.energy_source,
-             verdict.status, result.finished_at),
+            (node_id, amount.task_id, role, amount.total, amount.fuel, amount.cpu_s, amount.memory_gb_s,
+             amount.energy_j, amount.energy_source, amount.verdict, amount.at),
         )
 
     def summary(self) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ equal output ids an exact test.
 * **Redundancy** (BOINC's validator rule): the same task runs on ``k`` nodes; a canonical
   output needs ``k // 2 + 1`` matching output ids. Nodes that returned anything else are
   flagged.
-* **Spot-check**: a fraction of tasks is re-executed locally and the output ids compared.
+* **Spot-check**: a fraction of tasks is re-executed locally and the output ids and fuel compared.
   The choice is a keyed hash of the task id, so a peer cannot tell which of its tasks will
   be checked, yet asking twice about one task gives one answer.
 * **Adaptive trust** (BOINC adaptive replication, ``sched/sched_send.cpp``): a peer becomes
@@ -102,7 +102,8 @@ def quorum_of(results: Iterable[TaskResult], k: int | None = None) -> Quorum:
 def compare(remote: TaskResult, local: TaskResult) -> Verdict:
     """Judge a peer's result against a local re-execution of the same task.
 
-    Deterministic runs must agree on status and output id. A local run that failed for a
+    Deterministic runs must agree on status, output id and fuel used (a claimed fuel that the
+    re-execution does not reproduce exactly is an inflated claim). A local run that failed for a
     reason outside the task (timeout, error, cancellation) proves nothing: ``unverified``.
     """
     if remote.task_id != local.task_id:
@@ -115,7 +116,26 @@ def compare(remote: TaskResult, local: TaskResult) -> Verdict:
     if not hmac.compare_digest(remote.output_id, local.output_id):
         return Verdict("invalid", f"output id {remote.output_id or '(none)'} but local re-execution gave "
                        f"{local.output_id or '(none)'}", remote.task_id, "spot-check")
+    if remote.fuel_used != local.fuel_used:
+        return Verdict("invalid", f"claimed fuel {remote.fuel_used} but local re-execution used {local.fuel_used}",
+                       remote.task_id, "spot-check")
     return Verdict("valid", "matches local re-execution", remote.task_id, "spot-check")
+
+
+def agreed_fuel(results: Iterable[TaskResult]) -> tuple[int | None, tuple[str, ...]]:
+    """The fuel a strict majority of replicas with one output reproduced, and the nodes that claimed other fuel.
+
+    Replicas that agree on the output ran the same deterministic work, so honest ones report the
+    same fuel. With no strict majority (two replicas, two claims) nobody can be blamed: ``None``,
+    and the caller credits the smallest claim.
+    """
+    claims = {r.node_id: r.fuel_used for r in results}
+    if not claims:
+        return None, ()
+    fuel, count = Counter(claims.values()).most_common(1)[0]
+    if 2 * count <= len(claims) or count < 2:
+        return None, ()
+    return fuel, tuple(sorted(node for node, claim in claims.items() if claim != fuel))
 
 
 def combine(verdicts: Iterable[Verdict]) -> Verdict:

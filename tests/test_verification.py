@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 
+import attrs
 import pytest
 from hypothesis import given, strategies as st
 
 from gaia_core.errors import ValidationError
 from gaia_core.model import TaskResult, Verdict
-from gaia_core.verification import SpotCheck, Trust, combine, compare, quorum, quorum_of
+from gaia_core.verification import SpotCheck, Trust, agreed_fuel, combine, compare, quorum, quorum_of
 
 A, B, C = ("a" * 64, "b" * 64, "c" * 64)
 TASK = "d" * 64
@@ -142,3 +143,18 @@ def test_trust_is_thread_safe() -> None:
     for t in threads:
         t.join(timeout=30)
     assert trust.streak(A) == 2000
+
+
+def test_compare_refuses_a_fuel_claim_the_re_execution_does_not_reproduce() -> None:
+    local = attrs.evolve(result(NODES[0], A), fuel_used=1_000)
+    assert compare(attrs.evolve(local, node_id=NODES[1]), local).ok
+    verdict = compare(attrs.evolve(local, node_id=NODES[1], fuel_used=10**15), local)
+    assert verdict.status == "invalid" and "claimed fuel 1000000000000000" in verdict.reason
+
+
+def test_agreed_fuel_needs_a_strict_majority_and_names_the_other_claims() -> None:
+    claims = [attrs.evolve(result(node, A), fuel_used=fuel) for node, fuel in zip(NODES, (7, 7, 9))]
+    assert agreed_fuel(claims) == (7, (NODES[2],))
+    assert agreed_fuel(claims[1:]) == (None, ())
+    assert agreed_fuel(claims[:2]) == (7, ())
+    assert agreed_fuel([]) == (None, ())

@@ -22,12 +22,15 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 from attrs import define, field
 
-from gaia_core import codec, rewards
-from gaia_core.errors import GaiaError, NodeError, RejectedError, ValidationError
-from gaia_core.hashing import content_id
+from gaia_core import codec
+from gaia_core.errors import CodecError, GaiaError, NodeError, RejectedError, ValidationError
+from gaia_core.jobs.jobstore import JobStore
+from gaia_core.jobs.messages import OFFER, SETTLED, OfferAnswer, OfferReply, ResultAck, ResultAcks, Settlement
+from gaia_core.jobs.settlement import Settlement as Settler
 from gaia_core.model import Proof, Status, Task, TaskResult, Verdict
+from gaia_core.rewards import Credit
 from gaia_core.scheduling import Scheduler
-from gaia_core.verification import SpotCheck, combine, compare, quorum_of, vote
+from gaia_core.verification import SpotCheck, combine
 
 if TYPE_CHECKING:
     from gaia_core.node import Node
@@ -47,18 +50,21 @@ MIN_DEPTH, MAX_DEPTH, PIPELINE_S = 4, 256, 0.05
 EWMA = 0.2
 #: Rejections after which a peer is not offered that task again.
 PEER_FAULTS = {"over_limits", "no_runner", "bad_signature", "invalid", "too_large"}
+#: Tries to deliver one settlement message to a worker.
+SETTLE_TRIES = 3
+#: Deliveries whose credit this (worker) node still waits to hear of, at most.
+MAX_AWAITING = 65536
 
 
-def _offer_answers(reply: bytes, count: int) -> list[tuple[bool, str, str, float | None]]:
-    """A peer's answers to an offer of ``count`` tasks: (accepted, reason, message, retry_after) each."""
+def _offer_answers(reply: bytes, count: int) -> list[OfferAnswer]:
+    """A peer's answers to an offer of ``count`` tasks, in order."""
     try:
-        answers = [(bool(ok), str(reason), str(message), float(retry) if retry is not None else None)
-                   for _task_id, ok, reason, message, retry in msgpack.unpackb(reply)]
-    except Exception:  # msgpack and unpacking raise several types for a malformed reply
-        answers = []
+        answers = codec.decode(reply, OfferReply).answers
+    except CodecError as exc:
+        raise NodeError(f"malformed answer to an offer of {count} tasks: {exc}") from None
     if len(answers) != count:
-        raise NodeError(f"malformed answer to an offer of {count} tasks")
-    return answers
+        raise NodeError(f"malformed answer to an offer of {count} tasks: {len(answers)} answers")
+    return list(answers)
 
 
 @define
@@ -71,6 +77,8 @@ class Slot:
     redundancy: int
     to: str | None = None
     sent: dict[str, float] = field(factory=dict)  # peer -> monotonic time the result is due
+    started: dict[str, float] = field(factory=dict)  # peer -> monotonic time it was dispatched
+    observed: dict[str, float] = field(factory=dict)  # peer -> seconds from dispatch to result, as seen here
     results: dict[str, TaskResult] = field(factory=dict)  # peer -> result with a valid proof
     excluded: set[str] = field(factory=set)
     attempts: int = 0
@@ -85,6 +93,7 @@ class JobManager:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.store = node.store
+        self.jobstore = JobStore(node.store)
         self.scheduler = Scheduler()
         self.slots: dict[tuple[str, int], Slot] = {}
         self.by_task: dict[str, list[tuple[str, int]]] = {}
@@ -93,6 +102,9 @@ class JobManager:
         self.task_seconds: dict[str, float] = {}  # peer -> running average of its tasks' wall time
         self.peer_modules: dict[str, set[str]] = {}
         self.spot = SpotCheck(rate=node.context.config.verification.spot_check)
+        self.settlement = Settler(node_id=node.node_id, verifier=node.verifier, runners=node.runners,
+                                  ledger=node.ledger, store=node.store, spot=self.spot, uptime=self._uptime)
+        self._awaiting: dict[tuple[str, str], None] = {}  # (submitter, task id) whose credit is pending
         self._seq = 0
         self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
         self._last_timeout_check = 0.0
@@ -133,15 +145,10 @@ class JobManager:
             raise ValidationError("a job sent --to one node cannot run on several nodes",
                                   hint="drop --to, or use --redundancy 1")
         job = uuid.uuid4().hex[:16]
-        now = time.time()
-        with self.store.batch():  # the job and its tasks are durable, in one transaction, before anything runs
-            self.store.defer("INSERT INTO jobs VALUES (?, ?, ?, 'running', ?, ?, NULL)",
-                             (job, name, now, redundancy, self.spot.rate))
-            for i, t in enumerate(tasks):
-                self.store.defer("INSERT INTO tasks (id, job, idx, state, task, peers, updated) "
-                                 "VALUES (?, ?, ?, 'pending', ?, ?, ?)", (t.id, job, i, codec.encode(t), to or "", now))
+        # the job and its tasks are durable, in one transaction, before anything runs
+        self.jobstore.create(job, name, redundancy, self.spot.rate, tasks, to)
         with self._lock:
-            self.progress[job] = {"pending": len(tasks), "done": 0, "failed": 0}
+            self.progress[job] = {"pending": len(tasks)}
             for i, task in enumerate(tasks):
                 self._add_slot(Slot(job, i, task, redundancy, to, wanted=redundancy))
         log.info("job submitted", extra={"job": job, "tasks": len(tasks), "redundancy": redundancy})
@@ -160,25 +167,29 @@ class JobManager:
         self.scheduler.push(f"{slot.job}/{slot.idx}/{self._seq}", slot.task.priority, slot.task.deadline, slot.job)
 
     def _resume(self) -> None:
-        rows = self.store.rows("""SELECT t.job, t.idx, t.task, t.peers, j.redundancy FROM tasks t JOIN jobs j ON j.id = t.job
-                                  WHERE j.status = 'running' AND t.state = 'pending'""")
+        count = self._load(self.jobstore.unfinished())
+        self.jobstore.close_finished_jobs()
+        if count:
+            log.info("resumed unfinished jobs", extra={"tasks": count})
+
+    def _load(self, rows: list[dict[str, Any]]) -> int:
+        """Make slots of stored task rows (pending again); quarantine rows that no longer decode."""
         count = 0
         with self._lock:
             for row in rows:
-                task = codec.decode(row["task"], Task)
+                try:
+                    task = codec.decode(row["task"] or b"", Task)
+                except CodecError as exc:
+                    log.warning("stored task quarantined", extra={"job": row["job"], "idx": row["idx"], "error": str(exc)})
+                    self.jobstore.quarantine(row["job"], row["idx"], str(exc))
+                    continue
                 self._add_slot(Slot(row["job"], row["idx"], task, row["redundancy"], row["peers"] or None,
                                     wanted=row["redundancy"]))
-                counts = self.progress.setdefault(row["job"], {"pending": 0, "done": 0, "failed": 0})
-                counts["pending"] += 1
+                self.progress.setdefault(row["job"], {})
                 count += 1
-        self.store.execute("UPDATE jobs SET status = 'finished', finished = ? WHERE status = 'running' AND id NOT IN "
-                           "(SELECT job FROM tasks WHERE state = 'pending')", (time.time(),))
-        for job, counts in self.progress.items():
-            for state, n in self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? AND state != 'pending' "
-                                               "GROUP BY state", (job,)):
-                counts[state] = n
-        if count:
-            log.info("resumed unfinished jobs", extra={"tasks": count})
+            for job in {row["job"] for row in rows} & set(self.progress):
+                self.progress[job] = self.jobstore.counts(job)
+        return count
 
     # ------------------------------------------------------------------ dispatch
 
@@ -241,7 +252,8 @@ class JobManager:
                     continue
                 peer = max(free, key=lambda p: scores[p] / (1 + self.inflight.get(p, 0)))
                 room[peer] -= 1
-                slot.sent[peer] = time.monotonic() + 2 * slot.task.limits.timeout_s + 10.0
+                slot.started[peer] = time.monotonic()
+                slot.sent[peer] = slot.started[peer] + 2 * slot.task.limits.timeout_s + 10.0
                 slot.attempts += 1
                 self.inflight[peer] = self.inflight.get(peer, 0) + 1
                 batches.setdefault(peer, []).append(slot)
@@ -270,7 +282,7 @@ class JobManager:
         known = self.peer_modules.setdefault(peer, set())
         frames = [codec.encode(s.task.without_module() if s.task.module_id in known else s.task) for s in slots]
         try:
-            reply = node.transport.request(peer, "task.offer", msgpack.packb(frames), timeout=10.0)
+            reply = node.transport.request(peer, OFFER, msgpack.packb(frames), timeout=10.0)
             answers = _offer_answers(reply, len(slots))
         except GaiaError as exc:
             log.warning("offer failed", extra={"peer": peer[:16], "tasks": len(slots), "error": str(exc)})
@@ -278,14 +290,14 @@ class JobManager:
             for slot in slots:
                 self._offer_refused(peer, slot, "unreachable", str(exc), None)
             return
-        for slot, (ok, reason, message, retry_after) in zip(slots, answers):
-            if ok:
+        for slot, answer in zip(slots, answers):
+            if answer.accepted:
                 known.add(slot.task.module_id)
-            elif reason == "bad_module" and slot.task.module_id in known:
+            elif answer.reason == "bad_module" and slot.task.module_id in known:
                 known.discard(slot.task.module_id)
-                self._offer_refused(peer, slot, "retry", message, None)
+                self._offer_refused(peer, slot, "retry", answer.message, None)
             else:
-                self._offer_refused(peer, slot, reason, message, retry_after)
+                self._offer_refused(peer, slot, answer.reason, answer.message, answer.retry_after)
         self.store.bump({"offers": len(slots)})
 
     def _offer_refused(self, peer: str, slot: Slot, reason: str, message: str, retry_after: float | None) -> None:
@@ -338,118 +350,119 @@ class JobManager:
 
     # ------------------------------------------------------------------ results
 
-    def on_results(self, sender: str, items: list[tuple[TaskResult, Proof | None]]) -> list[list[Any]]:
-        """Take results from ``sender``: verify, apply redundancy and spot-checks, credit. Returns acks.
+    def on_results(self, sender: str, items: list[tuple[TaskResult, Proof | None]]) -> ResultAcks:
+        """Take results from ``sender``: verify, apply redundancy and spot-checks, credit. Returns the acks.
 
         A result counts for every task of this node's jobs with that id that ``sender`` holds
-        (identical tasks have one id, and a worker runs them once).
+        (identical tasks have one id, and a worker runs them once). Credit is durable in
+        ``state.db`` before the acks that report it are returned.
         """
         acks = []
         for result, proof in items:
             with self._lock:
                 held = [self.slots[k] for k in self.by_task.get(result.task_id, ())
                         if self.slots[k].state == "pending" and sender in self.slots[k].sent]
-            verdict, credit = Verdict("unverified", "no such task outstanding for this node", result.task_id), 0.0
+            ack = ResultAck(result.task_id, "unverified", "no such task outstanding for this node")
             for slot in held:
-                verdict, credit = self._on_result(sender, slot, result, proof)
-            acks.append([result.task_id, verdict.status, credit])
+                ack = self._on_result(sender, slot, result, proof)
+            acks.append(ack)
+        self.store.flush()
         self._wake.set()
-        return acks
+        return ResultAcks(acks)
 
-    def _on_result(self, sender: str, slot: Slot, result: TaskResult, proof: Proof | None) -> tuple[Verdict, float]:
+    def _on_result(self, sender: str, slot: Slot, result: TaskResult, proof: Proof | None) -> ResultAck:
         with self._lock:
+            started = slot.started.get(sender)
             if not self._release(sender, slot):
-                return Verdict("unverified", "already settled", result.task_id), 0.0
+                return ResultAck(result.task_id, "unverified", "already settled")
             slot.excluded.add(sender)  # a peer that answered a slot never gets another copy of it
-        verdict = self._verify(sender, slot.task, result, proof)
+            if started is not None:
+                slot.observed[sender] = time.monotonic() - started
+        verdict = self.settlement.verify(sender, slot.task, result, proof)
         if not verdict.ok:
             if result.status in RETRY and verdict.status == "unverified":
                 verdict = Verdict("unverified", f"{result.status.value}: {result.message}", result.task_id)
             else:
                 log.warning("invalid result rejected", extra={"peer": sender[:16], "reason": verdict.reason})
-            self.node.ledger.record(sender, result, verdict, rewards.credit(result, verdict), role="granted")
-            self.spot.trust.record(sender, verdict)
+            amount = self.settlement.reject(sender, slot.task, result, verdict, slot.observed.get(sender))
             self._retry(sender, slot, f"{verdict.status}: {verdict.reason}")
-            return verdict, 0.0
+            return ResultAck(result.task_id, verdict.status, verdict.reason, amount)
         if result.status in RETRY:
             self._retry(sender, slot, f"{result.status.value}: {result.message}")
-            return Verdict("unverified", f"{result.status.value} is not a final result", result.task_id), 0.0
-        if self.spot.should_check(result.task_id, sender) and sender != self.node.node_id:
+            return ResultAck(result.task_id, "unverified", f"{result.status.value} is not a final result")
+        if self.settlement.should_reexecute(sender, slot.task):
             # Re-execution takes as long as the task: do it off the transport's handler thread.
-            self._checks.submit(self._spot_checked, sender, slot, result, verdict)
-            return Verdict("unverified", "spot-check under way", result.task_id, "spot-check"), 0.0
-        return self._accept(sender, slot, result, verdict)
+            if self._background(self._checks, self._spot_checked, sender, slot, result, verdict):
+                return ResultAck(result.task_id, "unverified", "spot-check under way", pending=True)
+            return ResultAck(result.task_id, "unverified", "the submitter is stopping: the task stays pending")
+        return self._accept(sender, slot, result, verdict, acked=False)
 
     def _spot_checked(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict) -> None:
         try:
-            verdict = combine([verdict, self._spot_check(slot.task, result)])
+            verdict = combine([verdict, self.settlement.reexecute(slot.task, result)])
         except Exception:  # keep checking later results whatever this one raised
             log.exception("spot-check failed", extra={"task_id": result.task_id})
             verdict = Verdict("unverified", "the spot-check itself failed", result.task_id, "spot-check")
         if verdict.ok:
-            self._accept(sender, slot, result, verdict)
+            self._accept(sender, slot, result, verdict, acked=True)
         else:
-            self.node.ledger.record(sender, result, verdict, rewards.credit(result, verdict), role="granted")
-            self.spot.trust.record(sender, verdict)
+            log.warning("spot-check refused a result", extra={"peer": sender[:16], "reason": verdict.reason})
+            amount = self.settlement.reject(sender, slot.task, result, verdict, slot.observed.get(sender))
             self._retry(sender, slot, f"spot-check: {verdict.reason}")
+            self._send_settlements({sender: amount})
         self._wake.set()
 
-    def _accept(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict) -> tuple[Verdict, float]:
-        """Count a verified result toward its slot (redundancy, credit, completion)."""
+    def _accept(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict, *, acked: bool) -> ResultAck:
+        """Count a verified result toward its slot (redundancy, credit, completion).
+
+        Credit for the other replicas (and for ``sender`` when its delivery was ``acked`` already)
+        goes to their workers in settlement messages, once it is durable.
+        """
         with self._lock:
             last = self.task_seconds.get(sender)
             self.task_seconds[sender] = result.wall_s if last is None else (1 - EWMA) * last + EWMA * result.wall_s
             slot.results[sender] = result
-            return self._decide(slot, sender, verdict)
-
-    def _verify(self, sender: str, task: Task, result: TaskResult, proof: Proof | None) -> Verdict:
-        if sender == self.node.node_id and proof is not None:
-            return Verdict("valid", "run by this node", result.task_id, proof.scheme)
-        if proof is None:
-            return Verdict("unverified", "no proof", result.task_id)
-        if result.node_id != sender or proof.node_id != sender:
-            return Verdict("invalid", "result or proof names another node than its sender", result.task_id, proof.scheme)
-        if result.ok and content_id(result.output) != result.output_id:
-            return Verdict("invalid", "the output does not hash to the output id", result.task_id, proof.scheme)
-        try:
-            verdict = self.node.verifier(proof.scheme).verify(proof, task, result)
-        except GaiaError as exc:
-            return Verdict("invalid", str(exc), result.task_id, proof.scheme)
-        self.store.bump({f"verdicts.{verdict.status}": 1})
-        return verdict
-
-    def _spot_check(self, task: Task, result: TaskResult) -> Verdict:
-        runner = self.node.runners.get(task.kind)
-        if runner is None:
-            return Verdict("unverified", "no local runner to re-execute", task.id, "spot-check")
-        self.store.bump({"spot_checks": 1})
-        return compare(result, runner.run(task))
-
-    def _decide(self, slot: Slot, sender: str, verdict: Verdict) -> tuple[Verdict, float]:
-        """Called with the lock held once a verified result is in."""
-        if len(slot.results) < slot.redundancy:
-            return Verdict("unverified", "waiting for the other replicas", slot.task.id, "redundancy"), 0.0
-        decided = quorum_of(slot.results.values(), k=len(slot.results))
-        if decided.canonical is None and slot.redundancy > 1:
-            if len(slot.results) >= 2 * slot.redundancy:
-                self._finish_failed(slot, "no quorum among replicas")
-            else:
+            outcome = self.settlement.decide(slot.task, slot.redundancy, slot.results, sender, verdict, slot.observed)
+            if outcome.state == "more":
                 self._push(slot)
-            return decided.verdict(sender, slot.task.id), 0.0
-        granted = 0.0
-        for peer, result in slot.results.items():
-            peer_verdict = decided.verdict(peer, slot.task.id) if slot.redundancy > 1 else verdict
-            amount = rewards.credit(result, peer_verdict, uptime_s=self._uptime(peer))
-            self.node.ledger.record(peer, result, peer_verdict, amount, role="granted")
-            self.spot.trust.record(peer, peer_verdict)
-            if peer == sender:
-                granted = amount.total
-        winner = next(r for r in slot.results.values() if decided.canonical is None or vote(r) == decided.canonical)
-        if winner.ok:
-            self._finish_ok(slot, winner)
-        else:  # a verified, deterministic failure (trap, out of fuel, ...): final, with its result
-            self._finish_failed(slot, f"{winner.status.value}: {winner.message}", winner)
-        return (decided.verdict(sender, slot.task.id) if slot.redundancy > 1 else verdict), granted
+            elif outcome.state == "done":
+                self._finish_ok(slot, outcome.winner)
+            elif outcome.state == "failed":
+                self._finish_failed(slot, outcome.reason, outcome.winner)
+        mine = None if acked else outcome.credits.pop(sender, None)
+        self._send_settlements(outcome.credits)
+        return ResultAck(result.task_id, outcome.verdict.status, outcome.verdict.reason, mine,
+                         pending=mine is None and outcome.state in ("waiting", "more"))
+
+    def _send_settlements(self, credits: dict[str, Credit]) -> None:
+        """Tell each worker the credit it was granted after its delivery was acknowledged (durable first)."""
+        credits = {peer: amount for peer, amount in credits.items() if peer != self.node.node_id}
+        if not credits:
+            return
+        self.store.flush()
+        for peer, amount in credits.items():
+            if not self._background(self._pool, self._send_settlement, peer, Settlement((amount,))):
+                log.info("settlement not sent: this node is stopping", extra={"peer": peer[:16]})
+
+    @staticmethod
+    def _background(pool: concurrent.futures.ThreadPoolExecutor, fn: Any, *args: Any) -> bool:
+        """Run ``fn(*args)`` on ``pool``; False when the pool is shut down (this node is stopping)."""
+        try:
+            pool.submit(fn, *args)
+        except RuntimeError:
+            return False
+        return True
+
+    def _send_settlement(self, peer: str, settlement: Settlement) -> None:
+        body = codec.encode(settlement)
+        for attempt in range(SETTLE_TRIES):
+            try:
+                self.node.transport.request(peer, SETTLED, body, timeout=10.0)
+                return
+            except GaiaError as exc:
+                if attempt + 1 == SETTLE_TRIES or self._stop.wait(0.5):
+                    log.info("settlement not delivered", extra={"peer": peer[:16], "error": str(exc)})
+                    return
 
     def _uptime(self, peer: str) -> float:
         first = self.node.started_at if peer == self.node.node_id else self.node.first_seen.get(peer)
@@ -465,27 +478,21 @@ class JobManager:
                 self._push(slot)
 
     def _finish_ok(self, slot: Slot, result: TaskResult) -> None:
-        if slot.state != "pending":
-            return
-        slot.state = "done"
-        self.store.defer("UPDATE tasks SET state = 'done', result = ?, peers = ?, attempts = ?, updated = ? "
-                           "WHERE job = ? AND idx = ?",
-                           (codec.encode(result), ",".join(slot.results), slot.attempts, time.time(), slot.job, slot.idx))
-        self._settle(slot)
+        if slot.state == "pending":
+            self.jobstore.finish_task(slot.job, slot.idx, "done", result=result, peers=",".join(slot.results),
+                                      attempts=slot.attempts)
+            self._settle(slot, "done")
 
     def _finish_failed(self, slot: Slot, reason: str, result: TaskResult | None = None) -> None:
-        if slot.state != "pending":
-            return
-        slot.state = "failed"
-        slot.reason = reason
-        self.store.defer("UPDATE tasks SET state = 'failed', reason = ?, result = ?, attempts = ?, updated = ? "
-                         "WHERE job = ? AND idx = ?",
-                         (reason, codec.encode(result) if result else None, slot.attempts, time.time(), slot.job,
-                          slot.idx))
-        log.warning("task failed", extra={"job": slot.job, "idx": slot.idx, "reason": reason})
-        self._settle(slot)
+        if slot.state == "pending":
+            slot.reason = reason
+            self.jobstore.finish_task(slot.job, slot.idx, "failed", reason=reason, result=result, attempts=slot.attempts)
+            log.warning("task failed", extra={"job": slot.job, "idx": slot.idx, "reason": reason})
+            self._settle(slot, "failed")
 
-    def _settle(self, slot: Slot) -> None:
+    def _settle(self, slot: Slot, state: str) -> None:
+        """Called with the lock held: ``slot`` ended in ``state``; release what it held, count it."""
+        slot.state = state
         for peer in list(slot.sent):  # replicas still out are no longer wanted
             self._release(peer, slot)
         key = (slot.job, slot.idx)
@@ -497,65 +504,115 @@ class JobManager:
             self.by_task.pop(slot.task.id, None)
         counts = self.progress[slot.job]
         counts["pending"] -= 1
-        counts[slot.state] += 1
+        counts[state] = counts.get(state, 0) + 1
         if not counts["pending"]:
             del self.progress[slot.job]
             self._job_finished.notify_all()
-            self.store.defer("UPDATE jobs SET status = 'finished', finished = ? WHERE id = ?", (time.time(), slot.job))
-            log.info("job finished", extra={"job": slot.job})
+            if state != "cancelled":
+                self.jobstore.finish_job(slot.job)
+                log.info("job finished", extra={"job": slot.job})
+
+    # ------------------------------------------------------------------ worker side: credit earned
 
     def record_earned(self, submitter: str, results: list[TaskResult], reply: bytes) -> None:
-        """Record in this (worker) node's ledger the credit a submitter reported granting."""
+        """Record in this (worker) node's ledger the credit a submitter acknowledged for ``results``.
+
+        An ack that says the credit is still pending makes the task wait for the submitter's
+        settlement message (:meth:`on_settlement`).
+        """
         try:
-            acks = msgpack.unpackb(reply)
-        except Exception:  # msgpack raises several types for bad bytes
-            return
-        if not isinstance(acks, list):
+            acks = codec.decode(reply, ResultAcks).acks
+        except CodecError as exc:
+            log.info("unreadable acknowledgement of results", extra={"submitter": submitter[:16], "error": str(exc)})
             return
         for result, ack in zip(results, acks):
-            if not (isinstance(ack, list) and len(ack) == 3 and isinstance(ack[2], (int, float))):
+            if ack.task_id != result.task_id:
                 continue
-            task_id, status, credit = ack
-            if task_id == result.task_id and status in ("valid", "invalid"):
-                amount = rewards.Credit(0.0, 0.0, 1.0, 1.0, float(credit))
-                self.node.ledger.record(submitter, result, Verdict(status, "reported by submitter", task_id),
-                                        amount, role="earned")
+            if ack.pending:
+                with self._lock:
+                    self._awaiting[(submitter, ack.task_id)] = None
+                    while len(self._awaiting) > MAX_AWAITING:
+                        del self._awaiting[next(iter(self._awaiting))]
+            elif ack.credit is not None:
+                self._earn(submitter, ack.credit)
+
+    def on_settlement(self, submitter: str, body: bytes) -> bytes:
+        """Record credit a submitter decided after acknowledging a delivery (a ``task.settled`` request)."""
+        settlement = codec.decode(body, Settlement)
+        with self._lock:
+            unknown = [c.task_id for c in settlement.credits if (submitter, c.task_id) not in self._awaiting]
+        for amount in settlement.credits:
+            if amount.task_id not in unknown:
+                self._earn(submitter, amount)
+        self.store.flush()
+        if unknown:  # e.g. the delivery's acks are still on their way: the submitter tries again
+            raise NodeError(f"settlement names {len(unknown)} task(s) this node is not waiting on",
+                            hint="send it again once the delivery is acknowledged")
+        return b""
+
+    def _earn(self, submitter: str, amount: Credit) -> None:
+        if amount.verdict in ("valid", "invalid"):
+            self.node.ledger.record(submitter, amount, role="earned")
+
+    # ------------------------------------------------------------------ owners' control
+
+    def cancel(self, job: str) -> dict[str, Any]:
+        """Cancel a job (id or unique prefix): each unfinished task ends ``cancelled`` once, replicas out are released."""
+        job = self.jobstore.resolve(job)
+        with self._lock:
+            for slot in [s for s in self.slots.values() if s.job == job]:
+                self._settle(slot, "cancelled")
+            cancelled = self.jobstore.cancel_pending(job) if self.jobstore.job(job)[0] == "running" else 0
+        if cancelled:
+            log.info("job cancelled", extra={"job": job, "tasks": cancelled})
+        status = self.job_status(job)
+        return {"job": job, "status": status["status"], "cancelled": cancelled, "tasks": status["tasks"]}
+
+    def retry(self, job: str) -> dict[str, Any]:
+        """Re-queue a job's failed tasks (id or unique prefix); the job is running again."""
+        job = self.jobstore.resolve(job)
+        rows = [r for r in self.jobstore.failed(job) if r["task"] is not None]
+        if rows:
+            with self._lock:
+                self.jobstore.requeue(job, [r["idx"] for r in rows])
+                self._load(rows)
+            log.info("job retried", extra={"job": job, "tasks": len(rows)})
+            self._wake.set()
+        status = self.job_status(job)
+        return {"job": job, "status": status["status"], "retried": len(rows), "tasks": status["tasks"]}
 
     # ------------------------------------------------------------------ queries
 
     def job_status(self, job: str) -> dict[str, Any]:
-        """A job's progress: task counts by state, and whether it is finished."""
-        rows = self.store.execute("SELECT status, name, created, finished FROM jobs WHERE id = ?", (job,))
-        if not rows:
-            raise NodeError(f"no job {job!r} on this node", hint="list jobs with `gaia task list`")
-        status, name, created, finished = rows[0]
+        """A job's progress (id or unique prefix): task counts by state, and whether it is finished."""
+        job = self.jobstore.resolve(job)
+        status, name, created, finished = self.jobstore.job(job)
         with self._lock:
-            counts = dict(self.progress.get(job, {}))
+            counts = {k: n for k, n in self.progress.get(job, {}).items() if n}
         if not counts:
-            counts = dict(self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state", (job,)))
+            counts = self.jobstore.counts(job)
         return {"job": job, "name": name, "status": status, "created": created, "finished": finished,
                 "tasks": counts, "total": sum(counts.values())}
 
     def wait_job(self, job: str, timeout: float = 60.0) -> dict[str, Any]:
-        """Block until ``job`` finishes (or ``timeout`` passes); return its status."""
+        """Block until ``job`` (id or unique prefix) finishes (or ``timeout`` passes); return its status."""
+        job = self.jobstore.resolve(job)
         with self._job_finished:
             self._job_finished.wait_for(lambda: job not in self.progress, timeout)
         return self.job_status(job)
 
     def job_results(self, job: str, release: bool = False) -> list[dict[str, Any]]:
-        """Every task's outcome, in order; ``release`` deletes the payloads afterwards."""
+        """Every task's outcome, in order; ``release`` deletes the payloads of an ended job afterwards."""
         status = self.job_status(job)
-        out = list(self.store.rows("SELECT idx, id, state, result, peers, attempts, reason FROM tasks "
-                                   "WHERE job = ? ORDER BY idx", (job,)))
-        if release and status["status"] == "finished":
-            self.store.purge_payloads(job)
+        out = list(self.jobstore.results(status["job"]))
+        if release and status["status"] != "running":
+            self.jobstore.release(status["job"])
         return out
 
     def list_jobs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The most recent jobs with their task counts."""
-        jobs = [r[0] for r in self.store.execute("SELECT id FROM jobs ORDER BY created DESC LIMIT ?", (limit,))]
-        return [self.job_status(j) for j in jobs]
+        return [self.job_status(j) for j in self.jobstore.recent(limit)]
 
     def summary(self) -> dict[str, int]:
         """Jobs by status."""
-        return dict(self.store.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
+        return self.jobstore.summary()

@@ -1,0 +1,126 @@
+"""The job store: every SQL statement about this node's jobs and their tasks (tables in ``state.db``).
+
+A job row is ``running``, ``finished`` or ``cancelled``; a task row is ``pending``, ``done``,
+``failed`` or ``cancelled``. Outcomes are written behind (the store flushes every 0.2 s and before
+every read); a job and its tasks are written in one transaction before anything runs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Iterator
+
+from gaia_core import codec
+from gaia_core.errors import NodeError
+from gaia_core.model import Task, TaskResult
+from gaia_core.store import Store
+
+_JOB_PREFIX = re.compile(r"[0-9a-f]{1,32}\Z")
+_HINT = "list jobs with `gaia task list`"
+
+
+class JobStore:
+    """This node's jobs and tasks in ``state.db``."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(self, job: str, name: str, redundancy: int, spot_check: float, tasks: list[Task], to: str | None) -> None:
+        """Write a job and its tasks in one transaction."""
+        now = time.time()
+        with self.store.batch():
+            self.store.defer("INSERT INTO jobs VALUES (?, ?, ?, 'running', ?, ?, NULL)",
+                             (job, name, now, redundancy, spot_check))
+            for i, task in enumerate(tasks):
+                self.store.defer("INSERT INTO tasks (id, job, idx, state, task, peers, updated) "
+                                 "VALUES (?, ?, ?, 'pending', ?, ?, ?)", (task.id, job, i, codec.encode(task), to or "", now))
+
+    def resolve(self, prefix: str) -> str:
+        """The id of the one job whose id starts with ``prefix``; NodeError when none or several do."""
+        if not isinstance(prefix, str) or not _JOB_PREFIX.match(prefix):
+            raise NodeError(f"{str(prefix)[:40]!r} is not a job id: expected hex characters", hint=_HINT)
+        rows = self.store.execute("SELECT id FROM jobs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 3",
+                                  (len(prefix), prefix))
+        if not rows:
+            raise NodeError(f"no job {prefix!r} on this node", hint=_HINT)
+        if len(rows) > 1:
+            raise NodeError(f"job id prefix {prefix!r} is ambiguous: it matches {', '.join(r[0] for r in rows[:2])}, ...",
+                            hint="give more characters of the job id")
+        return rows[0][0]
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        """The pending tasks of running jobs, with the job's redundancy (for resuming)."""
+        return list(self.store.rows("SELECT t.job, t.idx, t.task, t.peers, j.redundancy FROM tasks t "
+                                    "JOIN jobs j ON j.id = t.job WHERE j.status = 'running' AND t.state = 'pending'"))
+
+    def failed(self, job: str) -> list[dict[str, Any]]:
+        """A job's failed tasks, with the job's redundancy (for retrying)."""
+        return list(self.store.rows("SELECT t.job, t.idx, t.task, t.peers, j.redundancy FROM tasks t "
+                                    "JOIN jobs j ON j.id = t.job WHERE t.job = ? AND t.state = 'failed'", (job,)))
+
+    def close_finished_jobs(self) -> None:
+        """Mark running jobs with no pending task finished."""
+        self.store.execute("UPDATE jobs SET status = 'finished', finished = ? WHERE status = 'running' AND id NOT IN "
+                           "(SELECT job FROM tasks WHERE state = 'pending')", (time.time(),))
+
+    def counts(self, job: str) -> dict[str, int]:
+        """A job's tasks by state."""
+        return dict(self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state", (job,)))
+
+    def job(self, job: str) -> tuple[str, str, float, float | None]:
+        """A job's (status, name, created, finished); NodeError when there is none."""
+        rows = self.store.execute("SELECT status, name, created, finished FROM jobs WHERE id = ?", (job,))
+        if not rows:
+            raise NodeError(f"no job {job!r} on this node", hint=_HINT)
+        return rows[0]
+
+    def finish_task(self, job: str, idx: int, state: str, *, reason: str = "", result: TaskResult | None = None,
+                    peers: str | None = None, attempts: int = 0) -> None:
+        """Record a task's final ``state`` (written behind); ``peers`` None keeps the column."""
+        self.store.defer("UPDATE tasks SET state = ?, reason = ?, result = ?, peers = COALESCE(?, peers), "
+                         "attempts = ?, updated = ? WHERE job = ? AND idx = ?",
+                         (state, reason, codec.encode(result) if result else None, peers, attempts, time.time(), job, idx))
+
+    def finish_job(self, job: str, status: str = "finished") -> None:
+        """Record that a job ended (written behind)."""
+        self.store.defer("UPDATE jobs SET status = ?, finished = ? WHERE id = ?", (status, time.time(), job))
+
+    def cancel_pending(self, job: str) -> int:
+        """Cancel every pending task of ``job`` and the job itself; return how many tasks were cancelled."""
+        with self.store.batch():
+            pending = self.store.execute("SELECT COUNT(*) FROM tasks WHERE job = ? AND state = 'pending'", (job,))[0][0]
+            self.store.defer("UPDATE tasks SET state = 'cancelled', reason = 'cancelled by its owner', updated = ? "
+                             "WHERE job = ? AND state = 'pending'", (time.time(), job))
+            self.finish_job(job, "cancelled")
+        return pending
+
+    def requeue(self, job: str, indexes: list[int]) -> None:
+        """Make the tasks ``indexes`` of ``job`` pending again and the job running."""
+        with self.store.batch():
+            self.store.defer("UPDATE jobs SET status = 'running', finished = NULL WHERE id = ?", (job,))
+            for idx in indexes:
+                self.store.defer("UPDATE tasks SET state = 'pending', reason = '', result = NULL, attempts = 0, "
+                                 "updated = ? WHERE job = ? AND idx = ?", (time.time(), job, idx))
+
+    def quarantine(self, job: str, idx: int, reason: str) -> None:
+        """Fail a stored task that no longer decodes, keeping the node able to start."""
+        self.store.execute("UPDATE tasks SET state = 'failed', reason = ?, updated = ? WHERE job = ? AND idx = ?",
+                           (f"quarantined: {reason}"[:500], time.time(), job, idx))
+
+    def results(self, job: str) -> Iterator[dict[str, Any]]:
+        """Every task's outcome row of ``job``, in task order."""
+        return self.store.rows("SELECT idx, id, state, result, peers, attempts, reason FROM tasks "
+                               "WHERE job = ? ORDER BY idx", (job,))
+
+    def release(self, job: str) -> None:
+        """Delete a finished job's payloads."""
+        self.store.purge_payloads(job)
+
+    def recent(self, limit: int) -> list[str]:
+        """The ids of the ``limit`` most recent jobs."""
+        return [r[0] for r in self.store.execute("SELECT id FROM jobs ORDER BY created DESC LIMIT ?", (limit,))]
+
+    def summary(self) -> dict[str, int]:
+        """Jobs by status."""
+        return dict(self.store.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
