@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import unicodedata
 
 import click
 
 from gaia_core import __version__, config as config_mod
 from gaia_core.console import print_json, print_table
-from gaia_core.errors import GaiaError
+from gaia_core.errors import GaiaError, UsageError
 from gaia_core.identity import Identity
 from gaia_core.state import State
 
@@ -142,6 +143,10 @@ def _check_plugin(state: State, name: str, as_json: bool) -> None:
 @click.pass_obj
 def init(state: State, name: str, force: bool) -> None:
     """Create this node's identity (Ed25519 + Curve25519 keys, mode 0600) and config.toml."""
+    bad = [char for char in name if unicodedata.category(char).startswith("C")]
+    if bad:
+        raise UsageError(f"--name {name!r} contains the control character {bad[0]!r}",
+                         hint="give a name of printable characters on one line")
     home = state.home.make_private()
     identity = Identity.generate()
     identity.save(home.identity_dir, force=force)

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import attrs
 import cattrs
 import platformdirs
+import tomli_w
 from attrs import field, frozen, validators as v
 
 from gaia_core.codec import describe_errors
@@ -215,27 +216,13 @@ def load(home: Home) -> Config:
 
 
 def to_toml(data: Mapping[str, Any]) -> str:
-    """Render nested plain data (tables of scalars and lists) as TOML."""
-    lines: list[str] = []
-    for table, values in data.items():
-        lines.append(f"[{table}]")
-        for key, value in values.items():
-            if value is not None:
-                lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    return "\n".join(lines)
+    """Render plain data as TOML (with tomli-w): tables nest, and ``None`` values are left out (TOML has none)."""
+    return tomli_w.dumps(_without_none(data))
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return "[" + ", ".join(_toml_value(x) for x in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+def _without_none(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _without_none(value) if isinstance(value, Mapping) else value
+            for key, value in data.items() if value is not None}
 
 
 def write_private(path: Path, text: str) -> None:

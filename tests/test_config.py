@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from gaia_core import config as config_mod
+from gaia_core.cli import cli
 from gaia_core.config import Config, Home, NodeSection
-from gaia_core.errors import ConfigError
+from gaia_core.errors import ConfigError, UsageError
 from gaia_core.model import Limits
 
 
@@ -113,8 +118,40 @@ def test_to_toml_round_trips_through_tomllib() -> None:
 
 def test_to_toml_leaves_out_none_and_refuses_unknown_types() -> None:
     assert "load" not in config_mod.to_toml({"plugins": {"load": None, "block": []}})
-    with pytest.raises(TypeError, match="cannot write dict"):
-        config_mod.to_toml({"t": {"k": {"nested": 1}}})
+    with pytest.raises(TypeError):
+        config_mod.to_toml({"t": {"k": object()}})
+
+
+def test_to_toml_writes_nested_tables_and_control_characters_that_load_back() -> None:
+    data = {"node": {"name": "line one\nline two\ttab \x1b[31m"},
+            "queue-memory": {"wait_samples": 10, "shares": {"alice": 2.0, "b o b": 1.0}}}
+    text = config_mod.to_toml(data)
+    assert "[queue-memory.shares]" in text
+    assert tomllib.loads(text) == data
+
+
+def test_config_show_prints_a_plugin_table_with_a_nested_table(cli_runner: CliRunner, gaia_home: Home) -> None:
+    gaia_home.config_file.write_text('[queue-memory]\nwait_samples = 10\n[queue-memory.shares]\nalice = 2.0\n')
+    result = cli_runner.invoke(cli, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    shown = tomllib.loads(result.output)
+    assert shown["queue-memory"] == {"wait_samples": 10, "shares": {"alice": 2.0}}
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "tab\there", "bell\a", "escape\x1b[2J", "bidi\u202eevil"])
+def test_init_refuses_a_name_with_a_control_character_in_one_line(gaia_home: Home, name: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "gaia_core", "init", "--name", name], capture_output=True, text=True,
+                          env={**os.environ, "GAIA_HOME": str(gaia_home.root)}, timeout=60, check=False)
+    assert proc.returncode == UsageError.exit_code
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "control character" in proc.stderr
+    assert not gaia_home.config_file.exists()
+
+
+def test_init_writes_a_name_of_any_printable_text_that_loads_back(cli_runner: CliRunner, gaia_home: Home) -> None:
+    name = 'quote " backslash \\ [table] = # ü 名前'
+    assert cli_runner.invoke(cli, ["init", "--name", name]).exit_code == 0
+    assert config_mod.load(gaia_home).node.name == name
 
 
 def test_write_default_writes_a_loadable_file_of_every_table(gaia_home: Home) -> None:
