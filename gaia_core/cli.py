@@ -224,10 +224,11 @@ from gaia_core.commands.demo import demo  # noqa: E402
 from gaia_core.commands.devnet import devnet  # noqa: E402
 from gaia_core.commands.doctor import doctor  # noqa: E402
 from gaia_core.commands.node import node, peers, register, rewards, status, stop  # noqa: E402
+from gaia_core.commands.plugin_new import plugin  # noqa: E402
 from gaia_core.commands.proof import proof  # noqa: E402
 from gaia_core.commands.task import task  # noqa: E402
 from gaia_core.commands.prune import prune  # noqa: E402
 
-for _command in (bench, demo, devnet, doctor, monitor, node, peers, proof, prune, register, rewards, status,
+for _command in (bench, demo, devnet, doctor, monitor, node, peers, plugin, proof, prune, register, rewards, status,
                  stop, task):
     cli.add_command(_command)

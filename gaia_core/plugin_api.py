@@ -40,7 +40,7 @@ from gaia_core.errors import (
     UsageError,
     ValidationError,
 )
-from gaia_core.hashing import blake3_digest, content_id, merkle_proof, merkle_root, merkle_verify
+from gaia_core.hashing import blake3_digest, content_id, merkle_root
 from gaia_core.identity import Identity, verify_signature
 from gaia_core.inbound import Gate, RefusalLog
 from gaia_core.model import (
@@ -128,8 +128,6 @@ __all__ = [
     "content_id",
     "blake3_digest",
     "merkle_root",
-    "merkle_proof",
-    "merkle_verify",
     "codec",
     "admission",
     "seal",
