@@ -1,6 +1,6 @@
-"""Where the hot path comes from: the Rust module ``gaia_native``, else the pure-Python reference.
+"""Where the hot path comes from: the Rust module ``gaia_native``, else its Python backend.
 
-``GAIA_BACKEND=python`` forces the reference quietly; otherwise a failed native
+``GAIA_BACKEND=python`` forces the Python backend quietly; otherwise a failed native
 import falls back with a ``RuntimeWarning`` that says how to fix it.
 """
 
@@ -21,10 +21,10 @@ def load(facade: str, reference: str) -> tuple[ModuleType, str, str | None]:
     except Exception as exc:  # noqa: BLE001 - ImportError, or a broken/ABI-incompatible build
         error = f"{type(exc).__name__}: {exc}"
     warnings.warn(
-        f"{facade}: the native module gaia_native could not be loaded ({error}); using the pure-Python "
-        "reference, which gives the same results but is far slower. Fix: `pip install gaia-native` "
-        "(or `make install` in a source checkout), or set GAIA_BACKEND=python to use the reference "
-        "without this warning.",
+        f"{facade}: the native module gaia_native could not be loaded ({error}); using the Python "
+        "backend, which gives the same results but is slower. Fix: `pip install gaia-native` "
+        "(or `make install` in a source checkout), or set GAIA_BACKEND=python to use the Python "
+        "backend without this warning.",
         RuntimeWarning,
         stacklevel=3,
     )

@@ -1,7 +1,6 @@
-"""Pure-Python reference implementations of the native hot path (``gaia_native``).
+"""Python backends of the native hot path (``gaia_native``), same names, signatures and results.
 
-``hashing`` (BLAKE3 content ids, RFC 9162-style Merkle trees) and ``scheduling`` (the task
-scheduler) have the same names, signatures and results as the Rust module. They are used when the
-native module cannot be loaded, and by the parity tests on the shared golden vectors
-(``native/tests/golden.json``).
+``hashing``: BLAKE3 from the ``blake3`` wheel, RFC 9162-style Merkle roots in Python; the fallback
+when the native module cannot be loaded. ``scheduling``: the pure-Python task scheduler, the parity
+oracle the native one is tested against (``native/tests/golden.json``) and its fallback.
 """

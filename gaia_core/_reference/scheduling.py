@@ -1,7 +1,9 @@
 """Pure-Python reference of ``gaia_native.Scheduler`` (same API, same pop order, same errors).
 
-Used when the native module cannot load and by the parity tests. Written for clarity, not speed:
-each pop scans the submitters of the top priority class.
+This is the parity oracle: the golden scenarios in ``native/tests/golden.json`` are generated from
+it, and the tests replay random operation lists on it and on the native scheduler and require the
+same answers. It is also the fallback when the native module cannot load. Written for clarity, not
+speed: each pop scans the submitters of the top priority class.
 """
 
 from __future__ import annotations

@@ -152,6 +152,8 @@ pub enum SchedError {
     InvalidDeadline(String, f64),
     InvalidCost(String, f64),
     InvalidWeight(String, f64),
+    /// Every task slot or submitter id (a `u32`) is in use.
+    Full(&'static str, usize),
 }
 
 impl fmt::Display for SchedError {
@@ -173,6 +175,10 @@ impl fmt::Display for SchedError {
                     "submitter {s:?}: share weight must be finite and > 0, got {w}"
                 )
             }
+            SchedError::Full(what, n) => write!(
+                f,
+                "the scheduler already holds {n} {what}s, the most it can; pop or remove tasks first"
+            ),
         }
     }
 }
@@ -267,6 +273,18 @@ struct Class {
     ready: BTreeSet<RKey>,
 }
 
+/// Slots and submitters are numbered with `u32` ids (they fill the heaps and ordered sets), so there
+/// can be at most this many of each.
+const ID_LIMIT: usize = u32::MAX as usize;
+
+/// The next id of a table that holds `len` entries, when `len` is below `limit`.
+fn next_id(len: usize, limit: usize, what: &'static str) -> Result<u32, SchedError> {
+    u32::try_from(len)
+        .ok()
+        .filter(|_| len < limit)
+        .ok_or(SchedError::Full(what, len))
+}
+
 /// Priority / EDF / fair-share / FIFO scheduler keyed by task id.
 pub struct Scheduler<K = String> {
     slots: Vec<Option<Item<K>>>,
@@ -280,6 +298,8 @@ pub struct Scheduler<K = String> {
     deadlines: BinaryHeap<Reverse<QKey>>,
     expiring: usize,
     seq: u64,
+    /// Most slots and most submitters ([`ID_LIMIT`]; lowered by tests).
+    id_limit: usize,
 }
 
 impl<K: TaskKey> Default for Scheduler<K> {
@@ -295,6 +315,7 @@ impl<K: TaskKey> Default for Scheduler<K> {
             deadlines: BinaryHeap::new(),
             expiring: 0,
             seq: 0,
+            id_limit: ID_LIMIT,
         }
     }
 }
@@ -316,11 +337,11 @@ impl<K: TaskKey> Scheduler<K> {
         self.index.get(&self.slots, key, key_hash(key)).is_some()
     }
 
-    fn sub_id(&mut self, name: &str) -> u32 {
+    fn sub_id(&mut self, name: &str) -> Result<u32, SchedError> {
         if let Some(&id) = self.sub_index.get(name) {
-            return id;
+            return Ok(id);
         }
-        let id = self.subs.len() as u32;
+        let id = next_id(self.subs.len(), self.id_limit, "submitter")?;
         self.subs.push(Submitter {
             name: name.to_owned(),
             weight: 1.0,
@@ -329,7 +350,22 @@ impl<K: TaskKey> Scheduler<K> {
             classes: Vec::new(),
         });
         self.sub_index.insert(name.to_owned(), id);
-        id
+        Ok(id)
+    }
+
+    /// The slot for a new item: a freed one, or the next new one while ids remain.
+    fn take_slot(&mut self) -> Result<u32, SchedError> {
+        if let Some(slot) = self.free.pop() {
+            return Ok(slot);
+        }
+        let slot = next_id(self.slots.len(), self.id_limit, "task")?;
+        self.slots.push(None);
+        Ok(slot)
+    }
+
+    /// Whether `n` more items fit (freed slots plus the ids not yet used).
+    fn has_room_for(&self, n: usize) -> bool {
+        self.free.len() + self.id_limit.saturating_sub(self.slots.len()) >= n
     }
 
     fn check(key: &str, deadline: Option<f64>, cost: f64) -> Result<f64, SchedError> {
@@ -343,7 +379,8 @@ impl<K: TaskKey> Scheduler<K> {
         Ok(d)
     }
 
-    /// Queue `key`. Errors on a key that is still queued, a NaN deadline or a bad cost.
+    /// Queue `key`. Errors on a key that is still queued, a NaN deadline, a bad cost or a full
+    /// scheduler.
     pub fn push(
         &mut self,
         key: impl Into<K>,
@@ -359,13 +396,15 @@ impl<K: TaskKey> Scheduler<K> {
             return Err(SchedError::DuplicateKey(k.to_owned()));
         }
         let d = Self::check(k, deadline, cost)?;
-        let sub = self.sub_id(submitter);
-        self.insert(key, h, priority, d, sub, cost);
+        let sub = self.sub_id(submitter)?;
+        let slot = self.take_slot()?;
+        self.insert(slot, key, h, priority, d, sub, cost);
         Ok(())
     }
 
     /// Queue many `(key, priority, deadline, submitter)` items with cost 1.0. All-or-nothing: when any
-    /// item is invalid (or a duplicate, also within the batch) nothing is queued.
+    /// item is invalid (or a duplicate, also within the batch) or they do not all fit, nothing is
+    /// queued.
     pub fn push_many<Q: Into<K>, S: AsRef<str>>(
         &mut self,
         items: Vec<(Q, i64, Option<f64>, S)>,
@@ -374,52 +413,51 @@ impl<K: TaskKey> Scheduler<K> {
             .into_iter()
             .map(|(k, p, d, s)| (k.into(), p, d, s))
             .collect();
-        let mut hashes = Vec::with_capacity(items.len());
+        let mut ids = Vec::with_capacity(items.len());
         let mut seen: FxMap<&str, ()> = FxMap::default();
         seen.reserve(items.len());
-        for (key, _, deadline, _) in &items {
+        let mut last: Option<(&str, u32)> = None;
+        for (key, _, deadline, submitter) in &items {
             let k = key.as_str();
             let h = key_hash(k);
             if self.index.get(&self.slots, k, h).is_some() || seen.insert(k, ()).is_some() {
                 return Err(SchedError::DuplicateKey(k.to_owned()));
             }
             Self::check(k, *deadline, 1.0)?;
-            hashes.push(h);
+            let name = submitter.as_ref();
+            let sub = match last {
+                Some((prev, id)) if prev == name => id,
+                _ => self.sub_id(name)?,
+            };
+            last = Some((name, sub));
+            ids.push((h, sub));
+        }
+        if !self.has_room_for(items.len()) {
+            return Err(SchedError::Full("task", self.len()));
         }
         drop(seen);
         self.index.by_hash.reserve(items.len());
-        let mut last: Option<(S, u32)> = None;
-        for ((key, priority, deadline, submitter), h) in items.into_iter().zip(hashes) {
-            let sub = match &last {
-                Some((name, id)) if name.as_ref() == submitter.as_ref() => *id,
-                _ => {
-                    let id = self.sub_id(submitter.as_ref());
-                    last = Some((submitter, id));
-                    id
-                }
-            };
-            self.insert(
-                key,
-                h,
-                priority,
-                deadline.unwrap_or(f64::INFINITY),
-                sub,
-                1.0,
-            );
+        for ((key, priority, deadline, _), (h, sub)) in items.into_iter().zip(ids) {
+            let slot = self.take_slot()?;
+            self.insert(slot, key, h, priority, deadline.unwrap_or(f64::INFINITY), sub, 1.0);
         }
         Ok(())
     }
 
-    fn insert(&mut self, key: K, hash: u64, priority: i64, deadline: f64, sub: u32, cost: f64) {
+    /// Put an item into the free `slot` (from [`Self::take_slot`]) and every structure.
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        slot: u32,
+        key: K,
+        hash: u64,
+        priority: i64,
+        deadline: f64,
+        sub: u32,
+        cost: f64,
+    ) {
         let seq = self.seq;
         self.seq += 1;
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.slots.push(None);
-                (self.slots.len() - 1) as u32
-            }
-        };
         self.index.insert(key.as_str(), hash, slot);
         let item = Item {
             key,
@@ -604,7 +642,7 @@ impl<K: TaskKey> Scheduler<K> {
         if !(weight.is_finite() && weight > 0.0) {
             return Err(SchedError::InvalidWeight(submitter.to_owned(), weight));
         }
-        let id = self.sub_id(submitter);
+        let id = self.sub_id(submitter)?;
         self.subs[id as usize].weight = weight;
         Ok(())
     }
@@ -738,6 +776,35 @@ mod tests {
         assert_eq!(s.pop_many(5), vec!["b", "c"]);
         assert_eq!(s.len(), 0);
         let _ = slot_a;
+    }
+
+    #[test]
+    fn ids_are_checked_not_truncated() {
+        let mut s: Scheduler = Scheduler::new();
+        s.id_limit = 3;
+        for k in ["a", "b", "c"] {
+            s.push(k, 0, None, "p", 1.0).unwrap();
+        }
+        assert_eq!(
+            s.push("d", 0, None, "p", 1.0),
+            Err(SchedError::Full("task", 3))
+        );
+        // All-or-nothing: a batch that does not fit queues nothing.
+        assert!(s.push_many(vec![("x".to_owned(), 0, None, "p")]).is_err());
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.pop().as_deref(), Some("a"));
+        s.push("d", 0, None, "p", 1.0).unwrap(); // the freed slot is reused
+        s.set_share("q", 1.0).unwrap();
+        s.set_share("r", 1.0).unwrap();
+        assert_eq!(
+            s.set_share("z", 1.0),
+            Err(SchedError::Full("submitter", 3))
+        );
+        assert!(s.push("e", 0, None, "new", 1.0).is_err());
+        s.check_invariants();
+        // Beyond u32 an id is refused whatever the limit, never wrapped around.
+        assert!(next_id(u32::MAX as usize + 1, usize::MAX, "task").is_err());
+        assert_eq!(next_id(7, ID_LIMIT, "task"), Ok(7));
     }
 
     #[test]

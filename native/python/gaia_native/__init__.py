@@ -1,8 +1,8 @@
-"""GAIA's native hot path: BLAKE3 content ids, Merkle inclusion proofs and the task scheduler.
+"""GAIA's native hot path: BLAKE3 content ids, Merkle roots and the task scheduler.
 
 Everything here is implemented in Rust (``gaia_native._gaia_native``, built with PyO3 + maturin).
-A pure-Python reference with the same API and results lives in ``gaia_core._reference``; the
-public facades ``gaia_core.hashing`` and ``gaia_core.scheduling`` pick this module when it loads.
+The public facades ``gaia_core.hashing`` and ``gaia_core.scheduling`` pick this module when it
+loads, else their Python backends in ``gaia_core._reference`` (same API and results).
 """
 
 from ._gaia_native import (
@@ -11,12 +11,7 @@ from ._gaia_native import (
     blake3_digest,
     build_profile,
     content_id,
-    content_id_file,
-    content_ids,
-    merkle_proof,
     merkle_root,
-    merkle_root_chunks,
-    merkle_verify,
 )
 
 __all__ = (
@@ -25,10 +20,5 @@ __all__ = (
     "blake3_digest",
     "build_profile",
     "content_id",
-    "content_id_file",
-    "content_ids",
-    "merkle_proof",
     "merkle_root",
-    "merkle_root_chunks",
-    "merkle_verify",
 )

@@ -1,7 +1,6 @@
 """Type stubs for gaia_native (the Rust extension ``gaia_native._gaia_native``)."""
 
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Final, final
 
 from typing_extensions import Buffer
@@ -12,43 +11,22 @@ __all__ = (
     "blake3_digest",
     "build_profile",
     "content_id",
-    "content_id_file",
-    "content_ids",
-    "merkle_proof",
     "merkle_root",
-    "merkle_root_chunks",
-    "merkle_verify",
 )
 
 __version__: Final[str]
 build_profile: Final[str]
 
-def blake3_digest(data: Buffer, threads: int = 0) -> bytes:
-    """BLAKE3 digest (32 bytes). GIL released for inputs >= 64 KiB; multi-threaded for >= 1 MiB
-    unless ``threads == 1`` (0 = all cores, n = n threads)."""
+def blake3_digest(data: Buffer) -> bytes:
+    """BLAKE3 digest (32 bytes) of any C-contiguous buffer. Multi-threaded for inputs >= 1 MiB; the
+    GIL is released only for ``bytes`` >= 64 KiB (other buffers are hashed with the GIL held)."""
 
-def content_id(data: Buffer, threads: int = 0) -> str:
+def content_id(data: Buffer) -> str:
     """Lowercase hex BLAKE3 digest (64 characters)."""
-
-def content_id_file(path: str | os.PathLike[str]) -> str:
-    """Content id of a file (memory-mapped, multi-threaded, GIL released). Raises OSError."""
-
-def content_ids(items: Iterable[Buffer]) -> list[str]:
-    """Content ids of many items in one call, in order."""
 
 def merkle_root(leaves: Iterable[Buffer]) -> bytes:
     """RFC 9162-shaped Merkle root with BLAKE3: leaf = H(0x00 || leaf), node = H(0x01 || l || r),
     empty tree = H(b"")."""
-
-def merkle_root_chunks(data: Buffer, chunk_size: int) -> bytes:
-    """Merkle root over consecutive ``chunk_size``-byte chunks (last may be short). ValueError if
-    ``chunk_size <= 0``."""
-
-def merkle_proof(leaves: Sequence[Buffer], index: int) -> list[bytes]:
-    """RFC 9162 inclusion audit path for leaf ``index`` (bottom-up). IndexError when out of range."""
-
-def merkle_verify(root: Buffer, leaf: Buffer, index: int, count: int, proof: Iterable[Buffer]) -> bool:
-    """Check an inclusion proof; False (never an exception) for wrong but well-typed input."""
 
 @final
 class Scheduler:
