@@ -184,7 +184,7 @@ def _leaks(directory: Path, marker: bytes) -> list[str]:
     return [str(p) for p in directory.rglob("*") if p.is_file() and marker in p.read_bytes()]
 
 
-def test_fetched_results_are_pruned_by_gaia_prune_and_by_the_retention_and_leave_no_byte(tmp_path: Path) -> None:
+def test_no_input_byte_is_left_after_release_gaia_prune_or_the_retention(tmp_path: Path) -> None:
     pytest.importorskip("gaia_runner_wasm.workloads")
     directory = tmp_path / "devnet"
     first, second = (b"GAIA-RETENTION-" + os.urandom(10).hex().encode() for _ in range(2))
@@ -202,6 +202,12 @@ def test_fetched_results_are_pruned_by_gaia_prune_and_by_the_retention_and_leave
         assert set(pruned["jobs"]) == set(jobs)
         assert [r["result"] for r in results(home, jobs[0])] == [None] * 4
         assert _leaks(home.root, first) == _leaks(home.root, second) == []  # while the node runs
+
+        released = b"GAIA-RELEASED-" + os.urandom(10).hex().encode()
+        job = submit(home, echo_tasks([released], node_id(home)))
+        assert wait_job(home, job)["tasks"] == {"done": 1}
+        assert results(home, job, release=True)[0]["result"].output == released
+        wait_until(lambda: not _leaks(home.root, released), timeout=5, what="released bytes to leave the disk")
 
         third = b"GAIA-RETENTION-" + os.urandom(10).hex().encode()
         job = submit(home, echo_tasks([third], node_id(home)))
