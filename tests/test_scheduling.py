@@ -7,6 +7,7 @@ import importlib
 import math
 import os
 import sys
+import threading
 import warnings
 
 import pytest
@@ -135,6 +136,42 @@ def test_remove_contains_and_expire(Sched):
     assert len(s) == 0 and s.served("p") == 0.0
     s.push("a", deadline=1.0)  # a removed key may be queued again
     assert s.pop() == "a"
+
+
+@needs_native
+def test_native_keys_are_the_callers_own_str_objects():
+    s = gaia_native.Scheduler()
+    key = "".join(["task-", str(10**30)])  # a fresh, non-interned str
+    baseline = sys.getrefcount(key)
+    s.push(key, submitter="p")
+    s.push_many([(f"k{i}", 0, None, "p") for i in range(3)])
+    assert sys.getrefcount(key) == baseline + 1  # held, not copied
+    assert s.pop() is key  # the same object back
+    assert sys.getrefcount(key) == baseline  # and let go
+    with pytest.raises(UnicodeEncodeError):
+        s.push("bad-\ud800")  # a lone surrogate has no UTF-8 form
+    assert len(s) == 3 and "bad-\ud800" not in s
+
+
+@needs_native
+def test_native_scheduler_shared_by_threads_loses_and_duplicates_nothing():
+    s = gaia_native.Scheduler()
+    popped: list[str] = []
+
+    def work(t: int) -> None:
+        for i in range(2000):
+            s.push(f"t{t}-{i}", i % 3, None, f"sub{t}")
+            if i % 2:
+                popped.extend(s.pop_many(1))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert not any(th.is_alive() for th in threads)
+    popped += s.pop_many(10_000)
+    assert sorted(popped) == sorted(f"t{t}-{i}" for t in range(4) for i in range(2000))
 
 
 # --------------------------------------------------------------------------- properties
