@@ -62,6 +62,10 @@ _MAX_DIALS = 1024
 #: Refused curve keys remembered by the ZAP handler.
 _MAX_KEYS = 10_000
 _WILDCARD = ("://*", "://0.0.0.0", "://[::]", "://::")
+#: Reconnect back-off of a dialled peer: first retry after 100 ms, doubling up to this cap.
+RECONNECT_MAX_MS = 1000
+#: A connect() that has not completed by then is abandoned and retried (TCP's own SYN back-off reaches minutes).
+CONNECT_TIMEOUT_MS = 2000
 
 
 class _Waiter:
@@ -155,6 +159,7 @@ class ZmqTransport:
             router = self._socket(ctx, zmq.ROUTER)
             router.router_mandatory = 1
             router.sndhwm = s.reply_hwm
+            self._liveness(router)
             if s.curve:
                 router.curve_server = True
                 router.curve_secretkey = z85.encode(self._identity.curve_secret)
@@ -531,20 +536,54 @@ class ZmqTransport:
         if endpoint in self._dials or endpoint == self._endpoint or len(self._dials) >= _MAX_DIALS:
             return
         assert self._ctx is not None
+        peer = _Peer(address, endpoint, key, self._dealer(endpoint, key), hinted)
+        self._dials[endpoint] = peer
+        self._socks[peer.sock] = peer
+        self._poller.register(peer.sock, zmq.POLLIN)
+        self._hello(peer)
+
+    def _dealer(self, endpoint: str, key: bytes | None) -> zmq.Socket:
+        """A DEALER connected to ``endpoint``, a CurveZMQ client of ``key`` when given."""
+        assert self._ctx is not None
         sock = self._socket(self._ctx, zmq.DEALER)
         sock.routing_id = b"g" + os.urandom(15)
         sock.reconnect_ivl = 100
-        sock.reconnect_ivl_max = 2000
+        sock.reconnect_ivl_max = RECONNECT_MAX_MS
+        sock.connect_timeout = CONNECT_TIMEOUT_MS
+        self._liveness(sock)
         if key is not None:
             sock.curve_serverkey = z85.encode(key)
             sock.curve_publickey = z85.encode(self._identity.curve_public)
             sock.curve_secretkey = z85.encode(self._identity.curve_secret)
         sock.connect(endpoint)
-        peer = _Peer(address, endpoint, key, sock, hinted)
-        self._dials[endpoint] = peer
-        self._socks[sock] = peer
-        self._poller.register(sock, zmq.POLLIN)
-        self._hello(peer)
+        return sock
+
+    def _liveness(self, sock: zmq.Socket) -> None:
+        """ZMTP heartbeats and TCP keepalive, so a connection lost without a FIN (a cut link) is closed and redone.
+
+        Without them TCP keeps retransmitting into the dead link with a growing back-off, and a
+        healed link is used again only when the next retransmission happens to get through.
+        """
+        s = self.settings
+        sock.heartbeat_ivl = int(s.heartbeat_s * 1000)
+        sock.heartbeat_timeout = int(s.down_after_s * 1000)
+        sock.heartbeat_ttl = int(s.down_after_s * 1000)
+        sock.handshake_ivl = int(s.down_after_s * 1000)  # a handshake stalled by a cut is abandoned too
+        sock.tcp_keepalive = 1
+        sock.tcp_keepalive_idle = max(1, round(s.down_after_s))
+        sock.tcp_keepalive_intvl = max(1, round(s.heartbeat_s))
+        sock.tcp_keepalive_cnt = 3
+
+    def _redial(self, peer: _Peer) -> None:
+        """Replace a down peer's socket with a fresh connection (what it queued is dropped; requests retry)."""
+        self._socks.pop(peer.sock, None)
+        self._poller.unregister(peer.sock)
+        peer.sock.close(linger=0)
+        peer.sock = self._dealer(peer.endpoint, peer.key)
+        peer.dialled_at = time.monotonic()
+        self._socks[peer.sock] = peer
+        self._poller.register(peer.sock, zmq.POLLIN | (zmq.POLLOUT if peer.backlog else 0))
+        self._counts["redials"] += 1
 
     def _drop(self, peer: _Peer) -> None:
         """Forget a dial: ourselves, a second route to a known peer, an off-list peer or a dead hint."""
@@ -704,10 +743,12 @@ class ZmqTransport:
                 elif mono - peer.hello_at >= window:
                     self._hello(peer)
                 continue
-            self._internal_request(peer, wire.PING, b"")
             if peer.state == "up" and now - peer.last_seen > window:
                 peer.state, peer.rtt_s = "down", None
                 self._changed(peer)
+            if peer.state == "down" and mono - peer.dialled_at > window:
+                self._redial(peer)  # once per window while down: a fresh connect, not TCP's back-off
+            self._internal_request(peer, wire.PING, b"")
         cutoff = mono - 2 * window
         self._internal = {c: sent for c, sent in self._internal.items() if sent[2] > cutoff}
 
