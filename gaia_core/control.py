@@ -39,9 +39,10 @@ def socket_path(home: Home) -> Path | None:
     if _fits(path):
         return path
     try:
-        return Path(home.control_record.read_text(encoding="utf-8").strip()) / SOCKET_NAME
-    except (FileNotFoundError, NotADirectoryError):
-        return None  # no node has served this home
+        recorded = Path(home.control_record.read_text(encoding="utf-8").strip())
+    except (OSError, UnicodeDecodeError):
+        return None  # no node has served this home (or the record is unreadable: as good as none)
+    return recorded / SOCKET_NAME if recorded.is_absolute() else None
 
 
 def check_private(directory: Path) -> None:

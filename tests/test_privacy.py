@@ -219,3 +219,10 @@ def test_no_input_byte_is_left_after_release_gaia_prune_or_the_retention(tmp_pat
         devnet.start_node(home)  # its housekeeping applies the retention from its first round
         wait_until(lambda: results(home, job)[0]["result"] is None, timeout=15, what="the retention to prune the job")
     assert _leaks(directory, third) == []
+
+
+@pytest.mark.parametrize("record", [b"", b"relative/dir", b"\xff\xfe not text"])
+def test_a_malformed_socket_record_means_no_node(long_home: Home, record: bytes) -> None:
+    long_home.control_record.write_bytes(record)
+    with pytest.raises(NodeError, match="no node is running"):
+        ControlClient(long_home, timeout=1.0)
