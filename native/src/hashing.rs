@@ -67,14 +67,14 @@ pub fn digest(data: &[u8]) -> Digest {
     }
 }
 
-/// Lowercase hex of a digest (64 characters).
-pub fn to_hex(d: &Digest) -> String {
-    blake3::Hash::from_bytes(*d).to_hex().to_string()
+/// Lowercase hex of a digest (64 characters, on the stack).
+pub fn to_hex(d: &Digest) -> impl std::ops::Deref<Target = str> {
+    blake3::Hash::from_bytes(*d).to_hex()
 }
 
 /// Content id (hex BLAKE3) of `data`.
 pub fn content_id(data: &[u8]) -> String {
-    to_hex(&digest(data))
+    to_hex(&digest(data)).to_string()
 }
 
 /// Merkle leaf hash: BLAKE3(0x00 || leaf).

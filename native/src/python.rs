@@ -56,7 +56,7 @@ impl<'py> Buf<'py> {
                     // resize it, while the export is held, i.e. while `self` lives, which bounds the
                     // returned borrow.
                     // SAFETY (concurrency): the memory may be writable by others. A `View` slice is
-                    // only read while this thread holds the GIL (`hash_bufs` releases the GIL only
+                    // only read while this thread holds the GIL (`may_detach` allows releasing it only
                     // when every input is `bytes`) and no Python code runs while it is borrowed,
                     // so no Python thread writes to it meanwhile. A writer that ignores the GIL
                     // (a C thread that released it, another process sharing the memory) races
@@ -88,23 +88,20 @@ fn bufs<'py>(items: &Bound<'py, PyAny>) -> PyResult<Vec<Buf<'py>>> {
     Ok(out)
 }
 
-/// Run `f` over the inputs' bytes: with the GIL released when they are all `bytes` and there are at
-/// least [`DETACH_THRESHOLD`] of them, else with the GIL held (see [`Buf`]).
-fn hash_bufs<R: Send>(py: Python<'_>, held: &[Buf<'_>], f: impl FnOnce(&[&[u8]]) -> R + Send) -> R {
-    let slices: Vec<&[u8]> = held.iter().map(Buf::as_slice).collect();
-    let total: usize = slices.iter().map(|s| s.len()).sum();
-    if total >= DETACH_THRESHOLD && held.iter().all(Buf::immutable) {
-        py.detach(|| f(&slices))
-    } else {
-        f(&slices)
-    }
+/// Whether inputs may be hashed with the GIL released: only when they are all `bytes` (see
+/// [`Buf`]), and only when there are at least [`DETACH_THRESHOLD`] bytes, worth the switch.
+fn may_detach(held: &[Buf<'_>], total: usize) -> bool {
+    total >= DETACH_THRESHOLD && held.iter().all(Buf::immutable)
 }
 
 fn digest_of(data: &Bound<'_, PyAny>) -> PyResult<h::Digest> {
     let buf = Buf::get(data)?;
-    Ok(hash_bufs(data.py(), std::slice::from_ref(&buf), |s| {
-        h::digest(s[0])
-    }))
+    let bytes = buf.as_slice();
+    Ok(if may_detach(std::slice::from_ref(&buf), bytes.len()) {
+        data.py().detach(|| h::digest(bytes))
+    } else {
+        h::digest(bytes)
+    })
 }
 
 /// BLAKE3 digest (32 bytes) of a bytes-like object (any C-contiguous buffer, not copied).
@@ -128,7 +125,12 @@ fn content_id<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyString>> {
 #[pyfunction]
 fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     let held = bufs(leaves)?;
-    let root = hash_bufs(py, &held, |s| h::merkle_root(s));
+    let slices: Vec<&[u8]> = held.iter().map(Buf::as_slice).collect();
+    let root = if may_detach(&held, slices.iter().map(|s| s.len()).sum()) {
+        py.detach(|| h::merkle_root(&slices))
+    } else {
+        h::merkle_root(&slices)
+    };
     Ok(PyBytes::new(py, &root))
 }
 

@@ -439,7 +439,15 @@ impl<K: TaskKey> Scheduler<K> {
         self.index.by_hash.reserve(items.len());
         for ((key, priority, deadline, _), (h, sub)) in items.into_iter().zip(ids) {
             let slot = self.take_slot()?;
-            self.insert(slot, key, h, priority, deadline.unwrap_or(f64::INFINITY), sub, 1.0);
+            self.insert(
+                slot,
+                key,
+                h,
+                priority,
+                deadline.unwrap_or(f64::INFINITY),
+                sub,
+                1.0,
+            );
         }
         Ok(())
     }
@@ -796,10 +804,7 @@ mod tests {
         s.push("d", 0, None, "p", 1.0).unwrap(); // the freed slot is reused
         s.set_share("q", 1.0).unwrap();
         s.set_share("r", 1.0).unwrap();
-        assert_eq!(
-            s.set_share("z", 1.0),
-            Err(SchedError::Full("submitter", 3))
-        );
+        assert_eq!(s.set_share("z", 1.0), Err(SchedError::Full("submitter", 3)));
         assert!(s.push("e", 0, None, "new", 1.0).is_err());
         s.check_invariants();
         // Beyond u32 an id is refused whatever the limit, never wrapped around.
