@@ -39,7 +39,7 @@ def _run(args: list[str], cwd: Path, pythonpath: list[Path], home: Path) -> subp
                           timeout=SUITE_TIMEOUT_S, check=False)
 
 
-@pytest.mark.parametrize("role", [r for r in ROLES if r != "transport"])
+@pytest.mark.parametrize("role", ROLES)
 def test_a_generated_plugin_passes_its_conformance_suite_and_the_check(role: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["plugin", "new", "--role", role, "example", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
