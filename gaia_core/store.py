@@ -2,8 +2,11 @@
 
 What must survive a crash or ``kill -9`` lives here: the submitter's jobs and
 task table, the reward ledger and aggregated statistics. Task payloads are
-deleted once a job has delivered its results (``secure_delete`` overwrites
-them, and the WAL is truncated), so only ids, statuses and aggregates remain.
+deleted once a job has delivered its results, or its retention has passed
+(``secure_delete`` overwrites them, and the WAL is truncated), so only ids,
+statuses and aggregates remain. Opening checks the file and its integrity and
+migrates its schema (``PRAGMA user_version``); a database that cannot be used is
+refused with a :class:`StateError` that says what to do.
 """
 
 from __future__ import annotations
@@ -79,7 +82,10 @@ def open_database(path: Path) -> sqlite3.Connection:
             db.close()
             raise
     except sqlite3.DatabaseError as exc:
-        raise _damaged(path, str(exc)) from None
+        if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            raise _damaged(path, str(exc)) from None
+        raise StateError(f"cannot open {path}: {exc}",  # locked, out of disk, I/O: the file itself may be sound
+                         hint="check that no other program holds it, the disk has room, and its permissions") from None
     except OSError as exc:
         raise StateError(f"cannot open {path}: {exc.strerror or exc}", hint="check its owner and permissions") from None
     return db

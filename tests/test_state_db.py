@@ -119,3 +119,17 @@ def test_a_database_from_before_versions_keeps_its_rows_and_is_migrated(tmp_path
     store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_locked_database_is_not_called_damaged(tmp_path: Path) -> None:
+    path = _filled(tmp_path / "state.db")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")  # another program holds the file
+    try:
+        with pytest.raises(StateError, match="cannot open .*locked") as refused:
+            Store(path)
+        assert "damaged" not in str(refused.value) and "mv " not in str(refused.value)
+    finally:
+        holder.close()
+    Store(path).close()  # sound once released
