@@ -59,20 +59,28 @@ def names(role: str, name: str) -> dict[str, str]:
     }
 
 
-def generate(role: str, name: str, directory: Path) -> Path:
-    """Write the distribution for plugin ``name`` of ``role`` under ``directory``; return its root."""
+def render(role: str, name: str) -> dict[str, str]:
+    """The text of every file of plugin ``name`` of ``role``, by path inside its distribution."""
     if role not in ROLES:
         raise UsageError(f"unknown role {role!r}", hint=f"choose one of {', '.join(ROLES)}")
+    values = names(role, name)
+    templates = resources.files("gaia_core") / "templates" / "plugin"
+    return {target.format(package=values["package"]):
+            string.Template((templates / source.format(role=role)).read_text(encoding="utf-8")).substitute(values)
+            for source, target in LAYOUT.items()}
+
+
+def generate(role: str, name: str, directory: Path) -> Path:
+    """Write the distribution for plugin ``name`` of ``role`` under ``directory``; return its root."""
+    files = render(role, name)
     values = names(role, name)
     root = directory / values["dist"]
     if root.exists() and any(root.iterdir()):
         raise UsageError(f"{root} already exists and is not empty", hint="choose another --dir or name")
-    templates = resources.files("gaia_core") / "templates" / "plugin"
-    for source, target in LAYOUT.items():
-        text = (templates / source.format(role=role)).read_text(encoding="utf-8")
-        path = root / target.format(package=values["package"])
+    for target, text in files.items():
+        path = root / target
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(string.Template(text).substitute(values), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     (root / values["package"] / "py.typed").touch()
     return root
 
