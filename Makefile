@@ -33,7 +33,7 @@ bench: install  ## every benchmark, printing GAIA vs its baseline
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
-docs: install  ## regenerate the hook reference in docs/plugin-authoring.md
+docs: install  ## regenerate the tutorial, plugin API and hook references in docs/plugin-authoring.md
 	$(BIN)/python -m gaia_core.docgen docs/plugin-authoring.md
 
 wasm:  ## rebuild the WASM task modules from C (needs clang, lld, wasi-libc)
