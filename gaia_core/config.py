@@ -149,6 +149,10 @@ class PrivacySection:
     """``[privacy]``: how long task payloads are kept after delivery."""
 
     retention_s: float = field(default=60.0, validator=v.ge(0))
+    #: a worker holds at most this many bytes of undelivered results for one submitter (oldest dropped first)
+    outbox_bytes_per_submitter: int = field(default=64 << 20, validator=v.gt(0))
+    #: ... and at most this many for all submitters together (the largest holder's oldest dropped first)
+    outbox_bytes: int = field(default=256 << 20, validator=v.gt(0))
     #: a submitter deletes the inputs and outputs of its jobs this long after they finished
     job_retention_s: float = field(default=86400.0, validator=v.ge(0))
 

@@ -9,11 +9,12 @@ The submitting half (jobs, dispatch, verification, rewards) is
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections import defaultdict
 from typing import Any
 
 import attrs
@@ -22,9 +23,10 @@ import msgpack
 from gaia_core import __version__, admission, codec
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError
-from gaia_core.jobs.messages import OFFER, RESULTS, SETTLED, OfferAnswer, OfferReply
 from gaia_core.inbound import Gate
+from gaia_core.jobs.messages import OFFER, RESULTS, SETTLED, OfferAnswer, OfferReply
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
+from gaia_core.outbox import Outbox, Pending
 from gaia_core.plugins import Plugins
 from gaia_core.rewards import Ledger
 from gaia_core.roles import NodeContext, PeerInfo
@@ -35,11 +37,13 @@ log = logging.getLogger("gaia.node")
 #: Message kinds between nodes (the jobs' own are in gaia_core.jobs.messages).
 RECORD = "node.record"
 #: Results per delivery message.
+DELIVERY_BATCH = 256
+#: Deliveries in flight at once, each to a different submitter.
+DELIVERY_WORKERS = 8
 #: The message of a task's ``cancelled`` result when this node stopped before running it. A remote
 #: submitter gets it back and re-sends the task elsewhere; this node's own such tasks get no result:
 #: they stay pending in state.db and run after the next start.
 QUEUE_CLOSED = "stopping: this node closed its queue before the task ran; send it elsewhere"
-DELIVERY_BATCH = 256
 
 
 class Node:
@@ -57,8 +61,8 @@ class Node:
         self.cores = config.node.cores or os.cpu_count() or 1
         self.runners = {kind: spec.factory(context) for kind, spec in runner_specs.items()}
         self.benchmarks = [spec.factory(context) for _, spec in plugins.specs("benchmark")]
-        # per-task energy accounting, offered by benchmark providers that have ``account``
-        self._accountant = next((b for b in self.benchmarks if hasattr(b, "account")), None)
+        # per-task cost (energy, measured or estimated), offered by benchmark providers that have ``meter()``
+        self._meter = next((b for b in self.benchmarks if hasattr(b, "meter")), None)
         self._last_sample: Any = None
         self.queue = plugins.one("queue").factory(context)
         self.transport = plugins.one("transport").factory(context)
@@ -74,8 +78,10 @@ class Node:
         self.peer_records: dict[str, NodeRecord] = {}
         self.first_seen: dict[str, float] = {}
         self._admitted: dict[str, tuple[str, Task]] = {}  # task id -> (the node its result goes back to, task)
-        self._outbox: dict[str, list[tuple[TaskResult, Proof | None, float]]] = defaultdict(list)
-        self._outbox_ready = threading.Condition()
+        privacy = config.privacy
+        self.outbox = Outbox(per_submitter_bytes=privacy.outbox_bytes_per_submitter, total_bytes=privacy.outbox_bytes,
+                             max_age_s=privacy.retention_s)
+        self._deliveries = concurrent.futures.ThreadPoolExecutor(DELIVERY_WORKERS, thread_name_prefix="gaia-deliver")
         self._running = 0
         self._stopping = threading.Event()  # stop() has begun: the queue is closed
         self._stop = threading.Event()  # draining is over: background threads exit
@@ -123,9 +129,10 @@ class Node:
             time.sleep(0.05)
         self._take_dropped()  # tasks the closed queue cancelled: remote submitters re-send them
         self._flush_outbox(deadline)
+        self._deliveries.shutdown(wait=False, cancel_futures=True)
         self._stop.set()
-        with self._outbox_ready:
-            self._outbox_ready.notify_all()
+        with self.outbox.changed:
+            self.outbox.changed.notify_all()
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
         self.control.stop()
@@ -211,14 +218,14 @@ class Node:
 
     def _execute(self, task: Task) -> None:
         runner = self.runners[task.kind]
-        try:
-            result = runner.run(task)
-        except Exception as exc:  # a runner must not raise; contain it if it does
-            log.exception("runner raised", extra={"task_id": task.id})
-            result = TaskResult(task_id=task.id, status=Status.ERROR, message=f"runner failed: {exc}")
-        if self._accountant is not None and self._last_sample is not None:
-            cost = self._accountant.account(self._last_sample, self._last_sample, result.cpu_s)
-            result = attrs.evolve(result, energy_j=cost.energy_j, energy_source=cost.energy_source)
+        with self._meter.meter() if self._meter is not None else contextlib.nullcontext([]) as cost:
+            try:
+                result = runner.run(task)
+            except Exception as exc:  # a runner must not raise; contain it if it does
+                log.exception("runner raised", extra={"task_id": task.id})
+                result = TaskResult(task_id=task.id, status=Status.ERROR, message=f"runner failed: {exc}")
+        if cost:  # energy over the run itself, from the provider's meter (RAPL when readable, else estimated)
+            result = attrs.evolve(result, energy_j=cost[0].energy_j, energy_source=cost[0].energy_source)
         if result.node_id != self.node_id:
             result = attrs.evolve(result, node_id=self.node_id)
         proof = self.prover.prove(task, result)
@@ -233,9 +240,7 @@ class Node:
         if origin == self.node_id:
             self.jobs.on_results(self.node_id, [(result, proof)])
         elif origin is not None:
-            with self._outbox_ready:
-                self._outbox[origin].append((result, proof, time.monotonic()))
-                self._outbox_ready.notify()
+            self.outbox.put(origin, result, proof)
         if task is not None:
             try:
                 self.context.hook.gaia_task_finished(task=task.without_module(), result=result, context=self.context)
@@ -286,45 +291,49 @@ class Node:
         return codec.unstructure(self.record)
 
     def _deliver_loop(self) -> None:
+        """Hand each submitter's waiting results to a delivery worker, one delivery per submitter at a
+        time, so a submitter that is slow or unreachable (backing off) never delays the others."""
         while not self._stop.is_set():
-            with self._outbox_ready:
-                while not self._outbox and not self._stop.is_set():
-                    self._outbox_ready.wait(0.5)
-                batches = dict(self._outbox)
-                self._outbox.clear()
-            for origin, items in batches.items():
-                try:
-                    self._deliver(origin, items)
-                except Exception:  # e.g. a submitter's malformed acknowledgement: keep delivering
-                    log.exception("result delivery failed", extra={"submitter": origin[:16]})
+            for submitter in self.outbox.ready():
+                self._send_results(submitter)
+            with self.outbox.changed:
+                self.outbox.changed.wait(0.2)
 
-    def _deliver(self, origin: str, items: list[tuple[TaskResult, Proof | None, float]]) -> None:
-        retention = self.context.config.privacy.retention_s
-        for start in range(0, len(items), DELIVERY_BATCH):
-            chunk = items[start:start + DELIVERY_BATCH]
-            body = msgpack.packb([[codec.encode(r), codec.encode(p) if p else None] for r, p, _ in chunk])
-            try:
-                reply = self.transport.request(origin, RESULTS, body, timeout=10.0)
-            except GaiaError as exc:
-                kept = [item for item in chunk if time.monotonic() - item[2] < retention]
-                log.warning("result delivery failed; will retry",
-                            extra={"submitter": origin[:16], "results": len(chunk), "kept": len(kept), "error": str(exc)})
-                if kept and not self._stop.is_set():
-                    time.sleep(0.2)
-                    with self._outbox_ready:
-                        self._outbox[origin].extend(kept)
-                continue
-            self.jobs.record_earned(origin, [r for r, _, _ in chunk], reply)
+    def _send_results(self, submitter: str) -> concurrent.futures.Future[bool]:
+        items = self.outbox.take(submitter, DELIVERY_BATCH)
+        return self._deliveries.submit(self._deliver, submitter, items)
+
+    def _deliver(self, origin: str, items: list[Pending]) -> bool:
+        """Send one batch of results to ``origin``; on failure they go back to the outbox, which backs off."""
+        body = msgpack.packb([[codec.encode(p.result), codec.encode(p.proof) if p.proof else None] for p in items])
+        try:
+            reply = self.transport.request(origin, RESULTS, body, timeout=10.0)
+        except GaiaError as exc:
+            wait = self.outbox.failed(origin, items)
+            log.info("result delivery failed; will retry", extra={
+                "submitter": origin[:16], "results": len(items), "retry_in_s": round(wait, 1), "error": str(exc)})
+            return False
+        except Exception:  # a transport bug: keep the results for a later try
+            self.outbox.failed(origin, items)
+            log.exception("result delivery failed", extra={"submitter": origin[:16]})
+            return False
+        self.outbox.delivered(origin)
+        try:
+            self.jobs.record_earned(origin, [p.result for p in items], reply)
+        except Exception:  # e.g. a submitter's malformed acknowledgement: the results were delivered
+            log.exception("cannot record what a submitter acknowledged", extra={"submitter": origin[:16]})
+        return True
 
     def _flush_outbox(self, deadline: float) -> None:
+        """Before stopping: try every submitter with waiting results, back-off or not, until ``deadline``."""
+        failed: set[str] = set()  # one failed try is enough: the node is stopping
         while time.monotonic() < deadline:
-            with self._outbox_ready:
-                batches = dict(self._outbox)
-                self._outbox.clear()
-            if not batches:
+            batch = [s for s in self.outbox.ready(ignore_backoff=True) if s not in failed]
+            if not batch:
                 return
-            for origin, items in batches.items():
-                self._deliver(origin, items)
+            sent = {submitter: self._send_results(submitter) for submitter in batch}
+            concurrent.futures.wait(sent.values(), timeout=max(0.0, deadline - time.monotonic()))
+            failed.update(s for s, future in sent.items() if not future.done() or not future.result())
 
     # ------------------------------------------------------------------ MessageHandler
 
@@ -398,6 +407,7 @@ class Node:
             "tasks": {k.removeprefix("tasks."): v for k, v in self.store.stats().items() if k.startswith("tasks.")},
             "verification": {k: v for k, v in self.store.stats().items()
                              if k.startswith("verdicts.") or k == "spot_checks"},
+            "outbox": self.outbox.stats(),
             "jobs": self.jobs.summary(), "benchmark": self.report.summary(), "rewards": self.ledger.summary(),
             "plugins": list(self.record.plugins) if self.record else [],
         }

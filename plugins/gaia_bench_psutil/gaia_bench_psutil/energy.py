@@ -1,5 +1,8 @@
 """Energy: Intel RAPL counters when readable, else an estimate from CPU use; per-task accounting.
 
+Per task, :func:`task_cost` measures energy from the RAPL counters read just before and just after
+the task (``energy_source="measured"``) and falls back to the estimate below (``"estimated"``).
+
 The estimate (the documented model, see docs/benchmarking.md): a fully busy
 logical core draws ``watts_per_core`` (default ``cpu_tdp_w / logical cores``),
 so the CPU draws ``cpu_percent / 100 * cores * watts_per_core`` and a task
@@ -139,3 +142,21 @@ def account(start: ResourceSample, end: ResourceSample, cpu_s: float, model: Ene
     else:
         energy, source = model.task_energy_j(cpu_s), "estimated"
     return TaskAccount(cpu_s=cpu_s, wall_s=wall_s, peak_memory_bytes=peak, energy_j=energy, energy_source=source)
+
+
+def task_cost(rapl: Rapl, before: list[int] | None, after: list[int] | None, wall_s: float, cpu_s: float,
+              model: EnergyModel, peak_memory_bytes: int = 0) -> TaskAccount:
+    """The cost of a task that used ``cpu_s`` CPU seconds over ``wall_s`` seconds.
+
+    Energy is *measured* when the RAPL counters were read both ``before`` and ``after`` the task:
+    the packages' energy over the interval times the task's share of the machine's core-seconds.
+    Otherwise it is *estimated* by ``model`` from ``cpu_s``.
+    """
+    wall_s, cpu_s = max(0.0, wall_s), max(0.0, cpu_s)
+    if before is not None and after is not None and wall_s > 0:
+        share = min(1.0, cpu_s / (wall_s * model.cores))
+        energy, source = rapl.delta_j(before, after) * share, "measured"
+    else:
+        energy, source = model.task_energy_j(cpu_s), "estimated"
+    return TaskAccount(cpu_s=cpu_s, wall_s=wall_s, peak_memory_bytes=peak_memory_bytes, energy_j=energy,
+                       energy_source=source)

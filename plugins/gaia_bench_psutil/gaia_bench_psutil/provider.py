@@ -12,7 +12,7 @@ import psutil
 
 from gaia_bench_psutil import compute, cpu, disk, memory
 from gaia_bench_psutil.cache import FILENAME, ReportCache
-from gaia_bench_psutil.energy import EnergyModel, PowerMeter, Rapl, TaskAccount, account
+from gaia_bench_psutil.energy import EnergyModel, PowerMeter, Rapl, TaskAccount, account, task_cost
 from gaia_bench_psutil.facts import READ_ERRORS, entry, unknown
 from gaia_bench_psutil.gpu import Gpus
 from gaia_bench_psutil.sampler import Sampler
@@ -113,10 +113,7 @@ class PsutilBenchmark:
             ram_used, ram_total = vm.total - vm.available, vm.total
         except READ_ERRORS:
             ram_used = ram_total = None
-        try:
-            rss = self.process.memory_info().rss
-        except READ_ERRORS:
-            rss = None
+        rss = self._rss() or None
         gpu = self.gpus.live()
         cpu_w = self.power.power_w()
         cpu_source = "measured"
@@ -151,6 +148,10 @@ class PsutilBenchmark:
     def meter(self) -> Iterator[list[TaskAccount]]:
         """Measure the task run in this block on this thread; the list holds its TaskAccount afterwards.
 
+        Energy comes from the RAPL counters read before and after the block when they are readable
+        (``energy_source="measured"``), else from the energy model and the thread's CPU time
+        (``"estimated"``). Cheap enough to wrap every task: no full sample is taken.
+
         Example::
 
             with provider.meter() as cost:
@@ -158,12 +159,22 @@ class PsutilBenchmark:
             result = cost[0].apply(result)
         """
         found: list[TaskAccount] = []
-        start, cpu0 = self.sample(), time.thread_time()
+        started, cpu0, before = time.time(), time.thread_time(), self.rapl.read_uj()
         try:
             yield found
         finally:
             cpu_s = time.thread_time() - cpu0
-            found.append(self.account(start, self.sample(), cpu_s))
+            ended, after = time.time(), self.rapl.read_uj()
+            peak = self._rss()
+            if self._sampler is not None:
+                peak = max(peak, self._sampler.peak_rss(started, ended))
+            found.append(task_cost(self.rapl, before, after, ended - started, cpu_s, self.model, peak))
+
+    def _rss(self) -> int:
+        try:
+            return self.process.memory_info().rss
+        except READ_ERRORS:
+            return 0
 
     def close(self) -> None:
         """Stop the sampler and release NVML."""

@@ -8,8 +8,7 @@ from typing import Iterator
 import wasmtime
 
 from gaia_core.plugin_api import Envelope, NodeContext, RejectedError, RunnerSpec, Task, hookimpl
-from gaia_runner_wasm.cache import has_artifact
-from gaia_runner_wasm.runner import WASM_MAGIC, WasmRunner
+from gaia_runner_wasm.runner import WASM_MAGIC, WasmRunner, holds_module
 from gaia_runner_wasm.sandbox import engine_config
 from gaia_runner_wasm.settings import Metering
 
@@ -54,7 +53,7 @@ def gaia_validate_task(task: Task, envelope: Envelope | None, context: NodeConte
     if task.kind != "wasm":
         return
     if task.module is None:
-        if not has_artifact(context.home.cache_dir / "wasm", task.module_id):
+        if not holds_module(context, task.module_id):
             raise RejectedError("bad_module", f"module {task.module_id[:16]}… is not cached on this node",
                                 hint="send the task with its module bytes")
         return

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Iterable
 
@@ -23,10 +24,12 @@ from attrs import define, field
 from gaia_core.plugin_api import NodeContext, Status, Task, TaskResult, content_id
 from gaia_runner_wasm import sandbox
 from gaia_runner_wasm.abi import ALLOC_EXPORT, FAIL_LENGTH, MEMORY_EXPORT, Abi, AbiError
-from gaia_runner_wasm.cache import Compiled, ModuleCache
+from gaia_runner_wasm.cache import Compiled, ModuleCache, has_artifact
 from gaia_runner_wasm.settings import Metering, RunnerSettings
 
 WASM_MAGIC = b"\0asm"
+#: The runners of this process that are open: admission asks them which modules they hold.
+_open_runners: weakref.WeakSet[WasmRunner] = weakref.WeakSet()
 #: Bytes of a module's stderr kept for the message of a failed task.
 STDERR_TAIL = 4096
 
@@ -95,6 +98,7 @@ class WasmRunner:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._tmp: Path | None = None
         self._closed = False
+        _open_runners.add(self)
 
     # ----------------------------------------------------------------- public API
 
@@ -140,6 +144,7 @@ class WasmRunner:
 
     def close(self) -> None:
         """Stop the workers and the epoch ticker and drop the caches held in memory; idempotent."""
+        _open_runners.discard(self)
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
@@ -343,3 +348,15 @@ def _read(memory: wasmtime.Memory, store: wasmtime.Store, ptr: int, size: int) -
     if ptr + size > memory.data_len(store):
         raise _Failed(Status.TRAP, "entry returned an output outside the module's memory")
     return ctypes.string_at(ctypes.addressof(memory.data_ptr(store).contents) + ptr, size)
+
+
+def holds_module(context: NodeContext, module_id: str) -> bool:
+    """True when an open runner of the node ``context`` belongs to holds ``module_id`` compiled.
+
+    It may be held in memory only (``[runner_wasm] disk_cache = false``) or on disk; without an open
+    runner (a command outside the node) only the disk cache is looked at.
+    """
+    runners = [runner for runner in list(_open_runners) if runner.context.home == context.home]
+    if runners:
+        return any(runner.knows(module_id) for runner in runners)
+    return has_artifact(context.home.cache_dir / "wasm", module_id)

@@ -58,6 +58,21 @@ def test_admission_needs_bytes_for_an_unknown_module(context) -> None:
     admission.check(task.without_module(), context)  # now compiled on this node
 
 
+def test_admission_knows_modules_a_runner_holds_in_memory_only(context) -> None:
+    """``disk_cache = false``: the open runner holds the module in memory, so a task may omit its bytes."""
+    context = attrs.evolve(context, config=Config(extra={"runner_wasm": {"disk_cache": False}}))
+    task = Task.create(workloads.module_bytes("echo"), entry="echo")
+    runner = WasmRunner(context)
+    try:
+        assert runner.run(task).ok
+        admission.check(task.without_module(), context)
+    finally:
+        runner.close()
+    with pytest.raises(RejectedError) as info:  # closed: nothing holds it any more, and nothing is on disk
+        admission.check(task.without_module(), context)
+    assert info.value.reason == "bad_module"
+
+
 def test_other_kinds_are_not_its_business(context) -> None:
     from gaia_runner_wasm.plugin import gaia_validate_task
 
