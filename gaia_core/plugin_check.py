@@ -161,21 +161,31 @@ def _provider(role: str, spec: Any, context: NodeContext) -> Iterator[Check]:
                     "a factory must build its provider from a NodeContext; raise ConfigError for bad settings")
         return
     yield Check(f"config {label}", True, f"{type(provider).__name__} built from this node's configuration")
+    protocol = PROTOCOLS[role]
     try:
-        problems = protocol_problems(provider, PROTOCOLS[role])
+        problems = protocol_problems(provider, protocol)
         if role == "prover" and getattr(provider, "scheme", spec.scheme) != spec.scheme:
             problems.append(f"scheme is {provider.scheme!r} but the spec registers {spec.scheme!r}")
-        yield Check(f"protocol {label}", not problems,
-                    "; ".join(problems) or f"satisfies {PROTOCOLS[role].__name__}",
-                    f"match the {PROTOCOLS[role].__name__} protocol in docs/plugin-authoring.md" if problems else "")
-    finally:
-        release = getattr(provider, _RELEASE.get(role, ""), None)
-        if callable(release):
-            try:
-                release()
-            except Exception as exc:
-                yield Check(f"release {label}", False, f"{_RELEASE[role]}() raised {plugins.describe_error(exc)}",
-                            f"{_RELEASE[role]}() must succeed on a provider that was never started")
+    except Exception as exc:  # e.g. a property of the provider that raises when read
+        problems = [f"inspecting it raised {plugins.describe_error(exc)}"]
+    released = _release(role, provider)
+    yield Check(f"protocol {label}", not problems, "; ".join(problems) or f"satisfies {protocol.__name__}",
+                f"match the {protocol.__name__} protocol in docs/plugin-authoring.md" if problems else "")
+    if released:
+        yield Check(f"release {label}", False, released,
+                    f"{_RELEASE[role]}() must succeed on a provider that was never started")
+
+
+def _release(role: str, provider: object) -> str:
+    """Close or stop a provider built for the check; what went wrong, or ""."""
+    release = getattr(provider, _RELEASE.get(role, ""), None)
+    if not callable(release):
+        return ""
+    try:
+        release()
+    except Exception as exc:
+        return f"{_RELEASE[role]}() raised {plugins.describe_error(exc)}"
+    return ""
 
 
 def protocol_problems(provider: object, protocol: type) -> list[str]:

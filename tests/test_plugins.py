@@ -419,6 +419,48 @@ BROKEN_PROVIDERS_PLUGIN = """
 """
 
 
+#: Providers that raise where the check looks: a property read and close().
+RAISING_PROVIDER_PLUGIN = """
+    from gaia_core.plugin_api import ProverSpec, RunnerSpec, hookimpl
+
+
+    class Runner:
+        def __init__(self, context):
+            pass
+
+        def run(self, task):
+            raise NotImplementedError
+
+        def close(self):
+            raise OSError("already gone")
+
+
+    class Prover:
+        def __init__(self, context):
+            pass
+
+        @property
+        def scheme(self):
+            raise RuntimeError("no scheme today")
+
+        def prove(self, task, result):
+            raise NotImplementedError
+
+        def verify(self, proof, task, result):
+            raise NotImplementedError
+
+
+    @hookimpl
+    def gaia_runners():
+        yield RunnerSpec(name="odd", task_kinds=("odd",), factory=Runner)
+
+
+    @hookimpl
+    def gaia_provers():
+        yield ProverSpec(scheme="odd", factory=Prover)
+"""
+
+
 def _check(cli_runner: CliRunner, name: str, *extra: str) -> tuple[int, dict[str, dict[str, object]]]:
     result = cli_runner.invoke(cli, ["plugins", "--check", name, "--json", *extra])
     assert "Traceback" not in result.output
@@ -505,6 +547,14 @@ def test_check_of_a_plugin_that_is_not_installed_is_one_line(capsys: pytest.Capt
     assert exit_.value.code == PluginError.exit_code
     err = capsys.readouterr().err
     assert "no plugin named 'gaia-nothing' is installed" in err and "Traceback" not in err
+
+
+def test_check_reports_a_provider_whose_release_or_attributes_raise(fake_dists, cli_runner: CliRunner) -> None:
+    fake_dists.add("gaia-fake-raising", RAISING_PROVIDER_PLUGIN)
+    code, checks = _check(cli_runner, "gaia-fake-raising")
+    assert code == PluginError.exit_code
+    assert "inspecting it raised RuntimeError: no scheme today" in checks["protocol prover:odd"]["detail"]
+    assert "close() raised OSError: already gone" in checks["release runner:odd"]["detail"]
 
 
 @pytest.mark.parametrize("provider", [

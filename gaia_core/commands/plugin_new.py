@@ -49,6 +49,9 @@ def names(role: str, name: str) -> dict[str, str]:
     if not dist.startswith("gaia-"):
         dist = f"gaia-{role}-{dist}"
     short = dist.removeprefix("gaia-").removeprefix(f"{role}-") or role
+    if not short[0].isalpha():
+        raise UsageError(f"plugin name {name!r} leaves {short!r} as the provider's name, which must start with "
+                         "a letter", hint=f"e.g. gaia-{role}-example")
     cls = "".join(part.capitalize() for part in short.split("-")) + role.capitalize()
     major, minor, *_ = __version__.split(".")
     return {
