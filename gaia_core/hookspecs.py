@@ -64,6 +64,10 @@ def gaia_benchmarks() -> Iterable[BenchmarkSpec]:
 
     Every active provider runs; their :class:`~gaia_core.model.BenchmarkReport`
     entries are merged (a later provider wins on the same measurement name).
+    A provider may also offer ``meter()``, a context manager the node wraps
+    around each task's run, yielding a list that holds one record with
+    ``energy_j`` and ``energy_source`` ("measured" or "estimated") afterwards;
+    the first provider that has it prices every task's energy.
 
     Example::
 
@@ -168,10 +172,12 @@ def gaia_validate_task(task: Task, envelope: Envelope | None, context: NodeConte
 
 @hookspec
 def gaia_node_started(record: NodeRecord, context: NodeContext) -> None:
-    """Called once the node is serving: providers built, transport up.
+    """Called once the node is serving: providers built, transport up, workers running.
 
     :param record: the NodeRecord the node announces.
     :param context: the node's context.
+
+    Called once per start, from the thread that starts the node.
     """
 
 
@@ -180,18 +186,29 @@ def gaia_node_stopping(context: NodeContext) -> None:
     """Called when the node begins to stop, before in-flight tasks drain.
 
     :param context: the node's context.
+
+    Called once, first thing in the stop: new tasks are refused from then on;
+    then dispatching stops, the queue closes (its queued tasks end
+    ``cancelled``), running tasks drain and results are flushed, each firing
+    ``gaia_task_finished``. The node's own tasks that the closing queue drops
+    are not finished: they run after the next start.
     """
 
 
 @hookspec
 def gaia_task_finished(task: Task, result: TaskResult, context: NodeContext) -> None:
-    """Called after a task ends in any status, once its result is final.
+    """Called after a task this node admitted ends, in any status, once its result is final.
 
-    :param task: the task, module bytes possibly dropped.
-    :param result: its result (the output may already be released).
+    :param task: the task, without its module bytes.
+    :param result: its result: ``ok`` or a runner failure (``trap``,
+        ``out_of_fuel``, ``timeout``, ...) for a task that ran, ``expired``
+        for one whose deadline passed while queued, ``cancelled`` for one the
+        queue dropped (e.g. closed while the node stops).
     :param context: the node's context.
 
-    Called from worker threads; must not block for long.
+    Fires exactly once per admitted task, once its result is on its way to
+    the submitter. Called from worker and housekeeping threads; must not
+    block for long. An exception is logged and does not affect the task.
     """
 
 
