@@ -1,8 +1,9 @@
 """The node: composes the active providers and runs the task loop.
 
-receive (transport) → validate + queue (queue provider, which runs the
-kernel's admission checks) → run (worker threads, one per offered core) →
-prove (prover) → deliver the result to the submitter → ``gaia_task_finished``.
+receive (transport, through the kernel's inbound gate) → admit (the kernel's
+admission checks, then the queue provider) → run (worker threads, one per
+offered core, metered) → prove (prover) → ``gaia_task_finished`` → deliver the
+result to its submitter (:class:`gaia_core.outbox.Outbox`, per submitter).
 The submitting half (jobs, dispatch, verification, rewards) is
 :class:`gaia_core.jobs.JobManager`.
 """
