@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -77,6 +78,8 @@ def test_a_node_tightens_a_home_an_older_gaia_left_readable(tmp_path: Path) -> N
         assert [mode(p) for p in (*state_files, home.config_file, home.log_file)] == [0o600] * 5
     finally:
         stopped = subprocess.run([*command, "stop"], env=env, capture_output=True, text=True, timeout=60)
+        if stopped.returncode != 0 and (home.root / "node.pid").exists():
+            os.kill(int((home.root / "node.pid").read_text()), signal.SIGKILL)
     assert stopped.returncode == 0, stopped.stderr
 
 
