@@ -137,34 +137,36 @@ def python_merkle_root(leaves: list[bytes], h: Callable[[bytes], bytes]) -> byte
     return level[0]
 
 
+MERKLE_SHAPES = (  # (label, leaves, leaf size, roots per timing, unit, unit scale)
+    ("65536 x 1KiB", 65_536, KIB, 1, "ms", 1e3),
+    ("8 x 32B (a proof statement)", 8, 32, 2_000, "us", 1e6),
+    ("64 x 256KiB (blob chunks)", 64, 256 * KIB, 1, "ms", 1e3),
+)
+
+
 def bench_merkle() -> None:
-    leaves = [os.urandom(KIB) for _ in range(65_536)]
     blake2b = lambda d: hashlib.blake2b(d, digest_size=32).digest()
-    fns = [lambda: g.merkle_root(leaves), lambda: python_merkle_root(leaves, blake2b)]
-    if blake3_py:
-        b3 = lambda d: blake3_py.blake3(d).digest()
-        assert python_merkle_root(leaves, b3) == g.merkle_root(leaves), (
-            "construction mismatch"
-        )
-        fns.append(lambda: python_merkle_root(leaves, b3))
-    t = best_times(*fns, budget=3.0)
-    line(
-        "merkle_root 65536 x 1KiB vs Python+hashlib.blake2b",
-        t[0] * 1e3,
-        t[1] * 1e3,
-        "ms",
-        higher_is_better=False,
-    )
-    if blake3_py:
-        line(
-            "merkle_root 65536 x 1KiB vs Python+blake3-py",
-            t[0] * 1e3,
-            t[2] * 1e3,
-            "ms",
-            higher_is_better=False,
-        )
-    else:
-        missing("merkle_root 65536 x 1KiB vs Python+blake3-py")
+    b3 = (lambda d: blake3_py.blake3(d).digest()) if blake3_py else None
+    for label, count, size, reps, unit, scale in MERKLE_SHAPES:
+        leaves = [os.urandom(size) for _ in range(count)]
+
+        def repeat(fn: Callable[[], object]) -> Callable[[], None]:
+            def run() -> None:
+                for _ in range(reps):
+                    fn()
+
+            return run
+
+        fns = [repeat(lambda: g.merkle_root(leaves)), repeat(lambda: python_merkle_root(leaves, blake2b))]
+        if b3:
+            assert python_merkle_root(leaves, b3) == g.merkle_root(leaves), "construction mismatch"
+            fns.append(repeat(lambda: python_merkle_root(leaves, b3)))
+        t = [x / reps * scale for x in best_times(*fns, budget=3.0)]
+        line(f"merkle_root {label} vs Python+hashlib.blake2b", t[0], t[1], unit, higher_is_better=False)
+        if b3:
+            line(f"merkle_root {label} vs Python+blake3-py", t[0], t[2], unit, higher_is_better=False)
+        else:
+            missing(f"merkle_root {label} vs Python+blake3-py")
 
 
 def main() -> None:

@@ -129,12 +129,19 @@ pub fn root_from_hashes(mut level: Vec<Digest>) -> Digest {
         return empty_root();
     }
     while level.len() > 1 {
-        level = match pool() {
+        match pool() {
             Some(pool) if level.len() >= PARALLEL_NODES => {
-                pool.install(|| level.par_chunks(2).with_min_len(64).map(parent).collect())
+                level = pool.install(|| level.par_chunks(2).with_min_len(64).map(parent).collect());
             }
-            _ => level.chunks(2).map(parent).collect(),
-        };
+            _ => {
+                // In place: node i of the next level only reads nodes 2i and 2i + 1 of this one.
+                let next = level.len().div_ceil(2);
+                for i in 0..next {
+                    level[i] = parent(&level[2 * i..(2 * i + 2).min(level.len())]);
+                }
+                level.truncate(next);
+            }
+        }
     }
     level[0]
 }
