@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import sys
@@ -99,3 +100,12 @@ def test_an_existing_directory_is_never_overwritten(tmp_path: Path) -> None:
 def test_an_unknown_role_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["plugin", "new", "--role", "miner", "x", "--dir", str(tmp_path)])
     assert result.exit_code == 2 and "'miner' is not one of" in result.output
+
+
+def test_the_kernel_wheel_ships_every_template() -> None:
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-data"]["gaia_core"]
+    templates = [p.relative_to(root / "gaia_core").as_posix() for p in (root / "gaia_core" / "templates").rglob("*")
+                 if p.is_file()]
+    assert templates and all(any(fnmatch.fnmatch(t, g) for g in globs) for t in templates)
