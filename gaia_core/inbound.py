@@ -37,25 +37,30 @@ MAX_RECORD_BYTES = 64 << 10
 
 
 class RefusalLog:
-    """Counts refusals by reason and logs the first of each (peer, reason) at info; thread-safe, bounded."""
+    """Counts refusals by reason, and per peer, logging the first of each (peer, reason) at info.
 
-    def __init__(self, logger: logging.Logger, what: str, *, max_logged: int = 10_000) -> None:
+    Thread-safe and bounded: at most ``max_peers`` peers are remembered (the least recent is
+    forgotten, and logged again if it comes back), so made-up peer ids cannot grow it.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str, *, max_peers: int = 10_000) -> None:
         self._log = logger
         self._what = what
-        self._max_logged = max_logged
+        self._max_peers = max_peers
         self._counts: collections.Counter[str] = collections.Counter()
-        self._logged: set[tuple[str, str]] = set()
+        self._by_peer: collections.OrderedDict[str, collections.Counter[str]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def add(self, reason: str, peer: str, detail: str) -> None:
         """Count one refusal of ``reason`` from ``peer`` (a node id or address); log it if it is new."""
         with self._lock:
             self._counts[reason] += 1
-            first = (peer, reason) not in self._logged
-            if first:
-                if len(self._logged) >= self._max_logged:
-                    self._logged.clear()  # bounded: a flood of made-up peers logs again later, never grows
-                self._logged.add((peer, reason))
+            counts = self._by_peer.pop(peer, None) or collections.Counter()
+            first = counts[reason] == 0
+            counts[reason] += 1
+            self._by_peer[peer] = counts
+            if len(self._by_peer) > self._max_peers:
+                self._by_peer.popitem(last=False)
         if first:
             self._log.info("%s refused a message from %s (%s): %s; further ones are only counted",
                            self._what, peer[:16] or "an unknown peer", reason, detail)
@@ -64,6 +69,11 @@ class RefusalLog:
         """Refusals so far, by reason."""
         with self._lock:
             return dict(self._counts)
+
+    def of(self, peer: str) -> dict[str, int]:
+        """Refusals of ``peer``'s messages so far, by reason (empty when none, or forgotten)."""
+        with self._lock:
+            return dict(self._by_peer.get(peer, {}))
 
 
 class Gate:
@@ -103,8 +113,8 @@ class Gate:
             self._learn(envelope)
         try:
             self._handler.on_announce(envelope)  # type: ignore[call-arg]
-        except GaiaError as exc:  # the peer's body is bad: its problem, not a traceback here
-            self.refusals.add("bad_announcement", envelope.sender, str(exc))
+        except GaiaError as exc:  # the peer's body is bad or too much: its problem, not a traceback here
+            self.refusals.add(getattr(exc, "reason", "bad_announcement"), envelope.sender, str(exc))
 
     def on_peer(self, peer: PeerInfo) -> None:
         """Pass a peer's change of state to the node."""

@@ -24,7 +24,7 @@ import msgpack
 from gaia_core import __version__, admission, codec
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError
-from gaia_core.inbound import Gate
+from gaia_core.inbound import MAX_RECORD_BYTES, RECORD, Gate
 from gaia_core.jobs.messages import OFFER, RESULTS, SETTLED, OfferAnswer, OfferReply
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
 from gaia_core.outbox import Outbox, Pending
@@ -35,8 +35,8 @@ from gaia_core.store import Store
 
 log = logging.getLogger("gaia.node")
 
-#: Message kinds between nodes (the jobs' own are in gaia_core.jobs.messages).
-RECORD = "node.record"
+#: Peers' NodeRecords kept at most (each up to inbound.MAX_RECORD_BYTES); the node's own kind is inbound.RECORD.
+MAX_PEER_RECORDS = 1024
 #: Results per delivery message.
 DELIVERY_BATCH = 256
 #: Deliveries in flight at once, each to a different submitter.
@@ -372,12 +372,15 @@ class Node:
         return answers
 
     def on_announce(self, envelope: Envelope) -> None:
-        """Keep the latest NodeRecord of every peer (for scheduling)."""
+        """Keep the latest NodeRecord of every peer (for scheduling), up to MAX_PEER_RECORDS of them."""
         if envelope.kind == RECORD:
-            record = codec.decode(envelope.body, NodeRecord)
-            if record.node_id == envelope.sender:
-                self.peer_records[record.node_id] = record
-                self.first_seen.setdefault(record.node_id, time.time())
+            record = codec.decode(envelope.body, NodeRecord, max_bytes=MAX_RECORD_BYTES)
+            if record.node_id != envelope.sender:
+                return
+            if record.node_id not in self.peer_records and len(self.peer_records) >= MAX_PEER_RECORDS:
+                raise RejectedError("records_full", f"this node keeps the records of {MAX_PEER_RECORDS} peers already")
+            self.peer_records[record.node_id] = record
+            self.first_seen.setdefault(record.node_id, time.time())
 
     def on_peer(self, peer: PeerInfo) -> None:
         """A peer went up or down; re-send what it held when it went down."""
@@ -404,6 +407,7 @@ class Node:
             "node_id": self.node_id, "name": self.context.config.node.name, "version": __version__,
             "address": self.address, "uptime_s": round(time.time() - self.started_at, 1), "cores": self.cores,
             "peers": {"up": sum(p.state == "up" for p in peers), "total": len(peers)},
+            "refused": self.refused(),
             "queue": attrs.asdict(self.queue.stats()), "running": self._running,
             "tasks": {k.removeprefix("tasks."): v for k, v in self.store.stats().items() if k.startswith("tasks.")},
             "verification": {k: v for k, v in self.store.stats().items()
@@ -422,8 +426,14 @@ class Node:
                          "last_seen": peer.last_seen, "rtt_ms": None if peer.rtt_s is None else peer.rtt_s * 1e3,
                          "name": record.name if record else "", "load": record.load if record else None,
                          "record_at": record.updated_at if record else None,
-                         "benchmark": dict(record.benchmark) if record else {}})
+                         "benchmark": dict(record.benchmark) if record else {},
+                         "refused": self.gate.refusals.of(peer.node_id)})
         return rows
+
+    def refused(self) -> dict[str, dict[str, int]]:
+        """Messages refused, by reason: by the kernel (authentication, records) and by the transport (its bounds)."""
+        stats = getattr(self.transport, "stats", None)  # optional for a transport: not in its protocol
+        return {"kernel": self.gate.stats(), "transport": dict(stats().get("rejected", {})) if stats else {}}
 
     def sample(self) -> dict[str, Any]:
         """One resource sample plus queue and task counters, for ``gaia monitor``."""

@@ -148,3 +148,27 @@ def test_a_handler_error_on_an_announcement_is_not_swallowed_when_it_is_a_bug(id
     with pytest.raises(RuntimeError):
         Gate(Broken()).on_announce(seal(identity, "note", b""))
 
+
+
+def test_the_node_keeps_a_bounded_number_of_peer_records(tmp_path, monkeypatch) -> None:
+    """300 identities announcing records used to be kept for good, whatever their number and size."""
+    from inprocess import build_node, load_plugins, make_home
+
+    from gaia_core import node as node_mod
+
+    monkeypatch.setattr(node_mod, "MAX_PEER_RECORDS", 50)
+    node = build_node(make_home(tmp_path, "n"), load_plugins())
+    try:
+        for _ in range(60):
+            peer = Identity.generate()
+            node.gate.on_announce(seal(peer, RECORD, _record(peer)))
+        big = Identity.generate()
+        huge = NodeRecord(node_id=big.node_id, curve_key=big.curve_public, name="x" * (1 << 20))
+        node.gate.on_announce(seal(big, RECORD, codec.encode(huge)))
+        assert len(node.peer_records) == 50 and len(node.first_seen) == 50
+        # the ten past the bound, and the 1 MiB record (over MAX_RECORD_BYTES: refused at decode)
+        assert node.gate.stats() == {"records_full": 10, "bad_announcement": 1}
+        assert node.refused()["kernel"] == node.gate.stats()  # what `gaia status --json` shows under "refused"
+        assert node.gate.refusals.of(big.node_id) == {"bad_announcement": 1}  # and `gaia peers --json` per peer
+    finally:
+        node.store.close()

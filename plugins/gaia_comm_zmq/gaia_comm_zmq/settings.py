@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+import attrs
 from attrs import field, frozen, validators as v
 
 from gaia_core.plugin_api import Config, ConfigError
@@ -39,6 +40,18 @@ class Settings:
     recv_hwm: int = field(default=10_000, validator=[v.instance_of(int), v.ge(1)])
     #: Replies queued per peer; high on purpose, since a dropped reply costs a retry.
     reply_hwm: int = field(default=100_000, validator=[v.instance_of(int), v.ge(1)])
+    #: Hellos accepted per connection: a burst, then a rate per second; the rest are refused (``hello_rate``).
+    hello_burst: int = field(default=5, validator=[v.instance_of(int), v.ge(1), v.le(1000)])
+    hello_rate: float = field(default=1.0, converter=float, validator=[v.gt(0), v.le(1000)])
+    #: Announcements accepted per connection: a burst, then a rate per second (``announce_rate``).
+    announce_burst: int = field(default=20, validator=[v.instance_of(int), v.ge(1), v.le(100_000)])
+    announce_rate: float = field(default=5.0, converter=float, validator=[v.gt(0), v.le(100_000)])
+    #: Largest announcement body; bigger ones are refused on arrival (``announce_oversized``).
+    max_announce_bytes: int = field(default=64 << 10, validator=[v.instance_of(int), v.ge(1024), v.le(16 << 20)])
+    #: Peers dialled at most (each is a socket; ZeroMQ allows 1,023 per node, the rest are kept for the node).
+    max_dials: int = field(default=256, validator=[v.instance_of(int), v.ge(1), v.le(768)])
+    #: Dials learnt from peers (dial-backs, peer exchange) that have not answered yet, at most.
+    max_pending_dials: int = field(default=64, validator=[v.instance_of(int), v.ge(1), v.le(768)])
 
     @property
     def curve(self) -> bool:
@@ -70,8 +83,12 @@ class Settings:
 
 
 def _own(section: Mapping[str, Any]) -> dict[str, Any]:
-    known = {"retries", "workers", "max_message_bytes", "copy_threshold", "send_hwm", "recv_hwm", "reply_hwm"}
+    known = {a.name for a in attrs.fields(Settings)} - _FROM_KERNEL
     unknown = sorted(set(section) - known)
     if unknown:
         raise ConfigError(f"[{SECTION}] has unknown key {unknown[0]!r}", hint=f"known keys: {', '.join(sorted(known))}")
     return dict(section)
+
+
+#: Settings read from the kernel's ``[node]`` and ``[network]`` sections, not from ``[comm_zmq]``.
+_FROM_KERNEL = {"listen", "advertise", "bootstrap", "security", "auth", "allowlist", "heartbeat_s", "down_after_s"}

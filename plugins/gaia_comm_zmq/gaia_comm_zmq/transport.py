@@ -45,6 +45,7 @@ from gaia_core.plugin_api import (
 
 from gaia_comm_zmq import wire
 from gaia_comm_zmq.address import format_address, parse_address
+from gaia_comm_zmq.limits import RateLimit
 from gaia_comm_zmq.settings import Settings
 
 _ZAP = "inproc://zeromq.zap.01"
@@ -57,10 +58,10 @@ BACKLOG_PER_WORKER = 4
 _DRAIN = 256
 #: Peer addresses passed on per hello or ping reply (peer exchange).
 _MAX_HINTS = 32
-#: Dialled endpoints kept at most, so peer exchange cannot make a node dial without bound.
-_MAX_DIALS = 1024
-#: Refused curve keys remembered by the ZAP handler.
+#: Refused curve keys remembered by the ZAP handler, and connections whose node id is remembered.
 _MAX_KEYS = 10_000
+#: Largest NodeRecord taken from a hello.
+_MAX_RECORD_BYTES = 64 << 10
 _WILDCARD = ("://*", "://0.0.0.0", "://[::]", "://::")
 #: Reconnect back-off of a dialled peer: first retry after 100 ms, doubling up to this cap.
 RECONNECT_MAX_MS = 1000
@@ -122,6 +123,10 @@ class ZmqTransport:
         self._socks: dict[zmq.Socket, _Peer] = {}
         self._internal: dict[int, tuple[str, _Peer, float]] = {}  # our hellos and pings in flight
         self._denied: set[bytes] = set()
+        s = self.settings
+        self._hello_limit = RateLimit(s.hello_rate, s.hello_burst)
+        self._announce_limit = RateLimit(s.announce_rate, s.announce_burst)
+        self._speaks_for: collections.OrderedDict[bytes, str] = collections.OrderedDict()  # connection -> node id
         self._counts: collections.Counter[str] = collections.Counter()
         self._refusals = RefusalLog(self._log, "the zmq transport")
         self._local = threading.local()
@@ -272,6 +277,7 @@ class ZmqTransport:
         """
         with self._lock:
             counts = dict(self._counts)
+        counts["dials"] = len(self._dials)
         return {"counts": counts, "rejected": self._refusals.counts()}
 
     # ------------------------------------------------------------------ callers -> I/O thread
@@ -440,6 +446,7 @@ class ZmqTransport:
         if mtype not in (wire.REQUEST, wire.ANNOUNCE):
             raise wire.Refused("unexpected", f"message type {mtype} on the listening socket")
         channel = Channel("curve", _client_key(rid_frame)) if self.settings.curve else None
+        conn = channel.key if channel is not None else rid  # what one connection is known by
         if not self._allowed(env.sender):  # before the signature check: refusing costs nothing
             if self.settings.curve and len(self._denied) < _MAX_KEYS:
                 self._denied.add(_client_key(rid_frame))  # refused at the ZAP handshake from now on
@@ -449,12 +456,20 @@ class ZmqTransport:
         if mtype == wire.ANNOUNCE:
             if env.kind.startswith(wire.INTERNAL):
                 raise wire.Refused("unexpected", f"announcement of reserved kind {env.kind}")
+            if len(env.body) > self.settings.max_announce_bytes:
+                raise wire.Refused("announce_oversized",
+                                   f"{len(env.body)} bytes > max_announce_bytes {self.settings.max_announce_bytes}")
+            if not self._announce_limit.allow(conn):
+                raise wire.Refused("announce_rate", "more announcements than this connection's rate allows")
             self._submit(self._handler.on_announce, env, channel)  # type: ignore[union-attr]
         elif env.kind == wire.HELLO:
+            if not self._hello_limit.allow(conn):  # before any signature: a flood costs us almost nothing
+                raise wire.Refused("hello_rate", "more hellos than this connection's rate allows")
             self._handler.authenticate(env, channel)  # type: ignore[union-attr]
             record, hints = self._read_hello(env)
             if self.settings.curve and _client_key(rid_frame) != record.curve_key:
                 raise wire.Refused("bad_record", "record's curve key is not the connection's")
+            self._speaks_for_one(conn, record.node_id)
             self._reply(router, rid, wire.REPLY, corr, self._hello_body())
             self._learn(record, hints)
         elif env.kind == wire.PING:
@@ -464,6 +479,16 @@ class ZmqTransport:
             raise wire.Refused("unexpected", f"request of reserved kind {env.kind}")
         else:
             self._submit(self._serve, rid, corr, env, channel)
+
+    def _speaks_for_one(self, conn: bytes, node_id: str) -> None:
+        """A connection introduces one node only: hellos naming others on it are refused."""
+        known = self._speaks_for.get(conn)
+        if known is not None and known != node_id:
+            raise wire.Refused("hello_identity", f"this connection already spoke for {known[:12]}")
+        self._speaks_for[conn] = node_id
+        self._speaks_for.move_to_end(conn)
+        if len(self._speaks_for) > _MAX_KEYS:
+            self._speaks_for.popitem(last=False)
 
     def _serve(self, rid: bytes, corr: int, env: Envelope, channel: Channel | None) -> None:
         """Run the kernel's gate and the handler for one request (worker thread); send its reply or refusal."""
@@ -533,7 +558,15 @@ class ZmqTransport:
         except UsageError as exc:
             self._log.warning("zmq transport: not dialling %r: %s", address, exc)
             return
-        if endpoint in self._dials or endpoint == self._endpoint or len(self._dials) >= _MAX_DIALS:
+        if endpoint in self._dials or endpoint == self._endpoint:
+            return
+        s = self.settings
+        if len(self._dials) >= s.max_dials:
+            self._refusals.add("dials_full", endpoint, f"{s.max_dials} peers dialled already (max_dials)")
+            return
+        if hinted and sum(p.node_id is None for p in self._dials.values()) >= s.max_pending_dials:
+            self._refusals.add("dials_pending_full", endpoint,
+                               f"{s.max_pending_dials} learnt addresses have not answered yet (max_pending_dials)")
             return
         assert self._ctx is not None
         peer = _Peer(address, endpoint, key, self._dealer(endpoint, key), hinted)
@@ -616,7 +649,7 @@ class ZmqTransport:
     def _read_hello(self, env: Envelope) -> tuple[NodeRecord, list[str]]:
         try:
             record_bytes, hints = msgpack.unpackb(env.body, raw=False, max_array_len=_MAX_HINTS + 2)
-            record = codec.decode(record_bytes, NodeRecord, max_bytes=1 << 20)
+            record = codec.decode(record_bytes, NodeRecord, max_bytes=_MAX_RECORD_BYTES)
         except (CodecError, ValueError, TypeError, msgpack.UnpackException):
             raise wire.Refused("bad_record", "hello does not hold a valid NodeRecord") from None
         if record.node_id != env.sender:
@@ -637,8 +670,9 @@ class ZmqTransport:
         if peer is not None:
             if peer.record is None or record.updated_at >= peer.record.updated_at:
                 peer.record = record
-        elif record.addresses:
-            self._dial(format_address(record.addresses[0], record.curve_key if self.settings.curve else None))
+        elif record.addresses:  # a dial-back is learnt, not configured: given up on if it never answers
+            self._dial(format_address(record.addresses[0], record.curve_key if self.settings.curve else None),
+                       hinted=True)
         for address in hints:
             self._dial(address, hinted=True)
 
@@ -719,7 +753,7 @@ class ZmqTransport:
             if not known_us:
                 self._hello(peer)  # the peer restarted and forgot us
             for address in self._read_hints(hints):
-                self._dial(address)
+                self._dial(address, hinted=True)
 
     def _alive(self, peer: _Peer) -> None:
         peer.last_seen = time.time()

@@ -14,12 +14,16 @@ from typing import Any, Callable, Iterator
 
 import attrs
 import pytest
+import zmq
+from zmq.utils import z85
 
 from gaia_core.config import Config, Home
+from gaia_core.envelope import seal
 from gaia_core.identity import Identity
 from gaia_core.model import NodeRecord
 from gaia_core.roles import NodeContext
 
+from gaia_comm_zmq import wire
 from gaia_comm_zmq.transport import ZmqTransport
 
 pytest_plugins = ["gaia_core.testing.fixtures"]
@@ -120,3 +124,41 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     yield start
     for proc in procs:
         proc.kill()
+
+
+class RawPeer:
+    """A bare CurveZMQ DEALER speaking to a transport's ROUTER, to send anything at all."""
+
+    def __init__(self, address: str, identity: Identity) -> None:
+        endpoint, _, key = address.partition("#")
+        self.identity = identity
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.linger = 0
+        self.sock.curve_serverkey = z85.encode(bytes.fromhex(key))
+        self.sock.curve_publickey = z85.encode(identity.curve_public)
+        self.sock.curve_secretkey = z85.encode(identity.curve_secret)
+        self.sock.connect(endpoint)
+
+    def send_request(self, kind: str, body: bytes, **seal_kw) -> bytes:
+        env = seal(self.identity, kind, body, **seal_kw)
+        frames = [wire.header(wire.REQUEST, 7, env), env.body]
+        self.sock.send_multipart(frames)
+        return frames[0]
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+
+@pytest.fixture
+def dial_raw() -> Iterator[Callable[..., RawPeer]]:
+    """Connect bare DEALERs (``dial_raw(address, identity=None)``) to a transport; all closed at the end."""
+    peers: list[RawPeer] = []
+
+    def dial(address: str, identity: Identity | None = None) -> RawPeer:
+        peers.append(RawPeer(address, identity or Identity.generate()))
+        return peers[-1]
+
+    yield dial
+    for peer in peers:
+        peer.close()

@@ -6,12 +6,9 @@ import time
 
 import msgpack
 import pytest
-import zmq
 from hypothesis import HealthCheck, given, settings, strategies as st
-from zmq.utils import z85
 
 from gaia_core.envelope import seal
-from gaia_core.identity import Identity
 from gaia_core.inbound import Gate
 from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
 
@@ -31,37 +28,11 @@ def test_parse_refuses_or_returns(frames: list[bytes]) -> None:
         assert mtype in wire.TYPES and corr >= 0 and env.body == frames[1]
 
 
-class RawPeer:
-    """A bare CurveZMQ DEALER speaking to a transport's ROUTER, to send anything at all."""
-
-    def __init__(self, address: str, identity: Identity) -> None:
-        endpoint, _, key = address.partition("#")
-        self.identity = identity
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.linger = 0
-        self.sock.curve_serverkey = z85.encode(bytes.fromhex(key))
-        self.sock.curve_publickey = z85.encode(identity.curve_public)
-        self.sock.curve_secretkey = z85.encode(identity.curve_secret)
-        self.sock.connect(endpoint)
-
-    def send_request(self, kind: str, body: bytes, **seal_kw) -> bytes:
-        env = seal(self.identity, kind, body, **seal_kw)
-        frames = [wire.header(wire.REQUEST, 7, env), env.body]
-        self.sock.send_multipart(frames)
-        return frames[0]
-
-    def close(self) -> None:
-        self.ctx.destroy(linger=0)
-
-
 @pytest.fixture
-def server(build):
+def server(build, dial_raw):
     transport, record = build()
     gate = Gate(RecordingHandler())
-    raw = RawPeer(transport.start(gate, record), Identity.generate())
-    yield transport, raw, gate
-    raw.close()
+    yield transport, dial_raw(transport.start(gate, record)), gate
 
 
 def _rejected(transport, gate: Gate) -> int:
@@ -69,7 +40,7 @@ def _rejected(transport, gate: Gate) -> int:
     return sum(transport.stats()["rejected"].values()) + sum(gate.stats().values())
 
 
-def _still_serves(transport, raw: RawPeer) -> None:
+def _still_serves(transport, raw) -> None:
     """A valid request on the same connection is still answered."""
     raw.send_request("echo", b"alive")
     assert raw.sock.poll(10_000), "no reply to a valid request after the bad ones"
@@ -121,15 +92,12 @@ def test_bad_messages_are_refused_by_reason(server, reason: str) -> None:
     _still_serves(transport, raw)
 
 
-def test_oversized_is_refused(build) -> None:
+def test_oversized_is_refused(build, dial_raw) -> None:
     transport, record = build(own={"max_message_bytes": 4096})
-    raw = RawPeer(transport.start(Gate(RecordingHandler()), record), Identity.generate())
-    try:
-        raw.send_request("echo", b"x" * 3000 * 2)
-        wait_for(lambda: transport.stats()["rejected"].get("oversized", 0) == 1, "one oversized refusal")
-        _still_serves(transport, raw)
-    finally:
-        raw.close()
+    raw = dial_raw(transport.start(Gate(RecordingHandler()), record))
+    raw.send_request("echo", b"x" * 3000 * 2)
+    wait_for(lambda: transport.stats()["rejected"].get("oversized", 0) == 1, "one oversized refusal")
+    _still_serves(transport, raw)
 
 
 def test_a_flood_of_requests_pauses_reading_instead_of_queueing_without_bound(build) -> None:

@@ -1,0 +1,106 @@
+"""Floods on real sockets: what one peer can make a node hold or do is bounded, counted and survivable."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import msgpack
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gaia_core import codec
+from gaia_core.envelope import seal
+from gaia_core.identity import Identity
+from gaia_core.inbound import Gate
+from gaia_core.model import NodeRecord
+from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
+
+from gaia_comm_zmq import wire
+
+#: Hellos sent by the flood: more than the ~1,100 that used to exhaust the node's sockets.
+HELLOS = 1_500
+
+
+def _handled(transport, gate: Gate) -> int:
+    return sum(transport.stats()["rejected"].values()) + sum(gate.stats().values())
+
+
+def _up(transport, node_id: str) -> bool:
+    return any(p.node_id == node_id and p.state == "up" for p in transport.peers())
+
+
+def test_a_hello_flood_from_one_connection_is_bounded_and_the_node_still_stops(build, dial_raw) -> None:
+    transport, record = build()
+    gate = Gate(RecordingHandler())
+    address = transport.start(gate, record)
+    raw = dial_raw(address)
+    for i in range(HELLOS):  # each hello names a new node id (same curve key) and a dial-back address
+        ident = Identity(Ed25519PrivateKey.generate(), raw.identity.curve_key)
+        port = 20_000 + i
+        rec = NodeRecord(node_id=ident.node_id, curve_key=ident.curve_public, addresses=(f"tcp://127.0.0.1:{port}",))
+        env = seal(ident, wire.HELLO, msgpack.packb([codec.encode(rec), []], use_bin_type=True))
+        raw.sock.send_multipart([wire.header(wire.REQUEST, i + 1, env), env.body])
+    replies = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and replies + _handled(transport, gate) < HELLOS:
+        if raw.sock.poll(100):
+            raw.sock.recv_multipart()
+            replies += 1
+    rejected = transport.stats()["rejected"]
+    assert replies + _handled(transport, gate) == HELLOS, (replies, rejected)
+    assert replies == 1, "a connection introduces one node; its other hellos are refused"
+    assert rejected.get("hello_rate", 0) > 0.9 * HELLOS, "past a small burst, hellos are refused before any signature"
+    assert rejected.get("hello_rate", 0) + rejected.get("hello_identity", 0) == HELLOS - 1
+    dials = transport.stats()["counts"].get("dials", 0)
+    assert dials <= 1, f"one connection made the node dial {dials} addresses"
+
+    # A real peer still gets in, and the node stops promptly.
+    other, other_rec = build()
+    other.start(Gate(RecordingHandler()), other_rec)
+    other.connect(address)
+    wait_for(lambda: _up(other, record.node_id) and _up(transport, other_rec.node_id), "a real peer to get in")
+    assert other.request(record.node_id, "echo", b"still here", timeout=10) == b"still here"
+    stopper = threading.Thread(target=transport.stop)
+    stopper.start()
+    stopper.join(timeout=10)
+    assert not stopper.is_alive(), "the node did not stop after the flood"
+
+
+def test_hints_and_dial_backs_cannot_fill_the_dial_table(build, dial_raw) -> None:
+    transport, record = build(own={"max_pending_dials": 8})
+    gate = Gate(RecordingHandler())
+    address = transport.start(gate, record)
+    for i in range(40):  # forty connections, each a distinct node that asks to be dialled back at a dead port
+        raw = dial_raw(address)
+        rec = NodeRecord(node_id=raw.identity.node_id, curve_key=raw.identity.curve_public,
+                         addresses=(f"tcp://127.0.0.1:{21_000 + i}",))
+        hints = [[Identity.generate().node_id, f"tcp://127.0.0.1:{22_000 + i}#{'ab' * 32}"]]
+        env = seal(raw.identity, wire.HELLO, msgpack.packb([codec.encode(rec), hints], use_bin_type=True))
+        raw.sock.send_multipart([wire.header(wire.REQUEST, 1, env), env.body])
+    wait_for(lambda: transport.stats()["rejected"].get("dials_pending_full", 0) >= 40 * 2 - 8,
+             "dials past the pending bound to be refused")
+    assert transport.stats()["counts"]["dials"] <= 8
+
+
+def test_announcements_are_bounded_in_size_and_rate(build, dial_raw) -> None:
+    transport, record = build(own={"max_announce_bytes": 16 << 10, "announce_rate": 2.0, "announce_burst": 5})
+    handler = RecordingHandler()
+    gate = Gate(handler)
+    address = transport.start(gate, record)
+    big = dial_raw(address)
+    for _ in range(20):  # 1 MiB records: refused on arrival, never handed to the node to keep
+        env = seal(big.identity, "node.record", b"\x00" * (1 << 20))
+        big.sock.send_multipart([wire.header(wire.ANNOUNCE, 0, env), env.body])
+    chatty = dial_raw(address)
+    for i in range(100):
+        env = seal(chatty.identity, "note", b"%d" % i)
+        chatty.sock.send_multipart([wire.header(wire.ANNOUNCE, 0, env), env.body])
+
+    def decided() -> bool:
+        rejected = transport.stats()["rejected"]
+        return (rejected.get("announce_oversized", 0) == 20
+                and rejected.get("announce_rate", 0) + len(handler.announces) == 100)
+
+    wait_for(decided, "every announcement to be decided")
+    assert not [e for e in handler.announces if e.sender == big.identity.node_id]
+    assert 5 <= len(handler.announces) <= 8, "a burst, then the refill rate (a few per second)"
