@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gaia_core.cli import cli
+from gaia_core.cli import cli, main
 from gaia_core.commands import plugin_new
 from gaia_core.errors import UsageError
 from gaia_core.roles import ROLES
@@ -95,6 +95,15 @@ def test_an_existing_directory_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="already exists"):
         plugin_new.generate("runner", "echo", tmp_path)
     assert (root / "README.md").read_text(encoding="utf-8") == "mine"
+
+
+def test_an_unwritable_directory_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory", encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_:
+        main(["plugin", "new", "--role", "queue", "fair", "--dir", str(blocker / "below")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == UsageError.exit_code and "cannot write the plugin" in err and "Traceback" not in err
 
 
 def test_an_unknown_role_is_a_usage_error(tmp_path: Path) -> None:

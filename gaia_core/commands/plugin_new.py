@@ -80,11 +80,15 @@ def generate(role: str, name: str, directory: Path) -> Path:
     root = directory / values["dist"]
     if root.exists() and any(root.iterdir()):
         raise UsageError(f"{root} already exists and is not empty", hint="choose another --dir or name")
-    for target, text in files.items():
-        path = root / target
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    (root / values["package"] / "py.typed").touch()
+    try:
+        for target, text in files.items():
+            path = root / target
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        (root / values["package"] / "py.typed").touch()
+    except OSError as exc:
+        raise UsageError(f"cannot write the plugin under {directory}: {exc.strerror or exc}",
+                         hint="choose a --dir you can write to") from None
     return root
 
 
