@@ -25,7 +25,9 @@ from nodes import call, gaia, running_devnet, wait_until
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 
+#: A module of the GAIA task ABI whose entry ``run`` always traps.
 TRAP_WAT = """(module (memory (export "memory") 1)
+  (func (export "gaia_alloc") (param i32) (result i32) i32.const 1024)
   (func (export "run") (param i32 i32) (result i64) unreachable))"""
 
 # ---------------------------------------------------------------- bad input, refused before anything is sent
@@ -230,22 +232,37 @@ def test_bad_input_submits_nothing_to_a_live_node(home: Home, files: dict[str, P
 
 def test_cancel_by_prefix_ends_the_unfinished_tasks(home: Home, files: dict[str, Path]) -> None:
     job = json.loads(gaia(home, *_slow_job_args(files), "--json").stdout)["job"]
-    cancelled = gaia(home, "task", "cancel", job[:12], "--json")
-    assert json.loads(cancelled.stdout)["job"] == job
+    cancelled = json.loads(gaia(home, "task", "cancel", job[:12], "--json").stdout)
+    assert cancelled["job"] == job and cancelled["status"] == "cancelled" and cancelled["cancelled"] >= 1
+
     proc = gaia(home, "task", "watch", job[:12], timeout=60, check=False)
     assert proc.returncode == 7, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"job {job} (mlp.wasm): cancelled")
     status = call(home, "job", job=job)
-    assert status["status"] != "running" and status["tasks"].get("done", 0) < 3
-    text = gaia(home, "task", "cancel", job[:12], check=False)
-    assert "Traceback" not in text.stderr
+    assert status["status"] == "cancelled" and status["tasks"].get("cancelled", 0) == cancelled["cancelled"]
+    again = gaia(home, "task", "cancel", job[:12])
+    assert again.stdout.startswith(f"job {job}: 0 task(s) cancelled; now cancelled")
 
 
 def test_retry_by_prefix_runs_the_failed_tasks_again(home: Home, files: dict[str, Path]) -> None:
+    def traps() -> int:
+        return call(home, "status")["tasks"].get("trap", 0)
+
     job = json.loads(gaia(home, "task", "submit", str(files["trap"]), "--json").stdout)["job"]
     assert gaia(home, "task", "watch", job, check=False, timeout=60).returncode == 7
-    retried = gaia(home, "task", "retry", job[:12], "--json")
-    assert json.loads(retried.stdout)["job"] == job
+    before = wait_until(traps, timeout=10, what="the trap to be counted")
+
+    retried = gaia(home, "task", "retry", job[:12])
+    assert retried.stdout.startswith(f"job {job}: 1 failed task(s) queued again; now running")
     assert gaia(home, "task", "watch", job[:12], check=False, timeout=60).returncode == 7
+    wait_until(lambda: traps() > before, timeout=10, what="the retried task to run again")
     [row] = json.loads(gaia(home, "task", "result", job[:12], "--json").stdout)
-    assert row["job"] == job and row["state"] == "failed" and row["attempts"] >= 2
-    wait_until(lambda: call(home, "job", job=job)["status"] == "finished", timeout=30, what="the retried job")
+    assert row["job"] == job and row["state"] == "failed" and row["reason"].startswith("trap")
+    assert json.loads(gaia(home, "task", "retry", job[:12], "--json").stdout)["retried"] == 1
+
+
+def test_an_ambiguous_or_malformed_prefix_is_one_line(home: Home) -> None:
+    for prefix in ("", "not-hex!"):
+        proc = gaia(home, "task", "cancel", prefix, check=False)
+        assert proc.returncode == 8 and "Traceback" not in proc.stderr
+        assert len([line for line in proc.stderr.splitlines() if line.startswith("Error:")]) == 1

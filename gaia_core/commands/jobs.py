@@ -205,7 +205,10 @@ def cancel(state: State, job: str, as_json: bool) -> None:
     """
     with ControlClient(state.home) as client:
         answer = client.call("cancel", job=job)
-    _report(job, answer, as_json)
+    if as_json:
+        print_json(answer)
+    else:
+        click.echo(f"job {answer['job']}: {answer['cancelled']} task(s) cancelled; now {_counts(answer)}")
 
 
 @click.command()
@@ -219,7 +222,11 @@ def retry(state: State, job: str, as_json: bool) -> None:
     """
     with ControlClient(state.home) as client:
         answer = client.call("retry", job=job)
-    _report(job, answer, as_json)
+    if as_json:
+        print_json(answer)
+    else:
+        click.echo(f"job {answer['job']}: {answer['retried']} failed task(s) queued again; now {_counts(answer)}; "
+                   f"follow it with `gaia task watch {answer['job']}`")
 
 
 @contextmanager
@@ -252,17 +259,12 @@ def _announce(job: str, count: int, wait: bool, as_json: bool) -> None:
 
 
 def _status_line(status: dict[str, Any]) -> str:
-    return (f"job {status['job']} ({status['name']}): {status['status']}, "
-            + ", ".join(f"{k} {v}" for k, v in status["tasks"].items()))
+    return f"job {status['job']} ({status['name']}): {_counts(status)}"
 
 
-def _report(job: str, answer: dict[str, Any], as_json: bool) -> None:
-    """Print the node's answer to cancel or retry."""
-    if as_json:
-        print_json(answer)
-    else:
-        click.echo(f"job {answer.get('job', job)}: "
-                   + ", ".join(f"{k} {v}" for k, v in answer.items() if k != "job"))
+def _counts(status: dict[str, Any]) -> str:
+    """``status`` and task counts of a job, for one line: ``running, pending 2, done 1``."""
+    return ", ".join([status["status"], *(f"{k} {v}" for k, v in status["tasks"].items())])
 
 
 @click.command()
