@@ -261,7 +261,7 @@ def test_retry_by_prefix_runs_the_failed_tasks_again(home: Home, files: dict[str
     assert json.loads(gaia(home, "task", "retry", job[:12], "--json").stdout)["retried"] == 1
 
 
-def test_an_ambiguous_or_malformed_prefix_is_one_line(home: Home) -> None:
+def test_a_malformed_job_prefix_is_one_line(home: Home) -> None:
     for prefix in ("", "not-hex!"):
         proc = gaia(home, "task", "cancel", prefix, check=False)
         assert proc.returncode == 8 and "Traceback" not in proc.stderr
