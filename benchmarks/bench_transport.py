@@ -23,6 +23,7 @@ import zmq
 from gaia_core.config import Config, Home
 from gaia_core.envelope import open_envelope, seal
 from gaia_core.identity import Identity
+from gaia_core.inbound import Gate
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import NodeContext, PeerInfo
 
@@ -123,11 +124,13 @@ def _gaia_pair(root: Path) -> tuple[ZmqTransport, ZmqTransport, Counter, str]:
         home.root.mkdir(parents=True)
         base = Config()
         config = attrs.evolve(base, node=attrs.evolve(base.node, listen="tcp://127.0.0.1:*"),
-                              extra={"comm_zmq": {"send_hwm": 100_000, "recv_hwm": 100_000}})
+                              extra={"comm_zmq": {"send_hwm": 100_000, "recv_hwm": 100_000,
+                                                  # measured with announcements: lift the per-connection flood bound
+                                                  "announce_rate": 100_000, "announce_burst": 100_000}})
         transport = ZmqTransport(NodeContext(config=config, home=home, identity=identity,
                                              log=logging.getLogger("bench")))
         handler = Counter()
-        address = transport.start(handler, NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public))
+        address = transport.start(Gate(handler), NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public))
         made.append((transport, handler, address, identity.node_id))
     (a, _, address_a, id_a), (b, counter_b, _, _) = made
     b.connect(address_a)
