@@ -53,7 +53,7 @@ def test_cancel_ends_every_unfinished_task_cancelled_exactly_once_and_releases_i
     job = node.jobs.submit(slow_tasks(node.node_id, 12), name="cancel me")
     answer = node.jobs.cancel(job[:8])
     assert answer["job"] == job and answer["status"] == "cancelled" and answer["cancelled"] >= 1
-    assert sum(node.jobs.inflight.values()) == 0 and not node.jobs.slots
+    assert sum(node.jobs.dispatcher.inflight.values()) == 0 and not node.jobs.dispatcher.slots
     counts = node.jobs.job_status(job)["tasks"]
     assert counts.get("cancelled") == answer["cancelled"] and sum(counts.values()) == 12
     time.sleep(1.0)  # tasks already in the local queue run and answer: nothing about the job changes

@@ -1,35 +1,32 @@
-"""The submitting half of a node: jobs split into tasks, dispatched to peers, verified and credited.
+"""The submitting half of a node: :class:`JobManager` composes the job store, the dispatcher and settlement.
 
-A job's tasks wait in the native scheduler (priority, deadline, fair share
-between jobs). The dispatcher offers them in batches to the peers with the
-best benchmark score per unit of load that still have room, re-sends a task
-whose peer went down, timed out or returned an invalid proof (idempotent by
-task id), applies redundancy and spot-checks, and records credit for
-verified work in the ledger. A job ends with every task ``ok`` or failed with
-a reason; jobs and tasks are in ``state.db``, so a restarted node resumes them.
+It takes jobs from the control socket, writes them to the job store before anything runs, lets the
+dispatcher (:mod:`gaia_core.jobs.dispatcher`) place their tasks, carries offers to the nodes, and
+passes each result to settlement (:mod:`gaia_core.jobs.settlement`): verification, redundancy,
+spot-checks and credit. A task ends once, ``done``, ``failed`` with a reason, or ``cancelled`` by
+its owner; jobs and tasks are in ``state.db``, so a restarted node resumes them. As a worker it
+records the credit its submitters report (``earned``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
-import math
 import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import msgpack
-from attrs import define, field
 
 from gaia_core import codec
 from gaia_core.errors import CodecError, GaiaError, NodeError, RejectedError, ValidationError
+from gaia_core.jobs.dispatcher import Candidate, Dispatcher, Slot
 from gaia_core.jobs.jobstore import JobStore
 from gaia_core.jobs.messages import OFFER, SETTLED, OfferAnswer, OfferReply, ResultAck, ResultAcks, Settlement
 from gaia_core.jobs.settlement import Settlement as Settler
 from gaia_core.model import Proof, Status, Task, TaskResult, Verdict
 from gaia_core.rewards import Credit
-from gaia_core.scheduling import Scheduler
 from gaia_core.verification import SpotCheck, combine
 
 if TYPE_CHECKING:
@@ -39,17 +36,6 @@ log = logging.getLogger("gaia.jobs")
 
 #: Statuses that say something about the node, not the task: run it elsewhere.
 RETRY = {Status.TIMEOUT, Status.ERROR, Status.REJECTED, Status.EXPIRED, Status.CANCELLED}
-#: Offers (dispatches) of one task before it fails.
-MAX_ATTEMPTS = 6
-#: Batch of tasks per offer message.
-OFFER_BATCH = 128
-#: In flight per offered core: at least MIN_DEPTH, and as many as last PIPELINE_S at the peer's
-#: recent task duration, up to MAX_DEPTH (short tasks need a deep pipeline to hide round trips).
-MIN_DEPTH, MAX_DEPTH, PIPELINE_S = 4, 256, 0.05
-#: Weight of the newest task duration in a peer's running average.
-EWMA = 0.2
-#: Rejections after which a peer is not offered that task again.
-PEER_FAULTS = {"over_limits", "no_runner", "bad_signature", "invalid", "too_large"}
 #: Tries to deliver one settlement message to a worker.
 SETTLE_TRIES = 3
 #: Deliveries whose credit this (worker) node still waits to hear of, at most.
@@ -67,26 +53,6 @@ def _offer_answers(reply: bytes, count: int) -> list[OfferAnswer]:
     return list(answers)
 
 
-@define
-class Slot:
-    """One task of a job while it is being worked on."""
-
-    job: str
-    idx: int
-    task: Task
-    redundancy: int
-    to: str | None = None
-    sent: dict[str, float] = field(factory=dict)  # peer -> monotonic time the result is due
-    started: dict[str, float] = field(factory=dict)  # peer -> monotonic time it was dispatched
-    observed: dict[str, float] = field(factory=dict)  # peer -> seconds from dispatch to result, as seen here
-    results: dict[str, TaskResult] = field(factory=dict)  # peer -> result with a valid proof
-    excluded: set[str] = field(factory=set)
-    attempts: int = 0
-    wanted: int = 0  # copies still to dispatch
-    state: str = "pending"  # pending | done | failed
-    reason: str = ""
-
-
 class JobManager:
     """Jobs this node submitted, and the dispatcher that carries them out."""
 
@@ -94,21 +60,14 @@ class JobManager:
         self.node = node
         self.store = node.store
         self.jobstore = JobStore(node.store)
-        self.scheduler = Scheduler()
-        self.slots: dict[tuple[str, int], Slot] = {}
-        self.by_task: dict[str, list[tuple[str, int]]] = {}
-        self.inflight: dict[str, int] = {}
-        self.backoff: dict[str, float] = {}
-        self.task_seconds: dict[str, float] = {}  # peer -> running average of its tasks' wall time
+        self.dispatcher = Dispatcher(send=self._send_offer, fail=self._finish_failed, local=node.node_id)
         self.peer_modules: dict[str, set[str]] = {}
         self.spot = SpotCheck(rate=node.context.config.verification.spot_check)
         self.settlement = Settler(node_id=node.node_id, verifier=node.verifier, runners=node.runners,
                                   ledger=node.ledger, store=node.store, spot=self.spot, uptime=self._uptime)
         self._awaiting: dict[tuple[str, str], None] = {}  # (submitter, task id) whose credit is pending
-        self._seq = 0
         self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
-        self._last_timeout_check = 0.0
-        self._lock = threading.RLock()
+        self._lock = self.dispatcher.lock
         self._job_finished = threading.Condition(self._lock)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -150,21 +109,10 @@ class JobManager:
         with self._lock:
             self.progress[job] = {"pending": len(tasks)}
             for i, task in enumerate(tasks):
-                self._add_slot(Slot(job, i, task, redundancy, to, wanted=redundancy))
+                self.dispatcher.add(Slot(job, i, task, redundancy, to, wanted=redundancy))
         log.info("job submitted", extra={"job": job, "tasks": len(tasks), "redundancy": redundancy})
         self._wake.set()
         return job
-
-    def _add_slot(self, slot: Slot) -> None:
-        key = (slot.job, slot.idx)
-        self.slots[key] = slot
-        self.by_task.setdefault(slot.task.id, []).append(key)
-        for _ in range(slot.wanted):
-            self._push(slot)
-
-    def _push(self, slot: Slot) -> None:
-        self._seq += 1
-        self.scheduler.push(f"{slot.job}/{slot.idx}/{self._seq}", slot.task.priority, slot.task.deadline, slot.job)
 
     def _resume(self) -> None:
         count = self._load(self.jobstore.unfinished())
@@ -183,8 +131,8 @@ class JobManager:
                     log.warning("stored task quarantined", extra={"job": row["job"], "idx": row["idx"], "error": str(exc)})
                     self.jobstore.quarantine(row["job"], row["idx"], str(exc))
                     continue
-                self._add_slot(Slot(row["job"], row["idx"], task, row["redundancy"], row["peers"] or None,
-                                    wanted=row["redundancy"]))
+                self.dispatcher.add(Slot(row["job"], row["idx"], task, row["redundancy"], row["peers"] or None,
+                                         wanted=row["redundancy"]))
                 self.progress.setdefault(row["job"], {})
                 count += 1
             for job in {row["job"] for row in rows} & set(self.progress):
@@ -194,81 +142,33 @@ class JobManager:
     # ------------------------------------------------------------------ dispatch
 
     def _dispatch_loop(self) -> None:
+        last_check = 0.0
         while not self._stop.is_set():
             self._wake.wait(0.05)
             self._wake.clear()
             try:
-                self._check_timeouts()
-                self._dispatch()
+                if time.monotonic() - last_check >= 0.5:
+                    last_check = time.monotonic()
+                    for peer, slot in self.dispatcher.late():
+                        log.warning("task late; re-sending", extra={"task_id": slot.task.id[:16], "peer": peer[:16]})
+                self.dispatcher.dispatch(self._candidates())
             except Exception:  # keep dispatching whatever one round hit
                 log.exception("dispatch round failed")
 
-    def _candidates(self) -> tuple[dict[str, float], dict[str, int]]:
-        """Score and free room of every node that is up (this node included, when it runs tasks)."""
+    def _candidates(self) -> dict[str, Candidate]:
+        """Every node that is up (this node included, when it runs tasks), as the dispatcher sees it."""
         node = self.node
-        now = time.monotonic()
-        up = {p.node_id for p in node.transport.peers() if p.state == "up"} & set(node.peer_records)
+        up = {p.node_id for p in node.transport.peers() if p.state == "up"}
+        records = {p: r for p, r in node.peer_records.items() if p in up}
         if node.runners:
-            up.add(node.node_id)
-        scores: dict[str, float] = {}
-        room: dict[str, int] = {}
-        for peer_id in up:
-            record = self._record(peer_id)
-            inflight = self.inflight.get(peer_id, 0)
-            speed = record.benchmark.get("cpu.gflops_all", 1.0)
-            speed = speed if math.isfinite(speed) and speed > 0 else 1.0  # announced by the peer: untrusted
-            scores[peer_id] = speed / (1.0 + record.load + inflight / record.cores)
-            room[peer_id] = 0 if self.backoff.get(peer_id, 0) > now else max(0, self._window(peer_id, record) - inflight)
-        return scores, room
+            records[node.node_id] = node.record
+        return {p: Candidate(p, r.cores, frozenset(r.task_kinds), r.load, r.benchmark.get("cpu.gflops_all", 1.0))
+                for p, r in records.items()}
 
-    def _window(self, peer: str, record: Any) -> int:
-        """Tasks a peer may hold at once: enough to keep each core busy for ``PIPELINE_S`` seconds."""
-        per_task = self.task_seconds.get(peer)
-        depth = MIN_DEPTH if per_task is None else min(MAX_DEPTH, max(MIN_DEPTH, int(PIPELINE_S / max(per_task, 1e-6))))
-        return depth * record.cores
-
-    def _dispatch(self) -> None:
-        with self._lock:
-            if not len(self.scheduler):
-                return
-            scores, room = self._candidates()
-            if not any(room.values()):
-                return
-            keys = self.scheduler.pop_many(sum(room.values()))
-            batches: dict[str, list[Slot]] = {}
-            deferred = []
-            for key in keys:
-                job, idx, _ = key.split("/")
-                slot = self.slots.get((job, int(idx)))
-                if slot is None or slot.state != "pending":
-                    continue
-                allowed = self._allowed(slot, scores)
-                if not allowed and not slot.sent:
-                    self._finish_failed(slot, slot.reason or "no node that is up can run this task")
-                    continue
-                free = [p for p in allowed if room[p] > 0]
-                if not free:
-                    deferred.append(slot)
-                    continue
-                peer = max(free, key=lambda p: scores[p] / (1 + self.inflight.get(p, 0)))
-                room[peer] -= 1
-                slot.started[peer] = time.monotonic()
-                slot.sent[peer] = slot.started[peer] + 2 * slot.task.limits.timeout_s + 10.0
-                slot.attempts += 1
-                self.inflight[peer] = self.inflight.get(peer, 0) + 1
-                batches.setdefault(peer, []).append(slot)
-            for slot in deferred:
-                self._push(slot)
-        for peer, slots in batches.items():
-            for start in range(0, len(slots), OFFER_BATCH):
-                self._pool.submit(self._offer, peer, slots[start:start + OFFER_BATCH])
-
-    def _record(self, peer: str) -> Any:
-        return self.node.record if peer == self.node.node_id else self.node.peer_records[peer]
-
-    def _allowed(self, slot: Slot, scores: dict[str, float]) -> list[str]:
-        return [p for p in scores if p not in slot.excluded and p not in slot.sent and p not in slot.results
-                and (slot.to is None or p == slot.to) and slot.task.kind in self._record(p).task_kinds]
+    def _send_offer(self, peer: str, slots: list[Slot]) -> None:
+        if not self._background(self._pool, self._offer, peer, slots):
+            for slot in slots:  # stopping: the tasks stay pending in state.db
+                self.dispatcher.release(peer, slot)
 
     def _offer(self, peer: str, slots: list[Slot]) -> None:
         node = self.node
@@ -277,7 +177,7 @@ class JobManager:
                 try:
                     node.admit(slot.task, origin=node.node_id)
                 except RejectedError as exc:
-                    self._offer_refused(peer, slot, exc.reason, str(exc), exc.retry_after)
+                    self._refused(peer, slot, exc.reason, str(exc), exc.retry_after)
             return
         known = self.peer_modules.setdefault(peer, set())
         frames = [codec.encode(s.task.without_module() if s.task.module_id in known else s.task) for s in slots]
@@ -286,67 +186,29 @@ class JobManager:
             answers = _offer_answers(reply, len(slots))
         except GaiaError as exc:
             log.warning("offer failed", extra={"peer": peer[:16], "tasks": len(slots), "error": str(exc)})
-            self.backoff[peer] = time.monotonic() + 1.0
             for slot in slots:
-                self._offer_refused(peer, slot, "unreachable", str(exc), None)
+                self._refused(peer, slot, "unreachable", str(exc), None)
             return
         for slot, answer in zip(slots, answers):
             if answer.accepted:
                 known.add(slot.task.module_id)
             elif answer.reason == "bad_module" and slot.task.module_id in known:
                 known.discard(slot.task.module_id)
-                self._offer_refused(peer, slot, "retry", answer.message, None)
+                self._refused(peer, slot, "retry", answer.message, None)
             else:
-                self._offer_refused(peer, slot, answer.reason, answer.message, answer.retry_after)
+                self._refused(peer, slot, answer.reason, answer.message, answer.retry_after)
         self.store.bump({"offers": len(slots)})
 
-    def _offer_refused(self, peer: str, slot: Slot, reason: str, message: str, retry_after: float | None) -> None:
-        with self._lock:
-            if not self._release(peer, slot):
-                return  # already released: the peer went down, was late, or answered meanwhile
-            if reason in ("bad_id", "expired"):
-                self._finish_failed(slot, f"{reason}: {message}")
-                return
-            if reason == "queue_full":
-                self.backoff[peer] = time.monotonic() + (retry_after or 0.2)
-            elif reason in PEER_FAULTS:
-                slot.excluded.add(peer)
-            slot.reason = f"{reason}: {message}"
-            if reason != "retry" and slot.attempts >= MAX_ATTEMPTS:
-                self._finish_failed(slot, slot.reason)
-                return
-            self._push(slot)
+    def _refused(self, peer: str, slot: Slot, reason: str, message: str, retry_after: float | None) -> None:
+        self.dispatcher.refused(peer, slot, reason, message, retry_after)
         self._wake.set()
-
-    def _release(self, peer: str, slot: Slot) -> bool:
-        """Forget that ``peer`` holds ``slot``; False when it did not (already released)."""
-        if slot.sent.pop(peer, None) is None:
-            return False
-        self.inflight[peer] = max(0, self.inflight.get(peer, 0) - 1)
-        return True
-
-    def _check_timeouts(self) -> None:
-        now = time.monotonic()
-        if now - self._last_timeout_check < 0.5:
-            return
-        self._last_timeout_check = now
-        with self._lock:
-            late = [(peer, slot) for slot in self.slots.values() if slot.state == "pending"
-                    for peer, due in slot.sent.items() if due < now]
-        for peer, slot in late:
-            log.warning("task late; re-sending", extra={"task_id": slot.task.id[:16], "peer": peer[:16]})
-            with self._lock:
-                slot.excluded.add(peer)
-            self._offer_refused(peer, slot, "late", "no result in time", None)
 
     def on_peer_down(self, peer: str) -> None:
         """Re-send every task the peer held."""
-        with self._lock:
-            held = [slot for slot in self.slots.values() if slot.state == "pending" and peer in slot.sent]
-        for slot in held:
-            self._offer_refused(peer, slot, "peer_down", "peer went down", None)
+        held = self.dispatcher.peer_down(peer)
         if held:
             log.warning("peer down; re-sending its tasks", extra={"peer": peer[:16], "tasks": len(held)})
+            self._wake.set()
 
     # ------------------------------------------------------------------ results
 
@@ -359,9 +221,7 @@ class JobManager:
         """
         acks = []
         for result, proof in items:
-            with self._lock:
-                held = [self.slots[k] for k in self.by_task.get(result.task_id, ())
-                        if self.slots[k].state == "pending" and sender in self.slots[k].sent]
+            held = self.dispatcher.held(result.task_id, sender)
             ack = ResultAck(result.task_id, "unverified", "no such task outstanding for this node")
             for slot in held:
                 ack = self._on_result(sender, slot, result, proof)
@@ -371,13 +231,8 @@ class JobManager:
         return ResultAcks(acks)
 
     def _on_result(self, sender: str, slot: Slot, result: TaskResult, proof: Proof | None) -> ResultAck:
-        with self._lock:
-            started = slot.started.get(sender)
-            if not self._release(sender, slot):
-                return ResultAck(result.task_id, "unverified", "already settled")
-            slot.excluded.add(sender)  # a peer that answered a slot never gets another copy of it
-            if started is not None:
-                slot.observed[sender] = time.monotonic() - started
+        if not self.dispatcher.answered(sender, slot, result.wall_s):
+            return ResultAck(result.task_id, "unverified", "already settled")
         verdict = self.settlement.verify(sender, slot.task, result, proof)
         if not verdict.ok:
             if result.status in RETRY and verdict.status == "unverified":
@@ -385,10 +240,10 @@ class JobManager:
             else:
                 log.warning("invalid result rejected", extra={"peer": sender[:16], "reason": verdict.reason})
             amount = self.settlement.reject(sender, slot.task, result, verdict, slot.observed.get(sender))
-            self._retry(sender, slot, f"{verdict.status}: {verdict.reason}")
+            self.dispatcher.retry(sender, slot, f"{verdict.status}: {verdict.reason}")
             return ResultAck(result.task_id, verdict.status, verdict.reason, amount)
         if result.status in RETRY:
-            self._retry(sender, slot, f"{result.status.value}: {result.message}")
+            self.dispatcher.retry(sender, slot, f"{result.status.value}: {result.message}")
             return ResultAck(result.task_id, "unverified", f"{result.status.value} is not a final result")
         if self.settlement.should_reexecute(sender, slot.task):
             # Re-execution takes as long as the task: do it off the transport's handler thread.
@@ -408,7 +263,7 @@ class JobManager:
         else:
             log.warning("spot-check refused a result", extra={"peer": sender[:16], "reason": verdict.reason})
             amount = self.settlement.reject(sender, slot.task, result, verdict, slot.observed.get(sender))
-            self._retry(sender, slot, f"spot-check: {verdict.reason}")
+            self.dispatcher.retry(sender, slot, f"spot-check: {verdict.reason}")
             self._send_settlements({sender: amount})
         self._wake.set()
 
@@ -419,12 +274,10 @@ class JobManager:
         goes to their workers in settlement messages, once it is durable.
         """
         with self._lock:
-            last = self.task_seconds.get(sender)
-            self.task_seconds[sender] = result.wall_s if last is None else (1 - EWMA) * last + EWMA * result.wall_s
             slot.results[sender] = result
             outcome = self.settlement.decide(slot.task, slot.redundancy, slot.results, sender, verdict, slot.observed)
             if outcome.state == "more":
-                self._push(slot)
+                self.dispatcher.push(slot)
             elif outcome.state == "done":
                 self._finish_ok(slot, outcome.winner)
             elif outcome.state == "failed":
@@ -468,15 +321,6 @@ class JobManager:
         first = self.node.started_at if peer == self.node.node_id else self.node.first_seen.get(peer)
         return 0.0 if first is None else time.time() - first
 
-    def _retry(self, peer: str, slot: Slot, reason: str) -> None:
-        with self._lock:
-            slot.excluded.add(peer)
-            slot.reason = reason
-            if slot.attempts >= MAX_ATTEMPTS:
-                self._finish_failed(slot, reason)
-            else:
-                self._push(slot)
-
     def _finish_ok(self, slot: Slot, result: TaskResult) -> None:
         if slot.state == "pending":
             self.jobstore.finish_task(slot.job, slot.idx, "done", result=result, peers=",".join(slot.results),
@@ -493,15 +337,7 @@ class JobManager:
     def _settle(self, slot: Slot, state: str) -> None:
         """Called with the lock held: ``slot`` ended in ``state``; release what it held, count it."""
         slot.state = state
-        for peer in list(slot.sent):  # replicas still out are no longer wanted
-            self._release(peer, slot)
-        key = (slot.job, slot.idx)
-        self.slots.pop(key, None)
-        keys = self.by_task.get(slot.task.id, [])
-        if key in keys:
-            keys.remove(key)
-        if not keys:
-            self.by_task.pop(slot.task.id, None)
+        self.dispatcher.remove(slot)  # replicas still out are no longer wanted
         counts = self.progress[slot.job]
         counts["pending"] -= 1
         counts[state] = counts.get(state, 0) + 1
@@ -560,7 +396,7 @@ class JobManager:
         """Cancel a job (id or unique prefix): each unfinished task ends ``cancelled`` once, replicas out are released."""
         job = self.jobstore.resolve(job)
         with self._lock:
-            for slot in [s for s in self.slots.values() if s.job == job]:
+            for slot in [s for s in self.dispatcher.slots.values() if s.job == job]:
                 self._settle(slot, "cancelled")
             cancelled = self.jobstore.cancel_pending(job) if self.jobstore.job(job)[0] == "running" else 0
         if cancelled:
@@ -575,7 +411,8 @@ class JobManager:
         if rows:
             with self._lock:
                 self.jobstore.requeue(job, [r["idx"] for r in rows])
-                self._load(rows)
+                if not self._load(rows):  # every one was quarantined: the job ends again at once
+                    self.jobstore.close_finished_jobs()
             log.info("job retried", extra={"job": job, "tasks": len(rows)})
             self._wake.set()
         status = self.job_status(job)
