@@ -1,7 +1,8 @@
 """A local development network: N real node processes on 127.0.0.1.
 
 Each node has its own home (``<dir>/node<i>``) with its own keys, config and
-port, CurveZMQ on, and every node bootstraps to the first one.
+port, and every node bootstraps to the first one, at the dial address that
+node's transport reports once it serves (the devnet knows no address format).
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ def up(directory: Path, nodes: int, *, cores: int = 1, extra: Mapping[str, Mappi
         raise NodeError(f"a devnet is already running in {directory}", hint="stop it with `gaia devnet down`")
     directory.mkdir(parents=True, exist_ok=True)
     bootstrap: list[str] = []
+    ready: list[dict[str, Any]] = []
     procs = []
     for i in range(nodes):
         home = Home(directory / f"node{i}")
         if not Identity.exists(home.identity_dir):
             Identity.generate().save(home.identity_dir)
-        identity = Identity.load(home.identity_dir)
         port = free_port()
         tables: dict[str, Any] = {
             "node": {"name": f"node{i}", "listen": f"tcp://127.0.0.1:{port}", "cores": cores},
@@ -62,10 +63,13 @@ def up(directory: Path, nodes: int, *, cores: int = 1, extra: Mapping[str, Mappi
             tables[table] = {**tables.get(table, {}), **values}
         home.root.mkdir(parents=True, exist_ok=True)
         home.config_file.write_text(config_mod.to_toml(tables), encoding="utf-8")
-        procs.append(_spawn(home, plugins))
-        if i == 0:
-            bootstrap = [f"tcp://127.0.0.1:{port}#{identity.curve_public.hex()}"]
-    return [daemon.wait_ready(home, proc) for home, proc in zip(homes(directory)[:nodes], procs)]
+        proc = _spawn(home, plugins)
+        if i == 0:  # the others start in parallel once the first serves and says how to dial it
+            ready.append(daemon.wait_ready(home, proc))
+            bootstrap = [ready[0]["address"]]
+        else:
+            procs.append((home, proc))
+    return ready + [daemon.wait_ready(home, proc) for home, proc in procs]
 
 
 def start_node(home: Home, *, plugins: str | None = None) -> dict[str, Any]:
