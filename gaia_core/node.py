@@ -23,7 +23,7 @@ import msgpack
 
 from gaia_core import __version__, admission, codec
 from gaia_core.control import ControlServer
-from gaia_core.errors import GaiaError, NodeError, RejectedError
+from gaia_core.errors import GaiaError, NodeError, RejectedError, ValidationError
 from gaia_core.inbound import MAX_RECORD_BYTES, RECORD, Gate
 from gaia_core.jobs.messages import OFFER, RESULTS, SETTLED, OfferAnswer, OfferReply
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
@@ -344,7 +344,7 @@ class Node:
             return codec.encode(OfferReply(self._on_offer(envelope)))
         if envelope.kind == RESULTS:
             items = []
-            for result_frame, proof_frame in msgpack.unpackb(envelope.body):
+            for result_frame, proof_frame in _frames(envelope, pairs=True):
                 result = codec.decode(result_frame, TaskResult)
                 proof = codec.decode(proof_frame, Proof) if proof_frame else None
                 items.append((result, proof))
@@ -356,7 +356,7 @@ class Node:
     def _on_offer(self, envelope: Envelope) -> list[OfferAnswer]:
         answers = []
         given: dict[str, OfferAnswer] = {}  # an offer may carry identical tasks: admit once, answer each
-        for frame in msgpack.unpackb(envelope.body):
+        for frame in _frames(envelope):
             try:
                 task = codec.decode(frame, Task)
             except GaiaError as exc:
@@ -452,3 +452,21 @@ class Node:
             "jobs": self.jobs.list_jobs,
             "stop": lambda: self.request_stop() or True,
         }
+
+def _frames(envelope: Envelope, *, pairs: bool = False) -> list[Any]:
+    """The list of byte frames in a peer's request body (``pairs``: of [frame, frame or None]); ValidationError otherwise."""
+    try:
+        frames = msgpack.unpackb(envelope.body)
+    except (ValueError, TypeError, msgpack.UnpackException):  # msgpack's errors for bad bytes
+        frames = None
+
+    def ok(item: Any) -> bool:
+        if not pairs:
+            return isinstance(item, bytes)
+        return (isinstance(item, list) and len(item) == 2 and isinstance(item[0], bytes)
+                and (item[1] is None or isinstance(item[1], bytes)))
+
+    if not isinstance(frames, list) or not all(ok(item) for item in frames):
+        raise ValidationError(f"malformed {envelope.kind} body from {envelope.sender[:12]}: not a msgpack list of "
+                              + ("[result, proof] pairs" if pairs else "frames"), hint="the peer runs an incompatible version")
+    return frames

@@ -172,3 +172,20 @@ def test_the_node_keeps_a_bounded_number_of_peer_records(tmp_path, monkeypatch) 
         assert node.gate.refusals.of(big.node_id) == {"bad_announcement": 1}  # and `gaia peers --json` per peer
     finally:
         node.store.close()
+
+
+@pytest.mark.parametrize("body", [b"\xc1", b"\x93\x01\x02", b"\x05", b"\x91\x05", b"\x81\x90\x01"])
+def test_a_malformed_request_body_is_a_clear_refusal_not_a_crash(tmp_path, identity: Identity, body: bytes) -> None:
+    """A peer's undecodable offer or results is a ValidationError the sender is told, never a traceback here."""
+    from inprocess import build_node, load_plugins, make_home
+
+    from gaia_core.errors import ValidationError
+    from gaia_core.jobs.messages import OFFER, RESULTS
+
+    node = build_node(make_home(tmp_path, "n"), load_plugins())
+    try:
+        for kind in (OFFER, RESULTS):
+            with pytest.raises(ValidationError, match=f"malformed {kind} body"):
+                node.gate.on_request(seal(identity, kind, body))
+    finally:
+        node.store.close()
