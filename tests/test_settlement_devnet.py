@@ -1,4 +1,5 @@
-"""Settlement across real node processes: every replica's worker learns its credit, recorded first by the submitter."""
+"""Settlement across real node processes: every worker learns its credit, also when it is decided after the ack
+(the other replica completed the quorum, or a spot-check ran later), and the submitter recorded it first."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ def ledger_file(home: Home, role: str) -> dict[tuple[str, str], float]:
                                                      (role,))}
 
 
-def test_with_redundancy_two_every_replicas_worker_records_the_credit_the_submitter_granted(tmp_path: Path) -> None:
-    with running_devnet(tmp_path, 3) as homes:
+@pytest.mark.parametrize(("redundancy", "spot_check"), [(2, 0.0), (1, 1.0)], ids=["replicas", "spot-checked"])
+def test_every_worker_records_the_credit_the_submitter_granted_when_it_is_decided_after_the_ack(
+        tmp_path: Path, redundancy: int, spot_check: float) -> None:
+    with running_devnet(tmp_path, 3, extra={"verification": {"spot_check": spot_check}}) as homes:
         submitter = node_id(homes[0])
-        payloads = [f"replica credit {i}".encode() for i in range(12)]
-        run_job(homes[0], echo_tasks(payloads, submitter), redundancy=2)
+        payloads = [f"late credit {i}".encode() for i in range(12)]
+        run_job(homes[0], echo_tasks(payloads, submitter), redundancy=redundancy)
         granted = ledger_file(homes[0], "granted")
         workers = [h for h in homes[1:] if any(n == node_id(h) for n, _ in granted)]
         assert workers, "no task ran on another node"
@@ -37,4 +40,4 @@ def test_with_redundancy_two_every_replicas_worker_records_the_credit_the_submit
             assert earned == pytest.approx(mine)
             assert all(c > 0 for c in earned.values())
         summary = ledger_rows(homes[0], "granted")
-        assert sum(row["tasks"] for row in summary.values()) == 2 * len(payloads)
+        assert sum(row["tasks"] for row in summary.values()) == redundancy * len(payloads)
