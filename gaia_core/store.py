@@ -7,6 +7,10 @@ deleted once a job has delivered its results, or its retention has passed
 statuses and aggregates remain. Opening checks the file and its integrity and
 migrates its schema (``PRAGMA user_version``); a database that cannot be used is
 refused with a :class:`StateError` that says what to do.
+
+A full disk loses nothing already accepted: deferred writes that fail with ``SQLITE_FULL`` wait in
+memory and are written once there is room again, while new writes that must be durable at once
+(a job's submission) are refused with :class:`DiskFull`.
 """
 
 from __future__ import annotations
@@ -58,6 +62,14 @@ log = logging.getLogger("gaia.store")
 
 class StateError(NodeError):
     """``state.db`` cannot be used: not a database, damaged, or written by a newer GAIA."""
+
+
+class DiskFull(NodeError):
+    """``state.db`` cannot be written now: the file system holding the node's home is full."""
+
+
+def _is_full(exc: BaseException) -> bool:
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL"
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -161,7 +173,8 @@ class Store:
     Per-task bookkeeping (counters, task outcomes, ledger rows) is written behind: :meth:`defer`
     and :meth:`bump` collect it, and :meth:`flush` (called by the node every 0.2 s, before every
     read, and on close) writes it in one transaction. A crash loses at most that window; the
-    tasks concerned are still pending in the job table and run again.
+    tasks concerned are still pending in the job table and run again. While the disk is full
+    (:attr:`full`) that window lasts until there is room: nothing deferred is dropped.
     """
 
     def __init__(self, path: Path, *, job_retention_s: float | None = None) -> None:
@@ -174,18 +187,31 @@ class Store:
         self._counters: dict[str, float] = {}
         self._dirty = False  # payloads were purged since the last scrub
         self._next_prune = 0.0  # time.monotonic() of the next retention round
+        self._full = False  # the last write failed with SQLITE_FULL; cleared by the next one that succeeds
+
+    @property
+    def full(self) -> bool:
+        """True while writes fail because the disk is full (deferred writes wait in memory meanwhile)."""
+        return self._full
 
     def close(self) -> None:
-        """Flush, checkpoint and close."""
+        """Flush, checkpoint and close (what a full disk still refuses is logged and lost)."""
         self.flush()
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if self._pending or self._counters:
+                log.error("disk full: state.db writes not saved at close; their tasks are still pending there",
+                          extra={"home": str(self.path.parent), "writes_lost": len(self._pending)})
+            with contextlib.suppress(sqlite3.Error):  # a full disk: the WAL keeps what a checkpoint cannot move
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
-        """Run one statement in its own transaction (after the deferred writes) and return its rows."""
+        """Run one statement in its own transaction (after the deferred writes) and return its rows.
+
+        A write the full disk refuses raises :class:`DiskFull`.
+        """
         self.flush()
-        with self._lock:
+        with self._lock, self._refused_when_full():
             return self._db.execute(sql, tuple(params)).fetchall()
 
     def defer(self, sql: str, params: Iterable[Any] = ()) -> None:
@@ -194,49 +220,109 @@ class Store:
             self._pending.append((sql, tuple(params)))
 
     def flush(self) -> None:
-        """Write every deferred statement and counter in one transaction."""
+        """Write every deferred statement and counter in one transaction.
+
+        When the disk is full they stay deferred, in order, for the next flush; with nothing to
+        write, a flush while :attr:`full` tries a harmless write to notice that space returned.
+        """
         with self._lock:
             if not self._pending and not self._counters:
+                if self._full:
+                    try:
+                        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    except sqlite3.Error:
+                        return
+                    self._space_back()
                 return
             pending, self._pending = self._pending, []
             counters, self._counters = self._counters, {}
-            self._db.execute("BEGIN")
             try:
+                self._db.execute("BEGIN")
                 for sql, params in pending:
                     self._db.execute(sql, params)
                 self._db.executemany(_BUMP, counters.items())
-            except sqlite3.Error:
-                self._db.execute("ROLLBACK")
-                self._write_one_by_one(pending, counters)
+                self._db.execute("COMMIT")
+            except (sqlite3.Error, OverflowError) as exc:
+                if self._db.in_transaction:  # SQLite rolls back by itself after some errors (SQLITE_FULL)
+                    self._db.execute("ROLLBACK")
+                if _is_full(exc):
+                    self._hold(pending, counters)
+                else:
+                    self._write_one_by_one(pending, counters)
                 return
-            self._db.execute("COMMIT")
+            self._space_back()
 
     def _write_one_by_one(self, pending: list[tuple[str, tuple]], counters: dict[str, float]) -> None:
         """After a failed batch: write each statement on its own, so one bad row loses only itself."""
-        for sql, params in [*pending, *((_BUMP, item) for item in counters.items())]:
+        statements = [*pending, *((_BUMP, item) for item in counters.items())]
+        for i, (sql, params) in enumerate(statements):
             try:
                 self._db.execute(sql, params)
             except (sqlite3.Error, OverflowError) as exc:
+                if _is_full(exc):  # this one and the rest wait for room
+                    self._hold(statements[i:], {})
+                    return
                 log.error("state.db write refused", extra={"error": str(exc), "statement": sql.split("(")[0][:60]})
+
+    def _hold(self, pending: list[tuple[str, tuple]], counters: dict[str, float]) -> None:
+        """The disk is full: keep these writes, ahead of any deferred since, for the next flush."""
+        self._pending[:0] = pending
+        for key, value in counters.items():
+            self._counters[key] = self._counters.get(key, 0.0) + value
+        if not self._full:
+            self._full = True
+            log.error("disk full: state.db writes wait in memory until space is freed; new jobs are refused",
+                      extra={"home": str(self.path.parent), "writes_waiting": len(self._pending)})
+
+    def _space_back(self) -> None:
+        if self._full:
+            self._full = False
+            log.warning("disk space is back: the writes that waited are in state.db", extra={"home": str(self.path.parent)})
+
+    @contextlib.contextmanager
+    def _refused_when_full(self) -> Iterator[None]:
+        """Turn a write the full disk refused into :class:`DiskFull`."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if not _is_full(exc):
+                raise
+            self._hold([], {})
+            raise self.disk_full() from None
+
+    def disk_full(self) -> DiskFull:
+        """The one-line error for a write refused because the disk is full."""
+        return DiskFull(f"disk full: free space in {self.path.parent}",
+                        hint="tasks already accepted are kept and finish once there is room")
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Defer several writes and flush them as one transaction, with no flush in between."""
+        """Defer several writes and flush them as one transaction, with no flush in between.
+
+        Raises :class:`DiskFull` when the disk is full: then none of this batch's writes is kept
+        (writes deferred before it still wait for room).
+        """
         with self._lock:
+            start = len(self._pending)
             yield
+            mine = {id(statement) for statement in self._pending[start:]}
             self.flush()
+            if self._full:
+                self._pending = [statement for statement in self._pending if id(statement) not in mine]
+                raise self.disk_full()
 
     def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         """Run one statement for many rows in a single transaction (after the deferred writes)."""
         self.flush()
-        with self._lock:
+        with self._lock, self._refused_when_full():
             self._db.execute("BEGIN")
             try:
                 self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def bump(self, counters: dict[str, float]) -> None:
         """Add to aggregated statistics (written at the next flush)."""
