@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from attrs import field, frozen
 
-from gaia_core.errors import ConfigError
+from gaia_core.plugin_api import ConfigError
 
 #: Name of the config table this plugin reads.
 SECTION = "queue-memory"

@@ -13,12 +13,20 @@ import threading
 import time
 from typing import Callable
 
-from gaia_core import admission
-from gaia_core.errors import RejectedError, SignatureError, ValidationError
-from gaia_core.envelope import ReplayGuard
-from gaia_core.model import Envelope, Status, Task, TaskResult
-from gaia_core.roles import NodeContext, QueueStats
-from gaia_core.scheduling import Scheduler
+from gaia_core.plugin_api import (
+    Envelope,
+    NodeContext,
+    QueueStats,
+    RejectedError,
+    ReplayGuard,
+    Scheduler,
+    SignatureError,
+    Status,
+    Task,
+    TaskResult,
+    ValidationError,
+    admission,
+)
 
 from gaia_queue_memory.options import SECTION, QueueOptions
 from gaia_queue_memory.stats import Counters
