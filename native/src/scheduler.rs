@@ -152,8 +152,15 @@ pub enum SchedError {
     InvalidDeadline(String, f64),
     InvalidCost(String, f64),
     InvalidWeight(String, f64),
-    /// Every task slot or submitter id (a `u32`) is in use.
-    Full(&'static str, usize),
+    /// Every task slot or every submitter id (a `u32`) is in use; the count held.
+    Full(IdKind, usize),
+}
+
+/// What a scheduler numbers with `u32` ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    Task,
+    Submitter,
 }
 
 impl fmt::Display for SchedError {
@@ -175,9 +182,14 @@ impl fmt::Display for SchedError {
                     "submitter {s:?}: share weight must be finite and > 0, got {w}"
                 )
             }
-            SchedError::Full(what, n) => write!(
+            SchedError::Full(IdKind::Task, n) => write!(
                 f,
-                "the scheduler already holds {n} {what}s, the most it can; pop or remove tasks first"
+                "the scheduler already holds {n} tasks, the most it can; pop or remove tasks first"
+            ),
+            SchedError::Full(IdKind::Submitter, n) => write!(
+                f,
+                "the scheduler already knows {n} submitters, the most it can; submitters are never \
+                 forgotten, so start a new scheduler"
             ),
         }
     }
@@ -278,7 +290,7 @@ struct Class {
 const ID_LIMIT: usize = u32::MAX as usize;
 
 /// The next id of a table that holds `len` entries, when `len` is below `limit`.
-fn next_id(len: usize, limit: usize, what: &'static str) -> Result<u32, SchedError> {
+fn next_id(len: usize, limit: usize, what: IdKind) -> Result<u32, SchedError> {
     u32::try_from(len)
         .ok()
         .filter(|_| len < limit)
@@ -341,7 +353,7 @@ impl<K: TaskKey> Scheduler<K> {
         if let Some(&id) = self.sub_index.get(name) {
             return Ok(id);
         }
-        let id = next_id(self.subs.len(), self.id_limit, "submitter")?;
+        let id = next_id(self.subs.len(), self.id_limit, IdKind::Submitter)?;
         self.subs.push(Submitter {
             name: name.to_owned(),
             weight: 1.0,
@@ -358,7 +370,7 @@ impl<K: TaskKey> Scheduler<K> {
         if let Some(slot) = self.free.pop() {
             return Ok(slot);
         }
-        let slot = next_id(self.slots.len(), self.id_limit, "task")?;
+        let slot = next_id(self.slots.len(), self.id_limit, IdKind::Task)?;
         self.slots.push(None);
         Ok(slot)
     }
@@ -433,7 +445,7 @@ impl<K: TaskKey> Scheduler<K> {
             ids.push((h, sub));
         }
         if !self.has_room_for(items.len()) {
-            return Err(SchedError::Full("task", self.len()));
+            return Err(SchedError::Full(IdKind::Task, self.len()));
         }
         drop(seen);
         self.index.by_hash.reserve(items.len());
@@ -795,7 +807,7 @@ mod tests {
         }
         assert_eq!(
             s.push("d", 0, None, "p", 1.0),
-            Err(SchedError::Full("task", 3))
+            Err(SchedError::Full(IdKind::Task, 3))
         );
         // All-or-nothing: a batch that does not fit queues nothing.
         assert!(s.push_many(vec![("x".to_owned(), 0, None, "p")]).is_err());
@@ -804,12 +816,24 @@ mod tests {
         s.push("d", 0, None, "p", 1.0).unwrap(); // the freed slot is reused
         s.set_share("q", 1.0).unwrap();
         s.set_share("r", 1.0).unwrap();
-        assert_eq!(s.set_share("z", 1.0), Err(SchedError::Full("submitter", 3)));
-        assert!(s.push("e", 0, None, "new", 1.0).is_err());
+        assert_eq!(
+            s.set_share("z", 1.0),
+            Err(SchedError::Full(IdKind::Submitter, 3))
+        );
+        let err = s.push("e", 0, None, "new", 1.0).unwrap_err().to_string();
+        assert!(
+            err.contains("3 submitters") && err.contains("new scheduler"),
+            "{err}"
+        );
+        let err = s.push("e", 0, None, "p", 1.0).unwrap_err().to_string();
+        assert!(
+            err.contains("3 tasks") && err.contains("pop or remove"),
+            "{err}"
+        );
         s.check_invariants();
         // Beyond u32 an id is refused whatever the limit, never wrapped around.
-        assert!(next_id(u32::MAX as usize + 1, usize::MAX, "task").is_err());
-        assert_eq!(next_id(7, ID_LIMIT, "task"), Ok(7));
+        assert!(next_id(u32::MAX as usize + 1, usize::MAX, IdKind::Task).is_err());
+        assert_eq!(next_id(7, ID_LIMIT, IdKind::Task), Ok(7));
     }
 
     #[test]
