@@ -105,7 +105,7 @@ def test_large_inputs_on_the_pool_equal_the_python_backend():
     assert gaia_native.merkle_root(leaves) == reference.merkle_root(leaves)
 
 
-# --------------------------------------------------------------------------- buffers and files
+# --------------------------------------------------------------------------- buffers
 def test_buffer_types(impl):
     raw = b"gaia content addressing"
     want = impl.content_id(raw)
