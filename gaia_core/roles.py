@@ -171,11 +171,17 @@ class Transport(Protocol):
 class Queue(Protocol):
     """The only door from admission to a runner: bounded, ordered, thread-safe."""
 
-    def admit(self, task: Task, *, envelope: Envelope | None = None) -> str:
-        """Validate and enqueue ``task``; return its id, or raise RejectedError with a reason."""
+    def admit(self, task: Task, *, envelope: Envelope | None = None, claimed_id: str | None = None) -> str:
+        """Run :func:`gaia_core.admission.check` (``claimed_id``: the id the submitter sent) and the
+        queue's bounds, then enqueue ``task`` and return its id; or raise RejectedError with a reason.
+
+        Anything but a Task is ``invalid``. One submitter may not fill the queue, and ``priority``
+        orders only a submitter's own tasks (it never lets one submitter starve another).
+        """
 
     def next(self, timeout: float | None = None) -> Task | None:
-        """The next task to run, waiting up to ``timeout`` seconds; None when none came."""
+        """The next task to run, waiting up to ``timeout`` seconds (None: until one comes or the
+        queue closes); None when none came, and at once after :meth:`close`."""
 
     def done(self, task_id: str, status: Status) -> bool:
         """Record how a task handed out by :meth:`next` ended; False when it was not running."""
@@ -190,7 +196,8 @@ class Queue(Protocol):
         """Depth, counters, wait-time percentiles and per-submitter share."""
 
     def close(self) -> None:
-        """Wake blocked consumers and refuse further admissions."""
+        """Refuse further admissions (``queue_full``, no retry hint), cancel what is queued (its
+        results go to :meth:`take_dropped`) and wake blocked consumers; idempotent."""
 
 
 def _name(_i: object, _a: object, value: str) -> None:

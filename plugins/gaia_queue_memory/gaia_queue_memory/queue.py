@@ -1,4 +1,4 @@
-"""The in-memory queue: admission, ordering on the native scheduler, bounds, outcomes and stats.
+"""The in-memory queue: admission, fair ordering, per-submitter and global bounds, outcomes and stats.
 
 Life of a task: :meth:`MemoryQueue.admit` validates it and queues it; :meth:`MemoryQueue.next`
 hands it to a worker, which reports how it ended with :meth:`MemoryQueue.done`. A queued task
@@ -8,7 +8,6 @@ that will not run (deadline passed, cancelled, queue closed) gets its result in
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from typing import Callable
@@ -19,7 +18,6 @@ from gaia_core.plugin_api import (
     QueueStats,
     RejectedError,
     ReplayGuard,
-    Scheduler,
     SignatureError,
     Status,
     Task,
@@ -29,6 +27,7 @@ from gaia_core.plugin_api import (
 )
 
 from gaia_queue_memory.options import SECTION, QueueOptions
+from gaia_queue_memory.order import FairOrder
 from gaia_queue_memory.stats import Counters
 
 
@@ -38,8 +37,10 @@ def task_bytes(task: Task) -> int:
 
 
 class MemoryQueue:
-    """A bounded, thread-safe task queue: priority, then fair share, then earliest deadline, then FIFO.
+    """A bounded, thread-safe task queue: fair share between submitters; inside one submitter,
+    priority, then earliest deadline, then FIFO (see :mod:`gaia_queue_memory.order`).
 
+    One submitter holds at most ``[queue-memory] submitter_share`` of the count and byte capacity.
     ``clock`` gives wall-clock time, against which task deadlines are compared.
     """
 
@@ -48,11 +49,12 @@ class MemoryQueue:
         self.context = context
         self.capacity = context.config.queue.capacity
         self.capacity_bytes = context.config.queue.capacity_bytes
+        self.submitter_capacity = max(1, int(self.capacity * options.submitter_share))
+        self.submitter_capacity_bytes = max(1, int(self.capacity_bytes * options.submitter_share))
         self._clock = clock
         self._guard = ReplayGuard()
-        self._sched = Scheduler()
-        for submitter, weight in options.shares.items():
-            self._sched.set_share(submitter, weight)
+        self._order = FairOrder(options.shares)
+        self._held: dict[str, list[int]] = {}  # submitter -> [queued tasks, their bytes]
         self._cond = threading.Condition(threading.Lock())
         self._queued: dict[str, tuple[Task, int, float]] = {}  # id -> (task, bytes, monotonic admit time)
         self._pending: list[tuple[str, int, float | None, str]] = []  # admitted, not yet pushed
@@ -69,8 +71,8 @@ class MemoryQueue:
         """Validate ``task`` and queue it; return its id, or raise RejectedError with a reason.
 
         Runs :func:`gaia_core.admission.check` (with ``claimed_id``, the id the submitter sent),
-        then refuses a task replayed in an ``envelope`` seen before and a NaN deadline, then applies
-        the queue's bounds.
+        then refuses a task replayed in an ``envelope`` seen before, then applies the queue's
+        bounds: the submitter's share, then the whole queue's capacity.
         Admitting a task that is queued or running again returns its id and queues nothing.
         """
         try:
@@ -82,22 +84,18 @@ class MemoryQueue:
 
     def _validate(self, task: Task, envelope: Envelope | None, claimed_id: str | None) -> tuple[str, int]:
         """Every check that needs no lock; returns the task's id and byte size."""
-        if not isinstance(task, Task):
-            raise RejectedError("invalid", f"expected a Task, got {type(task).__name__}",
-                                hint="decode the request with gaia_core.codec.decode(data, Task)")
         now = self._clock()
         admission.check(task, self.context, envelope=envelope, claimed_id=claimed_id, now=now)
-        if task.deadline is not None and math.isnan(task.deadline):
-            raise RejectedError("invalid", "task deadline is NaN", hint="send a POSIX timestamp or no deadline")
         if envelope is not None:  # one envelope may carry a batch of tasks: each is accepted once
             try:
                 self._guard.check(envelope, now, scope=task.id)
             except SignatureError as exc:
                 raise RejectedError("bad_signature", str(exc), hint=exc.hint) from None
         task_id, nbytes = task.id, task_bytes(task)
-        if nbytes > self.capacity_bytes:
+        if nbytes > self.submitter_capacity_bytes:
             raise RejectedError("too_large", f"task holds {nbytes} bytes; this queue holds at most "
-                                f"{self.capacity_bytes}", hint="split the input or send the module by id")
+                                f"{self.submitter_capacity_bytes} per submitter",
+                                hint="split the input or send the module by id")
         return task_id, nbytes
 
     def _enqueue(self, task: Task, task_id: str, nbytes: int) -> str:
@@ -108,6 +106,13 @@ class MemoryQueue:
                                     hint="send the task to another node")
             if task_id in self._queued or task_id in self._running:
                 return task_id
+            count, size = self._held.get(task.submitter, (0, 0))
+            if count >= self.submitter_capacity or size + nbytes > self.submitter_capacity_bytes:
+                raise RejectedError(
+                    "queue_full", f"submitter {task.submitter[:16] or '(local)'} holds its share of this queue "
+                    f"({count}/{self.submitter_capacity} tasks, {size}/{self.submitter_capacity_bytes} bytes)",
+                    hint="retry later: other submitters are still admitted",
+                    retry_after=self._counters.retry_after(len(self._queued)))
             held = len(self._queued) + len(self._dropped)
             if held >= self.capacity or self._bytes + nbytes > self.capacity_bytes:
                 raise RejectedError(
@@ -116,6 +121,7 @@ class MemoryQueue:
                     retry_after=self._counters.retry_after(len(self._queued)))
             self._queued[task_id] = (task, nbytes, time.monotonic())
             self._pending.append((task_id, task.priority, task.deadline, task.submitter))
+            self._hold(task.submitter, 1, nbytes)
             self._bytes += nbytes
             self._counters.admitted += 1
             if self._waiting:
@@ -134,9 +140,10 @@ class MemoryQueue:
         with self._cond:
             while not self._closed:
                 self._sync()
-                task_id = self._sched.pop()
+                task_id = self._order.pop()
                 if task_id is not None:
                     task, nbytes, admitted_at = self._queued.pop(task_id)
+                    self._hold(task.submitter, -1, -nbytes)
                     self._bytes -= nbytes
                     self._running.add(task_id)
                     self._counters.dispatched(task.submitter, admitted_at, time.monotonic())
@@ -176,7 +183,7 @@ class MemoryQueue:
         """
         with self._cond:
             self._sync()
-            if not self._sched.remove(task_id):
+            if not self._order.remove(task_id):
                 return False
             self._drop(task_id, Status.CANCELLED, "cancelled before it ran")
         return True
@@ -205,7 +212,7 @@ class MemoryQueue:
             self._closed = True
             self._flush()
             for task_id in list(self._queued):
-                self._sched.remove(task_id)
+                self._order.remove(task_id)
                 self._drop(task_id, Status.CANCELLED, "the queue closed before it ran")
             self._cond.notify_all()
 
@@ -214,16 +221,26 @@ class MemoryQueue:
     def _flush(self) -> None:
         """Push the tasks admitted since the last call to the scheduler in one batch."""
         if self._pending:
-            self._sched.push_many(self._pending)
+            self._order.push_many(self._pending)
             self._pending = []
 
     def _sync(self) -> None:
         """Flush pending admissions and drop every queued task whose deadline has passed."""
         self._flush()
-        for task_id in self._sched.pop_expired(self._clock()):
+        for task_id in self._order.pop_expired(self._clock()):
             self._drop(task_id, Status.EXPIRED, "deadline passed while queued")
 
+    def _hold(self, submitter: str, tasks: int, nbytes: int) -> None:
+        """Add to what ``submitter`` holds queued; forget it once it holds nothing."""
+        held = self._held.setdefault(submitter, [0, 0])
+        held[0] += tasks
+        held[1] += nbytes
+        if not held[0]:
+            del self._held[submitter]
+
     def _drop(self, task_id: str, status: Status, message: str) -> None:
-        self._bytes -= self._queued.pop(task_id)[1]
+        task, nbytes, _ = self._queued.pop(task_id)
+        self._hold(task.submitter, -1, -nbytes)
+        self._bytes -= nbytes
         self._dropped.append(TaskResult(task_id=task_id, status=status, message=message))
         self._counters.finished[status.value] += 1

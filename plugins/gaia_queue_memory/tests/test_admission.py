@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Callable
 
@@ -116,10 +115,17 @@ def _queue_full_count(ctx: NodeContext, me: Identity):
 
 
 def _queue_full_bytes(ctx: NodeContext, me: Identity):
+    def fill(q: MemoryQueue) -> None:  # three submitters of 15 bytes each, within their share of 20
+        for n, who in enumerate("abc"):
+            q.admit(task(n, submitter=who * 64))
+    return MemoryQueue(with_config(ctx, queue=QueueSection(capacity_bytes=40))), fill
+
+
+def _over_submitter_share(ctx: NodeContext, me: Identity):
     def fill(q: MemoryQueue) -> None:
-        q.admit(task(1))
-        q.admit(task(2))
-    return MemoryQueue(with_config(ctx, queue=QueueSection(capacity_bytes=2 * len(MODULE) + 10))), fill
+        for n in range(3):
+            q.admit(task(n, submitter=me.node_id))
+    return MemoryQueue(with_config(ctx, queue=QueueSection(capacity=4))), fill
 
 
 def _closed(ctx: NodeContext, me: Identity):
@@ -131,10 +137,6 @@ def _closed(ctx: NodeContext, me: Identity):
 
 def _not_a_task(ctx: NodeContext, me: Identity):
     return MemoryQueue(ctx), lambda q: q.admit(b"task bytes")  # type: ignore[arg-type]
-
-
-def _nan_deadline(ctx: NodeContext, me: Identity):
-    return MemoryQueue(ctx), lambda q: q.admit(task(deadline=math.nan))
 
 
 def _hook_refuses(ctx: NodeContext, me: Identity):
@@ -161,9 +163,9 @@ CASES: dict[str, tuple[str, Case]] = {
     "deadline passed": ("expired", _expired),
     "count capacity": ("queue_full", _queue_full_count),
     "byte capacity": ("queue_full", _queue_full_bytes),
+    "one submitter over its share": ("queue_full", _over_submitter_share),
     "queue closed": ("queue_full", _closed),
     "not a Task": ("invalid", _not_a_task),
-    "NaN deadline": ("invalid", _nan_deadline),
     "a validation hook crashes": ("invalid", _hook_crashes),
 }
 

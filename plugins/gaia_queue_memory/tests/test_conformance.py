@@ -9,5 +9,5 @@ from gaia_queue_memory import MemoryQueue
 
 class TestMemoryQueue(QueueTests):
     @pytest.fixture
-    def queue_factory(self) -> QueueFactory:
+    def make_queue(self) -> QueueFactory:
         return MemoryQueue

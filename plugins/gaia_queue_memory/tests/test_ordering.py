@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import attrs
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from gaia_core.config import Config, Home, QueueSection
-from gaia_core.errors import ConfigError, ValidationError
+from gaia_core.errors import ConfigError, RejectedError, ValidationError
 from gaia_core.model import Status, Task
 from gaia_core.roles import NodeContext
 from gaia_core.testing.conformance.queue import MODULE_ID, drain
@@ -51,12 +52,41 @@ def test_shares_weight_the_fair_share(node_context: NodeContext) -> None:
     assert first.count("a") == 8 and first.count("b") == 4
 
 
-def test_priority_beats_fair_share(node_context: NodeContext) -> None:
+def test_priority_orders_only_a_submitters_own_tasks(node_context: NodeContext) -> None:
     queue = queue_with(node_context)
     for i in range(5):
-        queue.admit(task(i, ALICE, priority=1))
-    queue.admit(task(0, BOB))
-    assert submitters(drain(queue)) == "aaaaab"
+        queue.admit(task(i, ALICE, priority=1000))
+    queue.admit(task(0, BOB, priority=-1000))
+    queue.admit(task(1, BOB, priority=5))
+    queue.admit(task(5, ALICE, priority=999))
+    ran = drain(queue)
+    assert submitters(ran) == "ababaaaa"
+    assert [t.priority for t in ran if t.submitter == BOB] == [5, -1000]
+    assert [t.priority for t in ran if t.submitter == ALICE] == [1000] * 5 + [999]
+
+
+def test_a_flood_at_top_priority_cannot_starve_another_submitter(node_context: NodeContext) -> None:
+    """#12: one identity queued 10,001 tasks at priority 1000 and another job got 0 of 5 done.
+    Now the flood is refused past its share, the other job is admitted and served alternately."""
+    capacity = 1_000
+    queue = queue_with(node_context, capacity=capacity)
+    flooded = 0
+    for i in range(capacity + 1):  # bounded: one more than the whole queue
+        try:
+            queue.admit(task(i, ALICE, priority=1000))
+        except RejectedError as exc:
+            assert exc.reason == "queue_full" and exc.retry_after and "share" in exc.message
+            break
+        flooded += 1
+    assert flooded == capacity // 2
+    legit = [task(i, BOB) for i in range(5)]
+    for t in legit:
+        queue.admit(t)
+    started = time.monotonic()
+    order = [queue.next(timeout=0) for _ in range(10)]
+    assert time.monotonic() - started < 5
+    assert submitters(order) == "ab" * 5
+    assert queue.stats().rejected == {"queue_full": 1}
 
 
 @settings(max_examples=60, deadline=None)
@@ -145,6 +175,9 @@ def test_percentile_is_nearest_rank() -> None:
     ({"shares": {ALICE: "lots"}}, "is not a positive number"),
     ({"shares": [ALICE]}, "must be a table"),
     ({"wait_samples": 0}, "must be a positive integer"),
+    ({"submitter_share": 0}, "must be a fraction"),
+    ({"submitter_share": 1.5}, "must be a fraction"),
+    ({"submitter_share": float("nan")}, "must be a fraction"),
     ({"queue_depth": 5}, "unknown keys"),
 ])
 def test_bad_config_table_is_a_config_error(node_context: NodeContext, table: dict, message: str) -> None:

@@ -1,8 +1,9 @@
 """Hypothesis state machine: admit / next / done / cancel / time passing / take_dropped in any order.
 
 A plain-Python model tracks what the queue must hold. Invariants: no admitted task is lost or
-ends twice, none is handed out twice, every task handed out has the highest priority queued and
-is its submitter's earliest-deadline-then-oldest task of that priority, and the counters agree.
+ends twice, none is handed out twice, no submitter holds more than its share, every task handed
+out is its submitter's highest-priority, then earliest-deadline, then oldest task, and the
+counters agree.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gaia_core.testing.conformance.queue import MODULE_ID
 from gaia_queue_memory import MemoryQueue
 
 CAPACITY = 6
+SHARE = CAPACITY // 2  # tasks one submitter may hold ([queue-memory] submitter_share = 0.5)
 START = 1_000_000.0
 SUBMITTERS = ("", "a" * 64, "b" * 64)
 
@@ -57,6 +59,8 @@ class QueueMachine(RuleBasedStateMachine):
             expected = "expired"
         elif task.id in self.queued or task.id in self.running:
             expected = None
+        elif sum(t.submitter == submitter for t, _ in self.queued.values()) >= SHARE:
+            expected = "queue_full"
         elif len(self.queued) + len(self.undelivered) >= CAPACITY:
             expected = "queue_full"
         else:
@@ -80,15 +84,13 @@ class QueueMachine(RuleBasedStateMachine):
             assert not self.queued
             return
         assert task.id in self.queued and task.id not in self.running
-        top = max(t.priority for t, _ in self.queued.values())
-        assert task.priority == top
 
-        def order(entry: tuple[Task, int]) -> tuple[float, int]:
+        def order(entry: tuple[Task, int]) -> tuple[int, float, int]:
             t, arrival = entry
-            return (math.inf if t.deadline is None else t.deadline, arrival)
+            return (-t.priority, math.inf if t.deadline is None else t.deadline, arrival)
 
-        same = [e for e in self.queued.values() if e[0].priority == top and e[0].submitter == task.submitter]
-        assert min(same, key=order)[0].id == task.id
+        own = [e for e in self.queued.values() if e[0].submitter == task.submitter]
+        assert min(own, key=order)[0].id == task.id  # priority orders a submitter's own tasks only
         del self.queued[task.id]
         self.running.add(task.id)
 
