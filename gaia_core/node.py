@@ -130,12 +130,12 @@ class Node:
             time.sleep(0.05)
         self._take_dropped()  # tasks the closed queue cancelled: remote submitters re-send them
         self._flush_outbox(deadline)
-        self._deliveries.shutdown(wait=False, cancel_futures=True)
         self._stop.set()
         with self.outbox.changed:
             self.outbox.changed.notify_all()
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        self._deliveries.shutdown(wait=False, cancel_futures=True)
         self.control.stop()
         self.transport.stop()
         for runner in self.runners.values():
@@ -301,8 +301,8 @@ class Node:
                 self.outbox.changed.wait(0.2)
 
     def _send_results(self, submitter: str) -> concurrent.futures.Future[bool]:
-        items = self.outbox.take(submitter, DELIVERY_BATCH)
-        return self._deliveries.submit(self._deliver, submitter, items)
+        """Start delivering the next batch of ``submitter``'s results on a delivery worker."""
+        return self._deliveries.submit(self._deliver, submitter, self.outbox.take(submitter, DELIVERY_BATCH))
 
     def _deliver(self, origin: str, items: list[Pending]) -> bool:
         """Send one batch of results to ``origin``; on failure they go back to the outbox, which backs off."""

@@ -73,13 +73,15 @@ def fake_rapl(tmp_path: Path) -> Iterator[Path]:
     (zone / "max_energy_range_uj").write_text(f"{1 << 40}\n")
     counter = zone / "energy_uj"
     counter.write_text("0\n")
+    staged = zone / "energy_uj.next"
     stop = threading.Event()
 
     def tick() -> None:
         for step in range(1, 60_000):  # at most 5 minutes
             if stop.wait(0.005):
                 return
-            counter.write_text(f"{step * 1_000_000}\n")
+            staged.write_text(f"{step * 1_000_000}\n")
+            staged.replace(counter)  # atomic, as a sysfs read is: a reader never sees a half-written number
 
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
