@@ -2,22 +2,27 @@
 
 An in-process node with one core runs a job of its own; it is stopped mid-job (what ``gaia stop`` and
 SIGTERM do) and started again on the same home: every task ends exactly once, done, and a recording
-plugin sees each task finish exactly once across both runs.
+plugin sees each task finish exactly once across both runs. The last test does the same with real
+`gaia node` processes and SIGTERM.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from gaia_core import devnet
+from gaia_core.config import Home
 from gaia_core.model import Status
 from gaia_core.node import QUEUE_CLOSED
 
 from inprocess import Recorder, build_node, load_plugins, make_home, running, wait_for
-from nodes import slow_tasks
+from nodes import call, gaia, node_id, pid, slow_tasks, submit, wait_job, wait_until
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 
@@ -70,3 +75,28 @@ def test_a_remote_submitters_queued_tasks_come_back_as_queue_closed(tmp_path: Pa
         result = statuses[task.id]
         assert result.status is Status.OK or (result.status is Status.CANCELLED and result.message == QUEUE_CLOSED)
     assert any(statuses[task.id].status is Status.CANCELLED for task in queued)
+
+
+def test_sigterm_mid_job_on_a_real_node_then_restart_finishes_every_task_once(tmp_path: Path) -> None:
+    """The same through `gaia node` processes: SIGTERM mid-job, start again, each task done and credited once."""
+    home = Home(tmp_path / "real")
+    gaia(home, "init", "--name", "real")
+    listen = ["--listen", f"tcp://127.0.0.1:{devnet.free_port()}", "--cores", "1"]
+    gaia(home, "node", "--detach", *listen)
+    try:
+        job = submit(home, slow_tasks(node_id(home), TASKS, epochs=400))
+        wait_until(lambda: call(home, "job", job=job)["tasks"].get("done", 0) >= 1, timeout=60,
+                   what="the first task to finish")
+        os.kill(pid(home), signal.SIGTERM)
+        wait_until(lambda: not (home.root / "node.pid").exists(), timeout=30, what="the node to stop")
+        before = _states(home.state_db, job)
+        assert "failed" not in before and before.get("pending", 0) >= 1, before
+        gaia(home, "node", "--detach", *listen)
+        status = wait_job(home, job, timeout=120)
+    finally:
+        gaia(home, "stop", check=False)
+    assert status["tasks"] == {"done": TASKS}
+    assert _states(home.state_db, job) == {"done": TASKS}
+    with sqlite3.connect(home.state_db) as conn:  # credit granted once per task, none twice
+        granted = conn.execute("SELECT COUNT(*), COUNT(DISTINCT task_id) FROM ledger WHERE role = 'granted'").fetchone()
+    assert granted == (TASKS, TASKS)
