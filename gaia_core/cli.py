@@ -20,8 +20,36 @@ from gaia_core.errors import GaiaError, UsageError
 from gaia_core.identity import Identity
 from gaia_core.state import State
 
+#: The global options, which may also follow the command (``gaia node --plugins a,b``),
+#: and whether each takes a value.
+GLOBAL_OPTIONS = {"--home": True, "--plugins": True, "--debug": False}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``args`` with every global option moved before the command, wherever it was given (up to ``--``)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        name = args[i].split("=", 1)[0]
+        if args[i] == "--":
+            rest.extend(args[i:])
+            break
+        width = 2 if GLOBAL_OPTIONS.get(name) and "=" not in args[i] else 1
+        (front if name in GLOBAL_OPTIONS else rest).extend(args[i:i + width])
+        i += width
+    return front + rest
+
+
+class GaiaGroup(click.Group):
+    """The ``gaia`` group: global options are accepted before or after the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse ``args`` with the global options moved first."""
+        return super().parse_args(ctx, hoist_global_options(args))
+
+
+@click.group(cls=GaiaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="gaia")
 @click.option("--home", type=click.Path(file_okay=False), envvar="GAIA_HOME",
               help="Node home (config, keys, cache, state). Default: $GAIA_HOME or the platform's data dir.")

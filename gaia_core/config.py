@@ -8,7 +8,11 @@ handed to them as plain dicts through :meth:`Config.section`.
 
 from __future__ import annotations
 
+import difflib
+import json
+import math
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -27,6 +31,11 @@ CONFIG_FILE = "config.toml"
 #: Modes of the home (and the directories in it) and of every file GAIA writes there.
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+#: The most worker threads ``[node] cores`` (and ``gaia node --cores``) may ask for.
+MAX_CORES = 1024
+#: The shortest ``[network] heartbeat_s``: shorter periods keep a core busy with heartbeats alone.
+MIN_HEARTBEAT_S = 0.1
+_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://(?:\[[^\]]+\]|[^:/\[\]\s]+):(?P<port>\*|\d+)")
 
 
 @frozen
@@ -83,13 +92,42 @@ class Home:
         return self
 
 
+def check_address(address: str) -> str:
+    """``address`` when peers could dial it: ``SCHEME://HOST:PORT``, port 0 to 65535 or ``*`` (any free port).
+
+    ValueError saying what is wrong otherwise (``inproc://``, a port out of range, no port).
+    """
+    example = "give SCHEME://HOST:PORT, e.g. tcp://0.0.0.0:7700"
+    if address.startswith("inproc://"):
+        raise ValueError(f"{address!r} is reachable only inside one process, never by peers; {example}")
+    match = _ADDRESS.fullmatch(address)
+    if match is None:
+        raise ValueError(f"{address!r} is not an address of the form SCHEME://HOST:PORT; {example}")
+    port = match["port"]
+    if port != "*" and int(port) > 65535:
+        raise ValueError(f"{address!r}: port {port} is out of range; give a port from 0 to 65535 (or * for any)")
+    return address
+
+
+def _address(_instance: object, attribute: attrs.Attribute, value: str) -> None:
+    try:
+        check_address(value)
+    except ValueError as exc:
+        raise ValueError(f"{attribute.name} {exc}") from None
+
+
+def _finite(_instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be a finite number of seconds, not {value}")
+
+
 @frozen
 class NodeSection:
     """``[node]``: who this node is and what of the machine it offers."""
 
     name: str = ""
-    cores: int = field(default=0, validator=v.ge(0))  # 0 = every core
-    listen: str = "tcp://127.0.0.1:7700"
+    cores: int = field(default=0, validator=[v.ge(0), v.le(MAX_CORES)])  # 0 = every core
+    listen: str = field(default="tcp://127.0.0.1:7700", validator=_address)
     advertise: str = ""  # address peers should dial; defaults to listen
     log_level: str = field(default="info", validator=v.in_({"debug", "info", "warning", "error"}))
 
@@ -118,8 +156,8 @@ class NetworkSection:
     security: str = field(default="curve", validator=v.in_({"curve", "insecure"}))
     auth: str = field(default="open", validator=v.in_({"open", "allowlist"}))
     allowlist: list[str] = field(factory=list)
-    heartbeat_s: float = field(default=1.0, validator=v.gt(0))
-    down_after_s: float = field(default=5.0, validator=v.gt(0))
+    heartbeat_s: float = field(default=1.0, validator=[v.ge(MIN_HEARTBEAT_S), _finite])
+    down_after_s: float = field(default=5.0, validator=[v.gt(0), _finite])
 
 
 @frozen
@@ -188,6 +226,28 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 _KERNEL_TABLES = {f.name for f in attrs.fields(Config)} - {"extra"}
 
 
+def _strings(value: Any, _type: type) -> list[str]:
+    """A TOML array of strings; a bare string is refused (cattrs would split it into characters)."""
+    if isinstance(value, str):
+        raise ValueError(f"a string where an array belongs; write it in brackets: {json.dumps([value])}")
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{value!r} is not an array of strings")
+    return list(value)
+
+
+_converter.register_structure_hook_func(lambda cls: cls == list[str], _strings)
+
+
+def _misspelt_table(names: Any, source: str) -> None:
+    """ConfigError when a table's name is close to a kernel table's (``[netwrok]``): it would be ignored."""
+    for name in names:
+        near = difflib.get_close_matches(name, _KERNEL_TABLES, n=1, cutoff=0.75)
+        if near:
+            raise ConfigError(f"{source}: unknown table [{name}]; did you mean [{near[0]}]?",
+                              hint=f"the kernel's tables are {', '.join(f'[{t}]' for t in sorted(_KERNEL_TABLES))}; "
+                                   "any other table belongs to a plugin")
+
+
 def from_dict(data: Mapping[str, Any], *, source: str = "config") -> Config:
     """Build a :class:`Config` from parsed TOML, naming the bad key on error."""
     kernel = {k: val for k, val in data.items() if k in _KERNEL_TABLES}
@@ -195,6 +255,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "config") -> Config:
     bad = [k for k, val in extra.items() if not isinstance(val, dict)]
     if bad:
         raise ConfigError(f"{source}: top-level key {bad[0]!r} must be a [table]")
+    _misspelt_table(extra, source)
     try:
         config = _converter.structure(kernel, Config)
     except cattrs.BaseValidationError as exc:

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from gaia_core.codec import structure
+from gaia_core.commands.params import DAY_S, Seconds
 from gaia_core.console import console, print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError, PluginError
@@ -134,8 +135,8 @@ def _node_snapshots(client: ControlClient, interval: float, count: int) -> Itera
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Stream one JSON object per sample (JSON lines).")
-@click.option("--interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
-              help="Seconds between samples.")
+@click.option("--interval", type=Seconds(0.05, DAY_S), default=1.0, show_default=True,
+              help="Seconds between samples (0.05 s to 1 day).")
 @click.option("--count", type=click.IntRange(min=0), default=0, show_default=True,
               help="Stop after N samples (0 = until Ctrl-C).")
 @click.pass_obj

@@ -6,7 +6,6 @@ Wherever a job id is asked for, a unique prefix of it will do: the node resolves
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +15,8 @@ import click
 from rich.progress import Progress
 
 from gaia_core import codec
-from gaia_core.commands.params import MAX_DEADLINE_S, MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, Integer, Seconds
+from gaia_core.commands.params import (MAX_DEADLINE_S, MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, EntryName, Integer,
+                                       Seconds, read_input, read_module)
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import TaskError, UsageError
@@ -115,7 +115,7 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 @click.option("--input", "inputs", multiple=True, metavar="FILE|-",
               type=click.Path(exists=True, dir_okay=False, allow_dash=True),
               help="Input file ('-' for stdin); repeat for one task per input. Default: one empty input.")
-@click.option("--entry", default="run", show_default=True, help="Export to call.")
+@click.option("--entry", type=EntryName(), default="run", show_default=True, help="Export to call.")
 @click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
               help="Fuel budget per task.")
 @click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
@@ -147,8 +147,9 @@ def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str, fuel
         raise UsageError("--to and --anywhere exclude each other")
     identity = state.identity()
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20)
-    module_bytes = module.read_bytes()
-    payloads = [sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes() for name in inputs] or [b""]
+    admitted = state.config().admission
+    module_bytes = read_module(module, admitted)
+    payloads = [read_input(name, admitted) for name in inputs] or [b""]
     tasks = [Task.create(module_bytes, input=data, entry=entry, limits=limits, submitter=identity.node_id,
                          priority=priority, deadline=time.time() + deadline if deadline else None)
              for data in payloads]

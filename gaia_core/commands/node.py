@@ -13,6 +13,8 @@ import attrs
 import click
 
 from gaia_core import daemon, logs
+from gaia_core.commands.params import DAY_S, Address, Integer, Seconds
+from gaia_core.config import MAX_CORES
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError
@@ -24,10 +26,11 @@ def pid_file(state: State) -> Path:
 
 
 @click.command()
-@click.option("--listen", metavar="ADDR", help="Address to bind, e.g. tcp://0.0.0.0:7700 (config: [node] listen).")
+@click.option("--listen", metavar="ADDR", type=Address(), help="Address to bind, e.g. tcp://0.0.0.0:7700 (config: [node] listen).")
 @click.option("--advertise", metavar="ADDR", help="Address peers should dial, when it differs from --listen.")
 @click.option("--bootstrap", metavar="ADDR", multiple=True, help="A peer to join (repeatable; config: [network] bootstrap).")
-@click.option("--cores", type=click.IntRange(min=1), help="Cores to offer (config: [node] cores; default all).")
+@click.option("--cores", type=Integer(1, MAX_CORES),
+              help=f"Cores to offer, 1 to {MAX_CORES} (config: [node] cores; default all).")
 @click.option("--insecure", is_flag=True, help="Plaintext ZeroMQ, for debugging only (CurveZMQ is the default).")
 @click.option("--detach", is_flag=True, help="Run in the background; logs go to <home>/node.log, stop with `gaia stop`.")
 @click.pass_obj
@@ -94,7 +97,8 @@ def _alive(state: State) -> bool:
 
 
 @click.command()
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for the node to drain and exit.")
+@click.option("--timeout", type=Seconds(1, DAY_S), default=30.0, show_default=True,
+              help="Seconds to wait for the node to drain and exit (1 s to 1 day).")
 @click.pass_obj
 def stop(state: State, timeout: float) -> None:
     """Stop the running node (it drains in-flight tasks first)."""

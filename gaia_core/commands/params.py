@@ -1,4 +1,4 @@
-"""Option types of the task commands: numbers that are finite and inside sane bounds.
+"""Option types of the commands: numbers that are finite and inside sane bounds, names, addresses, sized files.
 
 click's ``FloatRange`` lets ``nan`` through (it compares false with every bound) and turns ``1e400``
 into ``inf``; these types refuse both with one line that says what was wrong and what to give instead.
@@ -7,9 +7,14 @@ into ``inf``; these types refuse both with one line that says what was wrong and
 from __future__ import annotations
 
 import math
-from typing import Any
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import click
+
+from gaia_core.config import AdmissionSection, check_address
+from gaia_core.errors import UsageError
 
 #: Seconds in a day; the bounds below are whole days.
 DAY_S = 86_400.0
@@ -25,7 +30,8 @@ MAX_MEMORY_MIB = 1 << 20
 
 def _seconds(value: float) -> str:
     """``value`` seconds for a message: ``0.001 s``, ``7 days``."""
-    return f"{value / DAY_S:g} days" if value >= DAY_S else f"{value:g} s"
+    days = value / DAY_S
+    return f"{days:g} day{'' if days == 1 else 's'}" if value >= DAY_S else f"{value:g} s"
 
 
 class Seconds(click.FloatRange):
@@ -65,3 +71,88 @@ class Integer(click.IntRange):
         if not self.min <= number <= self.max:
             self.fail(f"{number} is out of range; {bounds}", param, ctx)
         return number
+
+
+#: The longest ``--entry`` a task may name (``Task.entry`` holds at most this many characters).
+MAX_ENTRY_CHARS = 128
+
+
+class EntryName(click.ParamType):
+    """The name of a module export to call: 1 to 128 characters."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Fail with a one-line message when ``value`` is empty or too long."""
+        text = str(value)
+        if not 0 < len(text) <= MAX_ENTRY_CHARS:
+            what = "is empty" if not text else f"is {len(text)} characters long"
+            self.fail(f"the entry name {what}; give the name of an exported function of 1 to {MAX_ENTRY_CHARS} "
+                      "characters (e.g. run), or leave --entry out to call the module's default", param, ctx)
+        return text
+
+
+class Address(click.ParamType):
+    """An address peers can dial, ``SCHEME://HOST:PORT`` (checked as ``[node] listen`` is)."""
+
+    name = "address"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Fail with a one-line message unless ``value`` is such an address."""
+        try:
+            return check_address(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """Up to ``limit`` + 1 bytes of ``stream``, in reads of 1 MiB (no buffer of ``limit`` bytes up front)."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= limit:
+        chunk = stream.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_limited(source: str, limit: int, *, what: str, setting: str, remedy: str) -> bytes:
+    """The bytes of file ``source`` ('-': stdin), refused by size before reading when over ``limit`` bytes.
+
+    UsageError naming the file, its size and ``setting`` (the config key holding ``limit``); no more than
+    ``limit`` + 1 bytes are ever read (stdin, or a file that grows while it is read).
+    """
+    name = "on stdin" if source == "-" else repr(source)
+
+    def too_large(size: str) -> UsageError:
+        return UsageError(f"{what} {name} is {size} bytes; this node takes at most {limit:,} ({setting})",
+                          hint=f"{remedy}, or raise {setting} in config.toml")
+
+    if source == "-":
+        data = _read_at_most(sys.stdin.buffer, limit)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"{what} file {source!r} does not exist", hint="give a file path, or '-' for stdin")
+        length = path.stat().st_size
+        if length > limit:
+            raise too_large(f"{length:,}")
+        with path.open("rb") as fh:
+            data = _read_at_most(fh, limit)
+    if len(data) > limit:
+        raise too_large(f"over {limit:,}")
+    return data
+
+
+def read_module(module: str | Path, limits: AdmissionSection) -> bytes:
+    """A module file's bytes, refused by size before reading when over ``[admission] max_module_bytes``."""
+    return _read_limited(str(module), limits.max_module_bytes, what="module",
+                         setting="[admission] max_module_bytes", remedy="shrink the module")
+
+
+def read_input(source: str, limits: AdmissionSection) -> bytes:
+    """An input file's bytes ('-': stdin), refused by size before reading when over ``max_input_bytes``."""
+    return _read_limited(source, limits.max_input_bytes, what="input", setting="[admission] max_input_bytes",
+                         remedy="split the input across several tasks")

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from gaia_core import admission
 from gaia_core.commands.jobs import cancel, list_jobs, result, retry, submit, watch
-from gaia_core.commands.params import MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, Integer, Seconds
+from gaia_core.commands.params import (MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, EntryName, Integer, Seconds,
+                                       read_input, read_module)
 from gaia_core.console import print_json
-from gaia_core.errors import PluginError, TaskError, UsageError
+from gaia_core.errors import PluginError, TaskError
 from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult
 from gaia_core.state import State
 
@@ -22,17 +22,6 @@ PRINT_LIMIT = 64 << 10
 @click.group()
 def task() -> None:
     """Run tasks on this machine, or send them to the network."""
-
-
-def _read_input(source: str | None) -> bytes:
-    if source is None:
-        return b""
-    if source == "-":
-        return sys.stdin.buffer.read()
-    path = Path(source)
-    if not path.is_file():
-        raise UsageError(f"input file {source!r} does not exist", hint="give a file path, or '-' for stdin")
-    return path.read_bytes()
 
 
 def _text(output: bytes) -> str | None:
@@ -60,7 +49,8 @@ def _summary(result: TaskResult, output_file: Path | None) -> dict[str, object]:
 @task.command("run")
 @click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--input", "source", metavar="FILE|-", help="Input bytes: a file, or '-' for stdin. Default: empty.")
-@click.option("--entry", required=True, help="Export to call (e.g. matmul, or _start for a WASI command).")
+@click.option("--entry", type=EntryName(), required=True,
+              help="Export to call (e.g. matmul, or _start for a WASI command).")
 @click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
               help="Fuel budget.")
 @click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
@@ -85,7 +75,9 @@ def run(state: State, module: Path, source: str | None, entry: str, fuel: int, t
         raise PluginError(f"no active runner for task kind {kind!r}",
                           hint="install one (e.g. `pip install gaia-runner-wasm`) or check `gaia plugins --all`")
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20, capabilities=frozenset(allowed))
-    the_task = Task.create(module.read_bytes(), input=_read_input(source), entry=entry, kind=kind, limits=limits)
+    admitted = state.config().admission
+    data = b"" if source is None else read_input(source, admitted)
+    the_task = Task.create(read_module(module, admitted), input=data, entry=entry, kind=kind, limits=limits)
     context = state.context()
     admission.check(the_task, context)
     runner = spec.factory(context)
