@@ -26,6 +26,20 @@ T = TypeVar("T")
 converter = make_converter(forbid_extra_keys=True)
 
 
+def _strict(accepted: tuple[type, ...]) -> Any:
+    """A structure hook that takes only values already of an ``accepted`` type (a bool only where
+    ``bool`` is accepted), so ``-29`` is no ``True``, ``1.5`` no ``1`` and ``5`` no ``"5"``."""
+    def structure_value(value: Any, target: type) -> Any:
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            raise TypeError(f"expected {target.__name__}, got {type(value).__name__} {str(value)[:40]!r}")
+        return target(value)  # the target may be a subclass, e.g. an enum of strings
+    return structure_value
+
+
+for _cls, _accepted in ((bool, (bool,)), (int, (int,)), (float, (float, int)), (str, (str,)), (bytes, (bytes,))):
+    converter.register_structure_hook(_cls, _strict(_accepted))
+
+
 def encode(record: object) -> bytes:
     """Encode an attrs record as one versioned msgpack frame."""
     frame = {"gaia": SCHEMA_VERSION, "type": type(record).__name__, "data": converter.unstructure(record)}

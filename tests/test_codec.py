@@ -300,3 +300,21 @@ def test_a_frame_with_a_meaningless_negative_or_time_is_refused(cls: type, path:
                                                                  needle: str) -> None:
     data = _replaced(unstructure(_SAMPLES[cls]), path, bad)
     assert needle in _refused(_frame(data, type_=cls.__name__), cls)
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [(Proof, "simulated", -29), (Proof, "simulated", 1), (TaskResult, "fuel_used", 1.5),
+     (TaskResult, "fuel_used", True), (TaskResult, "message", 5), (Envelope, "sent_at", "1.5"),
+     (Envelope, "sent_at", True), (Envelope, "body", "text"), (Task, "priority", 2.0)],
+    ids=lambda x: x.__name__ if isinstance(x, type) else None,
+)
+def test_a_value_of_another_type_is_refused_not_coerced(cls: type, field: str, value: object) -> None:
+    """A flipped byte once turned ``simulated: true`` into the integer -29, which decoded as True."""
+    data = {**unstructure(_SAMPLES[cls]), field: value}
+    assert f"expected {type(getattr(_SAMPLES[cls], field)).__name__}" in _refused(_frame(data, type_=cls.__name__), cls)
+
+
+def test_an_integer_is_a_float() -> None:
+    data = {**unstructure(_SAMPLES[Envelope]), "sent_at": 6}
+    assert decode(_frame(data, type_="Envelope"), Envelope).sent_at == 6.0

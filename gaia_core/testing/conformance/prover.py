@@ -1,32 +1,42 @@
 """Conformance suite for the prover role (:class:`gaia_core.roles.Prover`).
 
-Subclass :class:`ProverTests` in your plugin's tests and provide a ``prover`` fixture that
-builds your provider from the ``node_context`` fixture (its identity is the proving node)::
+Subclass :class:`ProverTests` in your plugin's tests and provide a ``make_prover`` fixture returning
+the callable your :class:`~gaia_core.roles.ProverSpec` registers (every suite asks for
+``make_<role>``, the factory of its spec); the suite builds the prover from the ``node_context``
+fixture, whose identity is the proving node::
 
     from gaia_core.testing.conformance.prover import ProverTests
 
     class TestMyProver(ProverTests):
         @pytest.fixture
-        def prover(self, node_context):
-            return MyProver(node_context)
+        def make_prover(self):
+            return MyProver
 
-The checks: a proof names the scheme, task and proving node; it verifies against the task
-and result it was made for, also after a trip through the codec; it is ``invalid`` (with a
-reason, never an exception) against another output, status, fuel, task or node, with
-another scheme, a forged signature, a tampered commitment or body, or with truncated,
-empty or oversized fields; a run that failed (a trap) can be proven too.
+The checks, security first: a proof names the scheme, the task and the proving node, and a prover
+never makes a proof that names another node (asked to prove a result that names another node, it
+refuses or its proof names itself and does not verify); a proof verifies against the task and
+result it was made for, also after a trip through the codec; it is ``invalid`` (with a reason,
+never an exception) against another output, status, fuel, task or node, with another scheme, a
+forged signature, a tampered commitment or body, changed times (``proving_s``, ``created_at``) or
+a flipped ``simulated`` flag, with truncated, empty or oversized fields, or for inputs that are
+not records at all; a run that failed (a trap) can be proven too.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import attrs
 import pytest
 
 from gaia_core.codec import decode, encode
+from gaia_core.errors import GaiaError
 from gaia_core.hashing import content_id
 from gaia_core.identity import Identity
 from gaia_core.model import Limits, Proof, Task, TaskResult, Verdict
 from gaia_core.roles import NodeContext, Prover
+
+ProverFactory = Callable[[NodeContext], Prover]
 
 #: Bytes standing in for a module; provers commit to its id, they never run it.
 MODULE = b"\x00asm\x01\x00\x00\x00 conformance module"
@@ -62,9 +72,13 @@ class ProverTests:
     """The prover contract. Subclass as ``Test<Name>`` and provide the ``prover`` fixture."""
 
     @pytest.fixture
-    def prover(self, node_context: NodeContext) -> Prover:
-        """The provider under test, built from ``node_context``; subclasses must override it."""
-        raise NotImplementedError("subclasses of ProverTests provide a `prover` fixture")
+    def make_prover(self) -> ProverFactory:
+        """Override: return the callable that builds your prover from a NodeContext."""
+        raise NotImplementedError("subclass ProverTests and provide a `make_prover` fixture")
+
+    @pytest.fixture
+    def prover(self, make_prover: ProverFactory, node_context: NodeContext) -> Prover:
+        return make_prover(node_context)
 
     @pytest.fixture
     def task(self) -> Task:
@@ -91,6 +105,18 @@ class ProverTests:
         assert proof.scheme == prover.scheme
         assert proof.task_id == task.id
         assert proof.node_id == result.node_id
+
+    def test_never_proves_for_another_node(self, prover: Prover, task: Task, result: TaskResult,
+                                           node_context: NodeContext) -> None:
+        assert node_context.identity is not None
+        me, other = node_context.identity.node_id, Identity.generate().node_id
+        theirs = attrs.evolve(result, node_id=other)
+        try:
+            proof = prover.prove(task, theirs)
+        except GaiaError:
+            return  # refusing is right: this node did not run it
+        assert proof.node_id == me, f"the proof names node {proof.node_id[:12]}, not the proving node {me[:12]}"
+        assert_invalid(prover.verify(proof, task, theirs))
 
     def test_valid_proof_verifies(self, prover: Prover, proof: Proof, task: Task, result: TaskResult) -> None:
         verdict = prover.verify(proof, task, result)
@@ -146,6 +172,19 @@ class ProverTests:
                                                    result: TaskResult) -> None:
         assert_invalid(prover.verify(attrs.evolve(proof, commitment=_flip(proof.commitment)), task, result))
         assert_invalid(prover.verify(attrs.evolve(proof, body=_flip(proof.body, -1)), task, result))
+
+    def test_rejects_changed_times(self, prover: Prover, proof: Proof, task: Task, result: TaskResult) -> None:
+        assert_invalid(prover.verify(attrs.evolve(proof, proving_s=proof.proving_s + 1.0), task, result))
+        assert_invalid(prover.verify(attrs.evolve(proof, created_at=proof.created_at - 3600.0), task, result))
+
+    def test_rejects_a_flipped_simulated_flag(self, prover: Prover, proof: Proof, task: Task,
+                                              result: TaskResult) -> None:
+        assert_invalid(prover.verify(attrs.evolve(proof, simulated=not proof.simulated), task, result))
+
+    def test_rejects_inputs_that_are_not_records(self, prover: Prover, proof: Proof, task: Task,
+                                                 result: TaskResult) -> None:
+        for args in ((b"proof", task, result), (proof, None, result), (proof, task, {"status": "ok"})):
+            assert_invalid(prover.verify(*args))  # type: ignore[arg-type]
 
     def test_malformed_fields_are_invalid_not_errors(self, prover: Prover, proof: Proof, task: Task,
                                                      result: TaskResult) -> None:

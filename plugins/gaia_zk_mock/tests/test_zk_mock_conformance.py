@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pytest
 
 from gaia_core.roles import NodeContext
@@ -9,7 +11,12 @@ from gaia_core.testing.conformance.prover import ProverTests
 from gaia_zk_mock import MockProver, Settings
 
 
+def _quick_prover(context: NodeContext) -> MockProver:
+    """MockProver as a node builds it, without the simulated proving delay."""
+    return MockProver(context.identity, Settings(simulate_time=False))
+
+
 class TestMockProver(ProverTests):
     @pytest.fixture
-    def prover(self, node_context: NodeContext) -> MockProver:
-        return MockProver(node_context.identity, Settings(simulate_time=False))
+    def make_prover(self) -> Callable[[NodeContext], MockProver]:
+        return _quick_prover
