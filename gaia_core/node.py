@@ -403,15 +403,16 @@ class Node:
     def status(self) -> dict[str, Any]:
         """What ``gaia status`` shows."""
         peers = self.transport.peers()
+        stats = self.store.stats()
         return {
             "node_id": self.node_id, "name": self.context.config.node.name, "version": __version__,
             "address": self.address, "uptime_s": round(time.time() - self.started_at, 1), "cores": self.cores,
             "peers": {"up": sum(p.state == "up" for p in peers), "total": len(peers)},
             "refused": self.refused(),
+            "admission": {k.removeprefix("rejected."): v for k, v in stats.items() if k.startswith("rejected.")},
             "queue": attrs.asdict(self.queue.stats()), "running": self._running,
-            "tasks": {k.removeprefix("tasks."): v for k, v in self.store.stats().items() if k.startswith("tasks.")},
-            "verification": {k: v for k, v in self.store.stats().items()
-                             if k.startswith("verdicts.") or k == "spot_checks"},
+            "tasks": {k.removeprefix("tasks."): v for k, v in stats.items() if k.startswith("tasks.")},
+            "verification": {k: v for k, v in stats.items() if k.startswith("verdicts.") or k == "spot_checks"},
             "outbox": self.outbox.stats(),
             "jobs": self.jobs.summary(), "benchmark": self.report.summary(), "rewards": self.ledger.summary(),
             "plugins": list(self.record.plugins) if self.record else [],

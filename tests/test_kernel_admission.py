@@ -167,3 +167,4 @@ def test_refusals_are_counted_per_reason(node: Node) -> None:
     _refused(node, _task(node.node_id, limits=Limits(timeout_s=1.0), input=b"y" * (MAX_INPUT + 1)), "too_large")
     node.store.flush()
     assert node.store.stats()["rejected.too_large"] == before + 1
+    assert node.status()["admission"]["too_large"] == before + 1  # what `gaia status --json` shows
