@@ -14,6 +14,7 @@ import math
 import os
 import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -226,16 +227,16 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 _KERNEL_TABLES = {f.name for f in attrs.fields(Config)} - {"extra"}
 
 
-def _strings(value: Any, _type: type) -> list[str]:
-    """A TOML array of strings; a bare string is refused (cattrs would split it into characters)."""
+def _strings(value: Any, cls: Any) -> Any:
+    """A TOML array of strings as ``cls`` (a list or set of str); a bare string is refused (cattrs would split it)."""
     if isinstance(value, str):
         raise ValueError(f"a string where an array belongs; write it in brackets: {json.dumps([value])}")
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValueError(f"{value!r} is not an array of strings")
-    return list(value)
+    return typing.get_origin(cls)(value)
 
 
-_converter.register_structure_hook_func(lambda cls: cls == list[str], _strings)
+_converter.register_structure_hook_func(lambda cls: cls in (list[str], frozenset[str]), _strings)
 
 
 def _misspelt_table(names: Any, source: str) -> None:

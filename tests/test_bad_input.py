@@ -160,6 +160,7 @@ def test_monitor_interval_nan_is_one_line(home: Home, capsys: pytest.CaptureFixt
     ('[network]\nbootstrap = "tcp://127.0.0.1:7700"\n',
      'a string where an array belongs; write it in brackets: ["tcp://127.0.0.1:7700"]) @ config.network.bootstrap'),
     ('[plugins]\nload = "gaia-runner-wasm"\n', 'write it in brackets: ["gaia-runner-wasm"]) @ config.plugins.load'),
+    ('[offer]\ncapabilities = "fs"\n', 'write it in brackets: ["fs"]) @ config.offer.capabilities'),
     ("[netwrok]\nbootstrap = []\n", "unknown table [netwrok]; did you mean [network]? (the kernel's tables are "
                                     "[admission], [network], [node], [offer], [plugins], [privacy], [prover], "
                                     "[queue], [verification]; any other table belongs to a plugin)"),
@@ -168,7 +169,7 @@ def test_monitor_interval_nan_is_one_line(home: Home, capsys: pytest.CaptureFixt
     ("[network]\nheartbeat_s = 1e-6\n", "'heartbeat_s' must be >= 0.1: 1e-06"),
     ("[network]\nheartbeat_s = inf\n", "heartbeat_s must be a finite number of seconds, not inf"),
     ("[node]\ncores = 2000\n", "'cores' must be <= 1024: 2000"),
-], ids=["bootstrap-string", "plugins-load-string", "netwrok", "port-99999", "inproc", "heartbeat-1e-6",
+], ids=["bootstrap-string", "plugins-load-string", "capabilities-string", "netwrok", "port-99999", "inproc", "heartbeat-1e-6",
         "heartbeat-inf", "cores-2000"])
 def test_bad_config_is_one_line_naming_the_file(home: Home, capsys: pytest.CaptureFixture[str], toml: str,
                                                message: str) -> None:
