@@ -42,11 +42,12 @@ def test_the_worker_records_only_credit_the_submitter_already_wrote(tmp_path: Pa
         home = make_home(tmp_path, "submitter", {"network": {"bootstrap": [worker.address]},
                                                  "verification": {"spot_check": spot_check}})
         submitter = build_node(home, load_plugins())
-        worker.ledger = CheckingLedger(worker.ledger, home.state_db)
+        worker.jobs.earnings.ledger = CheckingLedger(worker.ledger, home.state_db)
         with running(submitter, drain_s=2.0):
             wait_for(lambda: worker.node_id in submitter.peer_records, timeout=30, what="the peers to meet")
             tasks = echo_tasks([f"durable {i}".encode() for i in range(8)], submitter.node_id)
             job = submitter.jobs.submit(tasks, to=worker.node_id)
             assert submitter.jobs.wait_job(job, timeout=60)["tasks"] == {"done": 8}
-            wait_for(lambda: len(worker.ledger.checked) == 8, timeout=20, what="the worker to hear of each credit")
-    assert all(ok for _, ok in worker.ledger.checked), worker.ledger.checked
+            checking = worker.jobs.earnings.ledger
+            wait_for(lambda: len(checking.checked) == 8, timeout=20, what="the worker to hear of each credit")
+    assert all(ok for _, ok in checking.checked), checking.checked

@@ -22,6 +22,7 @@ import msgpack
 from gaia_core import codec
 from gaia_core.errors import CodecError, GaiaError, NodeError, RejectedError, ValidationError
 from gaia_core.jobs.dispatcher import Candidate, Dispatcher, Slot
+from gaia_core.jobs.earnings import Earnings
 from gaia_core.jobs.jobstore import JobStore
 from gaia_core.jobs.messages import OFFER, SETTLED, OfferAnswer, OfferReply, ResultAck, ResultAcks, Settlement
 from gaia_core.jobs.settlement import Settlement as Settler
@@ -38,8 +39,6 @@ log = logging.getLogger("gaia.jobs")
 RETRY = {Status.TIMEOUT, Status.ERROR, Status.REJECTED, Status.EXPIRED, Status.CANCELLED}
 #: Tries to deliver one settlement message to a worker.
 SETTLE_TRIES = 3
-#: Deliveries whose credit this (worker) node still waits to hear of, at most.
-MAX_AWAITING = 65536
 
 
 def _offer_answers(reply: bytes, count: int) -> list[OfferAnswer]:
@@ -65,7 +64,7 @@ class JobManager:
         self.spot = SpotCheck(rate=node.context.config.verification.spot_check)
         self.settlement = Settler(node_id=node.node_id, verifier=node.verifier, runners=node.runners,
                                   ledger=node.ledger, store=node.store, spot=self.spot, uptime=self._uptime)
-        self._awaiting: dict[tuple[str, str], None] = {}  # (submitter, task id) whose credit is pending
+        self.earnings = Earnings(node.ledger, node.store)
         self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
         self._lock = self.dispatcher.lock
         self._job_finished = threading.Condition(self._lock)
@@ -352,44 +351,12 @@ class JobManager:
     # ------------------------------------------------------------------ worker side: credit earned
 
     def record_earned(self, submitter: str, results: list[TaskResult], reply: bytes) -> None:
-        """Record in this (worker) node's ledger the credit a submitter acknowledged for ``results``.
-
-        An ack that says the credit is still pending makes the task wait for the submitter's
-        settlement message (:meth:`on_settlement`).
-        """
-        try:
-            acks = codec.decode(reply, ResultAcks).acks
-        except CodecError as exc:
-            log.info("unreadable acknowledgement of results", extra={"submitter": submitter[:16], "error": str(exc)})
-            return
-        for result, ack in zip(results, acks):
-            if ack.task_id != result.task_id:
-                continue
-            if ack.pending:
-                with self._lock:
-                    self._awaiting[(submitter, ack.task_id)] = None
-                    while len(self._awaiting) > MAX_AWAITING:
-                        del self._awaiting[next(iter(self._awaiting))]
-            elif ack.credit is not None:
-                self._earn(submitter, ack.credit)
+        """Record the credit a submitter acknowledged for ``results`` (see :class:`Earnings`)."""
+        self.earnings.acknowledged(submitter, results, reply)
 
     def on_settlement(self, submitter: str, body: bytes) -> bytes:
-        """Record credit a submitter decided after acknowledging a delivery (a ``task.settled`` request)."""
-        settlement = codec.decode(body, Settlement)
-        with self._lock:
-            unknown = [c.task_id for c in settlement.credits if (submitter, c.task_id) not in self._awaiting]
-        for amount in settlement.credits:
-            if amount.task_id not in unknown:
-                self._earn(submitter, amount)
-        self.store.flush()
-        if unknown:  # e.g. the delivery's acks are still on their way: the submitter tries again
-            raise NodeError(f"settlement names {len(unknown)} task(s) this node is not waiting on",
-                            hint="send it again once the delivery is acknowledged")
-        return b""
-
-    def _earn(self, submitter: str, amount: Credit) -> None:
-        if amount.verdict in ("valid", "invalid"):
-            self.node.ledger.record(submitter, amount, role="earned")
+        """Answer a ``task.settled`` request: record the credit it reports (see :class:`Earnings`)."""
+        return self.earnings.settled(submitter, body)
 
     # ------------------------------------------------------------------ owners' control
 
