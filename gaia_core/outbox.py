@@ -65,10 +65,7 @@ class Outbox:
             self._queues.move_to_end(submitter)
             queue.append(Pending(result, proof, nbytes, self._clock()))
             self._bytes[submitter] += nbytes
-            while self._bytes[submitter] > self.per_submitter_bytes:
-                self._drop_oldest(submitter, "full")
-            while sum(self._bytes.values()) > self.total_bytes:
-                self._drop_oldest(max(self._bytes, key=self._bytes.__getitem__), "full")
+            self._bound(submitter)
             self.changed.notify_all()
 
     def ready(self, *, ignore_backoff: bool = False) -> list[str]:
@@ -114,8 +111,7 @@ class Outbox:
             queue.extendleft(reversed(items))
             self._bytes[submitter] += sum(item.nbytes for item in items)
             self._expire(self._clock())
-            while self._bytes[submitter] > self.per_submitter_bytes:
-                self._drop_oldest(submitter, "full")
+            self._bound(submitter)
             self._forget_if_empty(submitter)
             self.changed.notify_all()
             return wait
@@ -131,6 +127,13 @@ class Outbox:
             return sum(len(q) for q in self._queues.values())
 
     # -- internals (called with the lock held) ---------------------------------------------------
+
+    def _bound(self, submitter: str) -> None:
+        """Drop the oldest results beyond the bounds: ``submitter``'s own, then the largest holder's."""
+        while self._bytes[submitter] > self.per_submitter_bytes:
+            self._drop_oldest(submitter, "full")
+        while sum(self._bytes.values()) > self.total_bytes:
+            self._drop_oldest(max(self._bytes, key=self._bytes.__getitem__), "full")
 
     def _expire(self, now: float) -> None:
         """Drop results older than ``max_age_s`` of submitters whose delivery failed (backing off)."""

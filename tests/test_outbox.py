@@ -60,6 +60,17 @@ def test_the_global_bound_takes_from_the_largest_holder_not_from_a_small_one() -
     assert len(box.take(B, 100)) == 5
 
 
+def test_results_put_back_after_a_failed_delivery_stay_within_the_global_bound() -> None:
+    box = _outbox(Clock(), per=50_000, total=10_000)
+    for i in range(5):
+        box.put(A, _result(i), None)
+    taken = box.take(A, 10)
+    for i in range(9):
+        box.put(B, _result(100 + i), None)
+    box.failed(A, taken)
+    assert box.stats()["bytes"] <= 10_000 and box.stats()["dropped_full"] > 0
+
+
 def test_results_older_than_the_retention_are_dropped_once_delivery_failed() -> None:
     clock = Clock()
     box = _outbox(clock, age=60.0)
