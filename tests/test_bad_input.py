@@ -120,6 +120,29 @@ def test_an_input_within_the_limit_runs(home: Home, module_file: Path, tmp_path:
     assert code == 0 and "output:  hello" in output, output
 
 
+# ---------------------------------------------------------------- --entry left out
+
+@pytest.mark.parametrize(("name", "output"), [("echo", "hi"), ("upper", "HI")], ids=["gaia-abi", "wasi-command"])
+def test_task_run_without_entry_calls_the_default(home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  name: str, output: str) -> None:
+    module, data = tmp_path / f"{name}.wasm", tmp_path / "in.txt"
+    module.write_bytes(workloads.module_bytes(name))
+    data.write_bytes(b"hi")
+    code, printed = gaia(capsys, "task", "run", str(module), "--input", str(data), "--json")
+    assert code == 0 and f'"output": "{output}"' in printed, printed
+
+
+@pytest.mark.parametrize("command", ["run", "submit"])
+def test_no_default_entry_is_one_line(home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      command: str) -> None:
+    module = tmp_path / "mlp.wasm"
+    module.write_bytes(workloads.module_bytes("mlp"))  # two entries: infer and train
+    code, output = gaia(capsys, "task", command, str(module))
+    assert code == UsageError.exit_code, output
+    assert one_error(output) == ("Error: mlp.wasm has no default entry: the module exports 2 entries (infer, train); "
+                                 "name one (give the export to call with --entry NAME)")
+
+
 # ---------------------------------------------------------------- node, stop, monitor
 
 @pytest.mark.parametrize(("options", "message"), [

@@ -16,7 +16,7 @@ from rich.progress import Progress
 
 from gaia_core import codec
 from gaia_core.commands.params import (MAX_DEADLINE_S, MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, EntryName, Integer,
-                                       Seconds, read_input, read_module)
+                                       Seconds, entry_or_default, read_input, read_module)
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import TaskError, UsageError
@@ -115,7 +115,8 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 @click.option("--input", "inputs", multiple=True, metavar="FILE|-",
               type=click.Path(exists=True, dir_okay=False, allow_dash=True),
               help="Input file ('-' for stdin); repeat for one task per input. Default: one empty input.")
-@click.option("--entry", type=EntryName(), default="run", show_default=True, help="Export to call.")
+@click.option("--entry", type=EntryName(),
+              help="Export to call. Default: the module's one task export, or _start for a WASI command.")
 @click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
               help="Fuel budget per task.")
 @click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
@@ -135,9 +136,9 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
               help="With --wait: write each output to DIR/<n>.out.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str, fuel: int, timeout: float, memory: int,
-           priority: int, deadline: float | None, to: str | None, anywhere: bool, redundancy: int, wait: bool,
-           output_dir: Path | None, as_json: bool) -> None:
+def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | None, fuel: int, timeout: float,
+           memory: int, priority: int, deadline: float | None, to: str | None, anywhere: bool, redundancy: int,
+           wait: bool, output_dir: Path | None, as_json: bool) -> None:
     """Submit MODULE as a job through the running node: one task per --input.
 
     The job id is printed as soon as the node has accepted the job. With --wait, Ctrl-C stops
@@ -149,6 +150,7 @@ def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str, fuel
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20)
     admitted = state.config().admission
     module_bytes = read_module(module, admitted)
+    entry = entry_or_default(entry, module_bytes, module.name)
     payloads = [read_input(name, admitted) for name in inputs] or [b""]
     tasks = [Task.create(module_bytes, input=data, entry=entry, limits=limits, submitter=identity.node_id,
                          priority=priority, deadline=time.time() + deadline if deadline else None)

@@ -15,6 +15,7 @@ import click
 
 from gaia_core.config import AdmissionSection, check_address
 from gaia_core.errors import UsageError
+from gaia_core.wasm_exports import default_entry
 
 #: Seconds in a day; the bounds below are whole days.
 DAY_S = 86_400.0
@@ -156,3 +157,14 @@ def read_input(source: str, limits: AdmissionSection) -> bytes:
     """An input file's bytes ('-': stdin), refused by size before reading when over ``max_input_bytes``."""
     return _read_limited(source, limits.max_input_bytes, what="input", setting="[admission] max_input_bytes",
                          remedy="split the input across several tasks")
+
+
+def entry_or_default(entry: str | None, module: bytes, name: str) -> str:
+    """``entry``, else the WASM module's default (its one task export, or ``_start``); UsageError when none."""
+    if entry is not None:
+        return entry
+    try:
+        return default_entry(module)
+    except ValueError as exc:
+        raise UsageError(f"{name} has no default entry: {exc}",
+                         hint="give the export to call with --entry NAME") from None

@@ -9,9 +9,9 @@ import click
 from gaia_core import admission
 from gaia_core.commands.jobs import cancel, list_jobs, result, retry, submit, watch
 from gaia_core.commands.params import (MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, EntryName, Integer, Seconds,
-                                       read_input, read_module)
+                                       entry_or_default, read_input, read_module)
 from gaia_core.console import print_json
-from gaia_core.errors import PluginError, TaskError
+from gaia_core.errors import PluginError, TaskError, UsageError
 from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult
 from gaia_core.state import State
 
@@ -49,8 +49,8 @@ def _summary(result: TaskResult, output_file: Path | None) -> dict[str, object]:
 @task.command("run")
 @click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--input", "source", metavar="FILE|-", help="Input bytes: a file, or '-' for stdin. Default: empty.")
-@click.option("--entry", type=EntryName(), required=True,
-              help="Export to call (e.g. matmul, or _start for a WASI command).")
+@click.option("--entry", type=EntryName(),
+              help="Export to call (e.g. matmul). Default: the module's one task export, or _start for a WASI command.")
 @click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
               help="Fuel budget.")
 @click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
@@ -64,7 +64,7 @@ def _summary(result: TaskResult, output_file: Path | None) -> dict[str, object]:
               help="Write the output bytes to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def run(state: State, module: Path, source: str | None, entry: str, fuel: int, timeout: float,
+def run(state: State, module: Path, source: str | None, entry: str | None, fuel: int, timeout: float,
         memory: int, allowed: tuple[str, ...], kind: str, output_file: Path | None, as_json: bool) -> None:
     """Run MODULE once on this machine and print status, output, fuel and time.
 
@@ -77,7 +77,11 @@ def run(state: State, module: Path, source: str | None, entry: str, fuel: int, t
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20, capabilities=frozenset(allowed))
     admitted = state.config().admission
     data = b"" if source is None else read_input(source, admitted)
-    the_task = Task.create(read_module(module, admitted), input=data, entry=entry, kind=kind, limits=limits)
+    module_bytes = read_module(module, admitted)
+    if entry is None and kind != "wasm":
+        raise UsageError(f"--entry is required for tasks of kind {kind!r}", hint="give the entry to call")
+    the_task = Task.create(module_bytes, input=data, entry=entry_or_default(entry, module_bytes, module.name),
+                           kind=kind, limits=limits)
     context = state.context()
     admission.check(the_task, context)
     runner = spec.factory(context)
