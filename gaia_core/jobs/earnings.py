@@ -49,6 +49,7 @@ class Earnings:
                         del self._awaiting[next(iter(self._awaiting))]
             elif ack.credit is not None:
                 self._earn(submitter, ack.credit)
+        self.store.flush()  # durable now: a kill -9 must not leave the submitter's grant without its row here
 
     def settled(self, submitter: str, body: bytes) -> bytes:
         """Record credit ``submitter`` decided after acknowledging a delivery (a ``task.settled`` request)."""
