@@ -89,7 +89,12 @@ class QueueStats:
 
 @runtime_checkable
 class Runner(Protocol):
-    """Runs one validated task under its limits. Must be thread-safe: workers call ``run`` concurrently."""
+    """Runs one validated task under its limits. Must be thread-safe: workers call ``run`` concurrently.
+
+    A runner that cannot meter fuel sets the class attribute ``supports_fuel = False`` (absent
+    means it does); its tasks then end by their timeout, and the conformance suite skips its fuel
+    checks, saying why.
+    """
 
     def run(self, task: Task) -> TaskResult:
         """Run ``task``; every failure is a TaskResult with a non-ok status, never an exception."""

@@ -64,7 +64,7 @@ CASES = RunnerCases(ok=toy(b"ECHO", input=b"toy output"), ok_output=b"toy output
 
 class TestToyRunner(RunnerTests):
     @pytest.fixture
-    def runner_factory(self) -> Callable[[NodeContext], ToyRunner]:
+    def make_runner(self) -> Callable[[NodeContext], ToyRunner]:
         return ToyRunner
 
     @pytest.fixture
@@ -164,6 +164,37 @@ def test_suite_catches_broken_runner(node_context: NodeContext, broken: type[Toy
 def test_suite_catches_a_runner_that_raises(node_context: NodeContext) -> None:
     with pytest.raises(ValueError):
         RunnerTests().test_invalid_task(RaisesOnBadModule(node_context), CASES)
+
+
+class Unmetered(ToyRunner):
+    """Declares that it cannot meter fuel: endless tasks end only by their timeout."""
+
+    supports_fuel = False
+
+    def spin(self, task: Task) -> TaskResult:
+        deadline = time.monotonic() + task.limits.timeout_s
+        while time.monotonic() <= deadline:
+            time.sleep(0.01)
+        return self.result(task, Status.TIMEOUT, message="timeout")
+
+
+class TestUnmeteredRunner(RunnerTests):
+    """A runner without fuel passes the suite, its fuel check skipped with the reason."""
+
+    @pytest.fixture
+    def make_runner(self) -> Callable[[NodeContext], ToyRunner]:
+        return Unmetered
+
+    @pytest.fixture
+    def runner_cases(self) -> RunnerCases:
+        return CASES
+
+
+def test_the_fuel_check_of_a_runner_without_fuel_is_skipped_with_its_reason(node_context: NodeContext) -> None:
+    with pytest.raises(pytest.skip.Exception, match="Unmetered.supports_fuel is False: it does not meter fuel"):
+        RunnerTests().test_fuel_budget(Unmetered(node_context), CASES)
+    with pytest.raises(AssertionError):  # not declaring it is no way out
+        RunnerTests().test_fuel_budget(IgnoresFuel(node_context), CASES)
 
 
 def test_suite_refuses_a_non_runner() -> None:

@@ -1,14 +1,15 @@
 """Conformance suite for the runner role (:class:`gaia_core.roles.Runner`).
 
-Subclass :class:`RunnerTests` in your plugin's tests and provide two fixtures: ``runner_factory``
-(the callable your :class:`~gaia_core.roles.RunnerSpec` registers) and ``runner_cases`` (a
-:class:`RunnerCases` of tasks in your runner's kind)::
+Subclass :class:`RunnerTests` in your plugin's tests and provide two fixtures: ``make_runner``
+(the callable your :class:`~gaia_core.roles.RunnerSpec` registers; every suite asks for
+``make_<role>``, the factory of its spec) and ``runner_cases`` (a :class:`RunnerCases` of tasks in
+your runner's kind)::
 
     from gaia_core.testing.conformance.runner import RunnerCases, RunnerTests
 
     class TestMyRunner(RunnerTests):
         @pytest.fixture
-        def runner_factory(self):
+        def make_runner(self):
             return MyRunner
 
         @pytest.fixture
@@ -21,6 +22,10 @@ failing one ``trap``; the fuel budget ends a task that never stops (``out_of_fue
 within the budget) and so does the wall-clock timeout (``timeout``); output over
 ``max_output_bytes`` ends ``output_too_large``; no failure raises, and the runner keeps serving
 after each; ``run`` is thread-safe; results carry the node's id; ``close`` is idempotent.
+
+A runner that cannot meter fuel (e.g. one running containers) says so with a class attribute
+``supports_fuel = False``; the fuel checks are then skipped, visibly, with that reason (the
+timeout still ends every endless task). Without the attribute a runner meters fuel.
 """
 
 from __future__ import annotations
@@ -61,18 +66,24 @@ class RunnerCases:
     forever: Task
 
 
+def skip_without_fuel(runner: Runner) -> None:
+    """Skip the calling check, saying why, for a runner that declares ``supports_fuel = False``."""
+    if getattr(runner, "supports_fuel", True) is False:
+        pytest.skip(f"{type(runner).__name__}.supports_fuel is False: it does not meter fuel")
+
+
 def with_limits(task: Task, **limits: object) -> Task:
     """``task`` with some of its limits replaced."""
     return attrs.evolve(task, limits=attrs.evolve(task.limits, **limits))
 
 
 class RunnerTests:
-    """The contract every runner keeps. Provide ``runner_factory`` and ``runner_cases``."""
+    """The contract every runner keeps. Provide ``make_runner`` and ``runner_cases``."""
 
     @pytest.fixture
-    def runner_factory(self) -> RunnerFactory:
+    def make_runner(self) -> RunnerFactory:
         """Override: return the callable that builds your runner from a NodeContext."""
-        raise NotImplementedError("subclass RunnerTests and provide a `runner_factory` fixture")
+        raise NotImplementedError("subclass RunnerTests and provide a `make_runner` fixture")
 
     @pytest.fixture
     def runner_cases(self) -> RunnerCases:
@@ -80,8 +91,8 @@ class RunnerTests:
         raise NotImplementedError("subclass RunnerTests and provide a `runner_cases` fixture")
 
     @pytest.fixture
-    def runner(self, runner_factory: RunnerFactory, node_context: NodeContext) -> Iterator[Runner]:
-        runner = runner_factory(node_context)
+    def runner(self, make_runner: RunnerFactory, node_context: NodeContext) -> Iterator[Runner]:
+        runner = make_runner(node_context)
         yield runner
         runner.close()
 
@@ -117,6 +128,7 @@ class RunnerTests:
         assert result.message and result.output == b""
 
     def test_fuel_budget(self, runner: Runner, runner_cases: RunnerCases) -> None:
+        skip_without_fuel(runner)
         task = with_limits(runner_cases.forever, fuel=SMALL_FUEL, timeout_s=30.0)
         result = runner.run(task)
         assert result.status is Status.OUT_OF_FUEL, f"endless task with {SMALL_FUEL} fuel ended {result.status.value}"
@@ -135,7 +147,8 @@ class RunnerTests:
         assert result.output == b""
 
     def test_keeps_serving_after_failures(self, runner: Runner, runner_cases: RunnerCases) -> None:
-        for task in (runner_cases.invalid, runner_cases.trap, with_limits(runner_cases.forever, fuel=SMALL_FUEL)):
+        endless = with_limits(runner_cases.forever, fuel=SMALL_FUEL, timeout_s=SHORT_TIMEOUT_S)
+        for task in (runner_cases.invalid, runner_cases.trap, endless):
             assert runner.run(task).status is not Status.OK
             again = runner.run(runner_cases.ok)
             assert again.status is Status.OK and again.output == runner_cases.ok_output
@@ -149,7 +162,7 @@ class RunnerTests:
         assert node_context.identity is not None
         assert runner.run(runner_cases.ok).node_id == node_context.identity.node_id
 
-    def test_close_is_idempotent(self, runner_factory: RunnerFactory, node_context: NodeContext) -> None:
-        runner = runner_factory(node_context)
+    def test_close_is_idempotent(self, make_runner: RunnerFactory, node_context: NodeContext) -> None:
+        runner = make_runner(node_context)
         runner.close()
         runner.close()

@@ -16,7 +16,7 @@ TRAP = gaia('(func (export "run") (param i32 i32) (result i64) unreachable)')
 
 class TestWasmRunner(RunnerTests):
     @pytest.fixture
-    def runner_factory(self):
+    def make_runner(self):
         return WasmRunner
 
     @pytest.fixture
