@@ -12,18 +12,30 @@ leaf = BLAKE3(0x00 || leaf), node = BLAKE3(0x01 || left || right), empty tree = 
 
 Inputs are any C-contiguous buffers. Large ``bytes`` are hashed with the GIL released; any other
 buffer (bytearray, memoryview, ...) is hashed with the GIL held or copied first, so the digest is
-that of its contents when the call began. Large inputs (1 MiB and up) are hashed on one pool of
-threads, of as many threads as the process may use, capped by ``GAIA_HASH_THREADS``.
+that of its contents when the call began. Large inputs (1 MiB and up, or Merkle trees of 256 KiB
+of leaves and up) are hashed on one pool of threads: as many as :func:`set_threads` asks for (the
+node asks for the cores it offers), else as many as the process may use, capped either way by the
+CPUs this process may run on and by ``GAIA_HASH_THREADS``.
 """
 
 from __future__ import annotations
 
 from gaia_core._backend import load
 
-__all__ = ["BACKEND", "BACKEND_ERROR", "blake3_digest", "content_id", "merkle_root"]
+__all__ = ["BACKEND", "BACKEND_ERROR", "blake3_digest", "content_id", "merkle_root", "set_threads"]
 
 _impl, BACKEND, BACKEND_ERROR = load("gaia_core.hashing", "gaia_core._reference.hashing")
 
 blake3_digest = _impl.blake3_digest
 content_id = _impl.content_id
 merkle_root = _impl.merkle_root
+
+
+def set_threads(cores: int) -> int:
+    """Size the hashing pool for a budget of ``cores`` (>= 1) and return its threads.
+
+    1 means everything is hashed on the calling thread, as the Python backend always does.
+    """
+    if BACKEND == "native":
+        return int(_impl.set_hash_threads(cores))
+    return 1

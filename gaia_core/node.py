@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import msgpack
 
-from gaia_core import __version__, admission, codec
+from gaia_core import __version__, admission, codec, hashing
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError, ValidationError
 from gaia_core.inbound import MAX_RECORD_BYTES, RECORD, Gate
@@ -99,6 +99,7 @@ class Node:
 
     def start(self) -> None:
         """Benchmark, start the transport and control socket, join peers, start workers."""
+        hashing.set_threads(self.cores)  # the one hashing pool stays within the cores this node offers
         for bench in self.benchmarks:
             self.report = self.report.merge(bench.measure(quick=True))
         self.record = self._make_record()

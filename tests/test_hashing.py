@@ -5,8 +5,10 @@ hashing pool, and the facade."""
 from __future__ import annotations
 
 import array
+import contextlib
 import importlib
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -102,6 +104,17 @@ def test_large_inputs_on_the_pool_equal_the_python_backend():
     assert gaia_native.blake3_digest(memoryview(big)).hex() == want
     assert gaia_native.content_id(bytearray(big)) == want
     leaves = [leaf(i, 1024) for i in range(5000)]  # enough for the parallel leaf and node paths
+    assert gaia_native.merkle_root(leaves) == reference.merkle_root(leaves)
+
+
+@needs_native
+@pytest.mark.parametrize("count", [2, 3, 63, 257, 1000, 4097])
+def test_merkle_subtrees_on_the_pool_equal_the_python_backend(count):
+    # From 256 KiB of leaves the pool's threads each hash aligned runs of 2^k leaves up to their
+    # subtree's root: whole runs, a last partial run, and a single run must all give the same tree.
+    size = (256 << 10) // count + 1 + count % 7
+    leaves = [leaf(i, size + i % 3) for i in range(count)]
+    gaia_native.set_hash_threads(2)
     assert gaia_native.merkle_root(leaves) == reference.merkle_root(leaves)
 
 
@@ -204,6 +217,89 @@ def test_one_hashing_pool_within_the_core_budget(setting):
     assert threads == (budget if budget > 1 else 0)
 
 
+RESIZE_PROBE = textwrap.dedent("""
+    import json, pathlib, sys, time
+    import gaia_native as g
+
+    def hash_threads():
+        count = 0
+        for task in pathlib.Path("/proc/self/task").iterdir():
+            try:
+                count += (task / "comm").read_text().startswith("gaia-hash-")
+            except OSError:  # the thread exited meanwhile
+                pass
+        return count
+
+    big, seen = bytes(3 << 20), []
+    for cores in map(int, sys.argv[1:]):
+        size = g.set_hash_threads(cores)
+        g.content_id(big)
+        end = time.monotonic() + 10  # a replaced pool's threads exit once idle
+        while hash_threads() != (size if size > 1 else 0) and time.monotonic() < end:
+            time.sleep(0.02)
+        seen.append([size, hash_threads()])
+    print(json.dumps(seen))
+""")
+
+
+@needs_native
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
+@pytest.mark.parametrize("setting", [None, "1"])
+def test_the_node_sizes_the_one_hashing_pool(setting):
+    env = {k: v for k, v in os.environ.items() if k != "GAIA_HASH_THREADS"}
+    if setting is not None:
+        env["GAIA_HASH_THREADS"] = setting
+    asked = [2, 1, 64, 2, 2]
+    out = subprocess.run([sys.executable, "-c", RESIZE_PROBE, *map(str, asked)], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    cores = len(os.sched_getaffinity(0))
+    cap = int(setting) if setting else cores
+    want = [min(n, cores, cap) for n in asked]
+    assert json.loads(out) == [[n, n if n > 1 else 0] for n in want]  # one pool, resized in place
+
+
+@needs_native
+@pytest.mark.parametrize("cores", [0, -1])
+def test_hashing_pool_needs_a_thread(cores):
+    with pytest.raises(ValueError, match=f"at least one thread, got cores={cores}"):
+        gaia_native.set_hash_threads(cores)
+
+
+def test_facade_sizes_the_pool_of_its_backend():
+    from gaia_core import hashing
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    assert hashing.set_threads(1) == 1
+    assert hashing.set_threads(2) == (min(2, cores) if hashing.BACKEND == "native" else 1)
+
+
+def hash_threads_here() -> int:
+    """Threads of this process's hashing pool, counted through /proc."""
+    count = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):  # the thread exited meanwhile
+            count += (task / "comm").read_text().startswith("gaia-hash-")
+    return count
+
+
+@needs_native
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
+def test_a_started_node_keeps_hashing_within_its_cores(tmp_path, monkeypatch):
+    from inprocess import build_node, load_plugins, make_home, running, wait_for
+
+    monkeypatch.delenv("GAIA_HASH_THREADS", raising=False)
+    cores = len(os.sched_getaffinity(0))
+    gaia_native.set_hash_threads(2)  # as a process that hashed before the node started would have
+    try:
+        node = build_node(make_home(tmp_path, "one-core", {"node": {"cores": 1}}), load_plugins())
+        with running(node, drain_s=1.0):
+            wait_for(lambda: hash_threads_here() == 0, timeout=10,
+                     what="the hashing pool to shrink to the node's one core")
+            assert gaia_native.set_hash_threads(1) == 1  # already that size
+    finally:
+        gaia_native.set_hash_threads(cores)  # the default, for the tests after this one
+
+
 def test_merkle_edge_cases(impl):
     assert impl.merkle_root([]) == impl.blake3_digest(b"")
     assert impl.merkle_root([b"x"]) == impl.blake3_digest(b"\x00x")
@@ -269,5 +365,7 @@ def test_facade_forced_python_backend_is_quiet(reload_facade, monkeypatch):
 @needs_native
 def test_native_module_metadata():
     assert gaia_native.__version__ == "0.1.0"
-    # The same hashing API on both backends, and nothing the product does not use.
-    assert set(gaia_native.__all__) - {"Scheduler", "__version__", "build_profile"} == set(reference.__all__)
+    # The same hashing API on both backends, and nothing the product does not use (the node sizes
+    # the native hashing pool; the Python backend has none).
+    native_only = {"Scheduler", "__version__", "build_profile", "set_hash_threads"}
+    assert set(gaia_native.__all__) - native_only == set(reference.__all__)

@@ -134,6 +134,22 @@ fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bou
     Ok(PyBytes::new(py, &root))
 }
 
+/// Size the one hashing pool for a budget of ``cores`` threads and return its size.
+///
+/// The pool never exceeds the cores this process may run on, nor ``GAIA_HASH_THREADS`` when that is
+/// a positive integer; 1 means everything is hashed on the calling thread. A pool of another size is
+/// replaced (its threads exit once the calls using it return). Until this is called, the pool is
+/// sized for every core this process may run on.
+#[pyfunction]
+fn set_hash_threads(cores: i64) -> PyResult<usize> {
+    match usize::try_from(cores) {
+        Ok(n) if n > 0 => Ok(h::set_pool_threads(n)),
+        _ => Err(PyValueError::new_err(format!(
+            "hashing needs at least one thread, got cores={cores}; pass a positive count"
+        ))),
+    }
+}
+
 /// A task key: the caller's own `str` object (no copy on push, the same object back on pop).
 impl sched::TaskKey for PyBackedStr {
     fn as_str(&self) -> &str {
@@ -297,6 +313,7 @@ fn _gaia_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(blake3_digest, m)?)?;
     m.add_function(wrap_pyfunction!(content_id, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
+    m.add_function(wrap_pyfunction!(set_hash_threads, m)?)?;
     m.add_class::<Scheduler>()?;
     Ok(())
 }

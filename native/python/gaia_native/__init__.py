@@ -12,6 +12,7 @@ from ._gaia_native import (
     build_profile,
     content_id,
     merkle_root,
+    set_hash_threads,
 )
 
 __all__ = (
@@ -21,4 +22,5 @@ __all__ = (
     "build_profile",
     "content_id",
     "merkle_root",
+    "set_hash_threads",
 )

@@ -12,6 +12,7 @@ __all__ = (
     "build_profile",
     "content_id",
     "merkle_root",
+    "set_hash_threads",
 )
 
 __version__: Final[str]
@@ -27,6 +28,11 @@ def content_id(data: Buffer) -> str:
 def merkle_root(leaves: Iterable[Buffer]) -> bytes:
     """RFC 9162-shaped Merkle root with BLAKE3: leaf = H(0x00 || leaf), node = H(0x01 || l || r),
     empty tree = H(b"")."""
+
+def set_hash_threads(cores: int) -> int:
+    """Size the one hashing pool for ``cores`` threads (capped by the CPUs this process may use and
+    by ``GAIA_HASH_THREADS``) and return its size; 1 = hash on the calling thread. ValueError if
+    ``cores < 1``."""
 
 @final
 class Scheduler:
