@@ -97,6 +97,17 @@ def _figure(_inst: object, attribute: attrs.Attribute, value: object) -> None:
                            hint="report a figure that could not be measured as None with source 'unknown'")
 
 
+#: The range of ``Task.priority``; it orders a submitter's own tasks (see docs/queue.md).
+PRIORITY_RANGE = (-1000, 1000)
+
+
+def _priority(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+    """An integer priority inside :data:`PRIORITY_RANGE`."""
+    low, high = PRIORITY_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidValue(f"{attribute.name} must be an integer from {low} to {high}, got {value!r}")
+
+
 def _benchmark(_inst: object, attribute: attrs.Attribute, value: Mapping[str, float]) -> None:
     """Announced benchmark figures: every one finite."""
     for name, figure in value.items():
@@ -164,7 +175,7 @@ class Task:
     kind: str = field(default="wasm", validator=_name)
     limits: Limits = field(factory=Limits, validator=v.instance_of(Limits))
     submitter: str = field(default="", validator=_opt_hex64)
-    priority: int = field(default=0, validator=[v.instance_of(int), v.ge(-1000), v.le(1000)])
+    priority: int = field(default=0, validator=_priority)
     deadline: float | None = field(default=None, converter=attrs.converters.optional(float), validator=_time)
     job: str = field(default="", validator=[v.instance_of(str), v.max_len(128)])
     module: bytes | None = field(

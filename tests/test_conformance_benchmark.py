@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from typing import Callable
 
 import pytest
 
 from gaia_core.model import BenchmarkReport, Measurement, ResourceSample
+from gaia_core.roles import NodeContext
 from gaia_core.testing.conformance.benchmark import BenchmarkTests
 
 
@@ -58,6 +60,14 @@ class TestGoodBenchmark(BenchmarkTests):
     @pytest.fixture
     def provider(self) -> GoodBenchmark:
         return GoodBenchmark()
+
+
+class TestGoodBenchmarkFromItsFactory(BenchmarkTests):
+    """The usual way: the suite builds the provider from ``make_benchmark``."""
+
+    @pytest.fixture
+    def make_benchmark(self) -> Callable[[NodeContext], GoodBenchmark]:
+        return lambda context: GoodBenchmark()
 
 
 SUITE = BenchmarkTests()

@@ -151,6 +151,8 @@ def test_records_are_frozen() -> None:
     [(Limits, {"timeout_s": math.inf}), (Limits, {"timeout_s": math.nan}),
      (Task, {"module_id": A, "deadline": math.nan}), (Task, {"module_id": A, "deadline": "inf"}),
      (Task, {"module_id": A, "deadline": -1.0}), (Task, {"module_id": A, "deadline": MAX_TIME + 1}),
+     (Task, {"module_id": A, "priority": 1001}), (Task, {"module_id": A, "priority": -1001}),
+     (Task, {"module_id": A, "priority": True}), (Task, {"module_id": A, "priority": 1.0}),
      (TaskResult, {"task_id": A, "status": "ok", "wall_s": math.nan}),
      (TaskResult, {"task_id": A, "status": "ok", "cpu_s": -1.0}),
      (TaskResult, {"task_id": A, "status": "ok", "energy_j": -0.1}),

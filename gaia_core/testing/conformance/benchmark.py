@@ -1,14 +1,18 @@
 """Conformance suite for the benchmark role (:class:`gaia_core.roles.Benchmark`).
 
-Subclass :class:`BenchmarkTests` in your plugin's tests and provide a
-``provider`` fixture that builds your provider::
+Subclass :class:`BenchmarkTests` in your plugin's tests and provide a ``make_benchmark`` fixture
+returning the callable your :class:`~gaia_core.roles.BenchmarkSpec` registers (every suite asks for
+``make_<role>``, the factory of its spec); the suite builds the provider from ``node_context`` and
+calls its ``close()``, when it has one, after each test::
 
     from gaia_core.testing.conformance.benchmark import BenchmarkTests
 
     class TestMyBenchmark(BenchmarkTests):
         @pytest.fixture
-        def provider(self, node_context):
-            return MyBenchmark(node_context)
+        def make_benchmark(self):
+            return MyBenchmark
+
+(Overriding the ``provider`` fixture instead, to build the provider yourself, also works.)
 
 Every test calls ``measure(quick=True)`` (the suite must stay fast) and
 ``sample()`` a bounded number of times.
@@ -19,13 +23,15 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from gaia_core import codec
 from gaia_core.model import BenchmarkReport, Measurement, ResourceSample
-from gaia_core.roles import Benchmark
+from gaia_core.roles import Benchmark, NodeContext
+
+BenchmarkFactory = Callable[[NodeContext], Benchmark]
 
 #: Concurrent sample() callers in the thread-safety test, and samples each takes.
 THREADS, SAMPLES_PER_THREAD = 4, 5
@@ -87,12 +93,21 @@ def check_measurement(e: object) -> None:
 
 
 class BenchmarkTests:
-    """The contract every benchmark provider meets. Provide a ``provider`` fixture."""
+    """The contract every benchmark provider meets. Provide a ``make_benchmark`` fixture."""
 
     @pytest.fixture
-    def provider(self) -> Any:
-        """Build the provider under test (override in the subclass)."""
-        raise NotImplementedError("subclass BenchmarkTests and define a `provider` fixture")
+    def make_benchmark(self) -> BenchmarkFactory:
+        """Override: return the callable that builds your benchmark provider from a NodeContext."""
+        raise NotImplementedError("subclass BenchmarkTests and provide a `make_benchmark` fixture")
+
+    @pytest.fixture
+    def provider(self, make_benchmark: BenchmarkFactory, node_context: NodeContext) -> Iterator[Any]:
+        """The provider under test, closed after the test when it has a ``close()``."""
+        provider = make_benchmark(node_context)
+        yield provider
+        close = getattr(provider, "close", None)
+        if callable(close):
+            close()
 
     @pytest.fixture
     def report(self, provider: Any) -> BenchmarkReport:

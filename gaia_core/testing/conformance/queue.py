@@ -40,7 +40,7 @@ from gaia_core.config import AdmissionSection, QueueSection
 from gaia_core.envelope import seal
 from gaia_core.errors import RejectedError, ValidationError
 from gaia_core.identity import Identity
-from gaia_core.model import MAX_TIME, Limits, Status, Task
+from gaia_core.model import MAX_TIME, PRIORITY_RANGE, Limits, Status, Task
 from gaia_core.roles import NodeContext, Queue
 
 QueueFactory = Callable[[NodeContext], Queue]
@@ -250,6 +250,10 @@ class QueueTests:
     # -- ordering ------------------------------------------------------------------------------
 
     def test_priority_then_earliest_deadline_then_fifo_within_a_submitter(self, queue_with: QueueWith) -> None:
+        low, high = PRIORITY_RANGE
+        for outside in (low - 1, high + 1):
+            with pytest.raises(ValidationError):
+                make_task(priority=outside)  # the model refuses it: a queue sees only -1000..1000
         queue = queue_with()
         soon, later = time.time() + 3600, time.time() + 7200
         tasks = [
