@@ -61,7 +61,8 @@ class Harness:
         """``peer`` returns ``slots`` ``after`` seconds from now."""
         self.clock.now += after
         for slot in slots:
-            assert self.dispatcher.answered(peer, slot, run_s=after)
+            assert self.dispatcher.answered(peer, slot)
+            self.dispatcher.verified(peer, slot, run_s=after)
 
 
 @pytest.fixture
@@ -160,7 +161,7 @@ def test_an_answer_counts_once_and_removing_a_slot_releases_its_replicas(h: Harn
     (slot,) = h.job(1, redundancy=2)
     h.round(A, B)
     h.answer(A, [slot], after=0.05)
-    assert not h.dispatcher.answered(A, slot, run_s=0.05)
+    assert not h.dispatcher.answered(A, slot)
     assert slot.observed == {A: pytest.approx(0.05)} and h.dispatcher.held(slot.task.id, B) == [slot]
     h.dispatcher.remove(slot)
     assert h.dispatcher.inflight == {A: 0, B: 0} and not h.dispatcher.slots and not h.dispatcher.by_task
@@ -179,7 +180,7 @@ def test_a_late_nodes_answer_still_counts_until_the_cap(h: Harness) -> None:
     h.dispatcher.late()
     slow = offered[B][0]
     assert slow.overdue and h.dispatcher.held(slow.task.id, B) == [slow]
-    assert h.dispatcher.answered(B, slow, run_s=FLOOR_S)  # B was slow, not silent: its result counts
+    assert h.dispatcher.answered(B, slow)  # B was slow, not silent: its result counts
     assert not slow.overdue and h.dispatcher.peers[B].strikes == 0 and len(slots) == 12
 
 
@@ -206,3 +207,14 @@ def test_this_nodes_own_copies_are_never_taken_back_early(h: Harness) -> None:
     assert h.dispatcher.due_in(A, slots[0]) == CAP and h.dispatcher.due_in(B, slots[0]) == FLOOR_S
     h.clock.now += FLOOR_S + 1
     assert h.dispatcher.late() == []
+
+
+def test_only_verified_answers_count_toward_due_times(h: Harness) -> None:
+    slots = h.job(12)
+    offered = h.round(A, B, cores=2)
+    h.clock.now += 0.001
+    for slot in offered[A]:  # A answers junk at once: released, but its times do not count
+        assert h.dispatcher.answered(A, slot)
+    assert h.dispatcher.due_in(B, offered[B][0]) == CAP
+    h.clock.now += FLOOR_S + 1
+    assert h.dispatcher.late() == [] and len(slots) == 12

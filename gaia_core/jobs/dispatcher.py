@@ -280,27 +280,37 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ answers
 
-    def answered(self, peer: str, slot: Slot, run_s: float) -> bool:
-        """``peer`` returned a result for ``slot`` (its tasks ran ``run_s``): record what was observed.
+    def answered(self, peer: str, slot: Slot) -> bool:
+        """``peer`` returned a result for ``slot``: it is alive (strikes cleared), and never gets that slot again.
 
-        False when ``peer`` no longer held the slot (already released: late, down, or answered).
+        False when ``peer`` no longer held the slot (already released: down, or answered; a late
+        node's copy counts until the cap).
         """
         with self.lock:
             started = slot.started.get(peer)
             if not self.release(peer, slot) and slot.overdue.pop(peer, None) is None:
                 return False
-            slot.excluded.add(peer)  # a node that answered a slot never gets another copy of it
+            slot.excluded.add(peer)
             stats = self.peers[peer]
             stats.strikes = 0
             stats.backoff_until = 0.0
-            stats.task_seconds = run_s if stats.task_seconds is None else (1 - EWMA) * stats.task_seconds + EWMA * run_s
             if started is not None:
-                seconds = max(0.0, self.clock() - started)
-                slot.observed[peer] = seconds
+                slot.observed[peer] = max(0.0, self.clock() - started)
+            return True
+
+    def verified(self, peer: str, slot: Slot, run_s: float) -> None:
+        """``peer``'s answer to ``slot`` passed verification: its times count toward speed and due times.
+
+        Only verified answers count, so a node cannot make others look late by answering junk fast.
+        """
+        with self.lock:
+            stats = self.peers[peer]
+            stats.task_seconds = run_s if stats.task_seconds is None else (1 - EWMA) * stats.task_seconds + EWMA * run_s
+            seconds = slot.observed.get(peer)
+            if seconds is not None:
                 stats.observed.add(seconds)
                 self.jobs[slot.job].add(seconds)
                 stats.seconds = seconds if stats.seconds is None else (1 - EWMA) * stats.seconds + EWMA * seconds
-            return True
 
     def refused(self, peer: str, slot: Slot, reason: str, message: str, retry_after: float | None = None) -> None:
         """``peer`` refused ``slot``, could not be reached, went down or was late: send it elsewhere or fail it."""

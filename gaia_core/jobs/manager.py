@@ -26,6 +26,7 @@ from gaia_core.jobs.earnings import Earnings
 from gaia_core.jobs.jobstore import JobStore
 from gaia_core.jobs.messages import OFFER, SETTLED, OfferAnswer, OfferReply, ResultAck, ResultAcks, Settlement
 from gaia_core.jobs.settlement import Settlement as Settler
+from gaia_core.jobs.unsettled import Unsettled
 from gaia_core.model import Proof, Status, Task, TaskResult, Verdict
 from gaia_core.rewards import Credit
 from gaia_core.verification import SpotCheck, combine
@@ -65,6 +66,7 @@ class JobManager:
         self.settlement = Settler(node_id=node.node_id, verifier=node.verifier, runners=node.runners,
                                   ledger=node.ledger, store=node.store, spot=self.spot, uptime=self._uptime)
         self.earnings = Earnings(node.ledger, node.store)
+        self.unsettled = Unsettled()  # credits a worker has not taken yet (down, restarting): sent again
         self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
         self._lock = self.dispatcher.lock
         self._job_finished = threading.Condition(self._lock)
@@ -150,6 +152,9 @@ class JobManager:
                     last_check = time.monotonic()
                     for peer, slot in self.dispatcher.late():
                         log.warning("task late; re-sending", extra={"task_id": slot.task.id[:16], "peer": peer[:16]})
+                    for peer, credits in self.unsettled.due():
+                        if not self._background(self._pool, self._send_settlement, peer, credits, 1):
+                            self.unsettled.keep(peer, credits)
                 self.dispatcher.dispatch(self._candidates())
             except Exception:  # keep dispatching whatever one round hit
                 log.exception("dispatch round failed")
@@ -231,7 +236,7 @@ class JobManager:
         return ResultAcks(acks)
 
     def _on_result(self, sender: str, slot: Slot, result: TaskResult, proof: Proof | None) -> ResultAck:
-        if not self.dispatcher.answered(sender, slot, result.wall_s):
+        if not self.dispatcher.answered(sender, slot):
             return ResultAck(result.task_id, "unverified", "already settled")
         verdict = self.settlement.verify(sender, slot.task, result, proof)
         if not verdict.ok:
@@ -245,6 +250,7 @@ class JobManager:
         if result.status in RETRY:
             self.dispatcher.retry(sender, slot, f"{result.status.value}: {result.message}")
             return ResultAck(result.task_id, "unverified", f"{result.status.value} is not a final result")
+        self.dispatcher.verified(sender, slot, result.wall_s)
         if self.settlement.should_reexecute(sender, slot.task):
             # Re-execution takes as long as the task: do it off the transport's handler thread.
             if self._background(self._checks, self._spot_checked, sender, slot, result, verdict):
@@ -294,7 +300,7 @@ class JobManager:
             return
         self.store.flush()
         for peer, amount in credits.items():
-            if not self._background(self._pool, self._send_settlement, peer, Settlement((amount,))):
+            if not self._background(self._pool, self._send_settlement, peer, (amount,)):
                 log.info("settlement not sent: this node is stopping", extra={"peer": peer[:16]})
 
     @staticmethod
@@ -306,15 +312,17 @@ class JobManager:
             return False
         return True
 
-    def _send_settlement(self, peer: str, settlement: Settlement) -> None:
-        body = codec.encode(settlement)
-        for attempt in range(SETTLE_TRIES):
+    def _send_settlement(self, peer: str, credits: tuple[Credit, ...], tries: int = SETTLE_TRIES) -> None:
+        body = codec.encode(Settlement(credits))
+        for attempt in range(tries):
             try:
                 self.node.transport.request(peer, SETTLED, body, timeout=10.0)
+                self.unsettled.sent(peer, credits)
                 return
             except GaiaError as exc:
-                if attempt + 1 == SETTLE_TRIES or self._stop.wait(0.5):
-                    log.info("settlement not delivered", extra={"peer": peer[:16], "error": str(exc)})
+                if attempt + 1 == tries or self._stop.wait(0.5):
+                    log.info("settlement not delivered; will try again", extra={"peer": peer[:16], "error": str(exc)})
+                    self.unsettled.keep(peer, credits)
                     return
 
     def _uptime(self, peer: str) -> float:
