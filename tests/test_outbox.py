@@ -149,3 +149,18 @@ def test_an_unanswering_submitter_never_delays_another_submitters_results(tmp_pa
             took = time.monotonic() - started
             release.set()
     assert took < 5.0, f"the submitter's results waited {took:.1f}s behind an unanswering submitter"
+
+
+def test_a_node_holds_at_most_its_configured_bytes_for_an_unreachable_submitter(tmp_path: Path) -> None:
+    cap = 256 << 10
+    recorder = Recorder()
+    node = build_node(make_home(tmp_path, "holder", {"privacy": {"outbox_bytes_per_submitter": cap}}),
+                      load_plugins((recorder, "recorder")))
+    unreachable = "ee" * 32
+    with running(node, drain_s=1.0):
+        for task in echo_tasks([bytes([i]) * (64 << 10) for i in range(20)], unreachable):
+            node.admit(task, origin=unreachable)
+        wait_for(lambda: len(recorder.results()) == 20, timeout=60, what="the tasks to run")
+        outbox = wait_for(lambda: (s := node.status()["outbox"]).get("dropped_full", 0) + s["results"] == 20 and s,
+                          timeout=10, what="the oldest results to be dropped (and no delivery in flight)")
+    assert 0 < outbox["bytes"] <= cap and outbox["submitters"] == 1 and outbox["dropped_full"] > 0
