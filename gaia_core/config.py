@@ -16,7 +16,7 @@ import re
 import tomllib
 import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import attrs
 import cattrs
@@ -239,7 +239,7 @@ def _strings(value: Any, cls: Any) -> Any:
 _converter.register_structure_hook_func(lambda cls: cls in (list[str], frozenset[str]), _strings)
 
 
-def _misspelt_table(names: Any, source: str) -> None:
+def _misspelt_table(names: Iterable[str], source: str) -> None:
     """ConfigError when a table's name is close to a kernel table's (``[netwrok]``): it would be ignored."""
     for name in names:
         near = difflib.get_close_matches(name, _KERNEL_TABLES, n=1, cutoff=0.75)

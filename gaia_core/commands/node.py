@@ -26,7 +26,8 @@ def pid_file(state: State) -> Path:
 
 
 @click.command()
-@click.option("--listen", metavar="ADDR", type=Address(), help="Address to bind, e.g. tcp://0.0.0.0:7700 (config: [node] listen).")
+@click.option("--listen", metavar="ADDR", type=Address(),
+              help="Address to bind, e.g. tcp://0.0.0.0:7700 (config: [node] listen).")
 @click.option("--advertise", metavar="ADDR", help="Address peers should dial, when it differs from --listen.")
 @click.option("--bootstrap", metavar="ADDR", multiple=True, help="A peer to join (repeatable; config: [network] bootstrap).")
 @click.option("--cores", type=Integer(1, MAX_CORES),

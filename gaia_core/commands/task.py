@@ -74,12 +74,12 @@ def run(state: State, module: Path, source: str | None, entry: str | None, fuel:
     if spec is None:
         raise PluginError(f"no active runner for task kind {kind!r}",
                           hint="install one (e.g. `pip install gaia-runner-wasm`) or check `gaia plugins --all`")
+    if entry is None and kind != "wasm":
+        raise UsageError(f"--entry is required for tasks of kind {kind!r}", hint="give the entry to call")
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20, capabilities=frozenset(allowed))
     admitted = state.config().admission
     data = b"" if source is None else read_input(source, admitted)
     module_bytes = read_module(module, admitted)
-    if entry is None and kind != "wasm":
-        raise UsageError(f"--entry is required for tasks of kind {kind!r}", hint="give the entry to call")
     the_task = Task.create(module_bytes, input=data, entry=entry_or_default(entry, module_bytes, module.name),
                            kind=kind, limits=limits)
     context = state.context()
