@@ -143,6 +143,14 @@ def test_no_default_entry_is_one_line(home: Home, tmp_path: Path, capsys: pytest
                                  "name one (give the export to call with --entry NAME)")
 
 
+def test_another_kind_needs_an_entry(home: Home, module_file: Path, fake_dists, good_plugin: str,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    fake_dists.add("gaia-fake-good", good_plugin)  # a runner of kind "echo", which has no default entry
+    code, output = gaia(capsys, "--plugins", "gaia-fake-good", "task", "run", str(module_file), "--kind", "echo")
+    assert code == UsageError.exit_code, output
+    assert one_error(output) == "Error: --entry is required for tasks of kind 'echo' (give the entry to call)"
+
+
 # ---------------------------------------------------------------- node, stop, monitor
 
 @pytest.mark.parametrize(("options", "message"), [
