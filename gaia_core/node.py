@@ -81,7 +81,7 @@ class Node:
         self._admitted: dict[str, tuple[str, Task]] = {}  # task id -> (the node its result goes back to, task)
         privacy = config.privacy
         self.outbox = Outbox(per_submitter_bytes=privacy.outbox_bytes_per_submitter, total_bytes=privacy.outbox_bytes,
-                             max_age_s=privacy.retention_s)
+                             max_age_s=privacy.retention_s, failing_slots=DELIVERY_WORKERS // 2)
         self._deliveries = concurrent.futures.ThreadPoolExecutor(DELIVERY_WORKERS, thread_name_prefix="gaia-deliver")
         self._running = 0
         self._stopping = threading.Event()  # stop() has begun: the queue is closed

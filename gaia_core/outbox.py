@@ -42,9 +42,10 @@ class Pending:
 class Outbox:
     """Undelivered results by submitter; thread-safe. ``clock`` is monotonic seconds."""
 
-    def __init__(self, *, per_submitter_bytes: int, total_bytes: int, max_age_s: float,
+    def __init__(self, *, per_submitter_bytes: int, total_bytes: int, max_age_s: float, failing_slots: int = 4,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.per_submitter_bytes = per_submitter_bytes
+        self.failing_slots = failing_slots  # deliveries in flight at once to submitters whose last one failed
         self.total_bytes = total_bytes
         self.max_age_s = max_age_s
         self._clock = clock
@@ -70,12 +71,25 @@ class Outbox:
 
     def ready(self, *, ignore_backoff: bool = False) -> list[str]:
         """Submitters with results to deliver and no delivery in flight, except those backing off
-        (unless ``ignore_backoff``: a last try before the node stops)."""
+        (unless ``ignore_backoff``: a last try before the node stops).
+
+        Submitters whose last delivery failed get at most ``failing_slots`` deliveries in flight
+        together, so however many of them hang, the others are still served.
+        """
         now = self._clock()
         with self.changed:
             self._expire(now)
-            return [s for s in self._queues
-                    if s not in self._busy and (ignore_backoff or self._retry_at.get(s, 0.0) <= now)]
+            failing = sum(s in self._backoff for s in self._busy)
+            chosen = []
+            for submitter in self._queues:
+                if submitter in self._busy or not (ignore_backoff or self._retry_at.get(submitter, 0.0) <= now):
+                    continue
+                if submitter in self._backoff:
+                    if failing >= self.failing_slots:
+                        continue
+                    failing += 1
+                chosen.append(submitter)
+            return chosen
 
     def take(self, submitter: str, limit: int) -> list[Pending]:
         """Up to ``limit`` of ``submitter``'s oldest results; they are its delivery in flight until

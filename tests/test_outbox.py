@@ -60,6 +60,23 @@ def test_the_global_bound_takes_from_the_largest_holder_not_from_a_small_one() -
     assert len(box.take(B, 100)) == 5
 
 
+def test_failing_submitters_never_take_every_delivery_slot() -> None:
+    clock = Clock()
+    box = Outbox(per_submitter_bytes=10_000, total_bytes=1_000_000, max_age_s=3600.0, failing_slots=2, clock=clock)
+    failing = [f"{i:02x}" * 32 for i in range(5)]
+    for submitter in failing:
+        box.put(submitter, _result(1), None)
+        box.failed(submitter, box.take(submitter, 10))
+    clock.now += BACKOFF_MAX_S
+    chosen = box.ready()
+    assert len(chosen) == 2
+    for submitter in chosen:  # both hang in delivery
+        box.take(submitter, 10)
+    assert box.ready() == []
+    box.put(A, _result(2), None)
+    assert box.ready() == [A]  # a healthy submitter is still served
+
+
 def test_results_put_back_after_a_failed_delivery_stay_within_the_global_bound() -> None:
     box = _outbox(Clock(), per=50_000, total=10_000)
     for i in range(5):
