@@ -205,6 +205,11 @@ class SkipsSigner(HeapQueue):
         super().validate(signed_by, envelope, claimed_id if envelope is None else None)
 
 
+class SkipsHooks(HeapQueue):
+    def validate(self, task: Task, envelope: Envelope | None, claimed_id: str | None) -> None:
+        admission.check(task, attrs.evolve(self.context, hook=None), envelope=envelope, claimed_id=claimed_id)
+
+
 class SkipsClaimedId(HeapQueue):
     def validate(self, task: Task, envelope: Envelope | None, claimed_id: str | None) -> None:
         super().validate(task, envelope, None)
@@ -315,6 +320,7 @@ BROKEN: list[tuple[type[HeapQueue], str]] = [
     (SkipsSignature, "test_refuses_a_forged_envelope"),
     (SkipsSigner, "test_refuses_a_task_signed_by_another_node"),
     (SkipsClaimedId, "test_refuses_a_wrong_claimed_id"),
+    (SkipsHooks, "test_runs_the_validate_task_hooks_of_other_plugins"),
     (SkipsModuleHash, "test_refuses_module_bytes_that_do_not_match_the_module_id"),
     (SkipsSizeLimits, "test_refuses_a_module_or_input_over_the_admission_limits"),
     (OversizeIsFull, "test_a_task_larger_than_the_queue_is_too_large_not_full"),
@@ -365,5 +371,6 @@ def test_every_security_check_of_the_suite_has_a_broken_queue() -> None:
     checks = {name for name in dir(QueueTests) if name.startswith("test_")}
     security = {name for name in checks if name.startswith("test_refuses_")} | {
         "test_admission_checks_run_and_rejections_are_counted", "test_one_submitter_cannot_fill_the_queue",
-        "test_priority_cannot_starve_another_submitter", "test_a_task_larger_than_the_queue_is_too_large_not_full"}
+        "test_priority_cannot_starve_another_submitter", "test_a_task_larger_than_the_queue_is_too_large_not_full",
+        "test_runs_the_validate_task_hooks_of_other_plugins"}
     assert security <= {check for _, check in BROKEN}

@@ -16,8 +16,8 @@ Each check receives ``queue_with(**queue_config)``, which builds a queue from a 
 after the test.
 
 The checks, security first: ``admit`` runs the kernel's :func:`gaia_core.admission.check` (sizes,
-claimed id, module hash, envelope signature and signer, runner, limits, deadline) and counts each
-rejection; a task too large for the queue is ``too_large``, a full queue ``queue_full`` with a
+claimed id, module hash, envelope signature and signer, runner, limits, deadline, the other
+plugins' ``gaia_validate_task`` hooks) and counts each rejection; a task too large for the queue is ``too_large``, a full queue ``queue_full`` with a
 retry hint; one submitter cannot fill the queue nor, at any priority, starve another submitter
 (priority orders a submitter's own tasks, then earliest deadline, then FIFO); anything but a Task
 is ``invalid``. Then the life cycle: duplicates are idempotent; cancel and expiry give exactly one
@@ -34,8 +34,10 @@ import time
 from typing import Callable, Iterator
 
 import attrs
+import pluggy
 import pytest
 
+from gaia_core import hookimpl, plugins
 from gaia_core.config import AdmissionSection, QueueSection
 from gaia_core.envelope import seal
 from gaia_core.errors import RejectedError, ValidationError
@@ -65,12 +67,21 @@ def submitter(n: int) -> str:
 
 
 def build_queue(factory: QueueFactory, context: NodeContext, *, admission: AdmissionSection | None = None,
-                **queue_config: int) -> Queue:
+                hook: pluggy.HookRelay | None = None, **queue_config: int) -> Queue:
     """``factory(context)`` with ``context``'s ``[queue]`` table replaced by ``queue_config``
-    (and its ``[admission]`` table by ``admission`` when given)."""
+    (and its ``[admission]`` table by ``admission``, its plugin hooks by ``hook``, when given)."""
     config = attrs.evolve(context.config, queue=QueueSection(**queue_config),
                           admission=admission or context.config.admission)
-    return factory(attrs.evolve(context, config=config))
+    return factory(attrs.evolve(context, config=config, hook=hook or context.hook))
+
+
+class RefusesPriority7:
+    """A ``gaia_validate_task`` plugin that refuses tasks of priority 7 (reason ``invalid``)."""
+
+    @hookimpl
+    def gaia_validate_task(self, task: Task, envelope: object, context: NodeContext) -> None:
+        if task.priority == 7:
+            raise RejectedError("invalid", "priority 7 is refused by a validation plugin")
 
 
 #: Most tasks :func:`drain` takes, so a queue that never runs dry fails instead of hanging.
@@ -175,6 +186,13 @@ class QueueTests:
         refused(queue, Task.create(MODULE, input=b"x" * 17), "too_large")
         assert queue.stats().rejected == {"too_large": 2}
         queue.admit(Task.create(MODULE, input=b"x" * 16))
+
+    def test_runs_the_validate_task_hooks_of_other_plugins(self, queue_with: QueueWith) -> None:
+        registry = plugins.Plugins(plugins.new_manager(), {})
+        registry.register(RefusesPriority7(), "refuses-priority-7")
+        queue = queue_with(hook=registry.hook)
+        assert "validation plugin" in refused(queue, make_task(priority=7), "invalid").message
+        queue.admit(make_task(priority=6))
 
     def test_anything_but_a_task_is_invalid(self, queue_with: QueueWith) -> None:
         queue = queue_with()
