@@ -16,6 +16,7 @@ from gaia_core.roles import NodeContext
 from gaia_core.testing.conformance.queue import MODULE_ID, drain
 
 from gaia_queue_memory import MemoryQueue
+from gaia_queue_memory.order import FairOrder
 from gaia_queue_memory.stats import LOCAL, percentile
 
 ALICE, BOB, CAROL = (c * 64 for c in "abc")
@@ -183,3 +184,13 @@ def test_percentile_is_nearest_rank() -> None:
 def test_bad_config_table_is_a_config_error(node_context: NodeContext, table: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         queue_with(node_context, {"queue-memory": table})
+
+
+def test_the_deadline_heap_of_served_tasks_does_not_grow_for_ever() -> None:
+    order = FairOrder({})
+    for round_ in range(5):
+        order.push_many([(f"{round_}-{i}", 0, 1e9 + i, ALICE) for i in range(1_000)])
+        assert [order.pop() for _ in range(1_000)][-1] == f"{round_}-999"
+    order.push_many([("last", 0, 2e9, BOB)])
+    assert len(order) == 1 and len(order._deadlines) <= 2 * len(order) + 64
+    assert order.pop_expired(2e9 + 1) == ["last"] and order.pop() is None
