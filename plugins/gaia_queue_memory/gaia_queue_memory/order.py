@@ -31,9 +31,8 @@ class FairOrder:
     """Task ids in pop order (see the module docstring). Not thread-safe: the queue holds its lock."""
 
     def __init__(self, shares: Mapping[str, float]) -> None:
-        self._top = Scheduler()
-        for submitter, weight in shares.items():
-            self._top.set_share(submitter, weight)
+        self._shares = dict(shares)
+        self._top = self._fresh_top()
         self._subs: dict[str, Scheduler] = {}
         self._turns: dict[str, collections.deque[str]] = {}  # submitter -> its turns in the top, oldest first
         self._turn_owner: dict[str, str] = {}  # turn key -> submitter
@@ -103,8 +102,18 @@ class FairOrder:
                 expired.append(task_id)
         return expired
 
+    def _fresh_top(self) -> Scheduler:
+        top = Scheduler()
+        for submitter, weight in self._shares.items():
+            top.set_share(submitter, weight)
+        return top
+
     def _forget_if_idle(self, submitter: str) -> None:
-        """Drop the per-submitter structures of a submitter with nothing queued."""
+        """Drop the structures of a submitter with nothing queued; once nobody has anything queued,
+        start the fair-share level afresh, so it remembers only submitters seen since (bounded
+        memory whatever the number of identities; nobody banks credit while idle anyway)."""
         if not self._turns[submitter]:
             del self._turns[submitter]
             del self._subs[submitter]
+            if not self._owner:
+                self._top = self._fresh_top()

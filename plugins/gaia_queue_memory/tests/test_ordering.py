@@ -194,3 +194,15 @@ def test_the_deadline_heap_of_served_tasks_does_not_grow_for_ever() -> None:
     order.push_many([("last", 0, 2e9, BOB)])
     assert len(order) == 1 and len(order._deadlines) <= 2 * len(order) + 64
     assert order.pop_expired(2e9 + 1) == ["last"] and order.pop() is None
+
+
+def test_an_idle_queue_forgets_every_submitter_it_served() -> None:
+    """300 identities sending one task each leave nothing behind once served."""
+    order = FairOrder({ALICE: 2.0})
+    for n in range(300):
+        order.push_many([(f"t{n}", 0, None, f"{n:064x}")])
+        assert order.pop() == f"t{n}"
+    assert not order._subs and not order._turns and not order._turn_owner
+    assert order._top.served(f"{299:064x}") == 0.0  # the fair-share level started afresh
+    order.push_many([(f"a{i}", 0, None, ALICE) for i in range(3)] + [(f"b{i}", 0, None, BOB) for i in range(2)])
+    assert [order.pop() for _ in range(5)] == ["a0", "b0", "a1", "a2", "b1"]  # ALICE's weight 2 survives
