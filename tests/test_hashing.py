@@ -107,14 +107,22 @@ def test_large_inputs_on_the_pool_equal_the_python_backend():
     assert gaia_native.merkle_root(leaves) == reference.merkle_root(leaves)
 
 
+@pytest.fixture
+def pool_of_two(monkeypatch):
+    """This process's hashing pool sized for 2 cores (no GAIA_HASH_THREADS), back to every core after."""
+    monkeypatch.delenv("GAIA_HASH_THREADS", raising=False)
+    gaia_native.set_hash_threads(2)
+    yield
+    gaia_native.set_hash_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 64)
+
+
 @needs_native
 @pytest.mark.parametrize("count", [2, 3, 63, 257, 1000, 4097])
-def test_merkle_subtrees_on_the_pool_equal_the_python_backend(count):
+def test_merkle_subtrees_on_the_pool_equal_the_python_backend(count, pool_of_two):
     # From 256 KiB of leaves the pool's threads each hash aligned runs of 2^k leaves up to their
     # subtree's root: whole runs, a last partial run, and a single run must all give the same tree.
     size = (256 << 10) // count + 1 + count % 7
     leaves = [leaf(i, size + i % 3) for i in range(count)]
-    gaia_native.set_hash_threads(2)
     assert gaia_native.merkle_root(leaves) == reference.merkle_root(leaves)
 
 
@@ -265,12 +273,14 @@ def test_hashing_pool_needs_a_thread(cores):
         gaia_native.set_hash_threads(cores)
 
 
-def test_facade_sizes_the_pool_of_its_backend():
+@needs_native
+def test_facade_sizes_the_native_pool(pool_of_two):
     from gaia_core import hashing
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if hashing.BACKEND != "native":
+        pytest.skip("GAIA_BACKEND=python")
     assert hashing.set_threads(1) == 1
-    assert hashing.set_threads(2) == (min(2, cores) if hashing.BACKEND == "native" else 1)
+    assert hashing.set_threads(2) == min(2, len(os.sched_getaffinity(0)))
 
 
 def hash_threads_here() -> int:
@@ -284,20 +294,18 @@ def hash_threads_here() -> int:
 
 @needs_native
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
-def test_a_started_node_keeps_hashing_within_its_cores(tmp_path, monkeypatch):
+def test_a_started_node_keeps_hashing_within_its_cores(tmp_path, pool_of_two):
+    # pool_of_two: as a process that hashed before the node started would have
+    from gaia_core import hashing
     from inprocess import build_node, load_plugins, make_home, running, wait_for
 
-    monkeypatch.delenv("GAIA_HASH_THREADS", raising=False)
-    cores = len(os.sched_getaffinity(0))
-    gaia_native.set_hash_threads(2)  # as a process that hashed before the node started would have
-    try:
-        node = build_node(make_home(tmp_path, "one-core", {"node": {"cores": 1}}), load_plugins())
-        with running(node, drain_s=1.0):
-            wait_for(lambda: hash_threads_here() == 0, timeout=10,
-                     what="the hashing pool to shrink to the node's one core")
-            assert gaia_native.set_hash_threads(1) == 1  # already that size
-    finally:
-        gaia_native.set_hash_threads(cores)  # the default, for the tests after this one
+    if hashing.BACKEND != "native":
+        pytest.skip("GAIA_BACKEND=python: the node hashes on its calling threads")
+    node = build_node(make_home(tmp_path, "one-core", {"node": {"cores": 1}}), load_plugins())
+    with running(node, drain_s=1.0):
+        wait_for(lambda: hash_threads_here() == 0, timeout=10,
+                 what="the hashing pool to shrink to the node's one core")
+        assert gaia_native.set_hash_threads(1) == 1  # already that size
 
 
 def test_merkle_edge_cases(impl):
@@ -360,6 +368,7 @@ def test_facade_forced_python_backend_is_quiet(reload_facade, monkeypatch):
         mod = importlib.reload(reload_facade)
     assert mod.BACKEND == "python"
     assert "GAIA_BACKEND" in mod.BACKEND_ERROR
+    assert mod.set_threads(4) == 1  # the Python backend hashes on the calling thread
 
 
 @needs_native
