@@ -40,6 +40,11 @@ class Settings:
     recv_hwm: int = field(default=10_000, validator=[v.instance_of(int), v.ge(1)])
     #: Replies queued per peer; high on purpose, since a dropped reply costs a retry.
     reply_hwm: int = field(default=100_000, validator=[v.instance_of(int), v.ge(1)])
+    #: Connections open at once (accepted TCP connections; handshakes beyond it are refused, ``connections_full``).
+    max_connections: int = field(default=512, validator=[v.instance_of(int), v.ge(1), v.le(100_000)])
+    #: New connections accepted per client address: a burst, then a rate per second (``connect_rate``).
+    connect_burst: int = field(default=32, validator=[v.instance_of(int), v.ge(1), v.le(100_000)])
+    connect_rate: float = field(default=8.0, converter=float, validator=[v.gt(0), v.le(100_000)])
     #: Hellos accepted per connection: a burst, then a rate per second; the rest are refused (``hello_rate``).
     hello_burst: int = field(default=5, validator=[v.instance_of(int), v.ge(1), v.le(1000)])
     hello_rate: float = field(default=1.0, converter=float, validator=[v.gt(0), v.le(1000)])

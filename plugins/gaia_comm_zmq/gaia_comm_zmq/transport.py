@@ -23,6 +23,7 @@ import attrs
 import msgpack
 import zmq
 from zmq.utils import z85
+from zmq.utils.monitor import recv_monitor_message
 
 from gaia_core.plugin_api import (
     Channel,
@@ -123,8 +124,10 @@ class ZmqTransport:
         self._socks: dict[zmq.Socket, _Peer] = {}
         self._internal: dict[int, tuple[str, _Peer, float]] = {}  # our hellos and pings in flight
         self._denied: set[bytes] = set()
+        self._connections: set[int] = set()  # accepted TCP connections, by file descriptor
         s = self.settings
         self._hello_limit = RateLimit(s.hello_rate, s.hello_burst)
+        self._connect_limit = RateLimit(s.connect_rate, s.connect_burst)
         self._announce_limit = RateLimit(s.announce_rate, s.announce_burst)
         self._speaks_for: collections.OrderedDict[bytes, str] = collections.OrderedDict()  # connection -> node id
         self._counts: collections.Counter[str] = collections.Counter()
@@ -169,9 +172,10 @@ class ZmqTransport:
                 router.curve_server = True
                 router.curve_secretkey = z85.encode(self._identity.curve_secret)
                 router.curve_publickey = z85.encode(self._identity.curve_public)
-                router.zap_domain = b"gaia"
             else:
                 self._log.warning("zmq transport runs INSECURE: plaintext, no CurveZMQ; for debugging only")
+            router.zap_domain = b"gaia"  # every handshake, CURVE or plaintext, passes _serve_zap
+            monitor = router.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
             try:
                 router.bind(s.listen)
             except zmq.ZMQError as exc:
@@ -193,7 +197,8 @@ class ZmqTransport:
         self._record = attrs.evolve(record, addresses=(advertise,), curve_key=self._identity.curve_public)
         self._handler = handler
         self._pool = ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="gaia-zmq-handler")
-        self._thread = threading.Thread(target=self._loop, args=(router, cmd, zap), name="gaia-zmq-io", daemon=True)
+        self._thread = threading.Thread(target=self._loop, args=(router, cmd, zap, monitor), name="gaia-zmq-io",
+                                        daemon=True)
         self._thread.start()
         self._log.info("zmq transport listening on %s (security=%s, auth=%s)", endpoint, s.security, s.auth)
         for address in s.bootstrap:
@@ -313,8 +318,8 @@ class ZmqTransport:
 
     # ------------------------------------------------------------------ the I/O thread
 
-    def _loop(self, router: zmq.Socket, cmd: zmq.Socket, zap: zmq.Socket) -> None:
-        for sock in (router, cmd, zap):
+    def _loop(self, router: zmq.Socket, cmd: zmq.Socket, zap: zmq.Socket, monitor: zmq.Socket) -> None:
+        for sock in (router, cmd, zap, monitor):
             self._poller.register(sock, zmq.POLLIN)
         beat = self.settings.heartbeat_s
         next_beat = time.monotonic()
@@ -341,6 +346,8 @@ class ZmqTransport:
                         self._drain_commands(cmd, router)
                     elif sock is zap:
                         self._serve_zap(zap)
+                    elif sock is monitor:
+                        self._count_connections(monitor)
                     elif sock in self._socks:
                         peer = self._socks[sock]
                         if event & zmq.POLLOUT:
@@ -529,8 +536,21 @@ class ZmqTransport:
             with self._lock:
                 self._backlog -= 1
 
+    def _count_connections(self, monitor: zmq.Socket) -> None:
+        """Keep the set of accepted connections up to date from the listener's monitor events."""
+        for _ in range(_DRAIN):
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._connections.add(event["value"])
+            else:
+                self._connections.discard(event["value"])
+
     def _serve_zap(self, zap: zmq.Socket) -> None:
-        """Answer one ZAP request: accept a CURVE client unless its key was refused before.
+        """Answer one ZAP request: accept a client unless its key was refused before, too many connections
+        are open, or its address opens connections faster than ``connect_rate``.
 
         The User-Id given back is the client's key in hex; every message on that
         connection carries it, and a hello must come with a record naming that key.
@@ -542,11 +562,19 @@ class ZmqTransport:
         if len(frames) < 6:
             zap.send_multipart([b"1.0", frames[1] if len(frames) > 1 else b"", b"500", b"bad ZAP request", b"", b""])
             return
-        version, request_id, _domain, _address, _identity, mechanism, *creds = frames
+        version, request_id, _domain, address, _identity, mechanism, *creds = frames
         key = creds[0] if mechanism == b"CURVE" and creds else b""
-        if key in self._denied:
-            self._refusals.add("zap_denied", key.hex(), "curve key refused earlier (not on the allow-list)")
-            zap.send_multipart([version, request_id, b"400", b"not on the allow-list", b"", b""])
+        s = self.settings
+        refusal = None
+        if key and key in self._denied:
+            refusal = ("zap_denied", "curve key refused earlier (not on the allow-list)")
+        elif len(self._connections) > s.max_connections:
+            refusal = ("connections_full", f"{len(self._connections)} connections open (max_connections {s.max_connections})")
+        elif not self._connect_limit.allow(address):
+            refusal = ("connect_rate", "this address opens connections faster than connect_rate allows")
+        if refusal is not None:
+            self._refusals.add(refusal[0], address.decode("ascii", "replace"), refusal[1])
+            zap.send_multipart([version, request_id, b"400", refusal[1].encode(), b"", b""])
             return
         zap.send_multipart([version, request_id, b"200", b"OK", key.hex().encode(), b""])
 

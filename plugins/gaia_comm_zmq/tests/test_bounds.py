@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import msgpack
+import zmq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gaia_core import codec
@@ -67,7 +69,7 @@ def test_a_hello_flood_from_one_connection_is_bounded_and_the_node_still_stops(b
 
 
 def test_hints_and_dial_backs_cannot_fill_the_dial_table(build, dial_raw) -> None:
-    transport, record = build(own={"max_pending_dials": 8})
+    transport, record = build(own={"max_pending_dials": 8, "connect_burst": 100})
     gate = Gate(RecordingHandler())
     address = transport.start(gate, record)
     for i in range(40):  # forty connections, each a distinct node that asks to be dialled back at a dead port
@@ -104,3 +106,44 @@ def test_announcements_are_bounded_in_size_and_rate(build, dial_raw) -> None:
     wait_for(decided, "every announcement to be decided")
     assert not [e for e in handler.announces if e.sender == big.identity.node_id]
     assert 5 <= len(handler.announces) <= 8, "a burst, then the refill rate (a few per second)"
+
+
+def _try_send(raw, body: bytes) -> None:
+    """Send a request without waiting: a DEALER whose handshake was refused has nowhere to send."""
+    env = seal(raw.identity, "echo", body)
+    try:
+        raw.sock.send_multipart([wire.header(wire.REQUEST, 1, env), env.body], zmq.NOBLOCK)
+    except zmq.Again:
+        pass
+
+
+def test_connection_floods_are_refused_at_the_handshake(build, dial_raw) -> None:
+    transport, record = build(own={"connect_burst": 5, "connect_rate": 0.5})
+    address = transport.start(Gate(RecordingHandler()), record)
+    raws = [dial_raw(address) for _ in range(30)]  # thirty connections at once from one address
+    wait_for(lambda: transport.stats()["rejected"].get("connect_rate", 0) >= 20, "handshakes past the burst refused")
+    answered = 0
+    for raw in raws:
+        _try_send(raw, b"x")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        answered += sum(bool(raw.sock.poll(0)) and bool(raw.sock.recv_multipart()) for raw in raws)
+        time.sleep(0.1)
+    assert 1 <= answered <= 8, f"{answered} of 30 connections got through a burst of 5"
+
+
+def test_open_connections_are_bounded(build, dial_raw) -> None:
+    transport, record = build(own={"max_connections": 4})
+    address = transport.start(Gate(RecordingHandler()), record)
+    host, port = address.partition("#")[0].removeprefix("tcp://").rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port))) for _ in range(8)]  # connected, never a handshake
+    try:
+        raw = dial_raw(address)
+        _try_send(raw, b"over the bound")
+        wait_for(lambda: transport.stats()["rejected"].get("connections_full", 0) >= 1, "a handshake past the bound refused")
+    finally:
+        for sock in idle:
+            sock.close()
+    late = dial_raw(address)  # once the idle ones are gone, peers get in again
+    late.send_request("echo", b"room again")
+    assert late.sock.poll(15_000), "no answer once connections were free again"
