@@ -41,15 +41,15 @@ pub fn pool_threads(setting: Option<&str>, cores: usize) -> usize {
 }
 
 /// The hashing pool as sized last: `threads`, and the pool itself when `threads > 1` and it started.
-struct Sized {
+struct HashPool {
     threads: usize,
     pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// The one hashing pool; `None` until first sized.
-static POOL: Mutex<Option<Sized>> = Mutex::new(None);
+static POOL: Mutex<Option<HashPool>> = Mutex::new(None);
 
-fn start_pool(threads: usize) -> Sized {
+fn start_pool(threads: usize) -> HashPool {
     let pool = (threads > 1)
         .then(|| {
             rayon::ThreadPoolBuilder::new()
@@ -60,7 +60,7 @@ fn start_pool(threads: usize) -> Sized {
         })
         .flatten()
         .map(Arc::new);
-    Sized {
+    HashPool {
         threads: if pool.is_some() { threads } else { 1 },
         pool,
     }
@@ -83,7 +83,7 @@ pub fn set_pool_threads(cores: usize) -> usize {
     let threads = threads_for(cores);
     let mut slot = POOL.lock().unwrap_or_else(PoisonError::into_inner);
     match slot.as_ref() {
-        Some(sized) if sized.threads == threads => threads,
+        Some(current) if current.threads == threads => threads,
         _ => slot.insert(start_pool(threads)).threads,
     }
 }
