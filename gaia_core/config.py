@@ -151,7 +151,11 @@ class AdmissionSection:
 
 @frozen
 class NetworkSection:
-    """``[network]``: peers, security and liveness."""
+    """``[network]``: peers and liveness.
+
+    ``security``, ``auth`` and ``allowlist`` belong to the transport's own table (e.g. ``[comm_zmq]``);
+    they stay here so that older configurations keep working: a transport reads them when its table lacks them.
+    """
 
     bootstrap: list[str] = field(factory=list)
     security: str = field(default="curve", validator=v.in_({"curve", "insecure"}))

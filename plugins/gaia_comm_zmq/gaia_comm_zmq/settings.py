@@ -1,4 +1,8 @@
-"""The transport's settings: ``[network]`` and ``[node]`` from the kernel, ``[comm_zmq]`` of its own."""
+"""The transport's settings: ``[comm_zmq]`` of its own, plus addresses and liveness from ``[node]``/``[network]``.
+
+``security``, ``auth`` and ``allowlist`` are this plugin's: set them in ``[comm_zmq]``. A key absent
+there is still read from ``[network]``, where older configurations have it.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +25,8 @@ class Settings:
     listen: str
     advertise: str = ""
     bootstrap: tuple[str, ...] = ()
-    security: str = "curve"
-    auth: str = "open"
+    security: str = field(default="curve", validator=v.in_({"curve", "insecure"}))
+    auth: str = field(default="open", validator=v.in_({"open", "allowlist"}))
     allowlist: frozenset[str] = frozenset()
     heartbeat_s: float = 1.0
     down_after_s: float = 5.0
@@ -67,22 +71,27 @@ class Settings:
     def from_config(cls, config: Config) -> Settings:
         """Read the node's configuration; ConfigError names a bad key."""
         net = config.network
-        bad = [n for n in net.allowlist if not _NODE_ID.match(n)]
+        own = _own(config.section(SECTION))
+        where = {key: SECTION if key in own else "network" for key in _OWN_OR_LEGACY}
+        for key in _OWN_OR_LEGACY:  # the plugin's own table first; [network] where older configurations keep them
+            own.setdefault(key, getattr(net, key, attrs.fields_dict(Settings)[key].default))
+        allowlist = own["allowlist"]
+        if not isinstance(allowlist, (list, tuple)) or not all(isinstance(n, str) for n in allowlist):
+            raise ConfigError(f"[{where['allowlist']}] allowlist must be a list of node ids")
+        bad = [n for n in allowlist if not _NODE_ID.match(n)]
         if bad:
-            raise ConfigError(f"[network] allowlist entry {bad[0]!r} is not a node id (64 lowercase hex)",
+            raise ConfigError(f"[{where['allowlist']}] allowlist entry {bad[0]!r} is not a node id (64 lowercase hex)",
                               hint="list the node ids peers print at start or in `gaia peers`")
-        if net.auth == "allowlist" and not net.allowlist:
-            raise ConfigError("[network] auth = \"allowlist\" but the allowlist is empty",
+        own["allowlist"] = frozenset(allowlist)
+        if own["auth"] == "allowlist" and not allowlist:
+            raise ConfigError(f"[{where['auth']}] auth = \"allowlist\" but the allowlist is empty",
                               hint="list the node ids allowed to talk to this node, or use auth = \"open\"")
         if net.down_after_s <= net.heartbeat_s:
             raise ConfigError(f"[network] down_after_s ({net.down_after_s}) must exceed heartbeat_s ({net.heartbeat_s})",
                               hint="a few heartbeats, e.g. heartbeat_s = 1, down_after_s = 5")
-        own = _own(config.section(SECTION))
         try:
-            return cls(listen=config.node.listen, advertise=config.node.advertise,
-                       bootstrap=tuple(net.bootstrap), security=net.security, auth=net.auth,
-                       allowlist=frozenset(net.allowlist), heartbeat_s=net.heartbeat_s,
-                       down_after_s=net.down_after_s, **own)
+            return cls(listen=config.node.listen, advertise=config.node.advertise, bootstrap=tuple(net.bootstrap),
+                       heartbeat_s=net.heartbeat_s, down_after_s=net.down_after_s, **own)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"[{SECTION}]: {exc}", hint="see the plugin README for the keys and their ranges") from None
 
@@ -96,4 +105,6 @@ def _own(section: Mapping[str, Any]) -> dict[str, Any]:
 
 
 #: Settings read from the kernel's ``[node]`` and ``[network]`` sections, not from ``[comm_zmq]``.
-_FROM_KERNEL = {"listen", "advertise", "bootstrap", "security", "auth", "allowlist", "heartbeat_s", "down_after_s"}
+_FROM_KERNEL = {"listen", "advertise", "bootstrap", "heartbeat_s", "down_after_s"}
+#: This plugin's keys that older configurations keep in ``[network]``.
+_OWN_OR_LEGACY = ("security", "auth", "allowlist")

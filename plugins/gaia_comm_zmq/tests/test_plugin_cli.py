@@ -33,6 +33,9 @@ def test_transport_satisfies_the_protocol(node_context) -> None:
     ({"heartbeat_s": 5.0, "down_after_s": 2.0}, {}, "must exceed"),
     ({}, {"retries": -1}, "comm_zmq"),
     ({}, {"colour": "red"}, "unknown key 'colour'"),
+    ({}, {"auth": "allowlist"}, r"\[comm_zmq\] auth = \"allowlist\" but the allowlist is empty"),
+    ({}, {"allowlist": ["nope"]}, r"\[comm_zmq\] allowlist entry 'nope'"),
+    ({}, {"security": "none"}, "comm_zmq"),
 ])
 def test_bad_config_is_config_error(node_context, network, own, match) -> None:
     config = attrs.evolve(Config(), network=attrs.evolve(Config().network, **network), extra={"comm_zmq": own})
@@ -52,3 +55,15 @@ def test_wildcard_listen_needs_advertise(node_context, identity) -> None:
 def test_bad_address_is_usage_error(address: str) -> None:
     with pytest.raises(UsageError):
         parse_address(address, curve=True)
+
+
+def test_security_settings_are_the_plugins_own_and_network_is_still_read(node_context) -> None:
+    friend = "ab" * 32
+    own = {"security": "insecure", "auth": "allowlist", "allowlist": [friend]}
+    config = attrs.evolve(Config(), extra={"comm_zmq": own})
+    settings = ZmqTransport(attrs.evolve(node_context, config=config)).settings
+    assert (settings.security, settings.auth, settings.allowlist) == ("insecure", "allowlist", frozenset({friend}))
+    legacy = attrs.evolve(Config(), network=attrs.evolve(Config().network, security="insecure"))
+    assert ZmqTransport(attrs.evolve(node_context, config=legacy)).settings.security == "insecure"
+    both = attrs.evolve(legacy, extra={"comm_zmq": {"security": "curve"}})
+    assert ZmqTransport(attrs.evolve(node_context, config=both)).settings.security == "curve"  # its own table wins
