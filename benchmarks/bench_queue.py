@@ -4,12 +4,15 @@ Measures, each against its baseline in the same run:
 
 * ``admit+next``: tasks/s through ``admit`` then ``next`` for N small tasks (default 10**6; module
   sent by id, an accepting ``gaia_validate_task`` hook). Both queues run the kernel's full
-  admission check, de-duplicate, bound count and bytes, keep wait and share counters, and order
-  by priority, fair share, earliest deadline and FIFO; the baseline does it with ``heapq`` and
-  dicts under one lock. Tasks (and their cached ids) are built before the timed region.
-  Before timing, both queues drain the same 20 000 tasks and must give the same order.
-* ``scheduler push+pop``: the ordering structure alone, gaia_native.Scheduler (batched
-  ``push_many``/``pop_many``) vs the baseline's heapq structure.
+  admission check, de-duplicate, bound count and bytes (globally and per submitter share), keep
+  wait and share counters, and order by fair share between submitters (round robin by virtual
+  time) and, inside one submitter, by priority, earliest deadline and FIFO; the baseline does it
+  with ``heapq``, deques and dicts under one lock. Tasks (and their cached ids) are built before
+  the timed region. Before timing, both queues drain the same 20 000 tasks and must give the
+  same order.
+* ``scheduler push+pop``: the ordering structure alone, gaia_queue_memory's FairOrder (two levels
+  of gaia_native.Scheduler, batched ``push_many``) vs the baseline's heapq structure; the same
+  pop order is checked.
 * ``flood``: 10**5 tasks offered to a queue of capacity 10**4, each queue in a fresh process:
   peak RSS growth and the rejection count.
 
@@ -36,9 +39,11 @@ from gaia_core.config import Config, Home, QueueSection
 from gaia_core.errors import RejectedError
 from gaia_core.model import Envelope, Task
 from gaia_core.roles import NodeContext
-from gaia_core.scheduling import BACKEND, Scheduler
+from gaia_core.scheduling import BACKEND
 
 from gaia_queue_memory import MemoryQueue
+from gaia_queue_memory.options import SECTION, QueueOptions
+from gaia_queue_memory.order import FairOrder
 
 MODULE_ID = "ab" * 32
 SUBMITTERS = [f"{i:064x}" for i in range(8)]
@@ -47,96 +52,125 @@ FLOOD_OFFERED, FLOOD_CAPACITY = 100_000, 10_000
 
 
 class HeapFairShare:
-    """The baseline's ordering: strict priority, then per-submitter virtual time, then EDF, FIFO.
+    """The baseline's ordering, the same as MemoryQueue's (gaia_queue_memory.order.FairOrder).
 
-    Same rules as gaia_native.Scheduler (see gaia_core.scheduling), with heapq, dicts and lazy
-    deletion; picking a submitter scans the submitters of the top class.
+    Between submitters: fair share by virtual time (each pop adds 1; a submitter becoming active
+    starts at max(own, smallest active virtual time); ties by its oldest queued *turn*, one turn per
+    queued task, numbered as pushed in batches grouped by submitter; everything forgotten once the
+    structure is empty). Inside one submitter: highest priority, then earliest deadline, then FIFO.
+    Written with heapq, deques and dicts with lazy deletion; equal shares (the bench sets none).
     """
 
     def __init__(self) -> None:
-        self.classes: dict[int, dict[str, list[tuple[float, int, str]]]] = {}
-        self.vtime: collections.defaultdict[str, float] = collections.defaultdict(float)
-        self.active: dict[str, int] = {}  # submitter -> queued items
-        self.live: dict[str, tuple[int, str]] = {}  # key -> (arrival, submitter)
-        self.deadlines: list[tuple[float, int, str]] = []
+        self.tasks: dict[str, list[tuple[int, float, int, str]]] = {}  # submitter -> its task heap
+        self.turns: dict[str, collections.deque[int]] = {}  # submitter -> its turn numbers, oldest first
+        self.vtime: dict[str, float] = {}
+        self.top: list[tuple[float, int, str]] = []  # (vtime, oldest turn, submitter), stale ones skipped
+        self.live: dict[str, tuple[int, str, float | None]] = {}  # key -> (arrival, submitter, deadline)
+        self.deadlines: list[tuple[float, str]] = []
         self.seq = 0
+        self.turn_seq = 0
 
     def __len__(self) -> int:
         return len(self.live)
 
-    def push(self, key: str, priority: int, deadline: float | None, submitter: str) -> None:
-        if submitter not in self.active:
-            if self.active:
-                floor = min(self.vtime[s] for s in self.active)
-                self.vtime[submitter] = max(self.vtime[submitter], floor)
-            self.active[submitter] = 0
-        self.active[submitter] += 1
-        entry = (math.inf if deadline is None else deadline, self.seq, key)
-        heapq.heappush(self.classes.setdefault(priority, {}).setdefault(submitter, []), entry)
-        if deadline is not None:
-            heapq.heappush(self.deadlines, entry)
-        self.live[key] = (self.seq, submitter)
-        self.seq += 1
-
-    def _dead(self, entry: tuple[float, int, str]) -> bool:
-        live = self.live.get(entry[2])
-        return live is None or live[0] != entry[1]
-
-    def _forget(self, key: str) -> str:
-        _, submitter = self.live.pop(key)
-        self.active[submitter] -= 1
-        if not self.active[submitter]:
-            del self.active[submitter]
-        return submitter
-
-    def pop(self) -> str | None:
-        while self.classes:
-            top = max(self.classes)
-            subs = self.classes[top]
-            best = None
-            for submitter, heap in list(subs.items()):
-                while heap and self._dead(heap[0]):
-                    heapq.heappop(heap)
-                if not heap:
-                    del subs[submitter]
-                    continue
-                rank = (self.vtime[submitter], heap[0][0], heap[0][1], submitter)
-                if best is None or rank < best:
-                    best = rank
-            if best is None:
-                del self.classes[top]
-                continue
-            key = heapq.heappop(subs[best[3]])[2]
-            self.vtime[self._forget(key)] += 1.0
-            return key
+    def _min_active_vtime(self) -> float | None:
+        while self.top:
+            vtime, turn, submitter = self.top[0]
+            turns = self.turns.get(submitter)
+            if turns and turns[0] == turn and self.vtime[submitter] == vtime:
+                return vtime
+            heapq.heappop(self.top)
         return None
 
+    def push_many(self, items: list[tuple[str, int, float | None, str]]) -> None:
+        """Queue ``(key, priority, deadline, submitter)`` items, turns numbered per submitter group."""
+        groups: dict[str, list[tuple[str, int, float | None, str]]] = {}
+        for item in items:
+            groups.setdefault(item[3], []).append(item)
+        for submitter, group in groups.items():
+            heap = self.tasks.setdefault(submitter, [])
+            for key, priority, deadline, _ in group:
+                heapq.heappush(heap, (-priority, math.inf if deadline is None else deadline, self.seq, key))
+                if deadline is not None:
+                    heapq.heappush(self.deadlines, (deadline, key))
+                self.live[key] = (self.seq, submitter, deadline)
+                self.seq += 1
+            for _ in group:
+                turns = self.turns.get(submitter)
+                if not turns:
+                    floor = self._min_active_vtime()
+                    own = self.vtime.get(submitter, 0.0)
+                    self.vtime[submitter] = own if floor is None else max(own, floor)
+                    turns = self.turns[submitter] = collections.deque()
+                    heapq.heappush(self.top, (self.vtime[submitter], self.turn_seq, submitter))
+                turns.append(self.turn_seq)
+                self.turn_seq += 1
+        if len(self.deadlines) > 2 * len(self.live) + 64:
+            self.deadlines = [(d, key) for key, (_, _, d) in self.live.items() if d is not None]
+            heapq.heapify(self.deadlines)
+
+    def _forget_if_idle(self, submitter: str) -> None:
+        if not self.turns[submitter]:
+            del self.turns[submitter], self.tasks[submitter]
+            if not self.live:
+                self.vtime.clear()
+                self.top.clear()
+
+    def pop(self) -> str | None:
+        if self._min_active_vtime() is None:
+            return None
+        _, _, submitter = heapq.heappop(self.top)
+        turns = self.turns[submitter]
+        turns.popleft()
+        heap = self.tasks[submitter]
+        while True:
+            _, _, seq, key = heapq.heappop(heap)
+            live = self.live.get(key)
+            if live is not None and live[0] == seq:
+                break
+        del self.live[key]
+        self.vtime[submitter] += 1.0
+        if turns:
+            heapq.heappush(self.top, (self.vtime[submitter], turns[0], submitter))
+        self._forget_if_idle(submitter)
+        return key
+
     def remove(self, key: str) -> bool:
-        if key not in self.live:
+        live = self.live.pop(key, None)
+        if live is None:
             return False
-        self._forget(key)
+        submitter = live[1]
+        self.turns[submitter].pop()  # as FairOrder: the newest turn goes, the oldest keeps its place
+        self._forget_if_idle(submitter)
         return True
 
     def pop_expired(self, now: float) -> list[str]:
         out = []
         while self.deadlines and self.deadlines[0][0] < now:
-            entry = heapq.heappop(self.deadlines)
-            if not self._dead(entry):
-                self._forget(entry[2])
-                out.append(entry[2])
+            _, key = heapq.heappop(self.deadlines)
+            if self.remove(key):
+                out.append(key)
         return out
 
 
 class HeapqQueue:
-    """The baseline queue: MemoryQueue's semantics with HeapFairShare under a threading.Lock."""
+    """The baseline queue: MemoryQueue's semantics (admission, per-submitter share and global
+    bounds, batched pushes, expiry, counters) with HeapFairShare under a threading.Lock."""
 
     def __init__(self, context: NodeContext) -> None:
+        share = QueueOptions.from_section(context.config.section(SECTION)).submitter_share
         self.context = context
         self.capacity = context.config.queue.capacity
         self.capacity_bytes = context.config.queue.capacity_bytes
+        self.share = max(1, int(self.capacity * share))
+        self.share_bytes = max(1, int(self.capacity_bytes * share))
         self.cond = threading.Condition(threading.Lock())
         self.order = HeapFairShare()
         self.queued: dict[str, tuple[Task, int, float]] = {}
+        self.pending: list[tuple[str, int, float | None, str]] = []
+        self.held: collections.Counter[str] = collections.Counter()
+        self.held_bytes: collections.Counter[str] = collections.Counter()
         self.running: set[str] = set()
         self.dropped: list[str] = []
         self.bytes = self.admitted = self.waiting = 0
@@ -148,13 +182,20 @@ class HeapqQueue:
         try:
             admission.check(task, self.context, envelope=envelope)
             nbytes = len(task.input) + len(task.module or b"")
+            if nbytes > self.share_bytes:
+                raise RejectedError("too_large", "task is larger than one submitter's share")
+            who = task.submitter
             with self.cond:
                 if task.id in self.queued or task.id in self.running:
                     return task.id
+                if self.held[who] >= self.share or self.held_bytes[who] + nbytes > self.share_bytes:
+                    raise RejectedError("queue_full", "submitter holds its share", retry_after=1.0)
                 if len(self.queued) + len(self.dropped) >= self.capacity or self.bytes + nbytes > self.capacity_bytes:
                     raise RejectedError("queue_full", "queue is full", retry_after=1.0)
                 self.queued[task.id] = (task, nbytes, time.monotonic())
-                self.order.push(task.id, task.priority, task.deadline, task.submitter)
+                self.pending.append((task.id, task.priority, task.deadline, who))
+                self.held[who] += 1
+                self.held_bytes[who] += nbytes
                 self.bytes += nbytes
                 self.admitted += 1
                 if self.waiting:
@@ -165,20 +206,31 @@ class HeapqQueue:
                 self.rejected[exc.reason] += 1
             raise
 
+    def _take(self, key: str) -> tuple[Task, float]:
+        task, nbytes, admitted_at = self.queued.pop(key)
+        self.bytes -= nbytes
+        self.held[task.submitter] -= 1
+        self.held_bytes[task.submitter] -= nbytes
+        if not self.held[task.submitter]:
+            del self.held[task.submitter], self.held_bytes[task.submitter]
+        return task, admitted_at
+
     def next(self, timeout: float | None = None) -> Task | None:
         until = None if timeout is None else time.monotonic() + timeout
         with self.cond:
             while True:
+                if self.pending:
+                    self.order.push_many(self.pending)
+                    self.pending = []
                 for key in self.order.pop_expired(time.time()):
-                    self.bytes -= self.queued.pop(key)[1]
+                    self._take(key)
                     self.dropped.append(key)
                 key = self.order.pop()
                 if key is not None:
-                    task, nbytes, admitted_at = self.queued.pop(key)
-                    self.bytes -= nbytes
+                    task, admitted_at = self._take(key)
+                    self.waits.append(time.monotonic() - admitted_at)
                     self.running.add(key)
                     self.served[task.submitter] += 1
-                    self.waits.append(time.monotonic() - admitted_at)
                     return task
                 remaining = None if until is None else until - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -235,19 +287,19 @@ def time_admit_next(queue: MemoryQueue | HeapqQueue, tasks: list[Task]) -> float
 
 
 def time_scheduler(tasks: list[Task]) -> tuple[float, float]:
+    """Push every task in one batch then pop them all: FairOrder vs HeapFairShare, same order."""
     items = [(t.id, t.priority, t.deadline, t.submitter) for t in tasks]
-    native = Scheduler()
+    fair = FairOrder({})
     start = time.perf_counter()
-    native.push_many(items)
-    popped = native.pop_many(len(items))
+    fair.push_many(items)
+    popped = [fair.pop() for _ in items]
     gaia = time.perf_counter() - start
     heap = HeapFairShare()
     start = time.perf_counter()
-    for item in items:
-        heap.push(*item)
+    heap.push_many(items)
     baseline_order = [heap.pop() for _ in items]
     baseline = time.perf_counter() - start
-    assert popped == baseline_order, "the baseline's order differs from the native scheduler's"
+    assert popped == baseline_order, "the baseline's order differs from gaia_queue_memory's FairOrder"
     return gaia, baseline
 
 
