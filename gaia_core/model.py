@@ -345,6 +345,10 @@ class NodeRecord:
     load: float = field(default=0.0, converter=float, validator=_amount)
     updated_at: float = field(factory=time.time, converter=float, validator=_time)
 
+    def channel_keys(self) -> dict[str, bytes]:
+        """The keys this record binds to its node id, by channel scheme (what a transport may vouch for)."""
+        return {"curve": self.curve_key}
+
 
 @frozen
 class Envelope:
