@@ -1,0 +1,104 @@
+"""Issue #12's attacks that no other test tries, each against real nodes on 127.0.0.1.
+
+In-process nodes (tests/inprocess.py) with the real zmq transport, memory queue and WASM runner;
+the attacker signs with its own Ed25519 identity and sends through a real transport or a bare
+CurveZMQ socket (tests/attackers.py). Every wait is bounded; every node started here is stopped.
+docs/network.md ("Attacks and what stops them") records the figures these tests print; the table in
+docs/architecture.md names the tests that cover the other attacks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from gaia_core.errors import GaiaError
+from gaia_core.identity import Identity
+
+from attackers import RawDealer, flood_tasks, nan_deadline_frame, offer, offer_all
+from inprocess import build_node, load_plugins, make_home, running, wait_for
+from nodes import call, echo_tasks
+
+pytest.importorskip("gaia_runner_wasm.workloads")
+
+#: Tasks one identity floods a worker with, at the top priority (issue #12: 10,001 at priority 1000).
+FLOOD = 10_001
+#: How long a legitimate job of 5 tasks may take on the flooded worker (before the fix: 0 of 5 in 120 s).
+LEGIT_BOUND_S = 30.0
+
+
+def test_a_priority_flood_from_one_identity_does_not_starve_another_submitter(tmp_path: Path) -> None:
+    worker = build_node(make_home(tmp_path, "worker"), load_plugins())
+    with running(worker, drain_s=0.5):
+        joining = {"network": {"bootstrap": [worker.address]}}
+        attacker = build_node(make_home(tmp_path, "attacker", joining), load_plugins())
+        legit = build_node(make_home(tmp_path, "legit", {**joining, "verification": {"spot_check": 0.0}}),
+                           load_plugins())
+        with running(attacker, drain_s=0.5), running(legit, drain_s=0.5):
+            wait_for(lambda: worker.node_id in legit.peer_records
+                     and any(p.node_id == worker.node_id and p.state == "up" for p in attacker.transport.peers()),
+                     timeout=30, what="the peers to meet the worker")
+            began = time.monotonic()
+            outcomes = offer_all(attacker, worker.node_id, flood_tasks(attacker.node_id, FLOOD, priority=1000))
+            flooded_s = time.monotonic() - began
+            held = worker.queue.stats().depth
+            started = time.monotonic()
+            job = legit.jobs.submit(echo_tasks([f"legit {i}".encode() for i in range(5)], legit.node_id),
+                                    to=worker.node_id)
+            status = legit.jobs.wait_job(job, timeout=LEGIT_BOUND_S)
+            took = time.monotonic() - started
+            served = worker.queue.stats()
+    print(f"\nflood: {dict(outcomes)} in {flooded_s:.1f}s, {held} queued after it; legit job of 5 done in "
+          f"{took:.1f}s; worker queue then {served.depth} deep, refused {dict(served.rejected)}")
+    assert status["tasks"] == {"done": 5}, status
+    assert took < LEGIT_BOUND_S
+    assert held <= worker.context.config.queue.capacity // 2, held  # one submitter holds at most its share
+    assert outcomes["queue_full"] == FLOOD - outcomes["accepted"] > 0, outcomes
+
+
+def test_nan_over_the_wire_is_refused_and_the_worker_starts_again(tmp_path: Path) -> None:
+    home = make_home(tmp_path, "worker")
+    worker = build_node(home, load_plugins())
+    with running(worker, drain_s=0.5):
+        attacker = build_node(make_home(tmp_path, "attacker", {"network": {"bootstrap": [worker.address]}}),
+                              load_plugins())
+        with running(attacker, drain_s=0.5):
+            wait_for(lambda: any(p.node_id == worker.node_id and p.state == "up" for p in attacker.transport.peers()),
+                     timeout=30, what="the attacker to reach the worker")
+            task = flood_tasks(attacker.node_id, 1, priority=0, tag="nan")[0]
+            answer = offer(attacker, worker.node_id, [nan_deadline_frame(task)]).answers[0]
+        raw = RawDealer(worker.address, Identity.generate())
+        try:
+            for _ in range(2):  # the same NaN-stamped message, twice: never remembered, so never "new" again
+                raw.request("task.offer", b"\x90", sent_at=math.nan)
+            wait_for(lambda: worker.refused()["transport"].get("undecodable", 0) >= 2, timeout=10,
+                     what="both NaN-stamped messages to be refused")
+            assert not raw.answered(0.5)
+        finally:
+            raw.close()
+        assert worker.queue.stats().admitted == 0
+        refused = worker.refused()
+    print(f"\nNaN: deadline answered {answer.reason!r}; sent_at refused {refused}")
+    assert not answer.accepted and answer.reason == "invalid" and "deadline" in answer.message, answer
+    with running(build_node(home, load_plugins()), drain_s=0.5) as again:  # same home, same state.db
+        job = again.jobs.submit(echo_tasks([b"after the attack"], again.node_id))
+        assert again.jobs.wait_job(job, timeout=30)["tasks"] == {"done": 1}
+
+
+def test_a_nan_deadline_job_is_refused_by_the_control_socket_and_never_stored(tmp_path: Path) -> None:
+    home = make_home(tmp_path, "submitter")
+    with running(build_node(home, load_plugins()), drain_s=0.5) as node:
+        task = echo_tasks([b"nan deadline"], node.node_id)[0]
+        with pytest.raises(GaiaError) as refused:
+            call(home, "submit", tasks=[nan_deadline_frame(task)], name="nan", redundancy=1)
+        assert node.jobs.list_jobs() == []
+    message = str(refused.value)
+    print(f"\nNaN deadline at the control socket: {message}")
+    assert "deadline" in message and "\n" not in message
+    with running(build_node(home, load_plugins()), drain_s=0.5) as again:
+        assert again.jobs.list_jobs() == []
+        job = again.jobs.submit(echo_tasks([b"after"], again.node_id))
+        assert again.jobs.wait_job(job, timeout=30)["tasks"] == {"done": 1}
