@@ -308,6 +308,7 @@ class Node:
     def _deliver(self, origin: str, items: list[Pending]) -> bool:
         """Send one batch of results to ``origin``; on failure they go back to the outbox, which backs off."""
         body = msgpack.packb([[codec.encode(p.result), codec.encode(p.proof) if p.proof else None] for p in items])
+        self.jobs.earnings.delivering(origin, [p.result for p in items])  # durable before the submitter can grant
         try:
             reply = self.transport.request(origin, RESULTS, body, timeout=10.0)
         except GaiaError as exc:

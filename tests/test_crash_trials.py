@@ -20,8 +20,10 @@ import pytest
 
 from gaia_core import codec, devnet
 from gaia_core.config import Home
+from gaia_core.errors import NodeError
 from gaia_core.jobs.earnings import Earnings
-from gaia_core.jobs.messages import ResultAck, ResultAcks
+from gaia_core.jobs import unsettled
+from gaia_core.jobs.messages import ResultAck, ResultAcks, Settlement
 from gaia_core.model import Status, Task, TaskResult
 from gaia_core.rewards import Credit, Ledger
 from gaia_core.store import Store
@@ -117,8 +119,8 @@ def assert_settled(homes: list[Home], jobs: dict[str, list[Task]]) -> None:
         rows = task_rows(submitter, job)
         assert [r[0] for r in rows] == [t.id for t in tasks]
         assert [(r[1], r[3]) for r in rows] == [("done", "")] * len(tasks), rows
-    replicated = next(job for job, tasks in jobs.items() if len(tasks) == REPLICATED_TASKS)
-    assert all(len(set(r[2].split(","))) == 2 for r in task_rows(submitter, replicated))
+    for job in (job for job, tasks in jobs.items() if len(tasks) == REPLICATED_TASKS):
+        assert all(len(set(r[2].split(","))) == 2 for r in task_rows(submitter, job))
     granted = ledger(submitter, "granted")
     me = node_id(submitter)
     for worker in homes[1:]:
@@ -167,6 +169,26 @@ def test_mixed_jobs_survive_an_interrupted_node(tmp_path: Path, interrupt: Calla
     print(f"\n{interrupt.__name__}: every task done once, ledgers agree; trial took {seconds:.1f}s")
 
 
+def test_credit_decided_while_its_worker_was_killed_reaches_it_after_its_restart(tmp_path: Path) -> None:
+    """With every result spot-checked, a worker's credit is decided after its delivery (seconds later,
+    once the submitter re-ran the task): the worker is killed in between and restarted."""
+    spot_all = {0: {"verification": {"spot_check": 1.0}}}
+    with running_devnet(tmp_path / "devnet", 2, overrides=spot_all) as homes:
+        submitter, worker = homes
+        tasks = slow_tasks(node_id(submitter), 6, epochs=EPOCHS)
+        job = submit(submitter, tasks)
+        wait_until(lambda: call(worker, "status")["tasks"].get("ok", 0) >= 2
+                   and not call(worker, "status")["outbox"]["results"], timeout=40,
+                   what="node1 to deliver two results", interval=0.05)
+        kill(worker)
+        restart(worker, tmp_path / "devnet")
+        wait_job(submitter, job, timeout=60)
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline and not credits_agree(homes):
+            time.sleep(0.2)
+    assert_settled(homes, {job: tasks})
+
+
 def test_a_workers_earned_credit_is_in_state_db_when_the_acknowledgement_is_recorded(tmp_path: Path) -> None:
     """A worker killed right after a delivery was acknowledged keeps the credit it was told of.
 
@@ -184,3 +206,57 @@ def test_a_workers_earned_credit_is_in_state_db_when_the_acknowledgement_is_reco
         assert rows == [(submitter, task_id, "earned", 0.25)]
     finally:
         store.close()
+
+
+def test_a_worker_restarted_while_its_credit_was_pending_takes_the_settlement(tmp_path: Path) -> None:
+    """The ack said "pending"; the worker restarts (a new Earnings on the same state.db); the settlement comes.
+
+    (The worker kept what it waited for in memory only: after a restart it refused the settlement. Then,
+    with the wait on disk, a later copy's "already settled" ack ended it: found by the gaia-stop trial.)
+    """
+    submitter, task_id, stranger = "ab" * 32, "cd" * 32, "ef" * 32
+    amount = Credit(task_id, "valid", 0.5, fuel=500_000_000)
+    store = Store(tmp_path / "state.db")
+    try:
+        earnings, delivered = Earnings(Ledger(store), store), [TaskResult(task_id=task_id, status=Status.OK)]
+        earnings.delivering(submitter, delivered)
+        reply = codec.encode(ResultAcks([ResultAck(task_id, "unverified", "spot-check under way", pending=True)]))
+        earnings.acknowledged(submitter, delivered, reply)
+        # a copy of the task run again and delivered later does not count, and must not end the wait
+        earnings.delivering(submitter, delivered)
+        earnings.acknowledged(submitter, delivered, codec.encode(ResultAcks([ResultAck(task_id, "unverified",
+                                                                                       "already settled")])))
+    finally:
+        store.close()  # what a kill -9 leaves: each step was flushed before it returned
+    store = Store(tmp_path / "state.db")
+    try:
+        restarted = Earnings(Ledger(store), store)
+        with pytest.raises(NodeError, match="not waiting on"):  # only a delivery it made is credited
+            restarted.settled(stranger, codec.encode(Settlement((amount,))))
+        assert restarted.settled(submitter, codec.encode(Settlement((amount,)))) == b""
+        assert restarted.settled(submitter, codec.encode(Settlement((amount,)))) == b""  # a second try is harmless
+        rows = store.execute("SELECT node_id, task_id, role, credit FROM ledger")
+        assert rows == [(submitter, task_id, "earned", 0.5)]
+    finally:
+        store.close()
+
+
+def test_a_settlement_that_did_not_get_through_is_tried_again_until_its_give_up_time() -> None:
+    now = [0.0]
+    kept = unsettled.Unsettled(clock=lambda: now[0])
+    worker, first, second = "ab" * 32, Credit("cd" * 32, "valid", 1.0), Credit("ef" * 32, "valid", 2.0)
+    kept.keep(worker, (first,))
+    assert kept.due() == [(worker, (first,))]
+    assert kept.due() == []  # not before RETRY_S, nor while a try is under way
+    now[0] += unsettled.RETRY_S
+    assert kept.due() == []
+    kept.keep(worker, (first, second))  # that try failed too
+    now[0] += unsettled.RETRY_S
+    assert kept.due() == [(worker, (first, second))]
+    kept.sent(worker, (first,))
+    now[0] += unsettled.RETRY_S
+    assert kept.due() == [(worker, (second,))]
+    now[0] += unsettled.KEEP_S
+    kept.keep(worker, (second,))  # past its give-up time: dropped
+    now[0] += unsettled.RETRY_S
+    assert kept.due() == []
