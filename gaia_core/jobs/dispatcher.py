@@ -3,11 +3,12 @@
 A job's tasks wait in the native scheduler (priority, deadline, fair share between jobs). Each
 round offers them in batches to the candidates with the best score per unit of load that still
 have room. The score starts from the node's benchmark figure (the prior) and moves toward what this
-node observed: the time from dispatch to result. A node that holds a task past its due time loses
-it (the task is re-sent elsewhere), gets a strike, is backed off and may hold only one task until it
-answers again. The due time adapts to what was observed: a multiple of the p95 dispatch-to-result
-time of the job (or of the node, if slower), never under :data:`FLOOR_S`, never over the cap that
-the task's own timeout sets.
+node observed: the time from dispatch to a verified result. A node that holds a task past its due
+time loses it (the task is re-sent elsewhere; the late node's answer still counts if it comes first),
+gets a strike, is backed off and may hold only one task until it answers again. The due time adapts
+to what was observed: a multiple of the p95 dispatch-to-result time of the job's verified results
+(or of the node's, if slower), never under :data:`FLOOR_S`, never over the cap that the task's own
+timeout sets; this node's own copies always get the cap (it knows its own queue).
 
 Nothing here touches a socket or a clock of its own: ``send`` and ``clock`` are injected, so every
 rule is unit-tested in milliseconds (tests/test_dispatch.py).
