@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import collections
 import os
+import time
 import types
+from pathlib import Path
 from typing import Iterable
 
 import msgpack
@@ -19,7 +21,7 @@ from gaia_core import codec
 from gaia_core.envelope import signed_bytes
 from gaia_core.identity import Identity
 from gaia_core.jobs.messages import OFFER, OfferReply
-from gaia_core.model import Limits, Task
+from gaia_core.model import Limits, NodeRecord, Task
 from gaia_core.node import Node
 
 from gaia_comm_zmq import wire
@@ -55,6 +57,21 @@ def offer_all(sender: Node, worker: str, tasks: list[Task], *, batch: int = 1000
     return outcomes
 
 
+def padded_record(identity: Identity, size: int) -> bytes:
+    """A valid, signed-for NodeRecord of ``identity`` padded (by its name) to about ``size`` bytes encoded."""
+    record = NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public, name="x" * size,
+                        transport={"curve": identity.curve_public})
+    return codec.encode(record)
+
+
+def rss_mib(pid: int) -> float:
+    """The resident set of process ``pid`` now, in MiB (VmRSS)."""
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1]) / 1024
+    raise AssertionError(f"process {pid} has no VmRSS")
+
+
 def nan_deadline_frame(task: Task) -> bytes:
     """``task`` encoded as a frame whose deadline is NaN (the model refuses to build such a Task)."""
     data = codec.converter.unstructure(task)
@@ -76,13 +93,15 @@ class RawDealer:
         self.sock.curve_secretkey = z85.encode(identity.curve_secret)
         self.sock.connect(endpoint)
 
-    def request(self, kind: str, body: bytes, *, sent_at: float) -> None:
-        """Send a request stamped ``sent_at`` (any float, NaN included), correctly signed over that stamp."""
+    def send(self, kind: str, body: bytes, *, sent_at: float | None = None, mtype: int = wire.REQUEST) -> None:
+        """Send a message (a request unless ``mtype`` says otherwise) stamped ``sent_at`` (now when None;
+        any float, NaN included), correctly signed over that stamp."""
+        sent_at = time.time() if sent_at is None else sent_at
         nonce = os.urandom(16)
         unsealed = types.SimpleNamespace(kind=kind, sender=self.identity.node_id, sent_at=sent_at, nonce=nonce,
                                          body=body)
         signature = self.identity.sign(signed_bytes(unsealed))  # type: ignore[arg-type]
-        head = msgpack.packb([wire.WIRE_VERSION, wire.REQUEST, 1, kind, self.identity.node_id, sent_at, nonce,
+        head = msgpack.packb([wire.WIRE_VERSION, mtype, 1, kind, self.identity.node_id, sent_at, nonce,
                               signature], use_bin_type=True)
         self.sock.send_multipart([head, body])
 
