@@ -104,10 +104,13 @@ class Ledger:
         )
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per node and role: tasks, verified tasks, credit, fuel, CPU, energy (and whether measured)."""
+        """Per node and role (granted, earned): tasks, verified tasks, credit, fuel, CPU, energy (and whether measured).
+
+        Bookkeeping rows of other roles (a worker's ``awaiting`` deliveries) are left out.
+        """
         return list(self.store.rows(
             """SELECT node_id, role, COUNT(*) AS tasks, SUM(verdict = 'valid') AS verified,
                       SUM(credit) AS credit, SUM(fuel) AS fuel, ROUND(SUM(cpu_s), 3) AS cpu_s,
                       ROUND(SUM(energy_j), 3) AS energy_j,
                       SUM(energy_source = 'measured') AS energy_measured_tasks
-               FROM ledger GROUP BY node_id, role ORDER BY role, credit DESC"""))
+               FROM ledger WHERE role IN ('granted', 'earned') GROUP BY node_id, role ORDER BY role, credit DESC"""))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from gaia_core import codec
 from gaia_core.errors import CodecError
 from gaia_core.model import Limits, Task, TaskResult, Verdict
-from gaia_core.rewards import MEMORY_WEIGHT, Credit, credit
+from gaia_core.rewards import MEMORY_WEIGHT, Credit, Ledger, credit
+from gaia_core.store import Store
 
 WORKER = "b" * 64
 TASK = Task(module_id="a" * 64, input=b"hello", entry="echo", limits=Limits(fuel=2_000_000, timeout_s=5.0,
@@ -63,3 +65,13 @@ def test_a_credit_from_a_peer_is_validated_at_decode() -> None:
     for field, bad in (("total", math.nan), ("total", -1.0), ("fuel", -1), ("verdict", "paid")):
         with pytest.raises(CodecError):
             codec.structure({**data, field: bad}, Credit)
+
+
+def test_the_ledger_summary_shows_granted_and_earned_credit_only(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    ledger = Ledger(store)
+    ledger.record(WORKER, credit(TASK, claim(fuel_used=1_000), VALID), role="granted")
+    ledger.record(WORKER, credit(TASK, claim(fuel_used=1_000), VALID), role="earned")
+    ledger.record(WORKER, Credit(TASK.id, "unverified", 0.0), role="awaiting")
+    assert sorted(row["role"] for row in ledger.summary()) == ["earned", "granted"]
+    store.close()
