@@ -330,10 +330,15 @@ class ResourceSample:
 
 @frozen
 class NodeRecord:
-    """Who a node is and what it offers; announced signed inside an :class:`Envelope`."""
+    """Who a node is and what it offers; announced signed inside an :class:`Envelope`.
+
+    ``transport`` is the transport's extension, signed with the rest: the keys its channels authenticate,
+    by scheme (e.g. ``{"curve": <32 bytes>}``), filled in by the transport at start. ``curve_key`` is the
+    older place of the CurveZMQ key, still read (and optional).
+    """
 
     node_id: str = field(validator=_hex64)
-    curve_key: bytes = field(validator=[v.instance_of(bytes), v.min_len(32), v.max_len(32)])
+    curve_key: bytes = field(default=b"", validator=v.instance_of(bytes))
     addresses: tuple[str, ...] = field(default=(), converter=tuple)
     name: str = ""
     version: str = ""
@@ -344,10 +349,24 @@ class NodeRecord:
     benchmark: Mapping[str, float] = field(factory=dict, validator=_benchmark)
     load: float = field(default=0.0, converter=float, validator=_amount)
     updated_at: float = field(factory=time.time, converter=float, validator=_time)
+    transport: Mapping[str, bytes] = field(factory=dict)
+
+    @curve_key.validator
+    def _check_curve_key(self, attribute: attrs.Attribute, value: bytes) -> None:
+        if len(value) not in (0, 32):
+            raise InvalidValue(f"{attribute.name} must be empty or 32 bytes, got {len(value)}")
+
+    @transport.validator
+    def _check_transport(self, attribute: attrs.Attribute, value: Mapping[str, bytes]) -> None:
+        if not isinstance(value, Mapping) or len(value) > 16:
+            raise InvalidValue(f"{attribute.name} must be a table of at most 16 keys")
+        for scheme, key in value.items():
+            if not isinstance(scheme, str) or not 1 <= len(scheme) <= 32 or not isinstance(key, bytes) or len(key) > 1024:
+                raise InvalidValue(f"{attribute.name}[{scheme!r}] must map a name of 1-32 characters to at most 1 KiB")
 
     def channel_keys(self) -> dict[str, bytes]:
         """The keys this record binds to its node id, by channel scheme (what a transport may vouch for)."""
-        return {"curve": self.curve_key}
+        return {**({"curve": self.curve_key} if self.curve_key else {}), **self.transport}
 
 
 @frozen

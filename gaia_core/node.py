@@ -104,7 +104,8 @@ class Node:
             self.report = self.report.merge(bench.measure(quick=True))
         self.record = self._make_record()
         self.address = self.transport.start(self.gate, self.record)  # the kernel authenticates, then calls self
-        self.record = attrs.evolve(self.record, addresses=(self.address,))
+        told = getattr(self.transport, "record", None) or self.record  # with the transport's signed extension
+        self.record = attrs.evolve(self.record, addresses=(self.address,), transport=told.transport)
         for address in self.context.config.network.bootstrap:
             self.transport.connect(address)
         self.control.start()
@@ -161,7 +162,7 @@ class Node:
     def _make_record(self) -> NodeRecord:
         config = self.context.config
         return NodeRecord(
-            node_id=self.node_id, curve_key=self.identity.curve_public, name=config.node.name,
+            node_id=self.node_id, name=config.node.name,
             version=__version__, plugins=tuple(n for n, i in self.plugins.infos.items() if i.status == "active"),
             task_kinds=tuple(sorted(self.runners)), offer=config.offer, cores=self.cores,
             benchmark=self.report.summary(), load=self.load(),

@@ -151,7 +151,12 @@ class MessageHandler(Protocol):
 
 @runtime_checkable
 class Transport(Protocol):
-    """Moves signed envelopes between nodes; one is active per node."""
+    """Moves signed envelopes between nodes; one is active per node.
+
+    Its keys and address format are its own: a transport that authenticates channels puts the keys
+    peers bind in the record's ``transport`` extension and exposes the completed record as a
+    ``record`` attribute, which the node then announces (signed).
+    """
 
     def start(self, handler: MessageHandler, record: NodeRecord) -> str:
         """Bind, start serving and return the address peers should dial; deliver every message to ``handler``."""

@@ -189,3 +189,14 @@ def test_a_malformed_request_body_is_a_clear_refusal_not_a_crash(tmp_path, ident
                 node.gate.on_request(seal(identity, kind, body))
     finally:
         node.store.close()
+
+
+def test_a_record_binds_the_keys_of_its_transport_extension(gate, identity: Identity) -> None:
+    """The kernel knows no key kind: whatever scheme a transport puts in the signed record is what binds."""
+    g, rec = gate
+    record = NodeRecord(node_id=identity.node_id, transport={"quic-cert": b"\x01" * 48})
+    g.on_announce(seal(identity, RECORD, codec.encode(record)))
+    assert g.bound_key(identity.node_id, "quic-cert") == b"\x01" * 48 and g.bound_key(identity.node_id, "curve") is None
+    assert g.on_request(attrs.evolve(seal(identity, "echo", b"x"), signature=b""), Channel("quic-cert", b"\x01" * 48))
+    with pytest.raises(Refused, match="not the one its signed record names"):
+        g.on_request(seal(identity, "echo", b"y"), Channel("quic-cert", b"\x02" * 48))

@@ -150,7 +150,7 @@ class ZmqTransport:
 
     @property
     def record(self) -> NodeRecord | None:
-        """The NodeRecord this transport tells peers (addresses and curve key filled in at start)."""
+        """The NodeRecord this transport tells peers: addresses and its ``transport`` extension filled in at start."""
         return self._record
 
     def start(self, handler: MessageHandler, record: NodeRecord) -> str:
@@ -194,7 +194,8 @@ class ZmqTransport:
         self._ctx = ctx
         self._endpoint = advertise
         self._address = format_address(advertise, self._identity.curve_public if s.curve else None)
-        self._record = attrs.evolve(record, addresses=(advertise,), curve_key=self._identity.curve_public)
+        keys = {"curve": self._identity.curve_public} if s.curve else {}  # the record's signed transport extension
+        self._record = attrs.evolve(record, addresses=(advertise,), transport={**record.transport, **keys})
         self._handler = handler
         self._pool = ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="gaia-zmq-handler")
         self._thread = threading.Thread(target=self._loop, args=(router, cmd, zap, monitor), name="gaia-zmq-io",
@@ -474,7 +475,7 @@ class ZmqTransport:
                 raise wire.Refused("hello_rate", "more hellos than this connection's rate allows")
             self._handler.authenticate(env, channel)  # type: ignore[union-attr]
             record, hints = self._read_hello(env)
-            if self.settings.curve and _client_key(rid_frame) != record.curve_key:
+            if self.settings.curve and _client_key(rid_frame) != record.channel_keys().get("curve"):
                 raise wire.Refused("bad_record", "record's curve key is not the connection's")
             self._speaks_for_one(conn, record.node_id)
             self._reply(router, rid, wire.REPLY, corr, self._hello_body())
@@ -699,8 +700,8 @@ class ZmqTransport:
             if peer.record is None or record.updated_at >= peer.record.updated_at:
                 peer.record = record
         elif record.addresses:  # a dial-back is learnt, not configured: given up on if it never answers
-            self._dial(format_address(record.addresses[0], record.curve_key if self.settings.curve else None),
-                       hinted=True)
+            key = record.channel_keys().get("curve") if self.settings.curve else None
+            self._dial(format_address(record.addresses[0], key), hinted=True)
         for address in hints:
             self._dial(address, hinted=True)
 
@@ -755,7 +756,7 @@ class ZmqTransport:
             return
         if kind == wire.HELLO:
             record, hints = self._read_hello(env)
-            if self.settings.curve and record.curve_key != peer.key:
+            if self.settings.curve and record.channel_keys().get("curve") != peer.key:
                 raise wire.Refused("bad_record", "record's curve key is not the one dialled")
             if record.node_id == self._identity.node_id:
                 self._drop(peer)  # we dialled ourselves

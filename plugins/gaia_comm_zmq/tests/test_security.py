@@ -90,3 +90,10 @@ def test_allowlist_also_bounds_the_peers_a_node_dials(build) -> None:
     assert {p.node_id for p in a.peers()} == {b_rec.node_id}
     with pytest.raises(NodeError):
         a.request(c_rec.node_id, "echo", b"secret task input", timeout=1)
+
+
+def test_the_curve_key_travels_in_the_records_transport_extension(build) -> None:
+    transport, record, _ = _start(build)
+    assert transport.record.transport == {"curve": record.curve_key}
+    insecure, _, _ = _start(build, security="insecure")
+    assert insecure.record.transport == {}  # no channel it could vouch for
