@@ -21,6 +21,7 @@ import collections
 import logging
 import threading
 import time
+from typing import Callable
 
 from gaia_core import codec
 from gaia_core.envelope import ReplayGuard, Refused, open_envelope
@@ -92,11 +93,7 @@ class Gate:
 
     def authenticate(self, envelope: Envelope, channel: Channel | None = None) -> None:
         """Accept ``envelope`` or raise :class:`~gaia_core.envelope.Refused` (counted and logged once)."""
-        try:
-            self._check(envelope, channel)
-        except Refused as refused:
-            self.refusals.add(refused.reason, envelope.sender, refused.message)
-            raise
+        self._counted(self._check, envelope, channel)
 
     def on_request(self, envelope: Envelope, channel: Channel | None = None) -> bytes:
         """Authenticate, then let the node answer; a refusal raises (the transport answers with it)."""
@@ -104,13 +101,19 @@ class Gate:
         return self._handler.on_request(envelope)  # type: ignore[call-arg]
 
     def on_announce(self, envelope: Envelope, channel: Channel | None = None) -> None:
-        """Authenticate, learn a record's channel keys, then let the node take it; refusals are dropped."""
+        """Authenticate, learn a record's channel keys, then let the node take it; refusals are dropped.
+
+        A signed record is checked without the channel first and may rebind its own node's keys (a
+        node whose key changed is not locked out by the old binding); the channel must match after.
+        """
+        rebinds = envelope.kind == RECORD and bool(envelope.signature)
         try:
-            self.authenticate(envelope, channel)
+            self.authenticate(envelope, None if rebinds else channel)
+            if rebinds:
+                self._learn(envelope)
+                self._counted(self._check_channel, envelope, channel)
         except Refused:
             return
-        if envelope.kind == RECORD and envelope.signature:
-            self._learn(envelope)
         try:
             self._handler.on_announce(envelope)  # type: ignore[call-arg]
         except GaiaError as exc:  # the peer's body is bad or too much: its problem, not a traceback here
@@ -133,11 +136,24 @@ class Gate:
 
     # ------------------------------------------------------------------ inside
 
-    def _check(self, envelope: Envelope, channel: Channel | None) -> None:
+    def _counted(self, check: Callable[[Envelope, Channel | None], object], envelope: Envelope,
+                 channel: Channel | None) -> None:
+        try:
+            check(envelope, channel)
+        except Refused as refused:
+            self.refusals.add(refused.reason, envelope.sender, refused.message)
+            raise
+
+    def _check_channel(self, envelope: Envelope, channel: Channel | None) -> bytes | None:
+        """The key the sender's record binds for ``channel``'s scheme; Refused when the channel's is another."""
         bound = None if channel is None else self.bound_key(envelope.sender, channel.scheme)
         if channel is not None and bound is not None and bound != channel.key:
             raise Refused("wrong_channel", f"{envelope.kind} from {envelope.sender[:12]} came on a {channel.scheme} "
                           "channel whose key is not the one its signed record names")
+        return bound
+
+    def _check(self, envelope: Envelope, channel: Channel | None) -> None:
+        bound = self._check_channel(envelope, channel)
         if envelope.signature:
             open_envelope(envelope)
         elif channel is None:

@@ -200,3 +200,16 @@ def test_a_record_binds_the_keys_of_its_transport_extension(gate, identity: Iden
     assert g.on_request(attrs.evolve(seal(identity, "echo", b"x"), signature=b""), Channel("quic-cert", b"\x01" * 48))
     with pytest.raises(Refused, match="not the one its signed record names"):
         g.on_request(seal(identity, "echo", b"y"), Channel("quic-cert", b"\x02" * 48))
+
+
+def test_a_node_whose_key_changed_rebinds_with_its_signed_record(gate, identity: Identity) -> None:
+    g, rec = gate
+    old, new = Identity.generate(), Identity.generate()  # two curve keys of the same node
+    for curve in (old, new):
+        record = NodeRecord(node_id=identity.node_id, transport={"curve": curve.curve_public})
+        g.on_announce(seal(identity, RECORD, codec.encode(record)), _curve(curve))  # arrives on the new key
+        assert g.bound_key(identity.node_id, "curve") == curve.curve_public
+    assert g.on_request(seal(identity, "echo", b"x"), _curve(new)) == b"ok"
+    with pytest.raises(Refused, match="not the one its signed record names"):
+        g.on_request(seal(identity, "echo", b"y"), _curve(old))
+    assert g.stats() == {"wrong_channel": 1}
