@@ -21,13 +21,13 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from gaia_core import codec
 from gaia_core.envelope import ReplayGuard, Refused, open_envelope
 from gaia_core.errors import GaiaError
 from gaia_core.model import Envelope, NodeRecord
-from gaia_core.roles import Channel, MessageHandler, PeerInfo
+from gaia_core.roles import Channel, PeerInfo
 
 log = logging.getLogger("gaia.inbound")
 
@@ -77,10 +77,23 @@ class RefusalLog:
             return dict(self._by_peer.get(peer, {}))
 
 
-class Gate:
-    """Authenticates every inbound message, then calls the node's handlers (a MessageHandler itself)."""
+class Handlers(Protocol):
+    """What the gate delivers authenticated messages to: the node."""
 
-    def __init__(self, handler: MessageHandler, *, guard: ReplayGuard | None = None,
+    def on_request(self, envelope: Envelope) -> bytes:
+        """Answer an authenticated request."""
+
+    def on_announce(self, envelope: Envelope) -> None:
+        """Take an authenticated announcement."""
+
+    def on_peer(self, peer: PeerInfo) -> None:
+        """Learn that a peer changed state."""
+
+
+class Gate:
+    """Authenticates every inbound message, then calls the node's handlers; a transport's MessageHandler."""
+
+    def __init__(self, handler: Handlers, *, guard: ReplayGuard | None = None,
                  max_bindings: int = 100_000, logger: logging.Logger | None = None) -> None:
         self._handler = handler
         self._guard = guard or ReplayGuard()
@@ -98,7 +111,7 @@ class Gate:
     def on_request(self, envelope: Envelope, channel: Channel | None = None) -> bytes:
         """Authenticate, then let the node answer; a refusal raises (the transport answers with it)."""
         self.authenticate(envelope, channel)
-        return self._handler.on_request(envelope)  # type: ignore[call-arg]
+        return self._handler.on_request(envelope)
 
     def on_announce(self, envelope: Envelope, channel: Channel | None = None) -> None:
         """Authenticate, learn a record's channel keys, then let the node take it; refusals are dropped.
@@ -115,7 +128,7 @@ class Gate:
         except Refused:
             return
         try:
-            self._handler.on_announce(envelope)  # type: ignore[call-arg]
+            self._handler.on_announce(envelope)
         except GaiaError as exc:  # the peer's body is bad or too much: its problem, not a traceback here
             self.refusals.add(getattr(exc, "reason", "bad_announcement"), envelope.sender, str(exc))
 
