@@ -4,28 +4,80 @@ Each round, the training set's shards go to the devnet as SGD WebAssembly
 tasks (through node0, which dispatches them by benchmark and load); results
 come back with proofs, are verified, and the submitter averages the models
 (FedAvg, weighted by shard size). Batch inference tasks then score the
-held-out set. The task modules and the dataset ship with gaia-runner-wasm.
+held-out set.
+
+This module is library code: it imports neither the command line nor any
+plugin. The tasks, the model and the data come from a
+:class:`FederatedWorkload` that a plugin offers through the
+``gaia_workloads`` hook (gaia-runner-wasm offers ``digits-mlp``); how to wait
+for a job (quietly, or with a progress bar) is the caller's choice.
 """
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Protocol, Sequence, Sized
 
 import attrs
+import pluggy
 
 from gaia_core import codec, devnet, report
 from gaia_core.config import Home
 from gaia_core.control import ControlClient
 from gaia_core.errors import PluginError, TaskError
 from gaia_core.identity import Identity
-from gaia_core.model import Limits, TaskResult
+from gaia_core.model import Limits, Task, TaskResult
 
+#: The workload ``gaia demo`` trains.
+WORKLOAD = "digits-mlp"
 #: Inference tasks that score the held-out set.
 SCORE_TASKS = 3
+#: Seconds one job (a round's training, or its scoring) may take.
+JOB_TIMEOUT_S = 120.0
+
+#: Waits for a submitted job to end: (client, job id, label, timeout in seconds).
+Waiter = Callable[[ControlClient, str, str, float], object]
+
+
+class FederatedWorkload(Protocol):
+    """A model trained by federated averaging, as a plugin offers it through ``gaia_workloads``.
+
+    Shards and models are the provider's own values: the demo only hands them
+    back and sizes shards with ``len``.
+    """
+
+    name: str
+
+    def partition(self, train_shards: int, test_shards: int, *, seed: int) -> tuple[Sequence[Sized], Sequence[Sized]]:
+        """The data split into training shards (one per task) and held-out shards."""
+        ...
+
+    def init_model(self, hidden: int, *, seed: int) -> Any:
+        """A freshly initialised model with ``hidden`` hidden units."""
+        ...
+
+    def train_task(self, model: Any, shard: Any, *, epochs: int, seed: int, limits: Limits, submitter: str,
+                   job: str) -> Task:
+        """A task training ``model`` on ``shard`` for ``epochs``."""
+        ...
+
+    def read_trained(self, output: bytes, model: Any) -> tuple[Any, float]:
+        """The trained model and its last mean loss, from a training task's output."""
+        ...
+
+    def average(self, models: Sequence[Any], weights: Sequence[float]) -> Any:
+        """The weighted mean of ``models`` (federated averaging)."""
+        ...
+
+    def infer_task(self, model: Any, shard: Any, *, limits: Limits, submitter: str, job: str) -> Task:
+        """A task predicting the classes of ``shard``'s samples with ``model``."""
+        ...
+
+    def correct(self, output: bytes, model: Any, shard: Any) -> int:
+        """How many of ``shard``'s samples an inference task's output classifies correctly."""
+        ...
 
 
 @attrs.define
@@ -39,69 +91,77 @@ class Round:
     tasks: int
 
 
-def workloads() -> Any:
-    """The workload helpers of gaia-runner-wasm (the task modules and the dataset ship there)."""
-    try:
-        return importlib.import_module("gaia_runner_wasm.workloads")
-    except ImportError:
-        raise PluginError("the demo's WebAssembly workloads ship with gaia-runner-wasm",
-                          hint="pip install gaia-runner-wasm") from None
+def find_workload(hook: pluggy.HookRelay, name: str = WORKLOAD) -> FederatedWorkload:
+    """The workload called ``name`` offered by the active plugins, or a PluginError saying what to install."""
+    offered: Iterable[FederatedWorkload] = (w for batch in hook.gaia_workloads() for w in batch or ())
+    for workload in offered:
+        if workload.name == name:
+            return workload
+    raise PluginError(f"no active plugin offers the workload {name!r} the demo trains",
+                      hint="install gaia-runner-wasm (`pip install gaia-runner-wasm`) and keep it in --plugins")
 
 
-def run_job(client: ControlClient, tasks: list, *, label: str, redundancy: int = 1, timeout: float = 120.0,
-            progress: bool = True) -> list[TaskResult]:
+def wait_quietly(client: ControlClient, job: str, label: str, timeout: float) -> object:
+    """Block until ``job`` ends (the node's ``wait`` call); TaskError after ``timeout`` seconds."""
+    status = client.call("wait", job=job, timeout=timeout)
+    if status["status"] == "running":
+        raise TaskError(f"{label}: job {job} did not finish within {timeout:.0f}s",
+                        hint="a slow or overloaded machine; try fewer --shards or --nodes")
+    return status
+
+
+def run_job(client: ControlClient, tasks: list[Task], *, label: str, wait: Waiter = wait_quietly,
+            redundancy: int = 1) -> list[TaskResult]:
     """Submit tasks as one job through a node, wait, and return their results in order."""
-    from gaia_core.commands.jobs import decode_results, wait_for_job
-
     job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=label, redundancy=redundancy)
-    wait_for_job(client, job, timeout=timeout, label=label, progress=progress)
-    rows = decode_results(client.call("results", job=job, release=True))
-    failed = [r for r in rows if r["result"] is None or not r["result"].ok]
+    wait(client, job, label, JOB_TIMEOUT_S)
+    rows = client.call("results", job=job, release=True)
+    results = [codec.decode(row["result"], TaskResult) if row["result"] else None for row in rows]
+    failed = [(row, result) for row, result in zip(rows, results) if result is None or not result.ok]
     if failed:
-        first = failed[0]
+        row, result = failed[0]
         raise TaskError(f"{len(failed)} of {len(rows)} {label} tasks failed: "
-                        f"{first['reason'] or first['result'].message}")
-    return [r["result"] for r in rows]
+                        f"{row['reason'] or (result.message if result else 'no result')}")
+    return [r for r in results if r is not None]
 
 
-def federated_training(client: ControlClient, submitter: str, *, rounds: int, shards: int, epochs: int,
-                       hidden: int, on_round: Callable[[Round], None], progress: bool = True) -> tuple[Any, list[Round]]:
+def federated_training(client: ControlClient, workload: FederatedWorkload, submitter: str, *, rounds: int,
+                       shards: int, epochs: int, hidden: int, on_round: Callable[[Round], None],
+                       wait: Waiter = wait_quietly) -> tuple[Any, list[Round]]:
     """Train by federated averaging through the node behind ``client``; return the model and the rounds."""
-    w = workloads()
-    train, test = w.load_digits().split(0.2, seed=0)
-    parts = train.shards(shards)
-    model = w.Mlp.init(w.DIGITS_FEATURES, hidden, w.DIGITS_CLASSES, seed=0)
+    parts, held_out = workload.partition(shards, SCORE_TASKS, seed=0)
+    sizes = [len(p) for p in parts]
+    model = workload.init_model(hidden, seed=0)
     limits = Limits(timeout_s=30.0, memory_bytes=64 << 20)
     history = []
     for number in range(1, rounds + 1):
         started = time.monotonic()
-        tasks = [w.train_task(model, p.x, p.y, epochs=epochs, batch_size=16, learning_rate=0.1, seed=number,
-                              limits=limits, submitter=submitter, job=f"round-{number}") for p in parts]
-        outputs = [w.decode_train(r.output, model) for r in
-                   run_job(client, tasks, label=f"round {number} (train)", progress=progress)]
-        model = w.average([m for m, _ in outputs], [len(p) for p in parts])
-        loss = sum(loss * len(p) for (_, loss), p in zip(outputs, parts)) / len(train)
-        acc = score(client, model, test, submitter, label=f"round {number} (score)", progress=progress)
-        history.append(Round(number, loss, acc, time.monotonic() - started, len(tasks) + SCORE_TASKS))
+        tasks = [workload.train_task(model, p, epochs=epochs, seed=number, limits=limits, submitter=submitter,
+                                     job=f"round-{number}") for p in parts]
+        results = run_job(client, tasks, label=f"round {number} (train)", wait=wait)
+        outputs = [workload.read_trained(r.output, model) for r in results]
+        model = workload.average([m for m, _ in outputs], sizes)
+        loss = sum(loss * n for (_, loss), n in zip(outputs, sizes)) / sum(sizes)
+        acc = score(client, workload, model, held_out, submitter, label=f"round {number} (score)", wait=wait)
+        history.append(Round(number, loss, acc, time.monotonic() - started, len(tasks) + len(held_out)))
         on_round(history[-1])
     return model, history
 
 
-def score(client: ControlClient, model: Any, test: Any, submitter: str, *, label: str, progress: bool = True) -> float:
+def score(client: ControlClient, workload: FederatedWorkload, model: Any, held_out: Sequence[Sized],
+          submitter: str, *, label: str, wait: Waiter = wait_quietly) -> float:
     """Held-out accuracy of ``model``, computed by batch inference tasks on the network."""
-    w = workloads()
-    batches = test.shards(SCORE_TASKS)
-    tasks = [w.infer_task(model, b.x, submitter=submitter, job=label) for b in batches]
-    results = run_job(client, tasks, label=label, progress=progress)
-    predicted = [c for r in results for c in w.predictions(r.output, model.n_out)]
-    labels = [y for b in batches for y in b.y]
-    return w.accuracy(predicted, labels)
+    limits = Limits(timeout_s=30.0, memory_bytes=64 << 20)
+    tasks = [workload.infer_task(model, b, limits=limits, submitter=submitter, job=label) for b in held_out]
+    results = run_job(client, tasks, label=label, wait=wait)
+    right = sum(workload.correct(r.output, model, b) for r, b in zip(results, held_out))
+    return right / max(1, sum(len(b) for b in held_out))
 
 
-def run(directory: Path, *, nodes: int = 3, rounds: int = 6, shards: int = 6, epochs: int = 5, hidden: int = 32,
-        plugins: str | None = None, echo: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
-    """Start a devnet, train, score, write the report, stop the devnet; return the summary."""
-    workloads()  # fail before starting processes when the workloads are missing
+def run(directory: Path, workload: FederatedWorkload, *, nodes: int = 3, rounds: int = 6, shards: int = 6,
+        epochs: int = 5, hidden: int = 32, plugins: str | None = None, echo: Callable[[str], None] = print,
+        wait: Waiter = wait_quietly) -> dict[str, Any]:
+    """Start a devnet, train ``workload``, score it, write the report, stop the devnet; return the summary."""
     if directory.exists():
         devnet.down(directory)
         shutil.rmtree(directory)
@@ -113,12 +173,12 @@ def run(directory: Path, *, nodes: int = 3, rounds: int = 6, shards: int = 6, ep
         devnet.wait_for_peers(directory, nodes=nodes)
         home0 = Home(directory / "node0")
         submitter = Identity.load(home0.identity_dir).node_id
-        with ControlClient(home0, timeout=60.0) as client:
+        with ControlClient(home0, timeout=JOB_TIMEOUT_S + 30.0) as client:
             def show(r: Round) -> None:
                 echo(f"round {r.number}: loss {r.loss:.3f}  held-out accuracy {r.accuracy:.1%}  ({r.seconds:.1f}s)")
 
-            _, history = federated_training(client, submitter, rounds=rounds, shards=shards, epochs=epochs,
-                                            hidden=hidden, on_round=show, progress=progress)
+            _, history = federated_training(client, workload, submitter, rounds=rounds, shards=shards,
+                                            epochs=epochs, hidden=hidden, on_round=show, wait=wait)
             status = client.call("status")
         names = {devnet.status(h).get("node_id", ""): h.root.name for h in devnet.homes(directory)}
     finally:

@@ -17,6 +17,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from gaia_core.demo import FederatedWorkload
     from gaia_core.model import Envelope, NodeRecord, Task, TaskResult
     from gaia_core.roles import (
         BenchmarkSpec,
@@ -209,6 +210,34 @@ def gaia_task_finished(task: Task, result: TaskResult, context: NodeContext) -> 
     Fires exactly once per admitted task, once its result is on its way to
     the submitter. Called from worker and housekeeping threads; must not
     block for long. An exception is logged and does not affect the task.
+    """
+
+
+# -------------------------------------------------------------------------
+# Workloads
+# -------------------------------------------------------------------------
+
+
+@hookspec
+def gaia_workloads() -> Iterable[FederatedWorkload]:
+    """Offer ready-made workloads that kernel tools submit to the network, such as ``gaia demo``'s job.
+
+    :returns: an iterable of objects satisfying
+        :class:`~gaia_core.demo.FederatedWorkload`, each with a ``name``;
+        ``gaia demo`` trains the one named ``"digits-mlp"`` (gaia-runner-wasm
+        offers it).
+
+    Called by ``gaia demo`` in the submitting process, never by a running
+    node. A workload builds the tasks (for a runner its plugin ships), holds
+    the data and reads the tasks' outputs, so the kernel needs no plugin
+    module. Shards and models are the workload's own values: the kernel only
+    hands them back, and sizes shards with ``len``.
+
+    Example::
+
+        @hookimpl
+        def gaia_workloads():
+            yield DigitsMlp()
     """
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gaia_core import demo
+from gaia_core import demo, plugins
+from gaia_core.errors import PluginError
 
 from nodes import node_processes
 
@@ -16,8 +17,9 @@ pytest.importorskip("gaia_runner_wasm.workloads")
 def test_demo_reaches_90_percent_writes_its_report_and_stops_every_node(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
     lines: list[str] = []
+    workload = demo.find_workload(plugins.load().hook)
 
-    summary = demo.run(directory, rounds=3, echo=lines.append, progress=False)
+    summary = demo.run(directory, workload, rounds=3, echo=lines.append)
 
     assert summary["final_accuracy"] >= 0.90
     assert [r["number"] for r in summary["rounds"]] == [1, 2, 3]
@@ -28,3 +30,17 @@ def test_demo_reaches_90_percent_writes_its_report_and_stops_every_node(tmp_path
     assert (directory / "report.svg").read_text().lstrip().startswith(("<svg", "<?xml"))
     assert any(line.startswith("round 3:") for line in lines)
     assert node_processes(directory) == []
+
+
+def test_the_workload_comes_through_the_gaia_workloads_hook() -> None:
+    workload = demo.find_workload(plugins.load(["gaia-runner-wasm"]).hook)
+    assert workload.name == demo.WORKLOAD
+    train, held_out = workload.partition(4, demo.SCORE_TASKS, seed=0)
+    assert (len(train), len(held_out)) == (4, demo.SCORE_TASKS)
+    assert sum(map(len, train)) + sum(map(len, held_out)) == 1797
+
+
+def test_without_a_plugin_offering_it_the_demo_says_what_to_install() -> None:
+    with pytest.raises(PluginError, match="no active plugin offers the workload 'digits-mlp'") as caught:
+        demo.find_workload(plugins.load([]).hook)
+    assert "pip install gaia-runner-wasm" in str(caught.value)

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from gaia_core import demo as demo_mod
+from gaia_core.commands.jobs import wait_for_job
 from gaia_core.console import print_json, print_table
+from gaia_core.control import ControlClient
 from gaia_core.state import State
 
 
@@ -27,8 +29,10 @@ def demo(state: State, nodes: int, rounds: int, shards: int, directory: Path | N
     writes report.md + report.svg, and stops the nodes.
     """
     where = (directory or state.home.root / "demo").resolve()
-    summary = demo_mod.run(where, nodes=nodes, rounds=rounds, shards=shards, plugins=state.plugin_list,
-                           echo=(lambda _m: None) if as_json else click.echo, progress=not as_json)
+    workload = demo_mod.find_workload(state.plugins().hook)
+    summary = demo_mod.run(where, workload, nodes=nodes, rounds=rounds, shards=shards, plugins=state.plugin_list,
+                           echo=(lambda _m: None) if as_json else click.echo,
+                           wait=demo_mod.wait_quietly if as_json else _wait_with_progress)
     if as_json:
         print_json(summary)
         return
@@ -38,3 +42,8 @@ def demo(state: State, nodes: int, rounds: int, shards: int, directory: Path | N
     click.echo("verification: " + (", ".join(f"{k} {v:.0f}" for k, v in summary["verification"].items()) or "none"))
     click.echo(f"final held-out accuracy {summary['final_accuracy']:.1%} in {summary['seconds']}s")
     click.echo(f"report: {summary['report']}")
+
+
+def _wait_with_progress(client: ControlClient, job: str, label: str, timeout: float) -> object:
+    """Follow a demo job with a progress bar until it ends."""
+    return wait_for_job(client, job, timeout=timeout, label=label)

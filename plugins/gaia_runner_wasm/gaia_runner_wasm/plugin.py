@@ -1,4 +1,4 @@
-"""Hook implementations of gaia-runner-wasm: the ``wasm`` runner and its admission check."""
+"""Hook implementations of gaia-runner-wasm: the ``wasm`` runner, its admission check and the demo's workload."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ from gaia_core.plugin_api import Envelope, NodeContext, RejectedError, RunnerSpe
 from gaia_runner_wasm.runner import WASM_MAGIC, WasmRunner, holds_module
 from gaia_runner_wasm.sandbox import engine_config
 from gaia_runner_wasm.settings import Metering
+from gaia_runner_wasm.workloads import DigitsMlp
 
 
 @hookimpl
 def gaia_runners() -> Iterator[RunnerSpec]:
     """Register the sandboxed WebAssembly runner for tasks of kind ``wasm``."""
     yield RunnerSpec(name="wasm", task_kinds=("wasm",), factory=WasmRunner)
+
+
+@hookimpl
+def gaia_workloads() -> Iterator[DigitsMlp]:
+    """Offer ``digits-mlp``, the digits classifier trained by federated SGD (``gaia demo``'s job)."""
+    yield DigitsMlp()
 
 
 @functools.cache

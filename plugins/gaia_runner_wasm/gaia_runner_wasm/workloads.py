@@ -234,3 +234,48 @@ def load_digits() -> Dataset:
 def accuracy(predicted: Sequence[int], labels: Sequence[int]) -> float:
     """The fraction of ``predicted`` equal to ``labels``."""
     return sum(p == t for p, t in zip(predicted, labels)) / max(1, len(labels))
+
+
+# ----------------------------------------------------------------------------- the demo's workload
+
+
+class DigitsMlp:
+    """The digits classifier trained by federated SGD: the ``digits-mlp`` workload ``gaia demo`` runs.
+
+    Satisfies the kernel's ``FederatedWorkload`` protocol (offered through the ``gaia_workloads`` hook):
+    shards are :class:`Dataset` values and models :class:`Mlp` values.
+    """
+
+    name = "digits-mlp"
+
+    def partition(self, train_shards: int, test_shards: int, *, seed: int,
+                  test_fraction: float = 0.2) -> tuple[list[Dataset], list[Dataset]]:
+        """The digits split into ``train_shards`` training and ``test_shards`` held-out shards."""
+        train, test = load_digits().split(test_fraction, seed=seed)
+        return train.shards(train_shards), test.shards(test_shards)
+
+    def init_model(self, hidden: int, *, seed: int) -> Mlp:
+        """A fresh 64-``hidden``-10 classifier."""
+        return Mlp.init(DIGITS_FEATURES, hidden, DIGITS_CLASSES, seed=seed)
+
+    def train_task(self, model: Mlp, shard: Dataset, *, epochs: int, seed: int, limits: Limits, submitter: str,
+                   job: str, batch_size: int = 16, learning_rate: float = 0.1) -> Task:
+        """A task running ``epochs`` of minibatch SGD on ``shard``."""
+        return train_task(model, shard.x, shard.y, epochs=epochs, batch_size=batch_size,
+                          learning_rate=learning_rate, seed=seed, limits=limits, submitter=submitter, job=job)
+
+    def read_trained(self, output: bytes, model: Mlp) -> tuple[Mlp, float]:
+        """The trained model and its last epoch's mean loss."""
+        return decode_train(output, model)
+
+    def average(self, models: Sequence[Mlp], weights: Sequence[float]) -> Mlp:
+        """Federated averaging, weighted by shard size."""
+        return average(models, weights)
+
+    def infer_task(self, model: Mlp, shard: Dataset, *, limits: Limits, submitter: str, job: str) -> Task:
+        """A task classifying ``shard``'s samples."""
+        return infer_task(model, shard.x, limits=limits, submitter=submitter, job=job)
+
+    def correct(self, output: bytes, model: Mlp, shard: Dataset) -> int:
+        """How many of ``shard``'s samples the inference output classifies right."""
+        return sum(p == t for p, t in zip(predictions(output, model.n_out), shard.y))
