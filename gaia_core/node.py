@@ -362,7 +362,8 @@ class Node:
         for frame in _frames(envelope):
             try:
                 task = codec.decode(frame, Task)
-            except GaiaError as exc:
+            except GaiaError as exc:  # e.g. a NaN deadline: refused, and counted like any admission refusal
+                self.store.bump({"rejected": 1, "rejected.invalid": 1})
                 answers.append(OfferAnswer("", False, "invalid", str(exc)[:4096]))
                 continue
             if task.id not in given:

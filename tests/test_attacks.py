@@ -87,9 +87,10 @@ def test_nan_over_the_wire_is_refused_and_the_worker_starts_again(tmp_path: Path
         finally:
             raw.close()
         assert worker.queue.stats().admitted == 0
-        refused = worker.refused()
+        refused = {**worker.refused(), "admission": worker.status()["admission"]}
     print(f"\nNaN: deadline answered {answer.reason!r}; sent_at refused {refused}")
     assert not answer.accepted and answer.reason == "invalid" and "deadline" in answer.message, answer
+    assert refused["admission"] == {"invalid": 1}, refused  # counted per reason, as gaia status shows it
     with running(build_node(home, load_plugins()), drain_s=0.5) as again:  # same home, same state.db
         job = again.jobs.submit(echo_tasks([b"after the attack"], again.node_id))
         assert again.jobs.wait_job(job, timeout=30)["tasks"] == {"done": 1}
