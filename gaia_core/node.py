@@ -385,6 +385,7 @@ class Node:
                 raise RejectedError("records_full", f"this node keeps the records of {MAX_PEER_RECORDS} peers already")
             self.peer_records[record.node_id] = record
             self.first_seen.setdefault(record.node_id, time.time())
+            self.jobs.on_record(record)
 
     def on_peer(self, peer: PeerInfo) -> None:
         """A peer went up or down; re-send what it held when it went down."""

@@ -27,7 +27,7 @@ from gaia_core.jobs.jobstore import JobStore
 from gaia_core.jobs.messages import OFFER, SETTLED, OfferAnswer, OfferReply, ResultAck, ResultAcks, Settlement
 from gaia_core.jobs.settlement import Settlement as Settler
 from gaia_core.jobs.unsettled import Unsettled
-from gaia_core.model import Proof, Status, Task, TaskResult, Verdict
+from gaia_core.model import NodeRecord, Proof, Status, Task, TaskResult, Verdict
 from gaia_core.rewards import Credit
 from gaia_core.verification import SpotCheck, combine
 
@@ -68,6 +68,7 @@ class JobManager:
         self.earnings = Earnings(node.ledger, node.store)
         self.unsettled = Unsettled()  # credits a worker has not taken yet (down, restarting): sent again
         self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
+        self._idle: dict[str, float] = {}  # peer -> dispatcher time of its last record, when that had no load
         self._lock = self.dispatcher.lock
         self._job_finished = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -207,12 +208,27 @@ class JobManager:
         self.dispatcher.refused(peer, slot, reason, message, retry_after)
         self._wake.set()
 
-    def on_peer_down(self, peer: str) -> None:
+    def on_peer_down(self, peer: str, why: str = "peer down") -> None:
         """Re-send every task the peer held."""
         held = self.dispatcher.peer_down(peer)
         if held:
-            log.warning("peer down; re-sending its tasks", extra={"peer": peer[:16], "tasks": len(held)})
+            log.warning(f"{why}; re-sending its tasks", extra={"peer": peer[:16], "tasks": len(held)})
             self._wake.set()
+
+    def on_record(self, record: NodeRecord) -> None:
+        """A peer announced its record. Two in a row with nothing queued or running, while it holds
+        tasks sent to it before the first, mean it restarted (or lost them) before it was marked down:
+        they are re-sent now, not when they are late (up to ``2 x timeout + 10 s``)."""
+        peer, now = record.node_id, self.dispatcher.clock()
+        with self._lock:
+            if record.load > 0:
+                self._idle.pop(peer, None)
+                return
+            previous, self._idle[peer] = self._idle.get(peer), now
+            lost = previous is not None and any(slot.started.get(peer, now) < previous
+                                                for slot in self.dispatcher.slots.values() if peer in slot.sent)
+        if lost:
+            self.on_peer_down(peer, "peer idle while holding tasks (restarted?)")
 
     # ------------------------------------------------------------------ results
 
