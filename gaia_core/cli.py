@@ -3,26 +3,68 @@
 Exit codes: 0 success; 1 unexpected failure; 2 usage error; 3 config error;
 4 identity error; 5 plugin error; 6 invalid input; 7 task failed;
 8 node not running or unreachable. See docs/cli.md.
+
+Nothing heavy loads at start, so ``gaia --version`` and ``gaia --help`` answer
+fast: built-in commands are imported when run (their one-line summaries are in
+:data:`BUILTIN_COMMANDS`), and plugins load when a command needs them. Plugin
+commands come from the modules plugins name under :data:`COMMANDS_GROUP`;
+a command found nowhere else loads every selected plugin and asks again.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import unicodedata
+from importlib import import_module, metadata
+from typing import TYPE_CHECKING
 
 import click
 
-from gaia_core import __version__, config as config_mod
-from gaia_core.console import print_json, print_table
+from gaia_core import __version__
 from gaia_core.errors import GaiaError, UsageError
-from gaia_core.identity import Identity
-from gaia_core.state import State
+
+if TYPE_CHECKING:
+    from gaia_core.state import State
 
 #: The global options, which may also follow the command (``gaia node --plugins a,b``),
 #: and whether each takes a value.
 GLOBAL_OPTIONS = {"--home": True, "--plugins": True, "--debug": False}
+
+#: Built-in commands of ``gaia_core.commands``: name -> ("module:attribute", the command's one-line help).
+#: Imported only when run or asked for their own help, as pip's ``commands_dict``; tests/test_layering.py
+#: checks each summary against the command's docstring.
+BUILTIN_COMMANDS = {
+    "bench": ("gaia_core.commands.bench:bench", "Measure what this machine can do: CPU, RAM, GPU, disk and energy."),
+    "demo": ("gaia_core.commands.demo:demo",
+             "Train a digits classifier by federated averaging on a local devnet of real nodes, then score it."),
+    "devnet": ("gaia_core.commands.devnet:devnet",
+               "A local network of real node processes on 127.0.0.1 (each with its own home, keys and port)."),
+    "doctor": ("gaia_core.commands.doctor:doctor",
+               "Explain why this node gets no work or cannot reach peers, and what to do."),
+    "monitor": ("gaia_core.commands.bench:monitor",
+                "Show live resource use of this machine: CPU, RAM, process RSS, GPU, power."),
+    "node": ("gaia_core.commands.node:node",
+             "Run this node: benchmark, join peers, take tasks, run them sandboxed, prove and return them."),
+    "peers": ("gaia_core.commands.node:peers",
+              "List the peers the running node knows: state, last seen, RTT, benchmark summary."),
+    "plugin": ("gaia_core.commands.plugin_new:plugin", "Tools for plugin authors."),
+    "proof": ("gaia_core.commands.proof:proof", "Show and verify proofs of work (files written with gaia's codec)."),
+    "prune": ("gaia_core.commands.prune:prune",
+              "Delete the task inputs, modules and outputs of finished jobs, keeping ids, statuses and the ledger."),
+    "register": ("gaia_core.commands.node:register",
+                 "Announce this node's signed NodeRecord to its peers and show what the network knows of it."),
+    "rewards": ("gaia_core.commands.node:rewards",
+                "Show the reward ledger: credit granted to workers and earned from submitters (docs/rewards.md)."),
+    "status": ("gaia_core.commands.node:status",
+               "Show the running node: uptime, peers, queue, tasks by status, benchmark and rewards."),
+    "stop": ("gaia_core.commands.node:stop", "Stop the running node (it drains in-flight tasks first)."),
+    "task": ("gaia_core.commands.task:task", "Run tasks on this machine, or send them to the network."),
+}
+
+#: Entry-point group where a plugin distribution names (under its own name) the light module that
+#: implements ``gaia_register_commands``; ``gaia --help`` imports only these modules. See docs/cli.md.
+COMMANDS_GROUP = "gaia.commands"
 
 
 def hoist_global_options(args: list[str]) -> list[str]:
@@ -46,7 +88,38 @@ class GaiaGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse ``args`` with the global options moved first."""
-        return super().parse_args(ctx, hoist_global_options(args))
+        args = hoist_global_options(args)
+        ctx.meta["gaia.args"] = list(args)  # the parser consumes args
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Built-in commands and those of plugins that declare a commands module, sorted."""
+        return sorted({*self.commands, *BUILTIN_COMMANDS, *_plugin_commands(ctx, declared_only=True)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A built-in command (imported now), else a plugin's: declared ones first, then every selected plugin's."""
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name in BUILTIN_COMMANDS:
+            module, _, attribute = BUILTIN_COMMANDS[cmd_name][0].partition(":")
+            command: click.Command = getattr(import_module(module), attribute)
+            return command
+        return (_plugin_commands(ctx, declared_only=True).get(cmd_name)
+                or _plugin_commands(ctx, declared_only=False).get(cmd_name))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``gaia --help``, without importing the built-in commands."""
+        plugin_commands = _plugin_commands(ctx, declared_only=True)
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = []
+        for name in names:
+            stand_in = click.Command(name, help=BUILTIN_COMMANDS[name][1]) if name in BUILTIN_COMMANDS else None
+            command = self.commands.get(name) or stand_in or plugin_commands[name]
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=GaiaGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,6 +146,8 @@ def cli(ctx: click.Context, home: str | None, plugin_list: str | None, debug: bo
       gaia version --verbose    versions and the active native backend
       gaia config show          the effective configuration
     """
+    from gaia_core.state import State
+
     ctx.obj = State(home=home, plugin_list=plugin_list, debug=debug)
 
 
@@ -82,9 +157,10 @@ def cli(ctx: click.Context, home: str | None, plugin_list: str | None, debug: bo
 @click.pass_obj
 def version(state: State, verbose: bool, as_json: bool) -> None:
     """Show the GAIA version (and, with --verbose, the native backend in use)."""
-    from importlib import metadata
+    import platform
 
     from gaia_core import hashing, scheduling
+    from gaia_core.console import print_json
 
     info: dict[str, object] = {"gaia-core": __version__}
     if verbose:
@@ -120,6 +196,8 @@ def version(state: State, verbose: bool, as_json: bool) -> None:
 @click.pass_obj
 def plugins_cmd(state: State, as_json: bool, show_all: bool, check_name: str | None) -> None:
     """List installed plugins: name, version, roles, hooks and status."""
+    from gaia_core.console import print_json, print_table
+
     if check_name is not None:
         _check_plugin(state, check_name, as_json)
         return
@@ -147,6 +225,7 @@ def plugins_cmd(state: State, as_json: bool, show_all: bool, check_name: str | N
 def _check_plugin(state: State, name: str, as_json: bool) -> None:
     """``gaia plugins --check NAME``: one line per check, exit 5 when any fails."""
     from gaia_core import plugin_check
+    from gaia_core.console import print_json
     from gaia_core.errors import ConfigError, PluginError
 
     try:
@@ -171,6 +250,9 @@ def _check_plugin(state: State, name: str, as_json: bool) -> None:
 @click.pass_obj
 def init(state: State, name: str, force: bool) -> None:
     """Create this node's identity (Ed25519 + Curve25519 keys, mode 0600) and config.toml."""
+    from gaia_core import config as config_mod
+    from gaia_core.identity import Identity
+
     bad = [char for char in name if unicodedata.category(char).startswith("C")]
     if bad:
         raise UsageError(f"--name {name!r} contains the control character {bad[0]!r}",
@@ -195,6 +277,9 @@ def config() -> None:
 @click.pass_obj
 def config_show(state: State, as_json: bool) -> None:
     """Print the effective configuration (defaults overlaid with config.toml)."""
+    from gaia_core import config as config_mod
+    from gaia_core.console import print_json
+
     data = state.config().to_dict()
     if as_json:
         print_json(data)
@@ -203,13 +288,39 @@ def config_show(state: State, as_json: bool) -> None:
         click.echo(config_mod.to_toml(data), nl=False)
 
 
-def _add_commands(group: click.Group, args: list[str]) -> None:
-    """Attach plugins' commands (the plugins selected by the --home and --plugins given)."""
+def _plugin_commands(ctx: click.Context, *, declared_only: bool) -> dict[str, click.Command]:
+    """Commands of the plugins selected by the --home and --plugins given (cached on the context).
+
+    ``declared_only``: only from the modules plugins name under :data:`COMMANDS_GROUP` (nothing is
+    imported when none does); else from every selected plugin, loaded whole.
+    """
+    key = f"gaia.plugin_commands.{declared_only}"
+    if key not in ctx.meta:
+        ctx.meta[key] = {}
+        if not declared_only or metadata.entry_points(group=COMMANDS_GROUP):
+            ctx.meta[key] = _load_plugin_commands(ctx.meta.get("gaia.args", []), declared_only)
+    commands: dict[str, click.Command] = ctx.meta[key]
+    return commands
+
+
+def _load_plugin_commands(args: list[str], declared_only: bool) -> dict[str, click.Command]:
+    """Call ``gaia_register_commands`` of the selected plugins on a scratch group; its commands."""
+    from gaia_core import plugins as plugins_mod
+    from gaia_core.state import State
+
+    group = click.Group("gaia")
     try:
         state = State(home=_option(args, "--home"), plugin_list=_option(args, "--plugins"), debug=False)
-        state.plugins().hook.gaia_register_commands(cli=group)
+        if declared_only:
+            config = state.config().plugins if state.home.config_file.exists() else None
+            selection = plugins_mod.resolve_selection(state.plugin_list, config.load if config else None)
+            loaded = plugins_mod.load(selection, block=config.block if config else (), only_from=COMMANDS_GROUP)
+        else:
+            loaded = state.plugins()
+        loaded.hook.gaia_register_commands(cli=group)
     except GaiaError:
         pass  # reported by the command that needs plugins
+    return {name: command for name, command in group.commands.items() if name not in BUILTIN_COMMANDS}
 
 
 def _option(argv: list[str], name: str) -> str | None:
@@ -226,7 +337,6 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``gaia`` script: one-line errors, tracebacks only with --debug."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("GAIA_DEBUG") == "1"
-    _add_commands(cli, args)
     try:
         cli.main(args=args, prog_name="gaia", standalone_mode=False)
     except click.exceptions.Abort:
@@ -244,19 +354,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-# Kernel command modules (after ``cli`` exists; they import State, not this module).
-from gaia_core.commands.bench import bench, monitor  # noqa: E402
-from gaia_core.commands.demo import demo  # noqa: E402
-from gaia_core.commands.devnet import devnet  # noqa: E402
-from gaia_core.commands.doctor import doctor  # noqa: E402
-from gaia_core.commands.node import node, peers, register, rewards, status, stop  # noqa: E402
-from gaia_core.commands.plugin_new import plugin  # noqa: E402
-from gaia_core.commands.proof import proof  # noqa: E402
-from gaia_core.commands.task import task  # noqa: E402
-from gaia_core.commands.prune import prune  # noqa: E402
-
-for _command in (bench, demo, devnet, doctor, monitor, node, peers, plugin, proof, prune, register, rewards, status,
-                 stop, task):
-    cli.add_command(_command)

@@ -9,6 +9,11 @@ with a wrong signature, or raises from a role hook is reported as ``failed``
 Which installed plugins load: ``--plugins a,b`` beats ``$GAIA_LOAD_PLUGINS``
 (``''`` loads none, as llm's ``LLM_LOAD_PLUGINS``), which beats
 ``[plugins] load`` in the config; by default all installed plugins load.
+
+Plugins load when a command needs them, not when ``gaia`` starts. A plugin
+may name a light module of its own under a second entry-point group (the
+command line's ``gaia.commands``); ``load(only_from=...)`` imports just those
+modules, so ``gaia --help`` lists plugin commands without importing runtimes.
 """
 
 from __future__ import annotations
@@ -183,10 +188,10 @@ def new_manager() -> pluggy.PluginManager:
     return pm
 
 
-def installed() -> list[metadata.EntryPoint]:
-    """Entry points in group ``gaia``, one per distribution, sorted by name."""
+def installed(group: str = ENTRY_POINT_GROUP) -> list[metadata.EntryPoint]:
+    """Entry points in ``group`` (default ``gaia``), one per distribution, sorted by name."""
     seen: dict[str, metadata.EntryPoint] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in metadata.entry_points(group=group):
         seen.setdefault(canonical_name(ep.name), ep)
     return [seen[k] for k in sorted(seen)]
 
@@ -203,11 +208,14 @@ def resolve_selection(cli: str | None = None, config_load: Sequence[str] | None 
     return None
 
 
-def load(selection: Iterable[str] | None = None, *, block: Iterable[str] = (), strict: bool | None = None) -> Plugins:
+def load(selection: Iterable[str] | None = None, *, block: Iterable[str] = (), strict: bool | None = None,
+         only_from: str | None = None) -> Plugins:
     """Discover installed plugins and load the selected ones, isolating failures.
 
-    Raises :class:`PluginError` only for a selected name that is not installed
-    (or for any failure when ``strict``).
+    With ``only_from``, load instead the module each selected plugin names
+    under that entry-point group (same name), leaving out plugins that name
+    none. Raises :class:`PluginError` only for a selected name that is not
+    installed (or for any failure when ``strict``).
     """
     strict = os.environ.get("GAIA_STRICT_PLUGINS") == "1" if strict is None else strict
     pm = new_manager()
@@ -222,6 +230,9 @@ def load(selection: Iterable[str] | None = None, *, block: Iterable[str] = (), s
             hint="check the spelling, or install it with pip",
         )
     plugins = Plugins(pm, {}, strict)
+    if only_from is not None:
+        substitutes = {canonical_name(ep.name): ep for ep in installed(only_from)}
+        eps = [substitutes[canonical_name(ep.name)] for ep in eps if canonical_name(ep.name) in substitutes]
     for ep in eps:
         name = canonical_name(ep.name)
         version = ep.dist.version if ep.dist else ""

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from importlib.util import find_spec
 from pathlib import Path
 
+import click
 import pytest
+
+from gaia_core.cli import BUILTIN_COMMANDS, COMMANDS_GROUP, cli
+from gaia_core.config import Home
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = ROOT / "gaia_core"
@@ -63,3 +73,120 @@ def test_the_walk_covers_the_library() -> None:
 def test_no_library_module_imports_the_command_line_or_a_plugin(path: Path) -> None:
     wrong = sorted(n for n in imported_names(path.read_text(encoding="utf-8")) if forbidden(n))
     assert not wrong, f"{path.relative_to(ROOT)} imports {', '.join(wrong)}: library code must not"
+
+
+# ---------------------------------------------------------------- lazy loading
+
+#: Runtimes that only plugins need: a command that loads no plugin imports none of them.
+RUNTIMES = ("wasmtime", "zmq", "psutil")
+
+#: Runs ``gaia`` in process, then prints (last, on stderr, as JSON) which of the given modules it imported.
+PROBE = """
+import json, sys
+from gaia_core.cli import main
+code = 0
+try:
+    main(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code or 0
+names = json.loads(sys.argv[1])
+print(json.dumps(sorted(n for n in names if n in sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+
+#: The main module of a plugin with commands: heavy (it stands for one importing a runtime).
+MAIN_MODULE = """
+    import wasmtime
+    from gaia_core import hookimpl
+
+
+    @hookimpl
+    def gaia_register_commands(cli):
+        from gaia_fake_cmds_commands import hello
+        cli.add_command(hello)
+"""
+
+#: Its light commands module, named under ``gaia.commands``.
+COMMANDS_MODULE = """
+    import click
+    from gaia_core import hookimpl
+
+
+    @click.command()
+    @click.argument("who")
+    def hello(who):
+        "Say hello from a plugin."
+        click.echo(f"hello {who}")
+
+
+    @hookimpl
+    def gaia_register_commands(cli):
+        cli.add_command(hello)
+"""
+
+
+def probe(home: Home, *args: str, watch: tuple[str, ...] = RUNTIMES,
+          site: Path | None = None) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run ``gaia args`` in a child process; its result and which ``watch`` modules it imported."""
+    environ = {k: v for k, v in os.environ.items() if k not in {"GAIA_LOAD_PLUGINS", "PYTHONPATH"}}
+    environ.update(GAIA_HOME=str(home.root), COLUMNS="200")
+    if site is not None:
+        environ["PYTHONPATH"] = str(site)
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(watch), *args], capture_output=True,
+                          text=True, env=environ, timeout=120, check=False)
+    return proc, json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["version"], ["config", "show"], ["task", "--help"]])
+def test_commands_that_need_no_plugin_import_no_runtime(gaia_home: Home, args: list[str]) -> None:
+    proc, imported = probe(gaia_home, *args)
+    assert proc.returncode == 0 and proc.stdout, proc.stderr
+    assert imported == []
+
+
+def test_gaia_plugins_still_loads_every_plugin(gaia_home: Home) -> None:
+    installed = sorted(m for m in RUNTIMES if find_spec(m) is not None)
+    proc, imported = probe(gaia_home, "plugins", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert imported == installed
+    assert {p["name"] for p in json.loads(proc.stdout)} >= {"gaia-runner-wasm"}
+
+
+@pytest.fixture
+def command_plugin(fake_dists) -> Path:
+    """A fake plugin distribution whose commands live in a light module named under ``gaia.commands``."""
+    main = fake_dists.add("gaia-fake-cmds", MAIN_MODULE)
+    (fake_dists.root / "gaia_fake_cmds_commands.py").write_text(textwrap.dedent(COMMANDS_MODULE), encoding="utf-8")
+    fake_dists.modules.append("gaia_fake_cmds_commands")
+    entry_points = next(fake_dists.root.glob("gaia_fake_cmds-*.dist-info")) / "entry_points.txt"
+    with entry_points.open("a", encoding="utf-8") as out:
+        out.write(f"[{COMMANDS_GROUP}]\ngaia-fake-cmds = gaia_fake_cmds_commands\n")
+    assert main == "gaia_fake_cmds_plugin"
+    return fake_dists.root
+
+
+def test_help_lists_a_plugins_declared_commands_without_importing_the_plugin(gaia_home: Home,
+                                                                            command_plugin: Path) -> None:
+    watch = ("gaia_fake_cmds_plugin", "gaia_fake_cmds_commands", *RUNTIMES)
+    proc, imported = probe(gaia_home, "--plugins", "gaia-fake-cmds", "--help", watch=watch, site=command_plugin)
+    assert proc.returncode == 0, proc.stderr
+    assert "  hello     Say hello from a plugin." in proc.stdout and "  version " in proc.stdout
+    assert imported == ["gaia_fake_cmds_commands"]
+    ran, imported = probe(gaia_home, "--plugins", "gaia-fake-cmds", "hello", "world", watch=watch,
+                          site=command_plugin)
+    assert ran.stdout == "hello world\n" and imported == ["gaia_fake_cmds_commands"]
+
+
+def test_a_plugin_left_out_of_the_selection_adds_no_command(gaia_home: Home, command_plugin: Path) -> None:
+    proc, imported = probe(gaia_home, "--plugins", "", "--help", watch=("gaia_fake_cmds_commands",),
+                           site=command_plugin)
+    assert proc.returncode == 0 and "hello" not in proc.stdout and imported == []
+    ran, _ = probe(gaia_home, "--plugins", "", "hello", "world", site=command_plugin)
+    assert ran.returncode == 2 and "No such command 'hello'" in ran.stderr
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_COMMANDS))
+def test_each_builtin_summary_is_its_commands_own(name: str) -> None:
+    command = cli.get_command(click.Context(cli), name)
+    assert isinstance(command, click.Command) and command.name == name
+    assert command.get_short_help_str(500) == BUILTIN_COMMANDS[name][1]
