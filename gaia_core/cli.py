@@ -63,7 +63,7 @@ BUILTIN_COMMANDS = {
 }
 
 #: Entry-point group where a plugin distribution names (under its own name) the light module that
-#: implements ``gaia_register_commands``; ``gaia --help`` imports only these modules. See docs/cli.md.
+#: implements ``gaia_register_commands``; ``gaia --help`` imports only these (docs/architecture.md, Layers).
 COMMANDS_GROUP = "gaia.commands"
 
 

@@ -252,6 +252,17 @@ def gaia_register_commands(cli: click.Group) -> None:
 
     :param cli: the top-level :class:`click.Group`.
 
+    Plugins load only when a command needs them, so ``gaia --help`` lists a
+    plugin's commands only if the plugin names a light module implementing
+    this hook (importing click and the plugin API, not its runtime) in the
+    ``gaia.commands`` entry-point group, under the distribution's name, e.g.
+    ``gaia-hello = "gaia_hello.commands"`` in
+    ``[project.entry-points."gaia.commands"]``.
+
+    A command name ``gaia`` does not know loads every selected plugin and
+    calls this hook on each, so commands registered from the main module still
+    run. Built-in command names cannot be replaced.
+
     Example::
 
         @hookimpl
