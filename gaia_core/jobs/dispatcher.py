@@ -40,6 +40,8 @@ EWMA = 0.2
 PEER_FAULTS = {"over_limits", "no_runner", "bad_signature", "invalid", "too_large"}
 #: Refusals that end the task at once (the task itself is wrong).
 TASK_FAULTS = {"bad_id", "expired"}
+#: Reasons this node gives itself, never a peer: a peer naming one is at fault.
+OWN_REASONS = {"retry", "late", "peer_down", "unreachable"}
 #: A task is late after LATE_FACTOR x the observed p95 dispatch-to-result time, at least FLOOR_S.
 LATE_FACTOR, FLOOR_S = 4.0, 2.0
 #: Observations needed before a p95 is trusted; observations kept per job and per node.
@@ -109,6 +111,20 @@ class PeerStats:
     backoff_until: float = 0.0
 
 
+def peer_refusal(reason: str, message: str, task: Task, now: float) -> tuple[str, str]:
+    """What a peer's refusal of ``task`` counts as here (``now`` is wall-clock time).
+
+    A peer cannot end a task by saying it is wrong: this node checks the task's faults itself (the
+    id is its content's, the deadline is read on this node's clock), nor have it offered again without
+    end by naming a reason this node gives itself. Such a refusal is the peer's fault (``invalid``):
+    the task goes elsewhere and that peer is not offered it again.
+    """
+    expired = reason == "expired" and task.deadline is not None and task.deadline <= now
+    if reason in OWN_REASONS or (reason in TASK_FAULTS and not expired):
+        return "invalid", f"refused as {reason!r}, which this node does not find: {message}"
+    return reason, message
+
+
 class Dispatcher:
     """Slots waiting for a node, slots out at nodes, and the rules between them.
 
@@ -163,6 +179,11 @@ class Dispatcher:
                 keys.remove(key)
             if not keys:
                 self.by_task.pop(slot.task.id, None)
+
+    def job_ended(self, job: str) -> None:
+        """Forget the times observed of ``job``: its last task ended."""
+        with self.lock:
+            self.jobs.pop(job, None)
 
     def held(self, task_id: str, peer: str) -> list[Slot]:
         """The pending slots of task ``task_id`` that ``peer`` holds."""
@@ -361,7 +382,7 @@ class Dispatcher:
                 stats = self.peers[peer]
                 stats.strikes += 1
                 stats.backoff_until = now + min(MAX_BACKOFF_S, 2.0 ** (stats.strikes - 1))
-                until = slot.sent[peer]
+                until = slot.sent.get(peer, 0.0)  # none when an earlier copy's failure ended the task
                 self.refused(peer, slot, "late", "no result in time")
                 if slot.state == "pending" and until > now:
                     slot.overdue[peer] = until

@@ -21,7 +21,7 @@ import msgpack
 
 from gaia_core import codec
 from gaia_core.errors import CodecError, GaiaError, NodeError, RejectedError, ValidationError
-from gaia_core.jobs.dispatcher import Candidate, Dispatcher, Slot
+from gaia_core.jobs.dispatcher import Candidate, Dispatcher, Slot, peer_refusal
 from gaia_core.jobs.earnings import Earnings
 from gaia_core.jobs.jobstore import JobStore
 from gaia_core.jobs.messages import OFFER, SETTLED, OfferAnswer, OfferReply, ResultAck, ResultAcks, Settlement
@@ -201,7 +201,8 @@ class JobManager:
                 known.discard(slot.task.module_id)
                 self._refused(peer, slot, "retry", answer.message, None)
             else:
-                self._refused(peer, slot, answer.reason, answer.message, answer.retry_after)
+                reason, message = peer_refusal(answer.reason, answer.message, slot.task, time.time())
+                self._refused(peer, slot, reason, message, answer.retry_after)
         self.store.bump({"offers": len(slots)})
 
     def _refused(self, peer: str, slot: Slot, reason: str, message: str, retry_after: float | None) -> None:
@@ -367,6 +368,7 @@ class JobManager:
         counts[state] = counts.get(state, 0) + 1
         if not counts["pending"]:
             del self.progress[slot.job]
+            self.dispatcher.job_ended(slot.job)
             self._job_finished.notify_all()
             if state != "cancelled":
                 self.jobstore.finish_job(slot.job)

@@ -1,0 +1,150 @@
+"""Defects found by an adversarial review of the durable jobs (issue #13) and of credit and admission
+(issue #12), each tested at the join where it was found.
+
+The dispatcher's rules run in milliseconds on the injected clock of tests/test_dispatch.py; the joins
+between nodes run on real in-process nodes (real sockets on 127.0.0.1, real SQLite, real signatures).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from gaia_core import hookimpl
+from gaia_core.errors import RejectedError
+from gaia_core.jobs.dispatcher import MAX_ATTEMPTS
+from gaia_core.model import Envelope, Status, Task, TaskResult
+from gaia_core.node import Node
+from gaia_core.roles import NodeContext, QueueSpec, QueueStats
+
+from inprocess import build_node, load_plugins, make_home, running, wait_for
+from nodes import echo_tasks
+from test_dispatch import CAP, Harness
+
+pytest.importorskip("gaia_runner_wasm.workloads")
+
+
+# ---------------------------------------------------------------------- the dispatcher, in milliseconds
+
+
+def test_copies_late_together_when_the_first_one_fails_the_task_end_it_once() -> None:
+    """Every copy of a task is late in one round and the first one used its last attempt: the task fails
+    once, and the round goes on (it raised KeyError on the second copy, released by the failure)."""
+    h = Harness()
+    (slot,) = h.job(1, redundancy=MAX_ATTEMPTS)
+    peers = [c * 64 for c in "0123456789"[:MAX_ATTEMPTS]]
+    assert sum(len(s) for s in h.round(*peers).values()) == MAX_ATTEMPTS
+    h.clock.now += CAP + 1
+    late = h.dispatcher.late()
+    assert {peer for peer, _ in late} == set(peers)
+    assert [(s.idx, s.state) for s, _ in h.failed] == [(0, "failed")]
+    assert all(h.dispatcher.peers[p].strikes == 1 for p in peers)  # every late node is struck, not only the first
+    assert h.dispatcher.inflight == {p: 0 for p in peers}
+
+
+# ---------------------------------------------------------------------- what a peer's refusal can do
+
+
+class Refuser:
+    """A worker's queue that refuses every task with the reason it is given (what a lying peer answers)."""
+
+    reason = "bad_id"
+
+    def __init__(self, context: NodeContext) -> None:
+        self._closed = threading.Event()
+        self.offered = 0
+
+    def admit(self, task: Task, *, envelope: Envelope | None = None) -> str:
+        self.offered += 1
+        raise RejectedError(self.reason, f"refused with {self.reason!r} by a lying peer")
+
+    def next(self, timeout: float | None = None) -> Task | None:
+        self._closed.wait(timeout)
+        return None
+
+    def done(self, task_id: str, status: Status) -> bool:
+        return False
+
+    def cancel(self, task_id: str) -> bool:
+        return False
+
+    def take_dropped(self) -> list[TaskResult]:
+        return []
+
+    def stats(self) -> QueueStats:
+        return QueueStats()
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+class RefuserPlugin:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    @hookimpl
+    def gaia_queues(self) -> Iterator[QueueSpec]:
+        reason = self.reason
+        yield QueueSpec(name="refuser", factory=lambda context: type("Lying", (Refuser,), {"reason": reason})(context))
+
+
+def _with_liar(tmp_path: Path, reason: str, *, submitter_runs: bool) -> tuple[Node, Node]:
+    """A started submitter (running tasks itself or not) and a started peer whose every answer is ``reason``."""
+    without = () if submitter_runs else ("gaia-runner-wasm",)
+    submitter = build_node(make_home(tmp_path, "submitter"), load_plugins(without=without))
+    submitter.start()
+    liar = build_node(make_home(tmp_path, "liar", {"network": {"bootstrap": [submitter.address]}}),
+                      load_plugins((RefuserPlugin(reason), "refuser"), without=("gaia-queue-memory",)))
+    liar.start()
+    return submitter, liar
+
+
+@pytest.mark.parametrize("reason", ["bad_id", "expired"])
+def test_a_peer_cannot_fail_a_task_by_calling_it_wrong(tmp_path: Path, reason: str) -> None:
+    """A peer answering an offer ``bad_id`` or ``expired`` (the task's own faults) ended the task at once,
+    so one liar failed most of a job the submitter could run itself. The submitter checks both itself:
+    its task's id is its content id, and the deadline is its own clock's; the liar is not offered it again."""
+    submitter, liar = _with_liar(tmp_path, reason, submitter_runs=True)
+    try:
+        wait_for(lambda: liar.node_id in submitter.peer_records, timeout=30, what="the liar to be known")
+        job = submitter.jobs.submit(echo_tasks([f"lie {i}".encode() for i in range(16)], submitter.node_id))
+        status = submitter.jobs.wait_job(job, timeout=30)
+        assert liar.queue.offered >= 1, "the liar was never offered a task: the test proves nothing"
+    finally:
+        liar.stop(drain_s=0.2)
+        submitter.stop(drain_s=1.0)
+    assert status["tasks"] == {"done": 16}, status
+
+
+def test_a_peer_cannot_have_a_task_offered_again_without_end(tmp_path: Path) -> None:
+    """A peer answering ``retry`` (a reason the submitter uses itself, exempt from the attempt limit) had
+    its tasks offered to it again and again, without end. The task now fails in bounded time, with its reason."""
+    submitter, liar = _with_liar(tmp_path, "retry", submitter_runs=False)
+    try:
+        wait_for(lambda: liar.node_id in submitter.peer_records, timeout=30, what="the liar to be known")
+        job = submitter.jobs.submit(echo_tasks([b"again"], submitter.node_id))
+        status = submitter.jobs.wait_job(job, timeout=10)
+        offered = liar.queue.offered
+    finally:
+        liar.stop(drain_s=0.2)
+        submitter.stop(drain_s=1.0)
+    assert status["tasks"] == {"failed": 1}, (status, offered)
+    assert offered <= MAX_ATTEMPTS
+
+
+# ---------------------------------------------------------------------- what a node keeps
+
+
+def test_a_finished_job_leaves_nothing_in_the_dispatcher(tmp_path: Path) -> None:
+    """The dispatcher kept the observed times of every job it ever ran (one entry per job, for good)."""
+    node = build_node(make_home(tmp_path, "alone"), load_plugins())
+    with running(node, drain_s=1.0):
+        for n in range(3):
+            job = node.jobs.submit(echo_tasks([f"job {n} task {i}".encode() for i in range(2)], node.node_id))
+            assert node.jobs.wait_job(job, timeout=30)["tasks"] == {"done": 2}
+        assert dict(node.jobs.dispatcher.jobs) == {}
+        assert node.jobs.dispatcher.slots == {} and node.jobs.dispatcher.by_task == {}
