@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from gaia_core import demo, plugins
+from gaia_core.cli import main
+from gaia_core.config import Home
 from gaia_core.errors import PluginError
 
 from nodes import node_processes
@@ -44,3 +46,13 @@ def test_without_a_plugin_offering_it_the_demo_says_what_to_install() -> None:
     with pytest.raises(PluginError, match="no active plugin offers the workload 'digits-mlp'") as caught:
         demo.find_workload(plugins.load([]).hook)
     assert "pip install gaia-runner-wasm" in str(caught.value)
+
+
+def test_gaia_demo_without_the_runner_plugin_is_one_line_and_starts_nothing(gaia_home: Home, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--plugins", "gaia-queue-memory", "demo", "--dir", str(tmp_path / "demo")])
+    assert exited.value.code == PluginError.exit_code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("Error:") == 1 and "pip install gaia-runner-wasm" in err
+    assert not (tmp_path / "demo").exists()
