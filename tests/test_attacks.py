@@ -1,4 +1,5 @@
-"""Issue #12's attacks that no other test tries, each against real nodes on 127.0.0.1.
+"""Issue #12's attacks that no other test tries (or tries at a smaller scale: six silent peers, where
+tests/test_dispatch_silent_peers.py has three), each against real nodes on 127.0.0.1.
 
 In-process nodes (tests/inprocess.py) with the real zmq transport, memory queue and WASM runner;
 the attacker signs with its own Ed25519 identity and sends through a real transport or a bare
@@ -25,6 +26,7 @@ from gaia_comm_zmq import wire
 from attackers import RawDealer, flood_tasks, nan_deadline_frame, offer, offer_all, padded_record, rss_mib
 from inprocess import build_node, load_plugins, make_home, running, wait_for
 from nodes import call, echo_tasks, pid, running_devnet, wait_until
+from test_dispatch_silent_peers import BlackHolePlugin
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 
@@ -141,3 +143,31 @@ def test_announcement_floods_from_300_identities_leave_a_node_process_bounded(tm
     print(f"\nannouncements: node RSS {before:.0f} -> {after:.0f} MiB (+{after - before:.0f}); refused {refused}")
     assert refused["transport"]["announce_oversized"] == ANNOUNCERS
     assert after - before < 64, f"RSS grew {after - before:.0f} MiB"
+
+
+#: Peers that accept every offer and never answer (issue #12: six made every task of a job fail after 72 s).
+SILENT_PEERS = 6
+
+
+def test_six_silent_peers_cannot_fail_a_job_the_submitter_can_run_itself(tmp_path: Path) -> None:
+    submitter = build_node(make_home(tmp_path, "submitter"), load_plugins())
+    with running(submitter, drain_s=2.0):
+        holes = [build_node(make_home(tmp_path, f"hole{i}", {"network": {"bootstrap": [submitter.address]}}),
+                            load_plugins((BlackHolePlugin(), "black-hole"), without=("gaia-queue-memory",)))
+                 for i in range(SILENT_PEERS)]
+        try:
+            for hole in holes:
+                hole.start()
+            wait_for(lambda: all(h.node_id in submitter.peer_records for h in holes), timeout=30,
+                     what="the silent peers to be known")
+            started = time.monotonic()
+            job = submitter.jobs.submit(echo_tasks([f"silent {i}".encode() for i in range(40)], submitter.node_id))
+            status = submitter.jobs.wait_job(job, timeout=60)
+            took = time.monotonic() - started
+            rows = submitter.jobs.job_results(job)
+        finally:
+            for hole in holes:
+                hole.stop(drain_s=0.2)
+    print(f"\n{SILENT_PEERS} silent peers: job of 40 {status['tasks']} in {took:.1f}s")
+    assert status["tasks"] == {"done": 40}, [r["reason"] for r in rows if r["state"] != "done"]
+    assert took < 30, f"the job took {took:.1f}s"

@@ -42,6 +42,8 @@ PEER_FAULTS = {"over_limits", "no_runner", "bad_signature", "invalid", "too_larg
 TASK_FAULTS = {"bad_id", "expired"}
 #: Reasons this node gives itself, never a peer: a peer naming one is at fault.
 OWN_REASONS = {"retry", "late", "peer_down", "unreachable"}
+#: Ways a task comes back unanswered: silent peers cannot use them up the attempts of a task this node can run.
+SILENCE = {"late", "peer_down", "unreachable"}
 #: A task is late after LATE_FACTOR x the observed p95 dispatch-to-result time, at least FLOOR_S.
 LATE_FACTOR, FLOOR_S = 4.0, 2.0
 #: Observations needed before a p95 is trusted; observations kept per job and per node.
@@ -294,6 +296,11 @@ class Dispatcher:
         depth = MIN_DEPTH if per_task is None else min(MAX_DEPTH, max(MIN_DEPTH, int(PIPELINE_S / max(per_task, 1e-6))))
         return max(0, depth * candidate.cores - inflight)
 
+    def _last_resort(self, slot: Slot) -> bool:
+        """Whether ``slot``, out of attempts because peers kept it unanswered, may still run on this node:
+        one copy wanted, sent nowhere in particular, never tried here."""
+        return bool(self.local) and slot.redundancy == 1 and slot.to is None and self.local not in slot.started
+
     @staticmethod
     def _may_hold(slot: Slot, candidate: Candidate) -> bool:
         peer = candidate.node_id
@@ -350,8 +357,11 @@ class Dispatcher:
                 slot.excluded.add(peer)
             slot.reason = f"{reason}: {message}"
             if reason != "retry" and slot.attempts >= MAX_ATTEMPTS:
-                self.fail(slot, slot.reason)
-                return
+                if reason in SILENCE and self._last_resort(slot):
+                    slot.to = self.local  # peers held it and never answered: run it here, once
+                else:
+                    self.fail(slot, slot.reason)
+                    return
             self.push(slot)
 
     def retry(self, peer: str, slot: Slot, reason: str) -> None:
