@@ -184,7 +184,7 @@ def run(directory: Path, workload: FederatedWorkload, *, nodes: int = 3, rounds:
     finally:
         devnet.down(directory)
     summary = _summary(history, status, names, time.monotonic() - started)
-    summary["report"] = str(write_report(directory, summary))
+    summary["report"] = str(report.write(directory, summary))
     return summary
 
 
@@ -201,23 +201,3 @@ def _summary(history: list[Round], status: dict[str, Any], names: dict[str, str]
         "per_node": per_node,
         "verification": status["verification"],
     }
-
-
-def write_report(directory: Path, summary: dict[str, Any]) -> Path:
-    """Write report.md and report.svg into ``directory``; return the Markdown file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    accuracy = [r["accuracy"] for r in summary["rounds"]]
-    work = {name: node["fuel"] / 1e9 for name, node in sorted(summary["per_node"].items())}
-    (directory / "report.svg").write_text(report.svg(accuracy, work), encoding="utf-8")
-    lines = ["# GAIA demo: federated training of the digits classifier", "",
-             f"Final held-out accuracy **{summary['final_accuracy']:.1%}** in {summary['seconds']}s.", "",
-             "![accuracy and work](report.svg)", "", "| round | loss | accuracy | seconds | tasks |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['number']} | {r['loss']:.4f} | {r['accuracy']:.1%} | {r['seconds']:.1f} | {r['tasks']} |"
-              for r in summary["rounds"]]
-    lines += ["", "| node | tasks | verified | gigafuel | credit |", "|---|---|---|---|---|"]
-    lines += [f"| {name} | {n['tasks']} | {n['verified']} | {n['fuel'] / 1e9:.3f} | {n['credit']:.4g} |"
-              for name, n in sorted(summary["per_node"].items())]
-    path = directory / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
