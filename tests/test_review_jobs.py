@@ -17,13 +17,15 @@ import pytest
 from gaia_core import hookimpl
 from gaia_core.errors import RejectedError
 from gaia_core.jobs.dispatcher import MAX_ATTEMPTS
-from gaia_core.model import Envelope, Status, Task, TaskResult
+from gaia_core.jobs.settlement import Settlement
+from gaia_core.model import Envelope, Status, Task, TaskResult, Verdict
 from gaia_core.node import Node
 from gaia_core.roles import NodeContext, QueueSpec, QueueStats
 
 from inprocess import build_node, load_plugins, make_home, running, wait_for
 from nodes import echo_tasks
 from test_dispatch import CAP, Harness
+from test_settlement import HONEST, LIAR, TASK, granted, runner, settlement, worker_result  # noqa: F401 (fixtures)
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 
@@ -44,6 +46,25 @@ def test_copies_late_together_when_the_first_one_fails_the_task_end_it_once() ->
     assert [(s.idx, s.state) for s, _ in h.failed] == [(0, "failed")]
     assert all(h.dispatcher.peers[p].strikes == 1 for p in peers)  # every late node is struck, not only the first
     assert h.dispatcher.inflight == {p: 0 for p in peers}
+
+
+# ---------------------------------------------------------------------- settlement
+
+
+def test_a_result_whose_spot_check_ends_after_a_re_sent_copy_finished_the_task_is_still_credited(
+        settlement: Settlement, runner: object) -> None:
+    """A late node's answer (still counting) was picked for a spot-check and acknowledged ``pending``; the
+    copy re-sent elsewhere finished the task meanwhile. When the check passed, deciding the task again raised
+    KeyError inside the spot-check thread (no verdict for the other node), silently: the late node was never
+    credited nor told. Each result of a one-replica task is credited on its own verdict, once."""
+    first, _ = worker_result(runner, HONEST)
+    settlement.decide(TASK, 1, {HONEST.node_id: first}, HONEST.node_id, Verdict("valid", "proof", TASK.id), {})
+    late, _ = worker_result(runner, LIAR)
+    checked = Verdict("valid", "matches local re-execution", TASK.id, "spot-check")
+    outcome = settlement.decide(TASK, 1, {HONEST.node_id: first, LIAR.node_id: late}, LIAR.node_id, checked, {})
+    assert set(outcome.credits) == {LIAR.node_id} and outcome.credits[LIAR.node_id].total > 0
+    rows = granted(settlement)
+    assert rows[LIAR.node_id][1] == rows[HONEST.node_id][1] == "valid"
 
 
 # ---------------------------------------------------------------------- what a peer's refusal can do

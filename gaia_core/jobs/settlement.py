@@ -116,6 +116,8 @@ class Settlement:
             for peer in liars:
                 verdicts[peer] = Verdict("invalid", f"claimed fuel {results[peer].fuel_used} but "
                                          f"{len(agreeing) - len(liars)} replicas used {fuel}", task.id, "redundancy")
+        else:  # another copy's result (a late node's, or one whose spot-check ended first) was credited on its own
+            results = {sender: results[sender]}
         credits = {}
         for peer, result in results.items():
             credits[peer] = amount = rewards.credit(task, result, verdicts[peer], fuel=fuel,
