@@ -317,9 +317,13 @@ def _load_plugin_commands(args: list[str], declared_only: bool) -> dict[str, cli
             loaded = plugins_mod.load(selection, block=config.block if config else (), only_from=COMMANDS_GROUP)
         else:
             loaded = state.plugins()
-        loaded.hook.gaia_register_commands(cli=group)
+        loaded.register_commands(group)
     except GaiaError:
-        pass  # reported by the command that needs plugins
+        return {}  # reported by the command that needs plugins
+    for info in loaded.infos.values():
+        if info.status == "failed":
+            click.echo(f"Warning: the commands of plugin {info.name} are left out: {info.error} "
+                       f"(remedy: {info.remedy})", err=True)
     return {name: command for name, command in group.commands.items() if name not in BUILTIN_COMMANDS}
 
 

@@ -22,7 +22,7 @@ import os
 import re
 import traceback
 from importlib import metadata
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import attrs
 import pluggy
@@ -31,6 +31,9 @@ from attrs import frozen
 from gaia_core import hookspecs
 from gaia_core.errors import PluginError
 from gaia_core.roles import ROLES, SPEC_TYPES
+
+if TYPE_CHECKING:
+    import click
 
 ENTRY_POINT_GROUP = "gaia"
 ROLE_HOOKS = {role: f"gaia_{role}s" for role in ROLES}
@@ -83,6 +86,19 @@ class Plugins:
         self.infos[name] = PluginInfo(name, version, "active", getattr(plugin, "__name__", type(plugin).__name__),
                                       hooks=hooks_of(self.pm, plugin))
         self._specs = None
+
+    def register_commands(self, group: click.Group) -> None:
+        """Call each active plugin's ``gaia_register_commands`` on ``group``.
+
+        A plugin whose hook raises is failed, and the commands it added are taken out again.
+        """
+        for impl in self.pm.hook.gaia_register_commands.get_hookimpls():
+            before = dict(group.commands)
+            try:
+                impl.function(cli=group)
+            except Exception as exc:
+                group.commands = before
+                self._fail(impl.plugin_name, f"gaia_register_commands() raised {describe_error(exc)}")
 
     def specs(self, role: str) -> list[tuple[str, Any]]:
         """(plugin name, spec) pairs registered for ``role`` by active plugins."""

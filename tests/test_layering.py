@@ -190,3 +190,37 @@ def test_each_builtin_summary_is_its_commands_own(name: str) -> None:
     command = cli.get_command(click.Context(cli), name)
     assert isinstance(command, click.Command) and command.name == name
     assert command.get_short_help_str(500) == BUILTIN_COMMANDS[name][1]
+
+
+#: A commands module whose hook adds one command, then raises.
+BROKEN_COMMANDS_MODULE = """
+    import click
+    from gaia_core import hookimpl
+
+
+    @hookimpl
+    def gaia_register_commands(cli):
+        @cli.command()
+        def half():
+            "Half registered."
+        raise RuntimeError("no commands today")
+"""
+
+
+def test_a_plugin_whose_commands_fail_is_one_warning_and_help_still_works(gaia_home: Home, command_plugin: Path,
+                                                                          fake_dists) -> None:
+    fake_dists.add("gaia-fake-broken-cmds", "")
+    (fake_dists.root / "gaia_fake_broken_cmds_commands.py").write_text(textwrap.dedent(BROKEN_COMMANDS_MODULE),
+                                                                       encoding="utf-8")
+    fake_dists.modules.append("gaia_fake_broken_cmds_commands")
+    entry_points = next(fake_dists.root.glob("gaia_fake_broken_cmds-*.dist-info")) / "entry_points.txt"
+    with entry_points.open("a", encoding="utf-8") as out:
+        out.write(f"[{COMMANDS_GROUP}]\ngaia-fake-broken-cmds = gaia_fake_broken_cmds_commands\n")
+    proc, _ = probe(gaia_home, "--help", site=command_plugin)
+    assert proc.returncode == 0 and "  hello " in proc.stdout and "half" not in proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1, proc.stderr
+    assert warnings[0].startswith("Warning: the commands of plugin gaia-fake-broken-cmds are left out: "
+                                  "gaia_register_commands() raised RuntimeError: no commands today at ")
+    assert "(remedy: upgrade or reinstall it (`pip install -U gaia-fake-broken-cmds`)" in warnings[0]
+    assert "Traceback" not in proc.stderr
