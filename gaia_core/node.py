@@ -87,6 +87,7 @@ class Node:
         self._stopping = threading.Event()  # stop() has begun: the queue is closed
         self._stop = threading.Event()  # draining is over: background threads exit
         self._stopped = threading.Event()
+        self._started = threading.Event()  # start() has returned: a stop requested meanwhile may run
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         from gaia_core.jobs import JobManager
@@ -116,6 +117,7 @@ class Node:
         self.jobs.start()
         self.context.hook.gaia_node_started(record=self.record, context=self.context)
         log.info("node started", extra={"node_id": self.node_id, "address": self.address, "cores": self.cores})
+        self._started.set()
 
     def stop(self, *, drain_s: float = 10.0) -> None:
         """Stop taking work, let in-flight tasks finish (up to ``drain_s``), then close everything."""
@@ -151,8 +153,13 @@ class Node:
         return self._stopped.wait(timeout)
 
     def request_stop(self) -> None:
-        """Ask the node to stop from another thread (a signal, the control socket)."""
-        threading.Thread(target=self.stop, name="gaia-stop", daemon=True).start()
+        """Ask the node to stop from another thread (a signal, the control socket); a node still
+        starting stops as soon as it has started."""
+        threading.Thread(target=self._stop_once_started, name="gaia-stop", daemon=True).start()
+
+    def _stop_once_started(self) -> None:
+        self._started.wait()
+        self.stop()
 
     def _spawn(self, name: str, target: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

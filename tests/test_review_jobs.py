@@ -20,7 +20,8 @@ from gaia_core.jobs.dispatcher import MAX_ATTEMPTS
 from gaia_core.jobs.settlement import Settlement
 from gaia_core.model import Envelope, Status, Task, TaskResult, Verdict
 from gaia_core.node import Node
-from gaia_core.roles import NodeContext, QueueSpec, QueueStats
+from gaia_core.model import BenchmarkReport, ResourceSample
+from gaia_core.roles import BenchmarkSpec, NodeContext, QueueSpec, QueueStats
 
 from inprocess import build_node, load_plugins, make_home, running, wait_for
 from nodes import echo_tasks
@@ -169,3 +170,49 @@ def test_a_finished_job_leaves_nothing_in_the_dispatcher(tmp_path: Path) -> None
             assert node.jobs.wait_job(job, timeout=30)["tasks"] == {"done": 2}
         assert dict(node.jobs.dispatcher.jobs) == {}
         assert node.jobs.dispatcher.slots == {} and node.jobs.dispatcher.by_task == {}
+
+
+# ---------------------------------------------------------------------- stopping
+
+
+class HeldBenchmark:
+    """A benchmark whose measurement waits until the test lets it go (a slow start-up)."""
+
+    entered = threading.Event()
+    release = threading.Event()
+
+    def __init__(self, context: NodeContext) -> None:
+        pass
+
+    def measure(self, *, quick: bool = False) -> BenchmarkReport:
+        HeldBenchmark.entered.set()
+        HeldBenchmark.release.wait(30)
+        return BenchmarkReport()
+
+    def sample(self) -> ResourceSample:
+        return ResourceSample()
+
+
+class HeldBenchmarkPlugin:
+    @hookimpl
+    def gaia_benchmarks(self) -> Iterator[BenchmarkSpec]:
+        yield BenchmarkSpec(name="held", factory=HeldBenchmark)
+
+
+def test_a_stop_asked_while_the_node_starts_stops_it(tmp_path: Path) -> None:
+    """SIGTERM (or ``gaia stop``) while the node was still starting raised in the stop thread (the
+    dispatcher's thread was not started yet) after the node had marked itself stopping: the node then
+    ran on refusing every task, and no later stop could end it. It now stops once it has started."""
+    HeldBenchmark.entered.clear()
+    HeldBenchmark.release.clear()
+    node = build_node(make_home(tmp_path, "slow-start"), load_plugins((HeldBenchmarkPlugin(), "held-benchmark")))
+    starter = threading.Thread(target=node.start, name="test-start", daemon=True)
+    starter.start()
+    try:
+        assert HeldBenchmark.entered.wait(30), "the node never measured"
+        node.request_stop()  # what the SIGTERM handler does
+        time.sleep(0.2)  # the stop thread runs while the node is still starting
+    finally:
+        HeldBenchmark.release.set()
+        starter.join(30)
+    assert node.wait(30), "the node never stopped"
