@@ -18,6 +18,7 @@ import pytest
 from gaia_core.config import Home
 from gaia_core.store import DiskFull, Store
 
+from inprocess import build_node, load_plugins, make_home
 from nodes import call, echo_tasks, gaia, node_id, results, running_devnet, slow_tasks, submit, wait_job, wait_until
 
 #: The size of the mounted file system: room for two nodes' homes and a few jobs.
@@ -59,11 +60,12 @@ def fill(mount: Path) -> Path:
     return filler
 
 
-def ledger(home: Home, role: str) -> dict[tuple[str, str], float]:
-    """(node id, task id) -> credit, read straight from the stopped node's state.db."""
+def ledger(home: Home, role: str, peer: str) -> dict[str, float]:
+    """Task id -> credit of ``peer``'s rows in ``role`` with a valid or invalid verdict (an unverified
+    result earns nothing on either side), read straight from the stopped node's state.db."""
     with sqlite3.connect(f"file:{home.state_db}?mode=ro", uri=True) as db:
-        return {(n, t): c for n, t, c in db.execute("SELECT node_id, task_id, credit FROM ledger WHERE role = ?",
-                                                     (role,))}
+        return dict(db.execute("SELECT task_id, credit FROM ledger WHERE role = ? AND node_id = ? "
+                               "AND verdict IN ('valid', 'invalid')", (role, peer)))
 
 
 def test_a_store_keeps_deferred_writes_while_the_disk_is_full_and_refuses_a_batch(small_disk: Path) -> None:
@@ -93,6 +95,26 @@ def test_a_store_keeps_deferred_writes_while_the_disk_is_full_and_refuses_a_batc
         store.close()
 
 
+def test_while_the_disk_is_full_a_submitter_refuses_other_nodes_results_so_credit_is_never_reported_unsaved(
+        small_disk: Path) -> None:
+    node = build_node(make_home(small_disk, "submitter"), load_plugins())
+    try:
+        worker = "ab" * 32
+        filler = fill(small_disk)
+        node.store.defer("INSERT INTO stats VALUES (?, 1)", ("x" * 60000,))  # needs pages the disk has not got
+        node.store.flush()
+        assert node.store.full
+        with pytest.raises(DiskFull, match="disk full"):  # the worker keeps the results and tries again later
+            node.jobs.on_results(worker, [])
+        filler.unlink()
+        node.store.flush()
+        assert node.jobs.on_results(worker, []).acks == ()
+    finally:
+        node.store.close()
+        for runner in node.runners.values():
+            runner.close()
+
+
 def test_a_full_disk_refuses_new_jobs_in_one_line_loses_no_accepted_task_and_work_resumes(
         small_disk: Path, tmp_path: Path) -> None:
     workloads = pytest.importorskip("gaia_runner_wasm.workloads")
@@ -102,8 +124,9 @@ def test_a_full_disk_refuses_new_jobs_in_one_line_loses_no_accepted_task_and_wor
     big_input.write_bytes(os.urandom(1 << 20))  # one task bigger than any slack left in the WAL
     with running_devnet(small_disk / "devnet", 2) as homes:
         submitter, worker = homes
-        accepted = slow_tasks(node_id(submitter), 8, epochs=1500)
-        job = submit(submitter, accepted)
+        accepted = slow_tasks(node_id(submitter), 8, epochs=1500)  # run anywhere, the submitter included
+        replicated = slow_tasks(node_id(submitter), 3, epochs=1501)  # each on both nodes
+        jobs = {submit(submitter, accepted): accepted, submit(submitter, replicated, redundancy=2): replicated}
         wait_until(lambda: call(submitter, "status")["running"] >= 1, timeout=30, what="the first task to run")
 
         filler = fill(small_disk)
@@ -123,22 +146,20 @@ def test_a_full_disk_refuses_new_jobs_in_one_line_loses_no_accepted_task_and_wor
                                                                           node_id(submitter))),
                            timeout=20, what="a submission to be accepted again", interval=0.05)
         accepted_again_s = time.monotonic() - freed_at
-        status = wait_job(submitter, job, timeout=60)
-        assert status["tasks"] == {"done": len(accepted)}
+        for job, tasks in jobs.items():
+            assert wait_job(submitter, job, timeout=60)["tasks"] == {"done": len(tasks)}
+            assert [r["state"] for r in results(submitter, job)] == ["done"] * len(tasks)
         assert wait_job(submitter, later, timeout=30)["tasks"] == {"done": 1}
-        assert [r["state"] for r in results(submitter, job)] == ["done"] * len(accepted)
         # the writes that waited in memory while the disk was full reached state.db
         assert "disk space is back" in submitter.log_file.read_text(errors="replace")
         print(f"\nfull-disk trial: a submission was accepted again {accepted_again_s:.2f}s after space was freed")
 
-    granted = ledger(submitter, "granted")
-    earned = ledger(worker, "earned")
     submitter_id, worker_id = node_id(submitter), node_id(worker)
-    assert {t: c for (n, t), c in granted.items() if n == worker_id} == pytest.approx(
-        {t: c for (n, t), c in earned.items() if n == submitter_id})
+    assert ledger(submitter, "granted", worker_id) == pytest.approx(ledger(worker, "earned", submitter_id))
     with sqlite3.connect(f"file:{submitter.state_db}?mode=ro", uri=True) as db:
-        states = dict(db.execute("SELECT id, state FROM tasks WHERE job = ?", (job,)))
-    assert states == {t.id: "done" for t in accepted}
+        for job, tasks in jobs.items():
+            states = dict(db.execute("SELECT id, state FROM tasks WHERE job = ?", (job,)))
+            assert states == {t.id: "done" for t in tasks}
 
 
 def _submit_or_none(home: Home, tasks: list) -> str | None:

@@ -238,8 +238,12 @@ class JobManager:
 
         A result counts for every task of this node's jobs with that id that ``sender`` holds
         (identical tasks have one id, and a worker runs them once). Credit is durable in
-        ``state.db`` before the acks that report it are returned.
+        ``state.db`` before the acks that report it are returned, so while the disk is full another
+        node's results are refused (:class:`~gaia_core.store.DiskFull`): the worker keeps them and
+        delivers them again later.
         """
+        if sender != self.node.node_id and self.store.full:
+            raise self.store.disk_full()
         acks = []
         for result, proof in items:
             held = self.dispatcher.held(result.task_id, sender)
