@@ -11,9 +11,12 @@ docs/architecture.md names the tests that cover the other attacks.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from gaia_core.errors import GaiaError
@@ -171,3 +174,34 @@ def test_six_silent_peers_cannot_fail_a_job_the_submitter_can_run_itself(tmp_pat
     print(f"\n{SILENT_PEERS} silent peers: job of 40 {status['tasks']} in {took:.1f}s")
     assert status["tasks"] == {"done": 40}, [r["reason"] for r in rows if r["state"] != "done"]
     assert took < 30, f"the job took {took:.1f}s"
+
+
+#: Hellos from one connection, each hinting at 32 unknown peers at dead addresses (issue #12: about 1,100
+#: exhausted the node's sockets, and SIGTERM no longer stopped it).
+HELLOS, HINTS = 1_100, 32
+
+
+def test_a_hello_flood_leaves_a_node_process_serving_and_sigterm_still_stops_it(tmp_path: Path) -> None:
+    with running_devnet(tmp_path / "net", 1) as homes:
+        home = homes[0]
+        address, node_pid = call(home, "status")["address"], pid(home)
+        fds_before = len(os.listdir(f"/proc/{node_pid}/fd"))
+        raw = RawDealer(address, Identity.generate())
+        try:
+            for i in range(HELLOS):
+                hints = [[os.urandom(32).hex(), f"tcp://127.0.0.1:9#{os.urandom(32).hex()}"] for _ in range(HINTS)]
+                raw.send(wire.HELLO, msgpack.packb([padded_record(raw.identity, 0), hints], use_bin_type=True))
+            wait_until(lambda: sum(call(home, "status")["refused"]["transport"].values()) >= HELLOS - 10,
+                       timeout=60, what="the hello flood to be decided")
+            fds_after = len(os.listdir(f"/proc/{node_pid}/fd"))
+            refused = call(home, "status")["refused"]
+        finally:
+            raw.close()
+        stopping = time.monotonic()
+        os.kill(node_pid, signal.SIGTERM)
+        wait_until(lambda: os.waitpid(node_pid, os.WNOHANG)[0] == node_pid, timeout=15, what="the node to exit")
+        stopped_s = time.monotonic() - stopping
+    print(f"\nhellos: {HELLOS} x {HINTS} hints; fds {fds_before} -> {fds_after}; refused {refused}; "
+          f"SIGTERM stopped it in {stopped_s:.1f}s")
+    assert refused["transport"].get("hello_rate", 0) >= HELLOS - 10, refused
+    assert fds_after - fds_before < 100, f"{fds_after - fds_before} more open files"
