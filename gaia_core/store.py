@@ -359,8 +359,11 @@ class Store:
     def scrub(self) -> None:
         """Apply the job retention (once a minute), and after a purge truncate the WAL and free the pages.
 
-        Called by the node's housekeeping every 0.2 s.
+        Called by the node's housekeeping every 0.2 s; skipped while the disk is full (a purge
+        needs room in the WAL first).
         """
+        if self._full:
+            return
         if self.job_retention_s is not None and time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_EVERY_S
             pruned = self.prune(self.job_retention_s)

@@ -95,6 +95,25 @@ def test_a_store_keeps_deferred_writes_while_the_disk_is_full_and_refuses_a_batc
         store.close()
 
 
+def test_the_housekeeping_retention_waits_while_the_disk_is_full(small_disk: Path) -> None:
+    store = Store(small_disk / "state.db", job_retention_s=0.0)
+    try:
+        store.execute("INSERT INTO jobs VALUES ('j', 'n', 0, 'finished', 1, 0, 0)")
+        store.execute("INSERT INTO tasks (id, job, idx, state, task, updated) VALUES ('t', 'j', 0, 'done', ?, 0)",
+                      (os.urandom(200_000),))
+        filler = fill(small_disk)
+        store.defer("INSERT INTO stats VALUES ('waiting', 1)")
+        store.flush()
+        assert store.full
+        store.scrub()  # the purge of job j cannot be written now: no DiskFull out of housekeeping
+        filler.unlink()
+        store.flush()
+        store.scrub()
+        assert store.execute("SELECT task FROM tasks") == [(None,)]
+    finally:
+        store.close()
+
+
 def test_while_the_disk_is_full_a_submitter_refuses_other_nodes_results_so_credit_is_never_reported_unsaved(
         small_disk: Path) -> None:
     node = build_node(make_home(small_disk, "submitter"), load_plugins())
