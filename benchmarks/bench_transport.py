@@ -130,7 +130,7 @@ def _gaia_pair(root: Path) -> tuple[ZmqTransport, ZmqTransport, Counter, str]:
         transport = ZmqTransport(NodeContext(config=config, home=home, identity=identity,
                                              log=logging.getLogger("bench")))
         handler = Counter()
-        address = transport.start(Gate(handler), NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public))
+        address = transport.start(Gate(handler), NodeRecord(node_id=identity.node_id))
         made.append((transport, handler, address, identity.node_id))
     (a, _, address_a, id_a), (b, counter_b, _, _) = made
     b.connect(address_a)

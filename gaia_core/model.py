@@ -12,11 +12,12 @@ import functools
 import math
 import re
 import time
-from typing import Mapping
+from typing import Callable, Mapping
 
 import attrs
 from attrs import field, frozen, validators as v
 
+from gaia_core import codec
 from gaia_core.errors import ValidationError
 
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
@@ -283,6 +284,12 @@ class Measurement:
     provider: str = ""
 
 
+#: The benchmark role's role-neutral figure, by which peers are ranked: the name of the measurement every
+#: benchmark provider reports. Its unit is the reference core (``"reference cores"``): the node's whole
+#: throughput for tasks, where 1.0 is one core of the reference machine (see docs/benchmarking.md).
+SCORE = "score"
+
+
 @frozen
 class BenchmarkReport:
     """What a node can do. Reports of several benchmark providers are merged."""
@@ -303,8 +310,15 @@ class BenchmarkReport:
         kept = tuple(e for e in self.entries if e.name not in names)
         return BenchmarkReport(kept + other.entries, max(self.measured_at, other.measured_at))
 
+    @property
+    def score(self) -> float | None:
+        """The :data:`SCORE` measurement when it is a finite positive number, else None."""
+        value = self.get(SCORE)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        return float(value) if ok else None  # type: ignore[arg-type]
+
     def summary(self) -> dict[str, float]:
-        """The numeric measurements by name (what a NodeRecord announces)."""
+        """The numeric measurements by name (what a NodeRecord announces, :data:`SCORE` among them)."""
         return {
             e.name: float(e.value)
             for e in self.entries
@@ -333,12 +347,12 @@ class NodeRecord:
     """Who a node is and what it offers; announced signed inside an :class:`Envelope`.
 
     ``transport`` is the transport's extension, signed with the rest: the keys its channels authenticate,
-    by scheme (e.g. ``{"curve": <32 bytes>}``), filled in by the transport at start. ``curve_key`` is the
-    older place of the CurveZMQ key, still read (and optional).
+    by scheme (e.g. ``{"curve": <32 bytes>}``), filled in by the transport at start. The kernel reads no
+    key of it by name. A record from before the extension, whose ``curve_key`` field held the CurveZMQ
+    key, still decodes: the codec takes the key as ``transport["curve"]``.
     """
 
     node_id: str = field(validator=_hex64)
-    curve_key: bytes = field(default=b"", validator=v.instance_of(bytes))
     addresses: tuple[str, ...] = field(default=(), converter=tuple)
     name: str = ""
     version: str = ""
@@ -351,11 +365,6 @@ class NodeRecord:
     updated_at: float = field(factory=time.time, converter=float, validator=_time)
     transport: Mapping[str, bytes] = field(factory=dict)
 
-    @curve_key.validator
-    def _check_curve_key(self, attribute: attrs.Attribute, value: bytes) -> None:
-        if len(value) not in (0, 32):
-            raise InvalidValue(f"{attribute.name} must be empty or 32 bytes, got {len(value)}")
-
     @transport.validator
     def _check_transport(self, attribute: attrs.Attribute, value: Mapping[str, bytes]) -> None:
         if not isinstance(value, Mapping) or len(value) > 16:
@@ -366,7 +375,40 @@ class NodeRecord:
 
     def channel_keys(self) -> dict[str, bytes]:
         """The keys this record binds to its node id, by channel scheme (what a transport may vouch for)."""
-        return {**({"curve": self.curve_key} if self.curve_key else {}), **self.transport}
+        return dict(self.transport)
+
+    @property
+    def score(self) -> float:
+        """The node's announced benchmark score (:data:`SCORE`), 1.0 (one reference core) when it gives none."""
+        return self.benchmark.get(SCORE, 1.0)
+
+
+def _structure_record(data: object, cls: type[NodeRecord]) -> NodeRecord:
+    """Build a NodeRecord from plain data, taking a record from before the transport extension too.
+
+    Such a record carries ``curve_key`` (empty or 32 bytes): a non-empty one becomes
+    ``transport["curve"]``; one that contradicts the record's own ``transport["curve"]`` is refused.
+    """
+    if isinstance(data, dict) and "curve_key" in data:
+        data = dict(data)
+        key = data.pop("curve_key")
+        if not isinstance(key, bytes) or len(key) not in (0, 32):
+            raise InvalidValue("curve_key (the CurveZMQ key of an older record) must be empty or 32 bytes")
+        transport = data.get("transport", {})
+        if key and isinstance(transport, dict):
+            if transport.get("curve", key) != key:
+                raise InvalidValue("curve_key and transport['curve'] name different keys; the sender is broken")
+            data["transport"] = {**transport, "curve": key}
+    return _record_fields()(data, cls)
+
+
+@functools.cache
+def _record_fields() -> Callable[[object, type], NodeRecord]:
+    """cattrs' own structuring of a NodeRecord's fields (made at first use, as cattrs makes its hooks)."""
+    return codec.converter.gen_structure_attrs_fromdict(NodeRecord)
+
+
+codec.converter.register_structure_hook_func(lambda cls: cls is NodeRecord, _structure_record)  # leaves annotations as written
 
 
 @frozen

@@ -41,7 +41,7 @@ from gaia_core.errors import (
     ValidationError,
 )
 from gaia_core.hashing import blake3_digest, content_id, merkle_root
-from gaia_core.identity import Identity, verify_signature
+from gaia_core.identity import Identity, load_private_key, save_private_key, verify_signature
 from gaia_core.inbound import Gate, RefusalLog
 from gaia_core.model import (
     CAPABILITIES,
@@ -137,6 +137,8 @@ __all__ = [
     "RefusalLog",
     "Identity",
     "verify_signature",
+    "load_private_key",
+    "save_private_key",
     "Config",
     "Home",
     "load_config",

@@ -7,6 +7,7 @@ Everything is signed with real Ed25519 keys and sent over real CurveZMQ sockets 
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import time
 import types
@@ -26,6 +27,7 @@ from gaia_core.node import Node
 
 from gaia_comm_zmq import wire
 from gaia_comm_zmq.address import parse_address
+from gaia_comm_zmq.keys import CurveKey
 
 
 def echo_module() -> bytes:
@@ -57,10 +59,15 @@ def offer_all(sender: Node, worker: str, tasks: list[Task], *, batch: int = 1000
     return outcomes
 
 
+@functools.cache
+def curve_key(identity: Identity) -> CurveKey:
+    """The Curve key an attacking identity's connections use: one per identity, as a node's transport keeps one."""
+    return CurveKey.generate()
+
+
 def padded_record(identity: Identity, size: int) -> bytes:
     """A valid, signed-for NodeRecord of ``identity`` padded (by its name) to about ``size`` bytes encoded."""
-    record = NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public, name="x" * size,
-                        transport={"curve": identity.curve_public})
+    record = NodeRecord(node_id=identity.node_id, name="x" * size, transport={"curve": curve_key(identity).public})
     return codec.encode(record)
 
 
@@ -89,8 +96,8 @@ class RawDealer:
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.linger = 0
         self.sock.curve_serverkey = z85.encode(key)
-        self.sock.curve_publickey = z85.encode(identity.curve_public)
-        self.sock.curve_secretkey = z85.encode(identity.curve_secret)
+        self.sock.curve_publickey = z85.encode(curve_key(identity).public)
+        self.sock.curve_secretkey = z85.encode(curve_key(identity).secret)
         self.sock.connect(endpoint)
 
     def send(self, kind: str, body: bytes, *, sent_at: float | None = None, mtype: int = wire.REQUEST) -> None:

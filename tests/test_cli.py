@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from gaia_core import __version__
 from gaia_core.cli import cli
 from gaia_core.config import Home
-from gaia_core.identity import CURVE_FILE, SIGNING_FILE, Identity
+from gaia_core.identity import SIGNING_FILE, Identity
 
 BROKEN_PLUGIN = "import package_that_does_not_exist\n"
 
@@ -174,8 +174,7 @@ def test_debug_shows_the_traceback(gaia_home: Home) -> None:
 def test_init_creates_keys_and_config(cli_runner: CliRunner, gaia_home: Home) -> None:
     result = cli_runner.invoke(cli, ["init", "--name", "lab-1"])
     assert result.exit_code == 0, result.output
-    for name in (SIGNING_FILE, CURVE_FILE):
-        assert stat.S_IMODE((gaia_home.identity_dir / name).stat().st_mode) == 0o600
+    assert stat.S_IMODE((gaia_home.identity_dir / SIGNING_FILE).stat().st_mode) == 0o600
     node_id = Identity.load(gaia_home.identity_dir).node_id
     assert f"node id:  {node_id}" in result.output
     assert 'name = "lab-1"' in gaia_home.config_file.read_text()

@@ -55,13 +55,13 @@ RECORDS = [
                     measured_at=3.0),
     ResourceSample(at=4.0, cpu_percent=12.5, ram_used_bytes=1, ram_total_bytes=2, power_w=30.0,
                    power_source="measured"),
-    NodeRecord(node_id=A, curve_key=bytes(range(32)), addresses=["tcp://127.0.0.1:7700"], name="n",
+    NodeRecord(node_id=A, transport={"curve": bytes(range(32))}, addresses=["tcp://127.0.0.1:7700"], name="n",
                version="0.1.0", plugins=["gaia-runner-wasm"], task_kinds=["wasm"], offer=Limits(fuel=5),
                cores=4, benchmark={"cpu.gflops": 3.0}, load=0.5, updated_at=5.0),
     Envelope("task", A, 6.0, b"n" * 16, b"body", b"s" * 64),
     QueueStats(depth=2, capacity=10, rejected={"too_large": 1}, wait_p50_s=0.1, share={A: 0.5}),
     PeerInfo(A, "tcp://127.0.0.1:7701", state="down", last_seen=7.0, rtt_s=0.001,
-             record=NodeRecord(node_id=A, curve_key=bytes(32))),
+             record=NodeRecord(node_id=A)),
 ]
 
 
@@ -318,3 +318,15 @@ def test_a_value_of_another_type_is_refused_not_coerced(cls: type, field: str, v
 def test_an_integer_is_a_float() -> None:
     data = {**unstructure(_SAMPLES[Envelope]), "sent_at": 6}
     assert decode(_frame(data, type_="Envelope"), Envelope).sent_at == 6.0
+
+
+def test_a_record_from_before_the_transport_extension_decodes_with_its_curve_key_moved() -> None:
+    old = {"node_id": A, "curve_key": bytes(range(32)), "addresses": ["tcp://127.0.0.1:7700"], "updated_at": 5.0}
+    record = decode(_frame(old, type_="NodeRecord"), NodeRecord)
+    assert record.transport == {"curve": bytes(range(32))} and record.channel_keys() == {"curve": bytes(range(32))}
+    assert decode(_frame({**old, "curve_key": b""}, type_="NodeRecord"), NodeRecord).transport == {}
+    same = decode(_frame({**old, "transport": {"curve": bytes(range(32))}}, type_="NodeRecord"), NodeRecord)
+    assert same == record
+    contradicting = _frame({**old, "transport": {"curve": bytes(32)}}, type_="NodeRecord")
+    assert "name different keys" in _refused(contradicting, NodeRecord)
+    assert "curve_key" not in unstructure(record)  # a record is written in the new shape only

@@ -8,6 +8,7 @@ channel key that is not the sender's.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import time
 from typing import Callable
 
@@ -28,6 +29,7 @@ class MemoryTransport:
     def __init__(self, network: dict[str, MemoryTransport], identity: Identity) -> None:
         self.network = network
         self.identity = identity
+        self.key = os.urandom(32)  # what its "connections" authenticate, as a Curve key would
         self.handler: MessageHandler | None = None
         self.record: NodeRecord | None = None
         self.links: dict[str, MemoryTransport] = {}
@@ -36,7 +38,7 @@ class MemoryTransport:
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=4)
 
     def start(self, handler: MessageHandler, record: NodeRecord) -> str:
-        self.handler, self.record = handler, record
+        self.handler, self.record = handler, attrs.evolve(record, transport={"curve": self.key})  # its extension
         self.network[record.node_id] = self
         return f"mem://{record.node_id}"
 
@@ -63,8 +65,8 @@ class MemoryTransport:
         other.set_state(self.identity.node_id, "up")
 
     def channel(self) -> Channel:
-        """What the receiving end's "connection" authenticated: this transport's curve key."""
-        return Channel("curve", self.identity.curve_public)
+        """What the receiving end's "connection" authenticated: this transport's key."""
+        return Channel("curve", self.key)
 
     def outgoing(self, kind: str, body: bytes) -> list[Envelope]:
         """The envelopes delivered for one message (an honest transport: exactly the one it sealed)."""
@@ -152,7 +154,7 @@ class VouchesWrongChannel(MemoryTransport):
     """Vouches for a curve key that is not the sender's."""
 
     def channel(self) -> Channel:
-        return Channel("curve", Identity.generate().curve_public)
+        return Channel("curve", os.urandom(32))
 
 
 def maker(cls: type[MemoryTransport]) -> MakeTransport:
@@ -160,7 +162,7 @@ def maker(cls: type[MemoryTransport]) -> MakeTransport:
 
     def make() -> tuple[Transport, NodeRecord]:
         identity = Identity.generate()
-        return cls(network, identity), NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public)
+        return cls(network, identity), NodeRecord(node_id=identity.node_id)
 
     return make
 

@@ -9,36 +9,46 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gaia_core.errors import IdentityError
-from gaia_core.identity import CURVE_FILE, SIGNING_FILE, Identity, verify_signature
+from gaia_core.identity import SIGNING_FILE, Identity, load_private_key, save_private_key, verify_signature
 
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_save_writes_both_keys_owner_only(tmp_path: Path, identity: Identity) -> None:
+def test_save_writes_the_signing_key_owner_only(tmp_path: Path, identity: Identity) -> None:
     directory = tmp_path / "identity"
     identity.save(directory)
+    assert _mode(directory) == 0o700
+    assert [p.name for p in directory.iterdir()] == [SIGNING_FILE]  # a transport's keys are the transport's
     assert _mode(directory / SIGNING_FILE) == 0o600
-    assert _mode(directory / CURVE_FILE) == 0o600
     assert Identity.exists(directory)
-    assert not list(directory.glob("*.tmp"))
 
 
 def test_load_round_trips_the_identity(tmp_path: Path, identity: Identity) -> None:
     identity.save(tmp_path)
     loaded = Identity.load(tmp_path)
     assert loaded.node_id == identity.node_id
-    assert loaded.curve_public == identity.curve_public
-    assert loaded.curve_secret == identity.curve_secret
+    assert loaded.sign(b"x") == identity.sign(b"x")
 
 
-def test_node_id_and_curve_keys_have_the_documented_shape(identity: Identity) -> None:
+def test_node_id_has_the_documented_shape(identity: Identity) -> None:
     assert len(identity.node_id) == 64 and int(identity.node_id, 16) >= 0
-    assert len(identity.curve_public) == 32 and len(identity.curve_secret) == 32
     assert Identity.generate().node_id != identity.node_id
+
+
+def test_a_plugin_key_round_trips_through_the_key_file_helpers(tmp_path: Path) -> None:
+    key = X25519PrivateKey.generate()
+    path = tmp_path / "plugin" / "key.pem"
+    save_private_key(path, key)
+    assert _mode(path.parent) == 0o700 and _mode(path) == 0o600
+    raw = (serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    assert load_private_key(path, X25519PrivateKey).private_bytes(*raw) == key.private_bytes(*raw)
+    with pytest.raises(IdentityError, match="holds a .*X25519.*not a Ed25519PrivateKey"):
+        load_private_key(path, Ed25519PrivateKey)
 
 
 def test_save_refuses_to_overwrite_without_force(tmp_path: Path, identity: Identity) -> None:
@@ -74,8 +84,7 @@ def test_corrupt_key_file_is_refused(tmp_path: Path, identity: Identity) -> None
 
 def test_key_of_the_wrong_type_is_refused(tmp_path: Path, identity: Identity) -> None:
     identity.save(tmp_path)
-    os.replace(tmp_path / SIGNING_FILE, tmp_path / "ed.pem")
-    os.replace(tmp_path / CURVE_FILE, tmp_path / SIGNING_FILE)
+    save_private_key(tmp_path / SIGNING_FILE, X25519PrivateKey.generate())
     with pytest.raises(IdentityError, match="holds a .*X25519.*not a Ed25519PrivateKey"):
         Identity.load(tmp_path)
 
@@ -83,10 +92,10 @@ def test_key_of_the_wrong_type_is_refused(tmp_path: Path, identity: Identity) ->
 @pytest.mark.parametrize("mode", [0o640, 0o604, 0o660])
 def test_key_readable_by_others_is_refused(tmp_path: Path, identity: Identity, mode: int) -> None:
     identity.save(tmp_path)
-    (tmp_path / CURVE_FILE).chmod(mode)
+    (tmp_path / SIGNING_FILE).chmod(mode)
     with pytest.raises(IdentityError, match=f"accessible by other users \\(mode {mode:o}\\)") as info:
         Identity.load(tmp_path)
-    assert f"chmod 600 {tmp_path / CURVE_FILE}" in str(info.value)
+    assert f"chmod 600 {tmp_path / SIGNING_FILE}" in str(info.value)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
@@ -43,11 +44,12 @@ def gate() -> tuple[Gate, Recorder]:
 
 
 def _record(identity: Identity) -> bytes:
-    return codec.encode(NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public))
+    return codec.encode(NodeRecord(node_id=identity.node_id, transport={"curve": _curve(identity).key}))
 
 
 def _curve(identity: Identity) -> Channel:
-    return Channel("curve", identity.curve_public)
+    """The channel of ``identity``'s node: a made-up Curve key, one per node id."""
+    return Channel("curve", hashlib.blake2b(identity.node_id.encode(), digest_size=32).digest())
 
 
 def test_a_signed_request_reaches_the_handler(gate, identity: Identity) -> None:
@@ -92,7 +94,7 @@ def test_an_unsigned_message_on_a_channel_bound_by_a_signed_record_is_accepted(g
         g.on_request(unsigned, _curve(identity))
     assert info.value.reason == "unbound_channel"
     g.on_announce(seal(identity, RECORD, _record(identity)), _curve(identity))
-    assert g.bound_key(identity.node_id, "curve") == identity.curve_public
+    assert g.bound_key(identity.node_id, "curve") == _curve(identity).key
     accepted = attrs.evolve(seal(identity, "echo", b"y"), signature=b"")
     assert g.on_request(accepted, _curve(identity)) == b"ok"
     with pytest.raises(Refused, match="replayed"):  # replay protection holds without signatures too
@@ -163,7 +165,7 @@ def test_the_node_keeps_a_bounded_number_of_peer_records(tmp_path, monkeypatch) 
             peer = Identity.generate()
             node.gate.on_announce(seal(peer, RECORD, _record(peer)))
         big = Identity.generate()
-        huge = NodeRecord(node_id=big.node_id, curve_key=big.curve_public, name="x" * (1 << 20))
+        huge = NodeRecord(node_id=big.node_id, transport={"curve": _curve(big).key}, name="x" * (1 << 20))
         node.gate.on_announce(seal(big, RECORD, codec.encode(huge)))
         assert len(node.peer_records) == 50 and len(node.first_seen) == 50
         # the ten past the bound, and the 1 MiB record (over MAX_RECORD_BYTES: refused at decode)
@@ -206,9 +208,9 @@ def test_a_node_whose_key_changed_rebinds_with_its_signed_record(gate, identity:
     g, rec = gate
     old, new = Identity.generate(), Identity.generate()  # two curve keys of the same node
     for curve in (old, new):
-        record = NodeRecord(node_id=identity.node_id, transport={"curve": curve.curve_public})
+        record = NodeRecord(node_id=identity.node_id, transport={"curve": _curve(curve).key})
         g.on_announce(seal(identity, RECORD, codec.encode(record)), _curve(curve))  # arrives on the new key
-        assert g.bound_key(identity.node_id, "curve") == curve.curve_public
+        assert g.bound_key(identity.node_id, "curve") == _curve(curve).key
     assert g.on_request(seal(identity, "echo", b"x"), _curve(new)) == b"ok"
     with pytest.raises(Refused, match="not the one its signed record names"):
         g.on_request(seal(identity, "echo", b"y"), _curve(old))

@@ -134,9 +134,9 @@ def test_benchmark_reports_merge_and_summarise() -> None:
 
 
 def test_node_record_and_envelope_check_key_sizes() -> None:
-    NodeRecord(node_id=A, curve_key=bytes(32))
+    NodeRecord(node_id=A, transport={"curve": bytes(32)})
     with pytest.raises(ValueError):
-        NodeRecord(node_id=A, curve_key=bytes(31))
+        NodeRecord(node_id=A, transport={"curve": bytes(1025)})
     with pytest.raises(ValueError):
         Envelope("k", A, 1.0, bytes(15), b"")
 
@@ -163,9 +163,9 @@ def test_records_are_frozen() -> None:
      (BenchmarkReport, {"measured_at": -math.inf}),
      (ResourceSample, {"cpu_percent": math.nan}), (ResourceSample, {"power_w": -1.0}),
      (ResourceSample, {"ram_used_bytes": -1}), (ResourceSample, {"at": math.nan}),
-     (NodeRecord, {"node_id": A, "curve_key": bytes(32), "load": math.nan}),
-     (NodeRecord, {"node_id": A, "curve_key": bytes(32), "benchmark": {"cpu.gflops": math.inf}}),
-     (NodeRecord, {"node_id": A, "curve_key": bytes(32), "updated_at": -1.0}),
+     (NodeRecord, {"node_id": A, "load": math.nan}),
+     (NodeRecord, {"node_id": A, "benchmark": {"cpu.gflops": math.inf}}),
+     (NodeRecord, {"node_id": A, "updated_at": -1.0}),
      (Envelope, {"kind": "k", "sender": A, "sent_at": math.nan, "nonce": bytes(16), "body": b""})],
     ids=lambda x: x.__name__ if isinstance(x, type) else "-".join(f"{k}={v!r}" for k, v in x.items()
                                                                       if k not in {"task_id", "module_id"})[:40],

@@ -293,7 +293,7 @@ def test_lifecycle_hooks_reach_an_in_process_plugin(plugin_manager: plugins.Plug
     assert plugin_manager.infos["recorder"].hooks == (
         "gaia_node_started", "gaia_node_stopping", "gaia_task_finished")
     hook = plugin_manager.hook
-    record = NodeRecord(node_id=NODE_ID, curve_key=bytes(32))
+    record = NodeRecord(node_id=NODE_ID, transport={"curve": bytes(32)})
     task = Task(module_id="cd" * 32)
     hook.gaia_node_started(record=record, context=node_context)
     hook.gaia_task_finished(task=task, result=TaskResult(task_id="ef" * 32, status="trap"), context=node_context)

@@ -22,7 +22,7 @@ from gaia_core.cli import cli
 from gaia_core.config import Home
 from gaia_core.control import ControlClient, ControlServer
 from gaia_core.errors import NodeError
-from gaia_core.identity import CURVE_FILE, SIGNING_FILE, Identity
+from gaia_core.identity import SIGNING_FILE, Identity
 from gaia_core.store import Store
 
 from nodes import echo_tasks, gaia, node_id, results, running_devnet, submit, wait_job, wait_until
@@ -45,7 +45,7 @@ def test_init_under_an_open_umask_makes_the_home_private(open_umask: None, tmp_p
     result = CliRunner().invoke(cli, ["--home", str(home.root), "init"])
     assert result.exit_code == 0, result.output
     assert mode(home.root) == mode(home.identity_dir) == 0o700
-    assert [mode(home.identity_dir / f) for f in (SIGNING_FILE, CURVE_FILE)] == [0o600, 0o600]
+    assert mode(home.identity_dir / SIGNING_FILE) == 0o600
     assert mode(home.config_file) == 0o600
 
 

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         identity = Identity.load(home.identity_dir)
         context = NodeContext(config=_config(home, args), home=home, identity=identity)
         transport = ZmqTransport(context)
-        record = NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public, name=home.root.name)
+        record = NodeRecord(node_id=identity.node_id, name=home.root.name)
         address = transport.start(Gate(handler), record)
     except GaiaError as exc:
         print(f"error: {exc}", file=sys.stderr)

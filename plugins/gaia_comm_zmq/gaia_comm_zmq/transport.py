@@ -46,6 +46,7 @@ from gaia_core.plugin_api import (
 
 from gaia_comm_zmq import wire
 from gaia_comm_zmq.address import format_address, parse_address
+from gaia_comm_zmq.keys import CurveKey
 from gaia_comm_zmq.limits import RateLimit
 from gaia_comm_zmq.settings import Settings
 
@@ -116,6 +117,8 @@ class ZmqTransport:
             raise IdentityError("the zmq transport needs this node's identity", hint="run `gaia init` first")
         self.settings = Settings.from_config(context.config)
         self._identity = context.identity
+        self._home = context.home
+        self._curve: CurveKey | None = None  # this plugin's Curve key, loaded (or created) at start
         self._log = context.log
         self._ids = itertools.count(1)
         self._waiters: dict[int, _Waiter] = {}
@@ -160,6 +163,7 @@ class ZmqTransport:
         if record.node_id != self._identity.node_id:
             raise UsageError("the NodeRecord given to start() is not this node's (node ids differ)")
         s = self.settings
+        curve = self._curve = CurveKey.load_or_create(self._home) if s.curve else None
         ctx = zmq.Context(io_threads=1)
         try:
             zap = self._socket(ctx, zmq.REP)
@@ -168,10 +172,10 @@ class ZmqTransport:
             router.router_mandatory = 1
             router.sndhwm = s.reply_hwm
             self._liveness(router)
-            if s.curve:
+            if curve is not None:
                 router.curve_server = True
-                router.curve_secretkey = z85.encode(self._identity.curve_secret)
-                router.curve_publickey = z85.encode(self._identity.curve_public)
+                router.curve_secretkey = z85.encode(curve.secret)
+                router.curve_publickey = z85.encode(curve.public)
             else:
                 self._log.warning("zmq transport runs INSECURE: plaintext, no CurveZMQ; for debugging only")
             router.zap_domain = b"gaia"  # every handshake, CURVE or plaintext, passes _serve_zap
@@ -193,8 +197,8 @@ class ZmqTransport:
             raise
         self._ctx = ctx
         self._endpoint = advertise
-        self._address = format_address(advertise, self._identity.curve_public if s.curve else None)
-        keys = {"curve": self._identity.curve_public} if s.curve else {}  # the record's signed transport extension
+        self._address = format_address(advertise, curve.public if curve is not None else None)
+        keys = {"curve": curve.public} if curve is not None else {}  # the record's signed transport extension
         self._record = attrs.evolve(record, addresses=(advertise,), transport={**record.transport, **keys})
         self._handler = handler
         self._pool = ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="gaia-zmq-handler")
@@ -613,10 +617,10 @@ class ZmqTransport:
         sock.reconnect_ivl_max = RECONNECT_MAX_MS
         sock.connect_timeout = CONNECT_TIMEOUT_MS
         self._liveness(sock)
-        if key is not None:
+        if key is not None and self._curve is not None:
             sock.curve_serverkey = z85.encode(key)
-            sock.curve_publickey = z85.encode(self._identity.curve_public)
-            sock.curve_secretkey = z85.encode(self._identity.curve_secret)
+            sock.curve_publickey = z85.encode(self._curve.public)
+            sock.curve_secretkey = z85.encode(self._curve.secret)
         sock.connect(endpoint)
         return sock
 

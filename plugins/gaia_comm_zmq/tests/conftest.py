@@ -24,6 +24,7 @@ from gaia_core.model import NodeRecord
 from gaia_core.roles import NodeContext
 
 from gaia_comm_zmq import wire
+from gaia_comm_zmq.keys import CurveKey
 from gaia_comm_zmq.transport import ZmqTransport
 
 pytest_plugins = ["gaia_core.testing.fixtures"]
@@ -45,10 +46,11 @@ def build(tmp_path: Path) -> Iterator[Build]:
     counter = itertools.count()
 
     def make(identity: Identity | None = None, own: dict[str, Any] | None = None, listen: str = "tcp://127.0.0.1:*",
-             **network: Any) -> tuple[ZmqTransport, NodeRecord]:
+             home: Home | None = None, **network: Any) -> tuple[ZmqTransport, NodeRecord]:
         identity = identity or Identity.generate()
-        home = Home(tmp_path / f"node{next(counter)}")
-        home.root.mkdir()
+        if home is None:
+            home = Home(tmp_path / f"node{next(counter)}")
+            home.root.mkdir()
         config = Config()
         config = attrs.evolve(
             config, node=attrs.evolve(config.node, listen=listen),
@@ -57,7 +59,7 @@ def build(tmp_path: Path) -> Iterator[Build]:
         transport = ZmqTransport(NodeContext(config=config, home=home, identity=identity,
                                              log=logging.getLogger("gaia.test")))
         made.append(transport)
-        return transport, NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public, name=home.root.name)
+        return transport, NodeRecord(node_id=identity.node_id, name=home.root.name)
 
     yield make
     for transport in made:
@@ -132,12 +134,13 @@ class RawPeer:
     def __init__(self, address: str, identity: Identity) -> None:
         endpoint, _, key = address.partition("#")
         self.identity = identity
+        self.curve = CurveKey.generate()  # its connection's key, as a real node's transport keeps one
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.linger = 0
         self.sock.curve_serverkey = z85.encode(bytes.fromhex(key))
-        self.sock.curve_publickey = z85.encode(identity.curve_public)
-        self.sock.curve_secretkey = z85.encode(identity.curve_secret)
+        self.sock.curve_publickey = z85.encode(self.curve.public)
+        self.sock.curve_secretkey = z85.encode(self.curve.secret)
         self.sock.connect(endpoint)
 
     def send_request(self, kind: str, body: bytes, **seal_kw) -> bytes:

@@ -37,9 +37,10 @@ def test_a_hello_flood_from_one_connection_is_bounded_and_the_node_still_stops(b
     address = transport.start(gate, record)
     raw = dial_raw(address)
     for i in range(HELLOS):  # each hello names a new node id (same curve key) and a dial-back address
-        ident = Identity(Ed25519PrivateKey.generate(), raw.identity.curve_key)
+        ident = Identity(Ed25519PrivateKey.generate())
         port = 20_000 + i
-        rec = NodeRecord(node_id=ident.node_id, curve_key=ident.curve_public, addresses=(f"tcp://127.0.0.1:{port}",))
+        rec = NodeRecord(node_id=ident.node_id, transport={"curve": raw.curve.public},
+                         addresses=(f"tcp://127.0.0.1:{port}",))
         env = seal(ident, wire.HELLO, msgpack.packb([codec.encode(rec), []], use_bin_type=True))
         raw.sock.send_multipart([wire.header(wire.REQUEST, i + 1, env), env.body])
     replies = 0
@@ -74,7 +75,7 @@ def test_hints_and_dial_backs_cannot_fill_the_dial_table(build, dial_raw) -> Non
     address = transport.start(gate, record)
     for i in range(40):  # forty connections, each a distinct node that asks to be dialled back at a dead port
         raw = dial_raw(address)
-        rec = NodeRecord(node_id=raw.identity.node_id, curve_key=raw.identity.curve_public,
+        rec = NodeRecord(node_id=raw.identity.node_id, transport={"curve": raw.curve.public},
                          addresses=(f"tcp://127.0.0.1:{21_000 + i}",))
         hints = [[Identity.generate().node_id, f"tcp://127.0.0.1:{22_000 + i}#{'ab' * 32}"]]
         env = seal(raw.identity, wire.HELLO, msgpack.packb([codec.encode(rec), hints], use_bin_type=True))

@@ -46,7 +46,7 @@ def test_bad_config_is_config_error(node_context, network, own, match) -> None:
 def test_wildcard_listen_needs_advertise(node_context, identity) -> None:
     config = attrs.evolve(Config(), node=attrs.evolve(Config().node, listen="tcp://0.0.0.0:*"))
     transport = ZmqTransport(attrs.evolve(node_context, config=config))
-    record = NodeRecord(node_id=identity.node_id, curve_key=identity.curve_public)
+    record = NodeRecord(node_id=identity.node_id)
     with pytest.raises(ConfigError, match="advertise"):
         transport.start(Gate(RecordingHandler()), record)
 

@@ -7,10 +7,13 @@ import time
 
 import pytest
 
+from gaia_core.config import Home
 from gaia_core.errors import NodeError
 from gaia_core.identity import Identity
 from gaia_core.inbound import Gate
 from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
+
+from gaia_comm_zmq.keys import CurveKey
 
 #: How long a refused peer is given to (wrongly) get in; bounded, and well above a loopback handshake.
 SETTLE_S = 1.5
@@ -40,21 +43,21 @@ def test_wrong_server_key_is_refused(build) -> None:
     server, _, address = _start(build)
     client, _, _ = _start(build)
     endpoint = address.partition("#")[0]
-    client.connect(f"{endpoint}#{Identity.generate().curve_public.hex()}")
+    client.connect(f"{endpoint}#{CurveKey.generate().public.hex()}")
     _never_meet(server, client)
 
 
-def test_peer_off_the_allowlist_is_refused(build) -> None:
+def test_peer_off_the_allowlist_is_refused(build, tmp_path) -> None:
     friend = Identity.generate()
     server, server_rec, address = _start(build, auth="allowlist", allowlist=[friend.node_id])
     stranger_id = Identity.generate()
-    stranger, _, _ = _start(build, identity=stranger_id)
+    stranger, stranger_rec, _ = _start(build, identity=stranger_id)
     stranger.connect(address)
     wait_for(lambda: server.stats()["rejected"].get("not_allowed", 0) >= 1, "the stranger's hello to be refused")
     wait_for(lambda: stranger.stats()["counts"].get("refused_by_peer", 0) >= 1, "the stranger to hear the refusal")
     assert not server.peers() and not stranger.peers()
 
-    again, _, _ = _start(build, identity=stranger_id)
+    again, _, _ = _start(build, identity=stranger_id, home=Home(tmp_path / stranger_rec.name))  # same node, same key
     again.connect(address)
     wait_for(lambda: server.stats()["rejected"].get("zap_denied", 0) >= 1, "the refused key to be denied at ZAP")
 
@@ -93,7 +96,7 @@ def test_allowlist_also_bounds_the_peers_a_node_dials(build) -> None:
 
 
 def test_the_curve_key_travels_in_the_records_transport_extension(build) -> None:
-    transport, record, _ = _start(build)
-    assert transport.record.transport == {"curve": record.curve_key}
+    transport, _, address = _start(build)
+    assert transport.record.transport == {"curve": bytes.fromhex(address.partition("#")[2])}
     insecure, _, _ = _start(build, security="insecure")
     assert insecure.record.transport == {}  # no channel it could vouch for
