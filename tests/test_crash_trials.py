@@ -5,6 +5,9 @@ whose tasks each run on two nodes (redundancy 2). Mid-job a node is stopped or k
 again. Afterwards every task of every job has ended exactly once, ``done`` (none failed because of
 the stop), and for every (worker, task) the credit the submitter granted, read from its state.db,
 is the credit the worker recorded as earned in its own state.db.
+
+Beside them: a worker killed while its credit is pending, a worker restarted before it is marked
+down, and the settlement pieces those trials found wanting, each tested on its own in milliseconds.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import pytest
 from gaia_core import codec, devnet
 from gaia_core.config import Home
 from gaia_core.errors import NodeError
-from gaia_core.jobs.earnings import Earnings
 from gaia_core.jobs import unsettled
+from gaia_core.jobs.earnings import Earnings
 from gaia_core.jobs.messages import ResultAck, ResultAcks, Settlement
 from gaia_core.model import Status, Task, TaskResult
 from gaia_core.rewards import Credit, Ledger
