@@ -103,6 +103,17 @@ class Ledger:
              amount.energy_j, amount.energy_source, amount.verdict, amount.at),
         )
 
+    def granted(self, node_id: str, task_id: str) -> Credit | None:
+        """The credit this node granted ``node_id`` for ``task_id`` (as the ledger holds it), or None."""
+        rows = self.store.execute("SELECT verdict, credit, fuel, memory_gb_s, cpu_s, energy_j, energy_source, at "
+                                  "FROM ledger WHERE node_id = ? AND task_id = ? AND role = 'granted'",
+                                  (node_id, task_id))
+        if not rows:
+            return None
+        verdict, total, fuel, memory_gb_s, cpu_s, energy_j, source, at = rows[0]
+        return Credit(task_id, verdict, total, fuel, memory_gb_s=memory_gb_s, cpu_s=cpu_s, energy_j=energy_j,
+                      energy_source=source, at=at)
+
     def summary(self) -> list[dict[str, Any]]:
         """Per node and role (granted, earned): tasks, verified tasks, credit, fuel, CPU, energy (and whether measured).
 

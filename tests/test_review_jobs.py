@@ -15,8 +15,9 @@ from typing import Iterator
 import pytest
 
 from gaia_core import hookimpl
-from gaia_core.errors import RejectedError
+from gaia_core.errors import NodeError, RejectedError
 from gaia_core.jobs.dispatcher import MAX_ATTEMPTS
+from gaia_core.jobs.messages import RESULTS
 from gaia_core.jobs.settlement import Settlement
 from gaia_core.model import Envelope, Status, Task, TaskResult, Verdict
 from gaia_core.node import Node
@@ -66,6 +67,42 @@ def test_a_result_whose_spot_check_ends_after_a_re_sent_copy_finished_the_task_i
     assert set(outcome.credits) == {LIAR.node_id} and outcome.credits[LIAR.node_id].total > 0
     rows = granted(settlement)
     assert rows[LIAR.node_id][1] == rows[HONEST.node_id][1] == "valid"
+
+
+def _ledger(node: Node, role: str) -> dict[str, tuple[float, str]]:
+    return {r["task_id"]: (r["credit"], r["verdict"])
+            for r in node.store.rows("SELECT task_id, credit, verdict FROM ledger WHERE role = ?", (role,))}
+
+
+def test_a_worker_whose_acknowledgement_was_lost_learns_its_credit_when_it_delivers_again(tmp_path: Path) -> None:
+    """The submitter writes the credit and reports it in its acknowledgement; when that reply is lost (a
+    timeout, a dropped connection), the worker delivers again and was answered "no such task outstanding"
+    without the credit: the submitter's ledger granted it, the worker's never earned it. A re-delivery of a
+    task already credited to that worker is now answered with the credit written for it."""
+    worker = build_node(make_home(tmp_path, "worker"), load_plugins())
+    with running(worker, drain_s=1.0):
+        submitter = build_node(make_home(tmp_path, "submitter", {"network": {"bootstrap": [worker.address]}}),
+                               load_plugins())
+        with running(submitter, drain_s=1.0):
+            wait_for(lambda: worker.node_id in submitter.peer_records, timeout=30, what="the peers to meet")
+            request, lost = worker.transport.request, []
+
+            def lossy(peer: str, kind: str, body: bytes, timeout: float = 10.0) -> bytes:
+                reply = request(peer, kind, body, timeout=timeout)
+                if kind == RESULTS and not lost:  # the submitter took the results; their acknowledgement is lost
+                    lost.append(reply)
+                    raise NodeError("no reply in time (the test dropped it)")
+                return reply
+
+            worker.transport.request = lossy
+            tasks = echo_tasks([f"lost ack {i}".encode() for i in range(3)], submitter.node_id)
+            job = submitter.jobs.submit(tasks, to=worker.node_id)
+            assert submitter.jobs.wait_job(job, timeout=60)["tasks"] == {"done": 3}
+            assert lost, "no acknowledgement was dropped: the test proves nothing"
+            granted = wait_for(lambda: _ledger(submitter, "granted"), timeout=10, what="the submitter's credit")
+            wait_for(lambda: _ledger(worker, "earned") == granted, timeout=10,
+                     what=f"the worker to earn what was granted ({len(granted)} credits)")
+            assert _ledger(worker, "awaiting") == {}
 
 
 # ---------------------------------------------------------------------- what a peer's refusal can do

@@ -246,15 +246,23 @@ class JobManager:
             raise self.store.disk_full()
         acks = []
         for result, proof in items:
-            held = self.dispatcher.held(result.task_id, sender)
-            ack = ResultAck(result.task_id, "unverified", "no such task outstanding for this node")
-            for slot in held:
+            ack = None
+            for slot in self.dispatcher.held(result.task_id, sender):
                 ack = self._on_result(sender, slot, result, proof)
-            acks.append(ack)
+            acks.append(ack or self._delivered_before(sender, result.task_id))
         if sender != self.node.node_id:  # this node's own results are acknowledged to nobody
             self.store.flush()
         self._wake.set()
         return ResultAcks(acks)
+
+    def _delivered_before(self, sender: str, task_id: str) -> ResultAck:
+        """The answer to a result ``sender`` holds no task for: the credit already granted for it, if any
+        (its acknowledgement may have been lost), so both ledgers agree whichever copy of the reply arrives."""
+        if sender != self.node.node_id:
+            amount = self.node.ledger.granted(sender, task_id)
+            if amount is not None:
+                return ResultAck(task_id, amount.verdict, "already settled", amount)
+        return ResultAck(task_id, "unverified", "no such task outstanding for this node")
 
     def _on_result(self, sender: str, slot: Slot, result: TaskResult, proof: Proof | None) -> ResultAck:
         if not self.dispatcher.answered(sender, slot):
