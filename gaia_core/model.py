@@ -285,9 +285,11 @@ class Measurement:
 
 
 #: The benchmark role's role-neutral figure, by which peers are ranked: the name of the measurement every
-#: benchmark provider reports. Its unit is the reference core (``"reference cores"``): the node's whole
-#: throughput for tasks, where 1.0 is one core of the reference machine (see docs/benchmarking.md).
+#: benchmark provider reports, in :data:`SCORE_UNIT`: the node's whole throughput for tasks relative to
+#: one reference core (1.0 = one reference core; see docs/benchmarking.md).
 SCORE = "score"
+#: The unit of :data:`SCORE`.
+SCORE_UNIT = "reference cores"
 
 
 @frozen

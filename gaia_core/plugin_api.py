@@ -45,6 +45,8 @@ from gaia_core.identity import Identity, load_private_key, save_private_key, ver
 from gaia_core.inbound import Gate, RefusalLog
 from gaia_core.model import (
     CAPABILITIES,
+    SCORE,
+    SCORE_UNIT,
     BenchmarkReport,
     Envelope,
     Limits,
@@ -107,6 +109,8 @@ __all__ = [
     "Proof",
     "Verdict",
     "BenchmarkReport",
+    "SCORE",
+    "SCORE_UNIT",
     "Measurement",
     "ResourceSample",
     "NodeRecord",

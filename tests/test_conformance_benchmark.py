@@ -9,19 +9,20 @@ from typing import Callable
 
 import pytest
 
-from gaia_core.model import BenchmarkReport, Measurement, ResourceSample
+from gaia_core.model import SCORE, SCORE_UNIT, BenchmarkReport, Measurement, ResourceSample
 from gaia_core.roles import NodeContext
 from gaia_core.testing.conformance.benchmark import BenchmarkTests
 
 
 class GoodBenchmark:
-    """A tiny correct provider: one measured figure, one unknown with its reason."""
+    """A tiny correct provider: its score, one measured figure, one unknown with its reason."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
 
     def measure(self, *, quick: bool = False) -> BenchmarkReport:
         return BenchmarkReport((
+            Measurement(SCORE, 0.75, SCORE_UNIT, provider="good"),
             Measurement("cpu.gflops_1core", 1.5, "GFLOP/s", provider="good"),
             Measurement("gpu.count", None, source="unknown", reason="no driver", provider="good"),
         ))
@@ -71,7 +72,7 @@ class TestGoodBenchmarkFromItsFactory(BenchmarkTests):
 
 
 SUITE = BenchmarkTests()
-REPORT_CHECKS = ["test_report_is_well_formed", "test_report_summary_is_numeric"]
+REPORT_CHECKS = ["test_report_is_well_formed", "test_report_summary_is_numeric", "test_report_carries_a_score"]
 SAMPLE_CHECKS = ["test_sample_is_plausible", "test_samples_in_order", "test_sample_is_thread_safe"]
 
 
@@ -110,3 +111,17 @@ def test_suite_catches_samples_in_backward_order_only() -> None:
     SUITE.test_sample_is_plausible(Backwards())
     with pytest.raises(AssertionError, match="backwards"):
         SUITE.test_samples_in_order(Backwards())
+
+
+@pytest.mark.parametrize(("score", "match"), [
+    (None, "has no 'score'"),
+    (Measurement(SCORE, 0.0, SCORE_UNIT, provider="broken"), "not a finite positive number"),
+    (Measurement(SCORE, "fast", SCORE_UNIT, provider="broken"), "not a finite positive number"),
+    (Measurement(SCORE, True, SCORE_UNIT, provider="broken"), "not a finite positive number"),
+    (Measurement(SCORE, 12.0, "GFLOP/s", provider="broken"), "not 'reference cores'"),
+], ids=["missing", "zero", "text", "bool", "other-unit"])
+def test_suite_catches_a_report_without_a_usable_score(score: Measurement | None, match: str) -> None:
+    figures = (Measurement("cpu.gflops_1core", 1.5, "GFLOP/s", provider="broken"),)
+    report = BenchmarkReport(figures + ((score,) if score else ()))
+    with pytest.raises(AssertionError, match=match):
+        SUITE.test_report_carries_a_score(report)

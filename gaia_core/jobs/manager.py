@@ -167,7 +167,7 @@ class JobManager:
         records = {p: r for p, r in node.peer_records.items() if p in up}
         if node.runners:
             records[node.node_id] = node.record
-        return {p: Candidate(p, r.cores, frozenset(r.task_kinds), r.load, r.benchmark.get("cpu.gflops_all", 1.0))
+        return {p: Candidate(p, r.cores, frozenset(r.task_kinds), r.load, r.score)  # the benchmark role's score
                 for p, r in records.items()}
 
     def _send_offer(self, peer: str, slots: list[Slot]) -> None:

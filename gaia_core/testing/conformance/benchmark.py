@@ -16,6 +16,10 @@ calls its ``close()``, when it has one, after each test::
 
 Every test calls ``measure(quick=True)`` (the suite must stay fast) and
 ``sample()`` a bounded number of times.
+
+A report must carry the role's score: a measurement named :data:`~gaia_core.model.SCORE` (``"score"``),
+in :data:`~gaia_core.model.SCORE_UNIT` (``"reference cores"``), finite and positive. Peers rank nodes
+by it (with their observed speed); see docs/benchmarking.md for what a reference core is.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from gaia_core import codec
-from gaia_core.model import BenchmarkReport, Measurement, ResourceSample
+from gaia_core.model import SCORE, SCORE_UNIT, BenchmarkReport, Measurement, ResourceSample
 from gaia_core.roles import Benchmark, NodeContext
 
 BenchmarkFactory = Callable[[NodeContext], Benchmark]
@@ -77,6 +81,14 @@ def check_report(report: object) -> None:
         check_measurement(e)
 
 
+def check_score(report: BenchmarkReport) -> None:
+    """Assert that ``report`` carries the role's score: finite, positive, in reference cores."""
+    found = [e for e in report.entries if e.name == SCORE]
+    assert found, f"the report has no {SCORE!r} measurement (the node's throughput in {SCORE_UNIT}; peers rank by it)"
+    assert found[0].unit == SCORE_UNIT, f"{SCORE} is in {found[0].unit!r}, not {SCORE_UNIT!r}"
+    assert report.score is not None, f"{SCORE}={found[0].value!r} is not a finite positive number"
+
+
 def check_measurement(e: object) -> None:
     """Assert one report entry says what it is, where it came from, and why when it is unknown."""
     assert isinstance(e, Measurement), f"entry {e!r} is not a Measurement"
@@ -119,6 +131,10 @@ class BenchmarkTests:
 
     def test_report_is_well_formed(self, report: BenchmarkReport) -> None:
         check_report(report)
+
+    def test_report_carries_a_score(self, report: BenchmarkReport) -> None:
+        check_score(report)
+        assert report.summary()[SCORE] == report.score, "the score is not announced with the other figures"
 
     def test_report_summary_is_numeric(self, report: BenchmarkReport) -> None:
         summary = report.summary()

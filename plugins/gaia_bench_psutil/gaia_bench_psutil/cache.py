@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gaia_core.plugin_api import BenchmarkReport, CodecError, codec
 
-FORMAT = 1
+FORMAT = 2  # 2: reports carry the role's score
 FILENAME = "bench-psutil.json"
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from gaia_bench_psutil import PsutilBenchmark
 from gaia_bench_psutil.cache import ReportCache
+from gaia_core import codec
 from gaia_core.model import BenchmarkReport, Measurement
 
 REPORT = BenchmarkReport((Measurement("cpu.gflops_1core", 9.5, "GFLOP/s", provider="psutil"),))
@@ -39,15 +40,22 @@ def test_stale_report_is_ignored(tmp_path: Path) -> None:
     "{not json",
     "[]",
     '{"format": 99, "quick": false, "report": {}}',
-    '{"format": 1, "quick": false}',
-    '{"format": 1, "quick": false, "report": {"entries": [{"name": ""}], "measured_at": 1}}',
-    '{"format": 1, "quick": false, "report": {"entries": [], "measured_at": "yesterday"}}',
+    '{"format": 2, "quick": false}',
+    '{"format": 2, "quick": false, "report": {"entries": [{"name": ""}], "measured_at": 1}}',
+    '{"format": 2, "quick": false, "report": {"entries": [], "measured_at": "yesterday"}}',
 ])
 def test_corrupt_cache_is_ignored(tmp_path: Path, text: str) -> None:
     path = tmp_path / "c.json"
     path.write_text(text)
     cache = ReportCache(path, max_age_s=60)
     assert cache.load(quick=True) is None and "corrupt" in cache.reason
+
+
+def test_a_report_cached_before_the_score_is_measured_again(psutil_benchmark: PsutilBenchmark) -> None:
+    old = {"format": 1, "quick": True, "report": codec.unstructure(REPORT)}  # format 1 had no score
+    psutil_benchmark.cache.path.parent.mkdir(parents=True)
+    psutil_benchmark.cache.path.write_text(json.dumps(old))
+    assert psutil_benchmark.measure(quick=True).score is not None
 
 
 def test_provider_remeasures_over_a_corrupt_cache(psutil_benchmark: PsutilBenchmark) -> None:
