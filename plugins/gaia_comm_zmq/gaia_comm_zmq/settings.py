@@ -46,6 +46,9 @@ class Settings:
     reply_hwm: int = field(default=100_000, validator=[v.instance_of(int), v.ge(1)])
     #: Connections open at once (accepted TCP connections; handshakes beyond it are refused, ``connections_full``).
     max_connections: int = field(default=512, validator=[v.instance_of(int), v.ge(1), v.le(100_000)])
+    #: Connections open at once from one client address (``connections_per_address``); an address counts
+    #: toward ``max_connections`` with at most this many, so one address cannot fill it for everyone.
+    max_connections_per_address: int = field(default=64, validator=[v.instance_of(int), v.ge(1), v.le(100_000)])
     #: New connections accepted per client address: a burst, then a rate per second (``connect_rate``).
     connect_burst: int = field(default=32, validator=[v.instance_of(int), v.ge(1), v.le(100_000)])
     connect_rate: float = field(default=8.0, converter=float, validator=[v.gt(0), v.le(100_000)])

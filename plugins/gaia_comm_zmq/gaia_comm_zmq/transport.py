@@ -13,6 +13,7 @@ import collections
 import itertools
 import os
 import random
+import socket
 import struct
 import threading
 import time
@@ -127,7 +128,8 @@ class ZmqTransport:
         self._socks: dict[zmq.Socket, _Peer] = {}
         self._internal: dict[int, tuple[str, _Peer, float]] = {}  # our hellos and pings in flight
         self._denied: set[bytes] = set()
-        self._connections: set[int] = set()  # accepted TCP connections, by file descriptor
+        self._connections: dict[int, str] = {}  # accepted TCP connections: file descriptor -> client address
+        self._per_address: collections.Counter[str] = collections.Counter()  # open connections by client address
         s = self.settings
         self._hello_limit = RateLimit(s.hello_rate, s.hello_burst)
         self._connect_limit = RateLimit(s.connect_rate, s.connect_burst)
@@ -288,6 +290,7 @@ class ZmqTransport:
         with self._lock:
             counts = dict(self._counts)
         counts["dials"] = len(self._dials)
+        counts["connections"] = len(self._connections)
         return {"counts": counts, "rejected": self._refusals.counts()}
 
     # ------------------------------------------------------------------ callers -> I/O thread
@@ -542,20 +545,28 @@ class ZmqTransport:
                 self._backlog -= 1
 
     def _count_connections(self, monitor: zmq.Socket) -> None:
-        """Keep the set of accepted connections up to date from the listener's monitor events."""
+        """Keep the accepted connections, and their count by client address, up to date from the listener's
+        monitor events."""
         for _ in range(_DRAIN):
             try:
                 event = recv_monitor_message(monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
+            fd = event["value"]
+            address = self._connections.pop(fd, None)
+            if address is not None:  # a disconnect, or an accept reusing a descriptor whose close we missed
+                self._per_address[address] -= 1
+                if self._per_address[address] <= 0:
+                    del self._per_address[address]
             if event["event"] == zmq.EVENT_ACCEPTED:
-                self._connections.add(event["value"])
-            else:
-                self._connections.discard(event["value"])
+                address = _peer_address(fd)
+                self._connections[fd] = address
+                self._per_address[address] += 1
 
     def _serve_zap(self, zap: zmq.Socket) -> None:
-        """Answer one ZAP request: accept a client unless its key was refused before, too many connections
-        are open, or its address opens connections faster than ``connect_rate``.
+        """Answer one ZAP request: accept a client unless its key was refused before, its address holds more
+        than ``max_connections_per_address`` connections, more than ``max_connections`` are open (each address
+        counted with at most its share), or its address opens connections faster than ``connect_rate``.
 
         The User-Id given back is the client's key in hex; every message on that
         connection carries it, and a hello must come with a record naming that key.
@@ -569,16 +580,20 @@ class ZmqTransport:
             return
         version, request_id, _domain, address, _identity, mechanism, *creds = frames
         key = creds[0] if mechanism == b"CURVE" and creds else b""
+        client = address.decode("ascii", "replace")
         s = self.settings
         refusal = None
         if key and key in self._denied:
             refusal = ("zap_denied", "curve key refused earlier (not on the allow-list)")
-        elif len(self._connections) > s.max_connections:
-            refusal = ("connections_full", f"{len(self._connections)} connections open (max_connections {s.max_connections})")
+        elif self._per_address[client] > s.max_connections_per_address:
+            refusal = ("connections_per_address", f"{self._per_address[client]} connections open from this address "
+                       f"(max_connections_per_address {s.max_connections_per_address})")
+        elif (held := sum(min(n, s.max_connections_per_address) for n in self._per_address.values())) > s.max_connections:
+            refusal = ("connections_full", f"{held} connections open (max_connections {s.max_connections})")
         elif not self._connect_limit.allow(address):
             refusal = ("connect_rate", "this address opens connections faster than connect_rate allows")
         if refusal is not None:
-            self._refusals.add(refusal[0], address.decode("ascii", "replace"), refusal[1])
+            self._refusals.add(refusal[0], client, refusal[1])
             zap.send_multipart([version, request_id, b"400", refusal[1].encode(), b"", b""])
             return
         zap.send_multipart([version, request_id, b"200", b"OK", key.hex().encode(), b""])
@@ -818,6 +833,19 @@ class ZmqTransport:
             self._internal_request(peer, wire.PING, b"")
         cutoff = mono - 2 * window
         self._internal = {c: sent for c, sent in self._internal.items() if sent[2] > cutoff}
+
+
+def _peer_address(fd: int) -> str:
+    """The client IP address of the accepted connection ``fd`` ("" when it cannot be read, e.g. closed already).
+
+    Read from a duplicate of the descriptor, closed at once; ZeroMQ's own is left alone.
+    """
+    try:
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            peer = sock.getpeername()
+    except OSError:
+        return ""
+    return peer[0] if isinstance(peer, tuple) else ""
 
 
 def _client_key(frame: zmq.Frame) -> bytes:

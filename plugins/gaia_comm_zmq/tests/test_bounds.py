@@ -70,7 +70,7 @@ def test_a_hello_flood_from_one_connection_is_bounded_and_the_node_still_stops(b
 
 
 def test_hints_and_dial_backs_cannot_fill_the_dial_table(build, dial_raw) -> None:
-    transport, record = build(own={"max_pending_dials": 8, "connect_burst": 100})
+    transport, record = build(own={"max_pending_dials": 8, "connect_burst": 100, "max_connections_per_address": 100})
     gate = Gate(RecordingHandler())
     address = transport.start(gate, record)
     for i in range(40):  # forty connections, each a distinct node that asks to be dialled back at a dead port
@@ -148,3 +148,24 @@ def test_open_connections_are_bounded(build, dial_raw) -> None:
     late = dial_raw(address)  # once the idle ones are gone, peers get in again
     late.send_request("echo", b"room again")
     assert late.sock.poll(15_000), "no answer once connections were free again"
+
+
+def test_one_flooding_address_cannot_fill_the_connections_for_everyone(build, dial_raw) -> None:
+    transport, record = build(own={"max_connections": 4, "max_connections_per_address": 2})
+    address = transport.start(Gate(RecordingHandler()), record)
+    endpoint, _, key = address.partition("#")
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    idle = [socket.create_connection((host, int(port))) for _ in range(8)]  # all from 127.0.0.1, never a handshake
+    try:
+        wait_for(lambda: transport.stats()["counts"]["connections"] == 8, "the idle connections to be counted")
+        flooder = dial_raw(address)
+        _try_send(flooder, b"one more from the flooding address")
+        wait_for(lambda: transport.stats()["rejected"].get("connections_per_address", 0) >= 1,
+                 "the flooding address's handshake refused")
+        other = dial_raw(f"tcp://127.0.0.2:0;{host}:{port}#{key}")  # another address (loopback too)
+        other.send_request("echo", b"room for me")
+        assert other.sock.poll(10_000), "a peer from another address was shut out by one address's connections"
+    finally:
+        for sock in idle:
+            sock.close()
+    assert "connections_full" not in transport.stats()["rejected"]
