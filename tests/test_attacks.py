@@ -124,8 +124,9 @@ KEPT_RECORD_BYTES = 60 << 10
 
 
 def test_announcement_floods_from_300_identities_leave_a_node_process_bounded(tmp_path: Path) -> None:
-    # the attacker has as many addresses as identities, so the per-address connect bound does not stop it here
-    with running_devnet(tmp_path / "net", 1, extra={"comm_zmq": {"connect_burst": 2 * ANNOUNCERS}}) as homes:
+    # the attacker has as many addresses as identities, so the per-address connect bounds do not stop it here
+    with running_devnet(tmp_path / "net", 1, extra={"comm_zmq": {"connect_burst": 2 * ANNOUNCERS,
+                                                                 "max_connections_per_address": 2 * ANNOUNCERS}}) as homes:
         home = homes[0]
         address, node_pid = call(home, "status")["address"], pid(home)
         before = rss_mib(node_pid)
