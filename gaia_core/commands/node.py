@@ -18,6 +18,7 @@ from gaia_core.config import MAX_CORES
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError
+from gaia_core.model import SCORE
 from gaia_core.state import State
 
 
@@ -125,7 +126,7 @@ def call(state: State, method: str, **params: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def status(state: State, as_json: bool) -> None:
-    """Show the running node: uptime, peers, queue, tasks by status, benchmark and rewards."""
+    """Show the running node: uptime, peers, queue, refusals by reason, outbox, tasks, benchmark and rewards."""
     info = call(state, "status")
     if as_json:
         print_json(info)
@@ -135,12 +136,24 @@ def status(state: State, as_json: bool) -> None:
     click.echo(f"address  {info['address']}   uptime {info['uptime_s']:.0f}s   cores {info['cores']}")
     click.echo(f"peers    {info['peers']['up']} up of {info['peers']['total']}")
     click.echo(f"queue    {queue['depth']} queued / {queue['capacity']}, {info['running']} running, "
-               f"{queue['admitted']} admitted, rejected {queue['rejected'] or 0}")
+               f"{queue['admitted']} admitted, rejected: {counts_text(queue['rejected'])}")
+    refused = {**info["refused"], "admission": info["admission"]}
+    click.echo("refused  " + ("; ".join(f"{who}: {counts_text(by)}" for who, by in refused.items() if by) or "none"))
+    outbox = info["outbox"]
+    dropped = {k.removeprefix("dropped_"): v for k, v in outbox.items() if k.startswith("dropped_")}
+    click.echo(f"outbox   {outbox['results']} results ({outbox['bytes']} bytes) for {outbox['submitters']} "
+               f"submitter(s), dropped: {counts_text(dropped)}")
     click.echo("tasks    " + (", ".join(f"{k} {v:.0f}" for k, v in info["tasks"].items()) or "none yet"))
     click.echo("jobs     " + (", ".join(f"{k} {v}" for k, v in info["jobs"].items()) or "none"))
     bench = info["benchmark"]
     click.echo("bench    " + (", ".join(f"{k}={v:.3g}" for k, v in list(bench.items())[:6]) or "no benchmark plugin"))
     _rewards_table(info["rewards"])
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``{"stale": 2, "replayed": 5}`` as ``replayed 5, stale 2`` (most first), or ``none``."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{reason} {count}" for reason, count in ordered if count) or "none"
 
 
 def _rewards_table(rows: list[dict[str, Any]]) -> None:
@@ -156,7 +169,7 @@ def _rewards_table(rows: list[dict[str, Any]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def peers(state: State, as_json: bool) -> None:
-    """List the peers the running node knows: state, last seen, RTT, benchmark summary."""
+    """List the peers the running node knows: state, last seen, RTT, load, score, and its messages refused by reason."""
     rows = call(state, "peers")
     if as_json:
         print_json(rows)
@@ -165,10 +178,10 @@ def peers(state: State, as_json: bool) -> None:
         click.echo("no peers yet (set [network] bootstrap or pass --bootstrap to `gaia node`)")
         return
     now = time.time()
-    print_table(None, ["node", "name", "address", "state", "last seen", "rtt ms", "load", "gflops"],
+    print_table(None, ["node", "name", "address", "state", "last seen", "rtt ms", "load", "score", "refused"],
                 [(r["node_id"][:16], r["name"], r["address"], r["state"], f"{now - r['last_seen']:.1f}s ago",
                   None if r["rtt_ms"] is None else f"{r['rtt_ms']:.2f}", r["load"],
-                  r["benchmark"].get("cpu.gflops_all")) for r in rows])
+                  r["benchmark"].get(SCORE), counts_text(r["refused"])) for r in rows])
 
 
 @click.command()
