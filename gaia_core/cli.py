@@ -47,7 +47,7 @@ BUILTIN_COMMANDS = {
     "node": ("gaia_core.commands.node:node",
              "Run this node: benchmark, join peers, take tasks, run them sandboxed, prove and return them."),
     "peers": ("gaia_core.commands.node:peers",
-              "List the peers the running node knows: state, last seen, RTT, benchmark summary."),
+              "List the peers the running node knows: state, last seen, RTT, load, score, refusals by reason."),
     "plugin": ("gaia_core.commands.plugin_new:plugin", "Tools for plugin authors."),
     "proof": ("gaia_core.commands.proof:proof", "Show and verify proofs of work (files written with gaia's codec)."),
     "prune": ("gaia_core.commands.prune:prune",
@@ -57,7 +57,7 @@ BUILTIN_COMMANDS = {
     "rewards": ("gaia_core.commands.node:rewards",
                 "Show the reward ledger: credit granted to workers and earned from submitters (docs/rewards.md)."),
     "status": ("gaia_core.commands.node:status",
-               "Show the running node: uptime, peers, queue, tasks by status, benchmark and rewards."),
+               "Show the running node: uptime, peers, queue, refusals, outbox, tasks, benchmark and rewards."),
     "stop": ("gaia_core.commands.node:stop", "Stop the running node (it drains in-flight tasks first)."),
     "task": ("gaia_core.commands.task:task", "Run tasks on this machine, or send them to the network."),
 }

@@ -96,16 +96,13 @@ def load_private_key(path: Path, kind: type[K]) -> K:
             f"key file {path} is accessible by other users (mode {stat.S_IMODE(mode):o})",
             hint=f"run `chmod 600 {path}`",
         )
+    remedy = "restore it from a backup, or remove it for a new key (`gaia init --force` for a new identity)"
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise IdentityError(
-            f"key file {path} is corrupt ({exc})",
-            hint="restore it from a backup, or remove it for a new key (`gaia init --force` for a new identity)",
-        ) from None
+        raise IdentityError(f"key file {path} is corrupt ({exc})", hint=remedy) from None
     if not isinstance(key, kind):
-        raise IdentityError(f"key file {path} holds a {type(key).__name__}, not a {kind.__name__}",
-                            hint="restore it from a backup, or remove it for a new key (`gaia init --force` for a new identity)")
+        raise IdentityError(f"key file {path} holds a {type(key).__name__}, not a {kind.__name__}", hint=remedy)
     return key
 
 

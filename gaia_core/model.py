@@ -410,7 +410,8 @@ def _record_fields() -> Callable[[object, type], NodeRecord]:
     return codec.converter.gen_structure_attrs_fromdict(NodeRecord)
 
 
-codec.converter.register_structure_hook_func(lambda cls: cls is NodeRecord, _structure_record)  # leaves annotations as written
+# A predicate hook: registering the class itself would make cattrs resolve its annotations (docs show them).
+codec.converter.register_structure_hook_func(lambda cls: cls is NodeRecord, _structure_record)
 
 
 @frozen

@@ -126,7 +126,7 @@ def call(state: State, method: str, **params: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def status(state: State, as_json: bool) -> None:
-    """Show the running node: uptime, peers, queue, refusals by reason, outbox, tasks, benchmark and rewards."""
+    """Show the running node: uptime, peers, queue, refusals, outbox, tasks, benchmark and rewards."""
     info = call(state, "status")
     if as_json:
         print_json(info)
@@ -169,7 +169,7 @@ def _rewards_table(rows: list[dict[str, Any]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def peers(state: State, as_json: bool) -> None:
-    """List the peers the running node knows: state, last seen, RTT, load, score, and its messages refused by reason."""
+    """List the peers the running node knows: state, last seen, RTT, load, score, refusals by reason."""
     rows = call(state, "peers")
     if as_json:
         print_json(rows)

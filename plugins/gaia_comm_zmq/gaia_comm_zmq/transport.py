@@ -588,7 +588,8 @@ class ZmqTransport:
         elif self._per_address[client] > s.max_connections_per_address:
             refusal = ("connections_per_address", f"{self._per_address[client]} connections open from this address "
                        f"(max_connections_per_address {s.max_connections_per_address})")
-        elif (held := sum(min(n, s.max_connections_per_address) for n in self._per_address.values())) > s.max_connections:
+        elif (held := sum(min(n, s.max_connections_per_address)
+                          for n in self._per_address.values())) > s.max_connections:  # each address up to its share
             refusal = ("connections_full", f"{held} connections open (max_connections {s.max_connections})")
         elif not self._connect_limit.allow(address):
             refusal = ("connect_rate", "this address opens connections faster than connect_rate allows")
