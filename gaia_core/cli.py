@@ -249,7 +249,7 @@ def _check_plugin(state: State, name: str, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Replace existing keys (the node id changes).")
 @click.pass_obj
 def init(state: State, name: str, force: bool) -> None:
-    """Create this node's identity (Ed25519 + Curve25519 keys, mode 0600) and config.toml."""
+    """Create this node's identity (its Ed25519 signing key, mode 0600) and config.toml."""
     from gaia_core import config as config_mod
     from gaia_core.identity import Identity
 
