@@ -146,8 +146,17 @@ def _protocol(name: str, cls: type) -> str:
     return "\n".join(lines)
 
 
+def _written(cls: type, field: attrs.Attribute) -> Any:
+    """A field's annotation as written in the source (cattrs resolves ``field.type`` in place)."""
+    for klass in cls.__mro__:
+        written = vars(klass).get("__annotations__", {}).get(field.name)
+        if written is not None:
+            return written
+    return field.type
+
+
 def _record(name: str, cls: type) -> str:
-    fields = ", ".join(f"{f.name}: {f.type}{_default(f)}" for f in attrs.fields(cls))
+    fields = ", ".join(f"{f.name}: {_written(cls, f)}{_default(f)}" for f in attrs.fields(cls))
     lines = [f"#### {name}({fields})", "", _body(cls)]
     members = list(_members(cls))
     return "\n".join([*lines, "", *members] if members else lines)
