@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import multiprocessing
 import functools
 import importlib
-import tempfile
+import multiprocessing
 import sys
+import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gaia_core import codec, devnet, plugins
 from gaia_core.config import Config, Home

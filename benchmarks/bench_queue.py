@@ -40,7 +40,6 @@ from gaia_core.errors import RejectedError
 from gaia_core.model import Envelope, Task
 from gaia_core.roles import NodeContext
 from gaia_core.scheduling import BACKEND
-
 from gaia_queue_memory import MemoryQueue
 from gaia_queue_memory.options import SECTION, QueueOptions
 from gaia_queue_memory.order import FairOrder

@@ -20,14 +20,13 @@ from pathlib import Path
 import attrs
 import zmq
 
+from gaia_comm_zmq.transport import ZmqTransport
 from gaia_core.config import Config, Home
 from gaia_core.envelope import open_envelope, seal
 from gaia_core.identity import Identity
 from gaia_core.inbound import Gate
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import NodeContext, PeerInfo
-
-from gaia_comm_zmq.transport import ZmqTransport
 
 N_SMALL, N_RTT, N_LARGE = 20_000, 2_000, 2_000
 SMALL, LARGE = b"x" * 1024, b"y" * (64 << 10)

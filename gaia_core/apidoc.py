@@ -17,7 +17,8 @@ import inspect
 import re
 import textwrap
 import types
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 

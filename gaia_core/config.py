@@ -15,8 +15,9 @@ import os
 import re
 import tomllib
 import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import attrs
 import cattrs

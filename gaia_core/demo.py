@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable, Iterable, Sequence, Sized
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence, Sized
+from typing import Any, Protocol
 
 import attrs
 import pluggy

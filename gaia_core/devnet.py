@@ -12,14 +12,16 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from gaia_core import config as config_mod, daemon
 from gaia_core.config import Home
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError, UsageError
 from gaia_core.identity import Identity
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""

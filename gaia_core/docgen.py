@@ -16,8 +16,8 @@ import argparse
 import inspect
 import re
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from gaia_core import apidoc, hookspecs
 from gaia_core.commands import plugin_new

@@ -12,7 +12,7 @@ import functools
 import math
 import re
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 from attrs import field, frozen, validators as v

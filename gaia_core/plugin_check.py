@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable, Iterator
 from importlib import metadata
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 import pluggy

@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 import re
 import traceback
+from collections.abc import Iterable, Sequence
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy

@@ -9,7 +9,8 @@ plugin never imports another plugin.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from attrs import field, frozen, validators as v
 

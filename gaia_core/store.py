@@ -22,8 +22,9 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from gaia_core.errors import NodeError
 

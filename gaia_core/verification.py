@@ -26,7 +26,7 @@ import hmac
 import secrets
 import threading
 from collections import Counter
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from attrs import field, frozen, validators as v
 

@@ -11,23 +11,22 @@ import functools
 import os
 import time
 import types
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import msgpack
 import zmq
 from zmq.utils import z85
 
+from gaia_comm_zmq import wire
+from gaia_comm_zmq.address import parse_address
+from gaia_comm_zmq.keys import CurveKey
 from gaia_core import codec
 from gaia_core.envelope import signed_bytes
 from gaia_core.identity import Identity
 from gaia_core.jobs.messages import OFFER, OfferReply
 from gaia_core.model import Limits, NodeRecord, Task
 from gaia_core.node import Node
-
-from gaia_comm_zmq import wire
-from gaia_comm_zmq.address import parse_address
-from gaia_comm_zmq.keys import CurveKey
 
 
 def echo_module() -> bytes:

@@ -18,18 +18,15 @@ from pathlib import Path
 
 import msgpack
 import pytest
-
-from gaia_core.errors import GaiaError
-from gaia_core.identity import Identity
-
-from gaia_core.inbound import RECORD
-
-from gaia_comm_zmq import wire
-
 from attackers import RawDealer, flood_tasks, nan_deadline_frame, offer, offer_all, padded_record, rss_mib
 from inprocess import build_node, load_plugins, make_home, running, wait_for
 from nodes import call, echo_tasks, pid, running_devnet, wait_until
 from test_dispatch_silent_peers import BlackHolePlugin
+
+from gaia_comm_zmq import wire
+from gaia_core.errors import GaiaError
+from gaia_core.identity import Identity
+from gaia_core.inbound import RECORD
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

@@ -11,6 +11,7 @@ import msgpack
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from gaia_core import model
 from gaia_core.codec import (
     SCHEMA_VERSION,
     canonical_bytes,
@@ -20,7 +21,6 @@ from gaia_core.codec import (
     structure,
     unstructure,
 )
-from gaia_core import model
 from gaia_core.errors import CodecError, ValidationError
 from gaia_core.model import (
     BenchmarkReport,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 import pytest

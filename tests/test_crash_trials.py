@@ -16,10 +16,11 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
+from nodes import call, gaia, kill, node_id, pid, running_devnet, slow_tasks, submit, wait_job, wait_until
 
 from gaia_core import codec, devnet
 from gaia_core.config import Home
@@ -30,8 +31,6 @@ from gaia_core.jobs.messages import ResultAck, ResultAcks, Settlement
 from gaia_core.model import Status, Task, TaskResult
 from gaia_core.rewards import Credit, Ledger
 from gaia_core.store import Store
-
-from nodes import call, gaia, kill, node_id, pid, running_devnet, slow_tasks, submit, wait_job, wait_until
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

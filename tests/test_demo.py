@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nodes import node_processes
 
 from gaia_core import demo, plugins
 from gaia_core.cli import main
 from gaia_core.config import Home
 from gaia_core.errors import PluginError
-
-from nodes import node_processes
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

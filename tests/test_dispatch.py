@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from gaia_core.jobs.dispatcher import (FLOOR_S, MAX_ATTEMPTS, MIN_OBSERVED, Candidate, Dispatcher, Slot)
+from gaia_core.jobs.dispatcher import FLOOR_S, MAX_ATTEMPTS, MIN_OBSERVED, Candidate, Dispatcher, Slot
 from gaia_core.model import Limits, Task
 
 A, B, C, D = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)

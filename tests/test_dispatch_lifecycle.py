@@ -6,12 +6,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from inprocess import build_node, load_plugins, make_home, running
+from nodes import echo_tasks, node_id
 
 from gaia_core.jobs.jobstore import JobStore
 from gaia_core.store import Store
-
-from inprocess import build_node, load_plugins, make_home, running
-from nodes import echo_tasks, node_id
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from inprocess import build_node, load_plugins, make_home, running
+from nodes import echo_tasks, slow_tasks
 
 from gaia_core.errors import NodeError
 from gaia_core.model import Task
 from gaia_core.node import Node
-
-from inprocess import build_node, load_plugins, make_home, running
-from nodes import echo_tasks, slow_tasks
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 TRAP_WAT = """(module (memory (export "memory") 1)

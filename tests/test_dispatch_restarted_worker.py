@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from nodes import call, kill, node_id, running_devnet, slow_tasks, submit, wait_job, wait_until
 
 from gaia_core import devnet
-
-from nodes import call, kill, node_id, running_devnet, slow_tasks, submit, wait_job, wait_until
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

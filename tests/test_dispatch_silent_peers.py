@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from inprocess import build_node, load_plugins, make_home, running, wait_for
+from nodes import echo_tasks
 
 from gaia_core import hookimpl
 from gaia_core.model import Envelope, Status, Task, TaskResult
 from gaia_core.roles import NodeContext, QueueSpec, QueueStats
-
-from inprocess import build_node, load_plugins, make_home, running, wait_for
-from nodes import echo_tasks
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

@@ -15,14 +15,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from inprocess import Recorder, build_node, load_plugins, make_home, running, wait_for
+from nodes import call, gaia, node_id, pid, slow_tasks, submit, wait_job, wait_until
 
 from gaia_core import devnet
 from gaia_core.config import Home
 from gaia_core.model import Status
 from gaia_core.node import QUEUE_CLOSED
-
-from inprocess import Recorder, build_node, load_plugins, make_home, running, wait_for
-from nodes import call, gaia, node_id, pid, slow_tasks, submit, wait_job, wait_until
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

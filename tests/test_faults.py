@@ -5,11 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nodes import (
+    call,
+    echo_tasks,
+    kill,
+    ledger_rows,
+    node_id,
+    results,
+    running_devnet,
+    slow_tasks,
+    submit,
+    wait_job,
+    wait_until,
+)
 
 from gaia_core.config import Home
-
-from nodes import (call, echo_tasks, kill, ledger_rows, node_id, results, running_devnet, slow_tasks, submit, wait_job,
-                   wait_until)
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

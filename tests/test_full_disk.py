@@ -10,16 +10,15 @@ import os
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from inprocess import build_node, load_plugins, make_home
+from nodes import call, echo_tasks, gaia, node_id, results, running_devnet, slow_tasks, submit, wait_job, wait_until
 
 from gaia_core.config import Home
 from gaia_core.store import DiskFull, Store
-
-from inprocess import build_node, load_plugins, make_home
-from nodes import call, echo_tasks, gaia, node_id, results, running_devnet, slow_tasks, submit, wait_job, wait_until
 
 #: The size of the mounted file system: room for two nodes' homes and a few jobs.
 DISK_SIZE = "48m"

@@ -19,12 +19,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from golden import GOLDEN, gaia_native, needs_native
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gaia_core._reference import hashing as reference
-
-from golden import GOLDEN, gaia_native, needs_native
 
 SLOW_OK = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -296,8 +294,9 @@ def hash_threads_here() -> int:
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc")
 def test_a_started_node_keeps_hashing_within_its_cores(tmp_path, pool_of_two):
     # pool_of_two: as a process that hashed before the node started would have
-    from gaia_core import hashing
     from inprocess import build_node, load_plugins, make_home, running, wait_for
+
+    from gaia_core import hashing
 
     if hashing.BACKEND != "native":
         pytest.skip("GAIA_BACKEND=python: the node hashes on its calling threads")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import attrs
 import pytest
+from inprocess import build_node, load_plugins, make_home, running
 
 from gaia_core import hookimpl
 from gaia_core.envelope import seal
@@ -21,8 +22,6 @@ from gaia_core.identity import Identity
 from gaia_core.model import Envelope, Limits, Status, Task, TaskResult
 from gaia_core.node import Node
 from gaia_core.roles import NodeContext, QueueSpec, QueueStats
-
-from inprocess import build_node, load_plugins, make_home, running
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 

@@ -8,17 +8,29 @@ import random
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from nodes import (
+    call,
+    echo_tasks,
+    gaia,
+    kill,
+    ledger_rows,
+    node_id,
+    results,
+    run_job,
+    running_devnet,
+    slow_tasks,
+    submit,
+    wait_job,
+    wait_until,
+)
 
 from gaia_core import codec, devnet
 from gaia_core.config import Home
 from gaia_core.model import Task
-
-from nodes import (call, echo_tasks, gaia, kill, ledger_rows, node_id, results, run_job, running_devnet, slow_tasks,
-                   submit, wait_job, wait_until)
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from gaia_core.model import Limits, Status, Task
-
 from inprocess import Recorder, build_node, load_plugins, make_home, running, wait_for
 from nodes import echo_tasks, slow_tasks
+
+from gaia_core.model import Limits, Status, Task
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from inprocess import Recorder, build_node, load_plugins, make_home, running, wait_for
+from nodes import echo_tasks
 
 from gaia_core.model import Envelope, Status, TaskResult
 from gaia_core.outbox import BACKOFF_MAX_S, BACKOFF_MIN_S, Outbox
-
-from inprocess import Recorder, build_node, load_plugins, make_home, running, wait_for
-from nodes import echo_tasks
 
 A, B = "aa" * 32, "bb" * 32
 

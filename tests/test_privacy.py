@@ -11,11 +11,12 @@ import stat
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
+from nodes import echo_tasks, gaia, node_id, results, running_devnet, submit, wait_job, wait_until
 
 from gaia_core import config as config_mod, devnet
 from gaia_core.cli import cli
@@ -24,8 +25,6 @@ from gaia_core.control import ControlClient, ControlServer
 from gaia_core.errors import NodeError
 from gaia_core.identity import SIGNING_FILE, Identity
 from gaia_core.store import Store
-
-from nodes import echo_tasks, gaia, node_id, results, running_devnet, submit, wait_job, wait_until
 
 
 def mode(path: Path) -> int:

@@ -11,12 +11,10 @@ import threading
 import warnings
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from golden import GOLDEN, gaia_native, needs_native, replay
+from hypothesis import given, settings, strategies as st
 
 from gaia_core._reference.scheduling import Scheduler as RefScheduler
-
-from golden import GOLDEN, gaia_native, needs_native, replay
 
 IMPLS = [RefScheduler] + ([gaia_native.Scheduler] if gaia_native is not None else [])
 PROPS = settings(max_examples=150, deadline=None)

@@ -6,8 +6,8 @@ A worker's inflated claims earn at most the task's budget-bound credit; a claim 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import attrs
 import pytest

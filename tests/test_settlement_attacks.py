@@ -6,19 +6,18 @@ day of wall and CPU time, under a valid proof of that claim (issue #12: paid 1e6
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import attrs
 import pytest
+from inprocess import build_node, load_plugins, make_home, running, wait_for
+from nodes import echo_tasks
 
 from gaia_core import hookimpl
 from gaia_core.model import Task, TaskResult
 from gaia_core.node import Node
 from gaia_core.roles import NodeContext, RunnerSpec
-
-from inprocess import build_node, load_plugins, make_home, running, wait_for
-from nodes import echo_tasks
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 from gaia_runner_wasm import WasmRunner  # noqa: E402

@@ -7,10 +7,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from nodes import echo_tasks, ledger_rows, node_id, run_job, running_devnet, wait_until
 
 from gaia_core.config import Home
-
-from nodes import echo_tasks, ledger_rows, node_id, run_job, running_devnet, wait_until
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

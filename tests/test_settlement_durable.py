@@ -7,11 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from gaia_core.rewards import Credit, Ledger
-
 from inprocess import build_node, load_plugins, make_home, running, wait_for
 from nodes import echo_tasks
+
+from gaia_core.rewards import Credit, Ledger
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 

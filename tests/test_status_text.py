@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from inprocess import build_node, load_plugins, make_home, running, wait_for
 
 from gaia_core.cli import cli
 from gaia_core.commands.node import counts_text
 from gaia_core.envelope import Refused, seal
 from gaia_core.model import TaskResult
-from inprocess import build_node, load_plugins, make_home, running, wait_for
 
 UNREACHABLE = "ee" * 32
 

@@ -12,16 +12,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
+from nodes import call, gaia, running_devnet, wait_until
 
 from gaia_core.cli import cli
 from gaia_core.config import Home
-
-from nodes import call, gaia, running_devnet, wait_until
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 

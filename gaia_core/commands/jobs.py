@@ -7,16 +7,27 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 from rich.progress import Progress
 
 from gaia_core import codec
-from gaia_core.commands.params import (MAX_DEADLINE_S, MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, EntryName, Integer,
-                                       Seconds, entry_or_default, read_input, read_module)
+from gaia_core.commands.params import (
+    MAX_DEADLINE_S,
+    MAX_FUEL,
+    MAX_MEMORY_MIB,
+    MAX_TIMEOUT_S,
+    EntryName,
+    Integer,
+    Seconds,
+    entry_or_default,
+    read_input,
+    read_module,
+)
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import TaskError, UsageError

@@ -8,8 +8,17 @@ import click
 
 from gaia_core import admission
 from gaia_core.commands.jobs import cancel, list_jobs, result, retry, submit, watch
-from gaia_core.commands.params import (MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, EntryName, Integer, Seconds,
-                                       entry_or_default, read_input, read_module)
+from gaia_core.commands.params import (
+    MAX_FUEL,
+    MAX_MEMORY_MIB,
+    MAX_TIMEOUT_S,
+    EntryName,
+    Integer,
+    Seconds,
+    entry_or_default,
+    read_input,
+    read_module,
+)
 from gaia_core.console import print_json
 from gaia_core.errors import PluginError, TaskError, UsageError
 from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult

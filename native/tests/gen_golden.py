@@ -21,9 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from golden import replay  # the replayer the tests use: one definition of the op format
+
 from gaia_core._reference import hashing as ref
 from gaia_core._reference.scheduling import Scheduler
-from golden import replay  # the replayer the tests use: one definition of the op format
 
 BLAKE3_LENS = [0, 1, 63, 64, 65, 127, 128, 129, 1023, 1024, 1025, 2048, 2049, 3072, 3073, 4096, 4097,
                5120, 5121, 6144, 6145, 7168, 7169, 8192, 8193, 16384, 31744, 102400]  # fmt: skip

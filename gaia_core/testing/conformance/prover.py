@@ -24,7 +24,7 @@ trap) can be proven too.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 import pytest

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import attrs
 import pluggy

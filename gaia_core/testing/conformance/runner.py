@@ -31,7 +31,7 @@ timeout still ends every endless task). Without the attribute a runner meters fu
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import attrs
 import pytest

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from importlib import resources
-from typing import Callable
 
 import wasmtime
 from attrs import frozen

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import attrs
 import pytest
-
 from bench_fakes import write_rapl
+
 from gaia_bench_psutil import EnergyModel, PsutilBenchmark, account
 from gaia_bench_psutil.energy import PowerMeter, Rapl
 from gaia_core.config import Config

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from bench_fakes import fake_nvml
+
 from gaia_bench_psutil import PsutilBenchmark
 from gaia_bench_psutil.gpu import Gpus
 from gaia_core.roles import NodeContext

@@ -19,7 +19,7 @@ from __future__ import annotations
 import collections
 import heapq
 import itertools
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from gaia_core.plugin_api import Scheduler
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from gaia_core.plugin_api import QueueSpec, hookimpl
-
 from gaia_queue_memory.queue import MemoryQueue
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from gaia_core.plugin_api import (
     Envelope,
@@ -25,7 +25,6 @@ from gaia_core.plugin_api import (
     ValidationError,
     admission,
 )
-
 from gaia_queue_memory.options import SECTION, QueueOptions
 from gaia_queue_memory.order import FairOrder
 from gaia_queue_memory.stats import Counters

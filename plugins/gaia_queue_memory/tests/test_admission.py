@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 import pytest
@@ -18,7 +18,6 @@ from gaia_core.identity import Identity
 from gaia_core.model import Limits, Task
 from gaia_core.plugins import Plugins
 from gaia_core.roles import NodeContext
-
 from gaia_queue_memory import MemoryQueue
 
 MODULE = b"\0asm\x01\0\0\0"

@@ -12,7 +12,6 @@ from gaia_core.errors import RejectedError
 from gaia_core.model import Status
 from gaia_core.roles import NodeContext
 from gaia_core.testing.conformance.queue import make_task
-
 from gaia_queue_memory import MemoryQueue
 
 PRODUCERS, CONSUMERS, PER_PRODUCER = 3, 4, 400

@@ -3,7 +3,6 @@
 import pytest
 
 from gaia_core.testing.conformance.queue import QueueFactory, QueueTests
-
 from gaia_queue_memory import MemoryQueue
 
 

@@ -14,7 +14,6 @@ from gaia_core.errors import ConfigError, RejectedError, ValidationError
 from gaia_core.model import Status, Task
 from gaia_core.roles import NodeContext
 from gaia_core.testing.conformance.queue import MODULE_ID, drain
-
 from gaia_queue_memory import MemoryQueue
 from gaia_queue_memory.order import FairOrder
 from gaia_queue_memory.stats import LOCAL, percentile

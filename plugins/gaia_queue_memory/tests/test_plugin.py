@@ -2,7 +2,6 @@
 
 from gaia_core import plugins
 from gaia_core.roles import NodeContext, Queue
-
 from gaia_queue_memory import MemoryQueue
 
 

@@ -19,7 +19,6 @@ from gaia_core.errors import RejectedError
 from gaia_core.model import Status, Task
 from gaia_core.roles import NodeContext
 from gaia_core.testing.conformance.queue import MODULE_ID
-
 from gaia_queue_memory import MemoryQueue
 
 CAPACITY = 6

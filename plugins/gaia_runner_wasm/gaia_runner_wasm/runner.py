@@ -15,8 +15,8 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import wasmtime
 from attrs import define, field

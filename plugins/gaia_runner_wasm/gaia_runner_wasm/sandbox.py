@@ -11,8 +11,8 @@ import hashlib
 import math
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import wasmtime
 

@@ -27,8 +27,9 @@ import math
 import random
 import struct
 import sys
+from collections.abc import Sequence
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any
 
 from attrs import frozen
 

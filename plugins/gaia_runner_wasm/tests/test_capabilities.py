@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hostile import PROBE
 
 from gaia_core.config import Config
 from gaia_core.model import CAPABILITIES, Limits, Status, Task
-
-from hostile import PROBE
 
 EBADF, ENOTCAPABLE = 8, 76
 DENIED = bytes([EBADF, 0, ENOTCAPABLE, ENOTCAPABLE])

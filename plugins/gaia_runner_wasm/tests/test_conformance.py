@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hostile import gaia
 
 from gaia_core.model import Task
 from gaia_core.testing.conformance.runner import RunnerCases, RunnerTests
 from gaia_runner_wasm import WasmRunner, workloads
-
-from hostile import gaia
 
 LOOP = gaia('(func (export "run") (param i32 i32) (result i64) (loop (br 0)) (i64.const 0))')
 TRAP = gaia('(func (export "run") (param i32 i32) (result i64) unreachable)')

@@ -6,11 +6,10 @@ import gc
 
 import psutil
 import pytest
+from hostile import CORPUS, FD_WRITE, Hostile, wasi, wat
 
 from gaia_core.model import Limits, Status, Task
 from gaia_runner_wasm import workloads
-
-from hostile import CORPUS, FD_WRITE, Hostile, wasi, wat
 
 ECHO = Task.create(workloads.module_bytes("echo"), entry="echo", input=b"still serving")
 
