@@ -18,23 +18,27 @@ class State:
         self._home = home
         self.plugin_list = plugin_list
         self.debug = debug
+        self._config: Config | None = None
+        self._plugins: plugins_mod.Plugins | None = None
 
     @functools.cached_property
     def home(self) -> Home:
         return Home.resolve(self._home)
 
-    @functools.lru_cache(maxsize=None)
     def config(self) -> Config:
-        """The effective configuration (ConfigError when config.toml is malformed)."""
-        return config_mod.load(self.home)
+        """The effective configuration (ConfigError when config.toml is malformed), loaded once."""
+        if self._config is None:
+            self._config = config_mod.load(self.home)
+        return self._config
 
-    @functools.lru_cache(maxsize=None)
     def plugins(self) -> plugins_mod.Plugins:
-        """The loaded plugins, selected by --plugins, $GAIA_LOAD_PLUGINS or config."""
-        selection_cfg = self.config().plugins if self.home.config_file.exists() else None
-        selection = plugins_mod.resolve_selection(self.plugin_list, selection_cfg.load if selection_cfg else None)
-        block = selection_cfg.block if selection_cfg else ()
-        return plugins_mod.load(selection, block=block)
+        """The loaded plugins, selected by --plugins, $GAIA_LOAD_PLUGINS or config, loaded once."""
+        if self._plugins is None:
+            selection_cfg = self.config().plugins if self.home.config_file.exists() else None
+            selection = plugins_mod.resolve_selection(self.plugin_list, selection_cfg.load if selection_cfg else None)
+            block = selection_cfg.block if selection_cfg else ()
+            self._plugins = plugins_mod.load(selection, block=block)
+        return self._plugins
 
     def identity(self, *, required: bool = True) -> Identity | None:
         """The node's identity; IdentityError when ``required`` and missing."""
