@@ -184,7 +184,8 @@ class ControlClient:
     def __init__(self, home: Home, timeout: float = 30.0) -> None:
         path = socket_path(home)
         if path is None or not os.path.lexists(path):
-            raise NodeError(f"no node is running for home {home.root} (no control socket{f' at {path}' if path else ''})",
+            where = f" at {path}" if path else ""
+            raise NodeError(f"no node is running for home {home.root} (no control socket{where})",
                             hint="start one with `gaia node` (or `gaia node --detach`)")
         check_private(path.parent)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -118,7 +118,7 @@ def run_job(client: ControlClient, tasks: list[Task], *, label: str, wait: Waite
     wait(client, job, label, JOB_TIMEOUT_S)
     rows = client.call("results", job=job, release=True)
     results = [codec.decode(row["result"], TaskResult) if row["result"] else None for row in rows]
-    failed = [(row, result) for row, result in zip(rows, results) if result is None or not result.ok]
+    failed = [(row, result) for row, result in zip(rows, results, strict=True) if result is None or not result.ok]
     if failed:
         row, result = failed[0]
         raise TaskError(f"{len(failed)} of {len(rows)} {label} tasks failed: "
@@ -142,7 +142,7 @@ def federated_training(client: ControlClient, workload: FederatedWorkload, submi
         results = run_job(client, tasks, label=f"round {number} (train)", wait=wait)
         outputs = [workload.read_trained(r.output, model) for r in results]
         model = workload.average([m for m, _ in outputs], sizes)
-        loss = sum(loss * n for (_, loss), n in zip(outputs, sizes)) / sum(sizes)
+        loss = sum(loss * n for (_, loss), n in zip(outputs, sizes, strict=True)) / sum(sizes)
         acc = score(client, workload, model, held_out, submitter, label=f"round {number} (score)", wait=wait)
         history.append(Round(number, loss, acc, time.monotonic() - started, len(tasks) + len(held_out)))
         on_round(history[-1])
@@ -155,7 +155,7 @@ def score(client: ControlClient, workload: FederatedWorkload, model: Any, held_o
     limits = Limits(timeout_s=30.0, memory_bytes=64 << 20)
     tasks = [workload.infer_task(model, b, limits=limits, submitter=submitter, job=label) for b in held_out]
     results = run_job(client, tasks, label=label, wait=wait)
-    right = sum(workload.correct(r.output, model, b) for r, b in zip(results, held_out))
+    right = sum(workload.correct(r.output, model, b) for r, b in zip(results, held_out, strict=True))
     return right / max(1, sum(len(b) for b in held_out))
 
 

@@ -99,7 +99,8 @@ def wait_for_peers(directory: Path, *, nodes: int | None = None, timeout: float 
         if all(c >= len(all_homes) - 1 for c in counts):
             return
         time.sleep(0.2)
-    raise NodeError(f"devnet nodes did not all find each other in {timeout:.0f}s", hint=f"see {directory}/node*/node.log")
+    raise NodeError(f"devnet nodes did not all find each other in {timeout:.0f}s",
+                    hint=f"see {directory}/node*/node.log")
 
 
 def status(home: Home) -> dict[str, Any]:

@@ -53,7 +53,8 @@ class Identity:
         if path.exists() and not force:
             raise IdentityError(
                 f"a node identity already exists in {directory}",
-                hint="keep it, or pass --force to replace it (the node id changes and earned credit stays with the old id)",
+                hint="keep it, or pass --force to replace it"
+                " (the node id changes and earned credit stays with the old id)",
             )
         save_private_key(path, self.signing_key)
 
@@ -90,7 +91,8 @@ def load_private_key(path: Path, kind: type[K]) -> K:
         mode = path.stat().st_mode
         data = path.read_bytes()
     except OSError as exc:
-        raise IdentityError(f"cannot read key file {path}: {exc.strerror}", hint="check its owner and permissions") from None
+        raise IdentityError(f"cannot read key file {path}: {exc.strerror}",
+                            hint="check its owner and permissions") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise IdentityError(
             f"key file {path} is accessible by other users (mode {stat.S_IMODE(mode):o})",

@@ -372,7 +372,8 @@ class NodeRecord:
         if not isinstance(value, Mapping) or len(value) > 16:
             raise InvalidValue(f"{attribute.name} must be a table of at most 16 keys")
         for scheme, key in value.items():
-            if not isinstance(scheme, str) or not 1 <= len(scheme) <= 32 or not isinstance(key, bytes) or len(key) > 1024:
+            named = isinstance(scheme, str) and 1 <= len(scheme) <= 32
+            if not named or not isinstance(key, bytes) or len(key) > 1024:
                 raise InvalidValue(f"{attribute.name}[{scheme!r}] must map a name of 1-32 characters to at most 1 KiB")
 
     def channel_keys(self) -> dict[str, bytes]:

@@ -65,7 +65,8 @@ def run(name: str, config: Config | None, home: Home, *, config_error: str = "")
     try:
         module = ep.load()
     except Exception as exc:
-        checks.append(Check("import", False, plugins.describe_error(exc), "fix the import error (see GAIA_DEBUG=1 gaia ...)"))
+        checks.append(Check("import", False, plugins.describe_error(exc),
+                            "fix the import error (see GAIA_DEBUG=1 gaia ...)"))
         return checks
     checks.append(Check("import", True, f"{ep.value} imported"))
     pm = plugins.new_manager()
@@ -128,7 +129,8 @@ def _commands(pm: pluggy.PluginManager) -> Check:
     try:
         pm.hook.gaia_register_commands(cli=group)
     except Exception as exc:
-        return Check("gaia_register_commands", False, plugins.describe_error(exc), "the hook must only attach click commands")
+        return Check("gaia_register_commands", False, plugins.describe_error(exc),
+                     "the hook must only attach click commands")
     return Check("gaia_register_commands", True, "adds " + (", ".join(sorted(group.commands)) or "no commands"))
 
 

@@ -27,7 +27,7 @@ def line_chart(x0: int, title: str, values: Sequence[float], y_label: str) -> li
     points = [(PAD + span_x * (i + 1) / n, HEIGHT - PAD - span_y * v) for i, v in enumerate(values)]
     parts.append('<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="'
                  + " ".join(f"{x:.1f},{y:.1f}" for x, y in points) + '"/>')
-    for i, ((x, y), v) in enumerate(zip(points, values)):
+    for i, ((x, y), v) in enumerate(zip(points, values, strict=True)):
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#1f77b4"/>')
         parts.append(f'<text x="{x:.1f}" y="{y - 7:.1f}" text-anchor="middle" font-size="10">{v:.0%}</text>')
         parts.append(f'<text x="{x:.1f}" y="{HEIGHT - PAD + 14}" text-anchor="middle" font-size="10">{i + 1}</text>')
@@ -50,7 +50,8 @@ def bar_chart(x0: int, title: str, bars: dict[str, float], unit: str) -> list[st
     for i, (name, value) in enumerate(bars.items()):
         x = PAD + span_x * (i + 0.2) / n
         h = span_y * value / top
-        parts.append(f'<rect x="{x:.1f}" y="{HEIGHT - PAD - h:.1f}" width="{width:.1f}" height="{h:.1f}" fill="#2ca02c"/>')
+        parts.append(f'<rect x="{x:.1f}" y="{HEIGHT - PAD - h:.1f}" width="{width:.1f}" height="{h:.1f}"'
+                     ' fill="#2ca02c"/>')
         parts.append(f'<text x="{x + width / 2:.1f}" y="{HEIGHT - PAD - h - 5:.1f}" text-anchor="middle" '
                      f'font-size="10">{value:.3g} {escape(unit)}</text>')
         parts.append(f'<text x="{x + width / 2:.1f}" y="{HEIGHT - PAD + 14}" text-anchor="middle" '

@@ -278,7 +278,8 @@ class Store:
     def _space_back(self) -> None:
         if self._full:
             self._full = False
-            log.warning("disk space is back: the writes that waited are in state.db", extra={"home": str(self.path.parent)})
+            log.warning("disk space is back: the writes that waited are in state.db",
+                        extra={"home": str(self.path.parent)})
 
     @contextlib.contextmanager
     def _refused_when_full(self) -> Iterator[None]:
@@ -387,5 +388,5 @@ class Store:
             cur = self._db.execute(sql, tuple(params))
             names = [d[0] for d in cur.description]
             fetched = cur.fetchall()
-        return (dict(zip(names, row)) for row in fetched)
+        return (dict(zip(names, row, strict=True)) for row in fetched)
 

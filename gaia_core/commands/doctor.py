@@ -29,7 +29,8 @@ def diagnose(state: State) -> list[dict[str, Any]]:
         add("keys", "fail", exc.message, exc.hint or "run `gaia init`")
     try:
         config = state.config()
-        add("config", "ok", str(state.home.config_file) if state.home.config_file.exists() else "defaults (no config.toml)")
+        config_file = state.home.config_file
+        add("config", "ok", str(config_file) if config_file.exists() else "defaults (no config.toml)")
     except GaiaError as exc:
         add("config", "fail", exc.message, exc.hint or "")
         return checks
@@ -49,7 +50,8 @@ def diagnose(state: State) -> list[dict[str, Any]]:
         add("plugins", "fail", exc.message, exc.hint or "")
     over = Limits().exceeds(config.offer)
     add("limits", "warn" if over else "ok",
-        "tasks with default limits would be refused: " + "; ".join(over) if over else "offer covers default task limits",
+        "tasks with default limits would be refused: " + "; ".join(over) if over
+        else "offer covers default task limits",
         "raise the [offer] limits in config.toml" if over else "")
     try:
         with ControlClient(state.home, timeout=5.0) as client:
@@ -68,7 +70,8 @@ def diagnose(state: State) -> list[dict[str, Any]]:
     skews = [p["last_seen"] - p["record_at"] for p in up if p.get("record_at")]
     worst = max(skews, key=abs, default=0.0)
     add("clock", "warn" if abs(worst) > DEFAULT_WINDOW_S / 2 else "ok",
-        f"largest clock difference with a peer ≈ {worst:+.1f}s (messages older than ±{DEFAULT_WINDOW_S:.0f}s are refused)",
+        f"largest clock difference with a peer ≈ {worst:+.1f}s"
+        f" (messages older than ±{DEFAULT_WINDOW_S:.0f}s are refused)",
         "sync this machine's clock (NTP)" if abs(worst) > DEFAULT_WINDOW_S / 2 else "")
     if status["queue"]["admitted"] == 0 and status["uptime_s"] > 60 and up:
         add("work", "warn", "no task admitted yet", "submitters pick nodes by benchmark and load; check `gaia status`")

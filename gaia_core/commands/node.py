@@ -30,11 +30,13 @@ def pid_file(state: State) -> Path:
 @click.option("--listen", metavar="ADDR", type=Address(),
               help="Address to bind, e.g. tcp://0.0.0.0:7700 (config: [node] listen).")
 @click.option("--advertise", metavar="ADDR", help="Address peers should dial, when it differs from --listen.")
-@click.option("--bootstrap", metavar="ADDR", multiple=True, help="A peer to join (repeatable; config: [network] bootstrap).")
+@click.option("--bootstrap", metavar="ADDR", multiple=True,
+              help="A peer to join (repeatable; config: [network] bootstrap).")
 @click.option("--cores", type=Integer(1, MAX_CORES),
               help=f"Cores to offer, 1 to {MAX_CORES} (config: [node] cores; default all).")
 @click.option("--insecure", is_flag=True, help="Plaintext ZeroMQ, for debugging only (CurveZMQ is the default).")
-@click.option("--detach", is_flag=True, help="Run in the background; logs go to <home>/node.log, stop with `gaia stop`.")
+@click.option("--detach", is_flag=True,
+              help="Run in the background; logs go to <home>/node.log, stop with `gaia stop`.")
 @click.pass_obj
 def node(state: State, listen: str | None, advertise: str | None, bootstrap: tuple[str, ...], cores: int | None,
          insecure: bool, detach: bool) -> None:
@@ -50,8 +52,8 @@ def node(state: State, listen: str | None, advertise: str | None, bootstrap: tup
     config = state.config()
     config = attrs.evolve(
         config,
-        node=attrs.evolve(config.node, listen=listen or config.node.listen, advertise=advertise or config.node.advertise,
-                          cores=cores or config.node.cores),
+        node=attrs.evolve(config.node, listen=listen or config.node.listen,
+                          advertise=advertise or config.node.advertise, cores=cores or config.node.cores),
         network=attrs.evolve(config.network, bootstrap=list(bootstrap) or config.network.bootstrap,
                              security="insecure" if insecure else config.network.security),
     )

@@ -16,14 +16,15 @@ Each check receives ``queue_with(**queue_config)``, which builds a queue from a 
 after the test.
 
 The checks, security first: ``admit`` runs the kernel's :func:`gaia_core.admission.check` (sizes,
-claimed id, module hash, envelope signature and signer, runner, limits, deadline, the other
-plugins' ``gaia_validate_task`` hooks) and counts each rejection; a task too large for the queue is ``too_large``, a full queue ``queue_full`` with a
-retry hint; one submitter cannot fill the queue nor, at any priority, starve another submitter
-(priority orders a submitter's own tasks, then earliest deadline, then FIFO); anything but a Task
-is ``invalid``. Then the life cycle: duplicates are idempotent; cancel and expiry give exactly one
-result through ``take_dropped``; ``next`` honours its timeout, wakes on admit and on ``close``;
-``close`` cancels what is queued, refuses admissions (no retry hint) and is idempotent; concurrent
-consumers never get a task twice. Every wait is bounded.
+claimed id, module hash, envelope signature and signer, runner, limits, deadline, the other plugins'
+``gaia_validate_task`` hooks) and counts each rejection; a task too large for the queue is
+``too_large``, a full queue ``queue_full`` with a retry hint; one submitter cannot fill the queue
+nor, at any priority, starve another submitter (priority orders a submitter's own tasks, then
+earliest deadline, then FIFO); anything but a Task is ``invalid``. Then the life cycle: duplicates
+are idempotent; cancel and expiry give exactly one result through ``take_dropped``; ``next`` honours
+its timeout, wakes on admit and on ``close``; ``close`` cancels what is queued, refuses admissions
+(no retry hint) and is idempotent; concurrent consumers never get a task twice. Every wait is
+bounded.
 """
 
 from __future__ import annotations

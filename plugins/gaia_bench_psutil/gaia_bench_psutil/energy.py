@@ -63,7 +63,7 @@ class Rapl:
     def delta_j(self, before: list[int], after: list[int]) -> float:
         """Joules between two readings, allowing for counters that wrapped."""
         total = 0
-        for (_, wrap), b, a in zip(self._zones, before, after):
+        for (_, wrap), b, a in zip(self._zones, before, after, strict=True):
             total += a - b if a >= b else a + wrap - b
         return total / 1e6
 

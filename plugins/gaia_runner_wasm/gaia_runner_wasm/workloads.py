@@ -181,7 +181,7 @@ def average(models: Sequence[Mlp], weights: Sequence[float] | None = None) -> Ml
     weights = list(weights) if weights is not None else [1.0] * len(models)
     total = sum(weights)
     first = models[0]
-    params = array.array("f", (sum(w * m.params[i] for m, w in zip(models, weights)) / total
+    params = array.array("f", (sum(w * m.params[i] for m, w in zip(models, weights, strict=True)) / total
                                for i in range(len(first.params))))
     return Mlp(first.n_in, first.n_hidden, first.n_out, params)
 
@@ -234,7 +234,7 @@ def load_digits() -> Dataset:
 
 def accuracy(predicted: Sequence[int], labels: Sequence[int]) -> float:
     """The fraction of ``predicted`` equal to ``labels``."""
-    return sum(p == t for p, t in zip(predicted, labels)) / max(1, len(labels))
+    return sum(p == t for p, t in zip(predicted, labels, strict=False)) / max(1, len(labels))
 
 
 # ----------------------------------------------------------------------------- the demo's workload
@@ -279,4 +279,4 @@ class DigitsMlp:
 
     def correct(self, output: bytes, model: Mlp, shard: Dataset) -> int:
         """How many of ``shard``'s samples the inference output classifies right."""
-        return sum(p == t for p, t in zip(predictions(output, model.n_out), shard.y))
+        return sum(p == t for p, t in zip(predictions(output, model.n_out), shard.y, strict=False))

@@ -114,7 +114,8 @@ class MockProver:
             return str(exc)
         expected = commitment(task, result, proof.node_id, claimed_output)
         if not hmac.compare_digest(proof.commitment, expected):
-            return "commitment does not match the task and result (module, input, limits, status, output or fuel differ)"
+            return ("commitment does not match the task and result"
+                    " (module, input, limits, status, output or fuel differ)")
         if len(proof.body) != BODY_BYTES or not hmac.compare_digest(proof.body, body(expected)):
             return f"proof body fails its integrity check ({len(proof.body)} bytes)"
         return ""

@@ -49,6 +49,7 @@ def load(table: Mapping[str, Any]) -> Settings:
     try:
         return _converter.structure(dict(table), Settings)
     except cattrs.BaseValidationError as exc:
-        raise ConfigError(f"config.toml: {codec.describe_errors(exc, f'[{TABLE}]')}", hint="see the gaia-zk-mock README for the keys") from None
+        raise ConfigError(f"config.toml: {codec.describe_errors(exc, f'[{TABLE}]')}",
+                          hint="see the gaia-zk-mock README for the keys") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config.toml: [{TABLE}]: {exc}", hint="see the gaia-zk-mock README for the keys") from None
