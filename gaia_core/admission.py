@@ -9,7 +9,8 @@ envelope, so a second run is cheap). Checks run in a fixed order and the first f
 1. ``too_large``   module or input over ``[admission]`` limits
 2. ``bad_id``      the id the submitter claimed is not the task's content id
 3. ``bad_module``  module bytes do not hash to ``module_id``
-4. ``bad_signature`` envelope forged, or not sent by ``task.submitter``
+4. ``bad_signature`` envelope forged (or unsigned and not authenticated by the kernel's gate on a bound
+   channel), or not sent by ``task.submitter``
 5. ``no_runner``   no active runner for ``task.kind``
 6. ``over_limits`` the task asks for more than this node offers
 7. ``invalid``     the deadline is not a finite time (NaN, infinite)
@@ -25,6 +26,7 @@ import weakref
 
 from gaia_core.envelope import open_envelope
 from gaia_core.errors import RejectedError, SignatureError
+from gaia_core.inbound import authenticated_by
 from gaia_core.model import Envelope, Task
 from gaia_core.roles import NodeContext
 
@@ -37,7 +39,13 @@ _checked: weakref.WeakKeyDictionary[Envelope, str] = weakref.WeakKeyDictionary()
 
 
 def _signature_failure(envelope: Envelope) -> str:
-    """Why ``envelope``'s signature fails, or "" when it holds (checked once per envelope)."""
+    """Why ``envelope``'s signature fails, or "" when it holds (checked once per envelope).
+
+    An envelope the kernel's gate accepted (by its signature, or unsigned on a channel bound to the
+    sender's signed record) holds without a second verification.
+    """
+    if authenticated_by(envelope) is not None:
+        return ""
     failure = _checked.get(envelope)
     if failure is None:
         try:

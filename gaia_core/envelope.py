@@ -4,6 +4,10 @@ A sealed :class:`~gaia_core.model.Envelope` carries the sender's node id, a
 timestamp and a random nonce, Ed25519-signed together with the body. Opening
 rejects a forged, stale or replayed envelope with a :class:`Refused` (a
 :class:`~gaia_core.errors.SignatureError` that names its reason).
+
+On a channel that authenticates the peer (see :mod:`gaia_core.inbound`) a transport may seal
+with ``sign=False``: the envelope keeps its sender, time and nonce (so staleness and replay are
+still checked) but carries no signature of its own.
 """
 
 from __future__ import annotations
@@ -38,10 +42,16 @@ def signed_bytes(env: Envelope) -> bytes:
     return _DOMAIN + canonical_bytes([env.kind, env.sender, env.sent_at, env.nonce, env.body])
 
 
-def seal(identity: Identity, kind: str, body: bytes, *, now: float | None = None) -> Envelope:
-    """Wrap ``body`` in an envelope signed by ``identity``."""
+def seal(identity: Identity, kind: str, body: bytes, *, now: float | None = None, sign: bool = True) -> Envelope:
+    """Wrap ``body`` in an envelope from ``identity``, signed unless ``sign`` is off.
+
+    Leave ``sign`` on unless the receiver authenticates the channel the envelope travels on and
+    binds it to this node's signed record: an unsigned envelope is refused everywhere else.
+    """
     env = Envelope(kind=kind, sender=identity.node_id, sent_at=time.time() if now is None else now,
                    nonce=os.urandom(16), body=body)
+    if not sign:
+        return env
     return Envelope(env.kind, env.sender, env.sent_at, env.nonce, env.body, identity.sign(signed_bytes(env)))
 
 

@@ -13,6 +13,11 @@ the node. The gate accepts an envelope when
 Bindings are learnt only from ``node.record`` announcements whose *signature* the gate verified,
 so a channel is never bound by a message that arrived on that channel alone. Every refusal is
 counted by reason (:meth:`Gate.stats`) and logged at info once per peer and reason.
+
+Each envelope the gate accepts is remembered (weakly, in this process only) with how it was
+authenticated; :func:`authenticated_by` tells later checks, e.g. admission, so they neither verify
+a signature twice nor refuse an unsigned envelope that came on a bound channel. The mark is never
+decoded from the wire, so a peer cannot set it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import collections
 import logging
 import threading
 import time
+import weakref
 from typing import Callable, Protocol
 
 from gaia_core import codec
@@ -35,6 +41,23 @@ log = logging.getLogger("gaia.inbound")
 RECORD = "node.record"
 #: Largest record the gate decodes to learn a binding.
 MAX_RECORD_BYTES = 64 << 10
+#: How an accepted envelope was authenticated: its own signature, or the bound channel's scheme.
+SIGNATURE = "signature"
+
+#: Envelopes a gate accepted, while they are in use, and how (SIGNATURE or "channel:<scheme>").
+_accepted: weakref.WeakKeyDictionary[Envelope, str] = weakref.WeakKeyDictionary()
+_accepted_lock = threading.Lock()
+
+
+def authenticated_by(envelope: Envelope) -> str | None:
+    """How a gate of this process authenticated ``envelope`` (``"signature"``, ``"channel:curve"``), or None."""
+    with _accepted_lock:
+        return _accepted.get(envelope)
+
+
+def _accept(envelope: Envelope, how: str) -> None:
+    with _accepted_lock:
+        _accepted[envelope] = how
 
 
 class RefusalLog:
@@ -169,13 +192,17 @@ class Gate:
         bound = self._check_channel(envelope, channel)
         if envelope.signature:
             open_envelope(envelope)
+            how = SIGNATURE
         elif channel is None:
             raise Refused("unsigned", f"unsigned {envelope.kind} envelope from {envelope.sender[:12]} "
                           "on a channel that authenticates no peer")
         elif bound is None:
             raise Refused("unbound_channel", f"unsigned {envelope.kind} envelope from {envelope.sender[:12]}: "
                           f"no signed record of that node binds its {channel.scheme} key yet")
+        else:
+            how = f"channel:{channel.scheme}"
         self._guard.check(envelope, time.time())
+        _accept(envelope, how)
 
     def _learn(self, envelope: Envelope) -> None:
         try:

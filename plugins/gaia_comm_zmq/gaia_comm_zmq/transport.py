@@ -5,6 +5,12 @@ through per-thread inproc PUSH sockets (``request``, ``announce``, replies
 from the handler pool); the handler runs on a fixed pool of worker threads so
 a slow handler never stalls the network. See docs/network.md for the
 protocol, the security modes and the backpressure policy.
+
+Authenticate the channel, sign the evidence: with CurveZMQ, a request, reply or ping to a peer
+whose kernel binds this node's Curve key (the peer says so in its ping replies) carries no
+Ed25519 signature of its own, only sender, time and nonce; the peer's gate authenticates it by
+the channel. Hellos and their replies (which carry the record before any binding) and
+announcements (broadcast, kept and relayed) stay signed, and so does everything in insecure mode.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ class _Peer:
     """One dialled peer: its DEALER socket, record and liveness. Touched by the I/O thread only."""
 
     __slots__ = ("address", "endpoint", "key", "sock", "node_id", "record", "state", "last_seen", "rtt_s",
-                 "hello_at", "backlog", "dialled_at", "hinted")
+                 "hello_at", "backlog", "dialled_at", "hinted", "binds_us")
 
     def __init__(self, address: str, endpoint: str, key: bytes | None, sock: zmq.Socket, hinted: bool) -> None:
         self.address = address
@@ -103,6 +109,7 @@ class _Peer:
         self.last_seen = 0.0
         self.rtt_s: float | None = None
         self.hello_at = 0.0
+        self.binds_us = False  # the peer's kernel binds our channel key: messages to it need no signature
         self.backlog: collections.deque[tuple[float, list[Any]]] = collections.deque()
 
     def info(self) -> PeerInfo:
@@ -111,7 +118,10 @@ class _Peer:
 
 
 class ZmqTransport:
-    """Signed envelopes between peers over ZeroMQ (CurveZMQ by default), with discovery and liveness."""
+    """Envelopes between peers over ZeroMQ (CurveZMQ by default), with discovery and liveness.
+
+    Each is signed, or, to a peer that binds this node's Curve key, authenticated by the channel alone.
+    """
 
     def __init__(self, context: NodeContext) -> None:
         if context.identity is None:
@@ -239,7 +249,8 @@ class ZmqTransport:
         self._cmd([b"dial", address.strip().encode()])
 
     def request(self, peer_id: str, kind: str, body: bytes, *, timeout: float = 10.0) -> bytes:
-        """Send a signed request and wait for the reply body; NodeError on refusal or after every retry timed out."""
+        """Send a request (signed unless :meth:`channel_bound`) and wait for the reply body; NodeError on refusal
+        or after every retry timed out."""
         if kind.startswith(wire.INTERNAL):
             raise UsageError(f"message kind {kind!r} is reserved for the transport")
         if not timeout > 0:
@@ -254,7 +265,7 @@ class ZmqTransport:
             waiter = _Waiter(peer_id)
             self._waiters[corr] = waiter
             try:
-                env = seal(self._identity, kind, body)
+                env = seal(self._identity, kind, body, sign=not self.channel_bound(peer_id))
                 deadline = struct.pack("!d", time.monotonic() + per_attempt)
                 self._cmd([b"req", peer_id.encode(), deadline, wire.header(wire.REQUEST, corr, env), env.body])
                 if waiter.event.wait(per_attempt):
@@ -277,6 +288,11 @@ class ZmqTransport:
         if not self._cmd([b"ann", wire.header(wire.ANNOUNCE, 0, env), env.body], block=False):
             with self._lock:
                 self._counts["announce_dropped"] += 1
+
+    def channel_bound(self, peer_id: str) -> bool:
+        """True when ``peer_id``'s kernel binds this node's Curve key, so messages to it go without a signature."""
+        peer = self._peers.get(peer_id)
+        return self.settings.curve and peer is not None and peer.binds_us
 
     def peers(self) -> list[PeerInfo]:
         """Every identified peer, up or down, with last seen, RTT and its NodeRecord."""
@@ -434,8 +450,8 @@ class ZmqTransport:
         except zmq.ZMQError:
             self._counts["reply_unroutable"] += 1
 
-    def _reply(self, router: zmq.Socket, rid: bytes, mtype: int, corr: int, body: bytes) -> None:
-        env = seal(self._identity, wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND, body)
+    def _reply(self, router: zmq.Socket, rid: bytes, mtype: int, corr: int, body: bytes, *, sign: bool = True) -> None:
+        env = seal(self._identity, wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND, body, sign=sign)
         self._route(router, [rid, wire.header(mtype, corr, env), env.body])
 
     # ------------------------------------------------------------------ inbound: requests and announcements
@@ -485,15 +501,27 @@ class ZmqTransport:
             if self.settings.curve and _client_key(rid_frame) != record.channel_keys().get("curve"):
                 raise wire.Refused("bad_record", "record's curve key is not the connection's")
             self._speaks_for_one(conn, record.node_id)
+            known = self._peers.get(record.node_id)
+            if known is not None:
+                known.binds_us = False  # it (re)started or redialled: sign until its ping replies say it binds us
             self._reply(router, rid, wire.REPLY, corr, self._hello_body())
             self._learn(record, hints)
         elif env.kind == wire.PING:
             self._handler.authenticate(env, channel)  # type: ignore[union-attr]
-            self._reply(router, rid, wire.REPLY, corr, msgpack.packb([env.sender in self._peers, self._hints()]))
+            body = msgpack.packb([env.sender in self._peers, self._hints(), self._binds(env.sender, channel)])
+            self._reply(router, rid, wire.REPLY, corr, body, sign=not self.channel_bound(env.sender))
         elif env.kind.startswith(wire.INTERNAL):
             raise wire.Refused("unexpected", f"request of reserved kind {env.kind}")
         else:
             self._submit(self._serve, rid, corr, env, channel)
+
+    def _binds(self, node_id: str, channel: Channel | None) -> bool:
+        """True when the kernel binds ``channel``'s key to ``node_id`` (told to that peer in ping replies).
+
+        A handler that cannot say (no ``bound_key``) binds nothing: the peer then keeps signing.
+        """
+        bound_key = getattr(self._handler, "bound_key", None)
+        return channel is not None and bound_key is not None and bound_key(node_id, channel.scheme) == channel.key
 
     def _speaks_for_one(self, conn: bytes, node_id: str) -> None:
         """A connection introduces one node only: hellos naming others on it are refused."""
@@ -520,7 +548,8 @@ class ZmqTransport:
         except Exception:
             self._log.exception("message handler failed on %s from %s", env.kind, env.sender[:12])
             mtype, body = wire.ERROR, b"the peer's handler failed (see its log)"
-        reply = seal(self._identity, wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND, body)
+        reply = seal(self._identity, wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND, body,
+                     sign=not self.channel_bound(env.sender))
         try:
             self._cmd([b"rep", rid, wire.header(mtype, corr, reply), reply.body])
         except NodeError:
@@ -676,7 +705,7 @@ class ZmqTransport:
 
     def _internal_request(self, peer: _Peer, kind: str, body: bytes) -> None:
         corr = next(self._ids)
-        env = seal(self._identity, kind, body)
+        env = seal(self._identity, kind, body, sign=kind == wire.HELLO or not self.channel_bound(peer.node_id or ""))
         self._internal[corr] = (kind, peer, time.monotonic())
         self._send(peer, [wire.header(wire.REQUEST, corr, env), env.body], deadline=None)
 
@@ -794,9 +823,10 @@ class ZmqTransport:
             self._learn(record, hints)
         elif kind == wire.PING:
             try:
-                known_us, hints = msgpack.unpackb(env.body, raw=False, max_array_len=_MAX_HINTS + 2)
+                known_us, hints, *binds = msgpack.unpackb(env.body, raw=False, max_array_len=_MAX_HINTS + 2)
             except (ValueError, TypeError, msgpack.UnpackException):
                 raise wire.Refused("bad_record", "ping reply is malformed") from None
+            peer.binds_us = bool(known_us) and binds[:1] == [True]  # an older peer says nothing: keep signing
             peer.rtt_s = time.monotonic() - sent_at
             self._alive(peer)
             if not known_us:
@@ -827,7 +857,7 @@ class ZmqTransport:
                     self._hello(peer)
                 continue
             if peer.state == "up" and now - peer.last_seen > window:
-                peer.state, peer.rtt_s = "down", None
+                peer.state, peer.rtt_s, peer.binds_us = "down", None, False
                 self._changed(peer)
             if peer.state == "down" and mono - peer.dialled_at > window:
                 self._redial(peer)  # once per window while down: a fresh connect, not TCP's back-off

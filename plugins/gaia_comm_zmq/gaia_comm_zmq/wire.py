@@ -1,10 +1,11 @@
-"""The wire format: one signed kernel Envelope per message, as two ZeroMQ frames.
+"""The wire format: one kernel Envelope per message, as two ZeroMQ frames.
 
 Frame 1 is a msgpack header ``[WIRE_VERSION, type, correlation id, kind,
 sender, sent_at, nonce, signature]``; frame 2 is the envelope body, kept out of
 the header so large bodies travel zero-copy. The signature is the kernel's
 (:func:`gaia_core.envelope.seal`) and covers kind, sender, time, nonce and body;
-the kernel's gate (:mod:`gaia_core.inbound`) checks it, not this module. Every way
+it is empty on a CurveZMQ channel the receiver binds to the sender's signed record. The
+kernel's gate (:mod:`gaia_core.inbound`) checks it, or the channel, not this module. Every way
 the transport itself refuses a message has a reason name, counted by the transport.
 """
 
