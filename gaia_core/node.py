@@ -388,17 +388,31 @@ class Node:
             record = codec.decode(envelope.body, NodeRecord, max_bytes=MAX_RECORD_BYTES)
             if record.node_id != envelope.sender:
                 return
-            if record.node_id not in self.peer_records and len(self.peer_records) >= MAX_PEER_RECORDS:
-                raise RejectedError("records_full", f"this node keeps the records of {MAX_PEER_RECORDS} peers already")
-            self.peer_records[record.node_id] = record
-            self.first_seen.setdefault(record.node_id, time.time())
+            self._keep_record(record)
             self.jobs.on_record(record)
+
+    def _keep_record(self, record: NodeRecord, *, up: bool | None = None) -> None:
+        """Keep a peer's ``record``, for MAX_PEER_RECORDS peers at most. Past that, a peer that is up
+        (``up``; asked of the transport when None) takes the place of the oldest one that is not, and
+        any other is refused (RejectedError), so identities that announced once and left cannot lock
+        the peers this node is connected to out."""
+        if record.node_id not in self.peer_records and len(self.peer_records) >= MAX_PEER_RECORDS:
+            connected = {p.node_id for p in self.transport.peers() if p.state == "up"}
+            with self._lock:
+                gone = next((p for p in self.peer_records if p not in connected), None)
+                if not (record.node_id in connected if up is None else up) or gone is None:
+                    raise RejectedError("records_full", f"this node keeps the records of {MAX_PEER_RECORDS} peers already")
+                del self.peer_records[gone]
+                self.first_seen.pop(gone, None)
+        self.peer_records[record.node_id] = record
+        self.first_seen.setdefault(record.node_id, time.time())
 
     def on_peer(self, peer: PeerInfo) -> None:
         """A peer went up or down; re-send what it held when it went down."""
         log.info("peer state", extra={"peer": peer.node_id[:16], "state": peer.state})
         if peer.record is not None:
-            self.peer_records[peer.node_id] = peer.record
+            with contextlib.suppress(RejectedError):  # kept for a peer that is up, when there is room
+                self._keep_record(peer.record, up=peer.state == "up")
         if peer.state == "down":
             self.jobs.on_peer_down(peer.node_id)
 

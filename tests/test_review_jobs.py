@@ -14,15 +14,18 @@ from typing import Iterator
 
 import pytest
 
-from gaia_core import hookimpl
+from gaia_core import codec, hookimpl
+from gaia_core.envelope import seal
+from gaia_core.identity import Identity
+from gaia_core.inbound import RECORD
 from gaia_core.errors import NodeError, RejectedError
 from gaia_core.jobs.dispatcher import MAX_ATTEMPTS
 from gaia_core.jobs.messages import RESULTS
 from gaia_core.jobs.settlement import Settlement
-from gaia_core.model import Envelope, Status, Task, TaskResult, Verdict
-from gaia_core.node import Node
+from gaia_core.model import Envelope, NodeRecord, Status, Task, TaskResult, Verdict
+from gaia_core.node import MAX_PEER_RECORDS, Node
 from gaia_core.model import BenchmarkReport, ResourceSample
-from gaia_core.roles import BenchmarkSpec, NodeContext, QueueSpec, QueueStats
+from gaia_core.roles import BenchmarkSpec, NodeContext, PeerInfo, QueueSpec, QueueStats
 
 from inprocess import build_node, load_plugins, make_home, running, wait_for
 from nodes import echo_tasks
@@ -207,6 +210,28 @@ def test_a_finished_job_leaves_nothing_in_the_dispatcher(tmp_path: Path) -> None
             assert node.jobs.wait_job(job, timeout=30)["tasks"] == {"done": 2}
         assert dict(node.jobs.dispatcher.jobs) == {}
         assert node.jobs.dispatcher.slots == {} and node.jobs.dispatcher.by_task == {}
+
+
+def test_identities_that_announced_and_left_cannot_lock_a_connected_peer_out(tmp_path: Path) -> None:
+    """Identities that announced once and left fill the node's peer records (MAX_PEER_RECORDS); a peer that
+    connected later had its record kept anyway, from the transport's ``on_peer``, past the bound (one more
+    for every new identity that connects, for good). Both ways in now share the bound: a peer that is up
+    takes the place of the oldest record of one that is not, and announcements alone are still refused."""
+    node = build_node(make_home(tmp_path, "full"), load_plugins())
+    with running(node, drain_s=0.5):
+        for _ in range(MAX_PEER_RECORDS):
+            gone = Identity.generate()
+            node.on_announce(seal(gone, RECORD, codec.encode(NodeRecord(node_id=gone.node_id))))
+        stranger = Identity.generate()  # announced, never connected: still refused past the bound
+        with pytest.raises(RejectedError, match="records"):
+            node.on_announce(seal(stranger, RECORD, codec.encode(NodeRecord(node_id=stranger.node_id))))
+        peer = build_node(make_home(tmp_path, "peer", {"network": {"bootstrap": [node.address]}}), load_plugins())
+        with running(peer, drain_s=0.5):
+            first = wait_for(lambda: node.peer_records.get(peer.node_id), timeout=30, what="the peer's record")
+            wait_for(lambda: node.peer_records[peer.node_id].updated_at > first.updated_at, timeout=10,
+                     what="a later announcement of the peer to be taken")
+            assert node.gate.refusals.of(peer.node_id) == {}
+        assert len(node.peer_records) == MAX_PEER_RECORDS and len(node.first_seen) <= MAX_PEER_RECORDS
 
 
 # ---------------------------------------------------------------------- stopping
