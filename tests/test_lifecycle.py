@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 import pytest
+from inprocess import build_node, load_plugins, make_home, running, wait_for
+from nodes import call, echo_tasks, kill, node_id, running_devnet, submit
 
 from gaia_core import devnet
 from gaia_core.config import Home
 from gaia_core.jobs.jobstore import JobStore
-from gaia_core.model import Limits, Task
+from gaia_core.model import Task
 from gaia_core.node import Node
 from gaia_core.store import Store
-
-from inprocess import build_node, load_plugins, make_home, running, wait_for
-from nodes import call, echo_tasks, kill, node_id, running_devnet, submit
 
 wasmtime = pytest.importorskip("wasmtime")
 pytest.importorskip("gaia_runner_wasm.workloads")
@@ -67,7 +67,8 @@ def diagram_transitions(text: str) -> set[Transition]:
         for line in block.splitlines():
             match = re.fullmatch(r"\s*(\S+)\s*-->\s*(\S+)\s*:\s*(.+?)\s*", line)
             if match:
-                found.add((title[1], *match.groups()))
+                source, target, event = match.groups()
+                found.add((title[1], source, target, event))
     return found
 
 
@@ -209,6 +210,11 @@ def stored(home: Home, job: str) -> tuple[str, list[str]]:
         store.close()
 
 
+def stored_live(home: Home, job: str) -> list[str]:
+    """A running node's task states of ``job``, read through its control socket from its job store."""
+    return [row["state"] for row in call(home, "results", job=job)]
+
+
 @drives("task", "pending", "pending", "stop, then start")
 def test_a_stop_leaves_pending_tasks_pending_and_the_next_start_resumes_them(tmp_path: Path) -> None:
     home = make_home(tmp_path, "stopped")
@@ -219,7 +225,7 @@ def test_a_stop_leaves_pending_tasks_pending_and_the_next_start_resumes_them(tmp
         before = states(first.jobs.jobstore, job)[1]
     status, after = stored(home, job)
     assert status == "running" and "pending" in after and set(after) <= {"done", "pending"}, after
-    assert all(a == "done" for a, b in zip(after, before) if b == "done")  # the drain only finishes tasks
+    assert all(a == "done" for a, b in zip(after, before, strict=True) if b == "done")  # the drain only finishes tasks
     with running(build_node(home, load_plugins()), drain_s=5.0) as second:
         assert ended(second, job) == ("finished", ["done"] * 8)
 
@@ -234,11 +240,6 @@ def test_kill_9_leaves_pending_tasks_pending_and_the_next_start_resumes_them(tmp
         assert status == "running" and "pending" in after and set(after) <= {"done", "pending"}, after
         devnet.start_node(home)
         wait_for(lambda: stored_live(home, job) == ["done"] * 8, timeout=30, what="the resumed job")
-
-
-def stored_live(home: Home, job: str) -> list[str]:
-    """A running node's task states of ``job``, read through its control socket from its job store."""
-    return [row["state"] for row in call(home, "results", job=job)]
 
 
 # ---------------------------------------------------------------- the diagrams and the tests agree

@@ -10,13 +10,14 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from nodes import echo_tasks, gaia, node_id, results, running_devnet, submit, wait_job, wait_until
+from nodes import call, echo_tasks, gaia, node_id, results, running_devnet, submit, wait_job, wait_until
 
 from gaia_core import config as config_mod, devnet
 from gaia_core.cli import cli
@@ -228,3 +229,74 @@ def test_a_malformed_socket_record_means_no_node(long_home: Home, record: bytes)
     long_home.control_record.write_bytes(record)
     with pytest.raises(NodeError, match="no node is running"):
         ControlClient(long_home, timeout=1.0)
+
+
+# ---------------------------------------------------------------- every way a job ends, then every purge
+
+
+def _cancelled(home: Home, submitter: str, marker: bytes) -> str:
+    """A job of tasks that keep a core busy, cancelled by its owner while they run or wait."""
+    from test_lifecycle import spin_tasks
+
+    job = submit(home, spin_tasks(submitter, [marker + f" task {i}".encode() for i in range(4)]))
+    assert call(home, "cancel", job=job)["status"] == "cancelled"
+    return job
+
+
+def _expired(home: Home, submitter: str, marker: bytes) -> str:
+    """A job whose one task's deadline has passed by the time any node could run it."""
+    from test_lifecycle import trap_task
+
+    job = submit(home, [trap_task(submitter, marker, deadline=time.time())])
+    wait_until(lambda: call(home, "job", job=job)["status"] == "finished", timeout=20, what=f"job {job} to expire")
+    assert [r["reason"][:8] for r in results(home, job)] == ["expired:"]
+    return job
+
+
+def _failed(home: Home, submitter: str, marker: bytes) -> str:
+    """A job whose one task traps (a final failure)."""
+    from test_lifecycle import trap_task
+
+    job = submit(home, [trap_task(submitter, marker)])
+    wait_until(lambda: call(home, "job", job=job)["status"] == "finished", timeout=20, what=f"job {job} to fail")
+    assert [r["reason"][:5] for r in results(home, job)] == ["trap:"]
+    return job
+
+
+ENDINGS = {"cancel": _cancelled, "expiry": _expired, "failure": _failed}
+
+
+def test_no_input_byte_is_left_after_cancel_expiry_or_failure_once_released_pruned_or_retained(tmp_path: Path) -> None:
+    pytest.importorskip("gaia_runner_wasm.workloads")
+    directory = tmp_path / "devnet"
+    markers = {(ending, purge): f"GAIA-{ending}-{purge}-{os.urandom(8).hex()}".encode()
+               for ending in ENDINGS for purge in ("release", "prune", "retention")}
+    with running_devnet(directory, 1, extra={"privacy": {"job_retention_s": 3600.0}, "node": {"cores": 1}}) as (home,):
+        me = node_id(home)
+
+        def end_all(purge: str) -> dict[str, str]:
+            jobs = {ending: end(home, me, markers[ending, purge]) for ending, end in ENDINGS.items()}
+            for ending in ENDINGS:  # the scan finds what is kept until a purge
+                assert _leaks(home.root, markers[ending, purge]), f"{ending}: no input bytes found before the purge"
+            return jobs
+
+        for ending, job in end_all("release").items():
+            assert all(r["state"] != "pending" for r in results(home, job, release=True))
+            wait_until(lambda marker=markers[ending, "release"]: not _leaks(home.root, marker), timeout=5,
+                       what=f"the released input bytes of the {ending} job to leave the disk")
+
+        jobs = end_all("prune")
+        pruned = json.loads(gaia(home, "prune", "--older-than", "0", "--json").stdout)
+        assert set(jobs.values()) <= set(pruned["jobs"])
+        assert [ending for ending in ENDINGS if _leaks(home.root, markers[ending, "prune"])] == []
+
+        end_all("retention")
+        gaia(home, "stop")
+        tables = tomllib.loads(home.config_file.read_text())
+        tables["privacy"]["job_retention_s"] = 0.0
+        home.config_file.write_text(config_mod.to_toml(tables))
+        devnet.start_node(home)  # its housekeeping applies the retention from its first round
+        for ending in ENDINGS:
+            wait_until(lambda marker=markers[ending, "retention"]: not _leaks(home.root, marker), timeout=15,
+                       what=f"the retention to delete the input bytes of the {ending} job")
+    assert [key for key, marker in markers.items() if _leaks(directory, marker)] == []
