@@ -9,8 +9,9 @@ protocol, the security modes and the backpressure policy.
 Authenticate the channel, sign the evidence: with CurveZMQ, a request, reply or ping to a peer
 whose kernel binds this node's Curve key (the peer says so in its ping replies) carries no
 Ed25519 signature of its own, only sender, time and nonce; the peer's gate authenticates it by
-the channel. Hellos and their replies (which carry the record before any binding) and
-announcements (broadcast, kept and relayed) stay signed, and so does everything in insecure mode.
+the channel. Hellos and their replies (which carry the record before any binding) stay signed,
+so does everything to a peer that does not (yet) bind this node's key, in particular the record
+that binds it, and everything in insecure mode.
 """
 
 from __future__ import annotations
@@ -281,11 +282,19 @@ class ZmqTransport:
                         hint="the peer is down or overloaded; see `gaia peers`")
 
     def announce(self, kind: str, body: bytes) -> None:
-        """Send a signed announcement to every peer that is up; dropped (and counted) under backpressure."""
+        """Send an announcement to every peer that is up; dropped (and counted) under backpressure.
+
+        It is signed for each peer that does not bind this node's channel (so the first record a
+        peer learns, and any record in insecure mode, is signed), unsigned for the others.
+        """
         if kind.startswith(wire.INTERNAL):
             raise UsageError(f"message kind {kind!r} is reserved for the transport")
-        env = seal(self._identity, kind, body)
-        if not self._cmd([b"ann", wire.header(wire.ANNOUNCE, 0, env), env.body], block=False):
+        unbound = any(not self.channel_bound(node_id) for node_id, peer in list(self._peers.items())
+                      if peer.state == "up")
+        env = seal(self._identity, kind, body, sign=unbound)
+        signed = wire.header(wire.ANNOUNCE, 0, env) if unbound else b""  # for a peer that came up since: dropped
+        unsigned = wire.header(wire.ANNOUNCE, 0, attrs.evolve(env, signature=b""))
+        if not self._cmd([b"ann", unsigned, signed, env.body], block=False):
             with self._lock:
                 self._counts["announce_dropped"] += 1
 
@@ -399,9 +408,15 @@ class ZmqTransport:
                 if peer is not None:
                     self._send(peer, frames[3:], deadline=struct.unpack("!d", frames[2].bytes)[0])
             elif op == b"ann":
+                unsigned, signed, body = frames[1:]
                 for peer in list(self._peers.values()):
-                    if peer.state == "up":
-                        self._send(peer, frames[1:], deadline=None)
+                    if peer.state != "up":
+                        continue
+                    head = unsigned if self.settings.curve and peer.binds_us else signed
+                    if head.bytes:
+                        self._send(peer, [head, body], deadline=None)
+                    else:
+                        self._counts["announce_unsigned_dropped"] += 1
             elif op == b"rep":
                 self._route(router, frames[1:])
             elif op == b"dial":

@@ -43,6 +43,9 @@ def test_requests_and_replies_go_unsigned_once_the_peer_binds_the_channel(build)
     assert b.request(a.record.node_id, "echo", b"before", timeout=5) == b"before"
     first = next(e for e in a_handler.requests if e.body == b"before")
     assert first.signature, "no binding yet: the request must be signed"
+    a.announce("note", b"before")
+    wait_for(lambda: any(e.body == b"before" for e in b_handler.announces), "the first announcement")
+    assert next(e for e in b_handler.announces if e.body == b"before").signature
 
     _announce_records(nodes)
     wait_for(lambda: b.channel_bound(a.record.node_id) and a.channel_bound(b.record.node_id),
@@ -55,9 +58,10 @@ def test_requests_and_replies_go_unsigned_once_the_peer_binds_the_channel(build)
     assert authenticated_by(after) == "channel:curve" and authenticated_by(back) == "channel:curve"
     assert a_gate.stats() == {} and b_gate.stats() == {}, "an unsigned reply or ping was refused"
 
-    a.announce("note", b"kept signed")  # broadcast: may be kept and relayed, so it keeps its signature
-    wait_for(lambda: any(e.body == b"kept signed" for e in b_handler.announces), "the announcement")
-    assert next(e for e in b_handler.announces if e.body == b"kept signed").signature
+    a.announce("note", b"to bound peers")
+    wait_for(lambda: any(e.body == b"to bound peers" for e in b_handler.announces), "the announcement")
+    note = next(e for e in b_handler.announces if e.body == b"to bound peers")
+    assert not note.signature and authenticated_by(note) == "channel:curve"
 
 
 def test_insecure_mode_keeps_every_signature(build) -> None:
