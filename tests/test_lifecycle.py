@@ -215,19 +215,39 @@ def stored_live(home: Home, job: str) -> list[str]:
     return [row["state"] for row in call(home, "results", job=job)]
 
 
-@drives("task", "pending", "pending", "stop, then start")
-def test_a_stop_leaves_pending_tasks_pending_and_the_next_start_resumes_them(tmp_path: Path) -> None:
-    home = make_home(tmp_path, "stopped")
-    first = build_node(home, load_plugins())
-    with running(first, drain_s=5.0):
-        job = first.jobs.submit(spin_tasks(first.node_id, [f"stop {i}".encode() for i in range(8)]), name="stop")
+def stopped_mid_job(root: Path, tasks: int = 8) -> tuple[Home, str, list[str]]:
+    """A one-core node stopped (drained) after the first of ``tasks`` tasks of its own ended; its home,
+    the job, and the task states its next start will find in state.db."""
+    home = make_home(root, "stopped")
+    with running(build_node(home, load_plugins()), drain_s=5.0) as first:
+        job = first.jobs.submit(spin_tasks(first.node_id, [f"stop {i}".encode() for i in range(tasks)]), name="stop")
         wait_for(lambda: "done" in states(first.jobs.jobstore, job)[1], timeout=20, what="a first task")
         before = states(first.jobs.jobstore, job)[1]
     status, after = stored(home, job)
     assert status == "running" and "pending" in after and set(after) <= {"done", "pending"}, after
     assert all(a == "done" for a, b in zip(after, before, strict=True) if b == "done")  # the drain only finishes tasks
+    return home, job, after
+
+
+@drives("task", "pending", "pending", "stop, then start")
+def test_a_stop_leaves_pending_tasks_pending_and_the_next_start_resumes_them(tmp_path: Path) -> None:
+    home, job, _ = stopped_mid_job(tmp_path)
     with running(build_node(home, load_plugins()), drain_s=5.0) as second:
         assert ended(second, job) == ("finished", ["done"] * 8)
+
+
+@drives("task", "pending", "failed", "its stored task no longer decodes at start")
+def test_a_pending_task_damaged_on_disk_fails_as_quarantined_at_the_next_start(tmp_path: Path) -> None:
+    home, job, after = stopped_mid_job(tmp_path)
+    damaged = len(after) - 1
+    assert after[damaged] == "pending", after  # a one-core node runs its tasks in order
+    store = Store(home.state_db)
+    store.execute("UPDATE tasks SET task = ? WHERE job = ? AND idx = ?", (b"\xc1 not a task frame", job, damaged))
+    store.close()
+    assert stored(home, job) == ("running", after)
+    with running(build_node(home, load_plugins()), drain_s=5.0) as second:
+        assert ended(second, job) == ("finished", ["done"] * damaged + ["failed"])
+        assert list(second.jobs.jobstore.results(job))[damaged]["reason"].startswith("quarantined: ")
 
 
 @drives("task", "pending", "pending", "kill -9, then start")
