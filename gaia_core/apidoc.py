@@ -92,8 +92,8 @@ def signature(func: Callable[..., Any], *, drop_first: bool = False) -> str:
     return str(sig)
 
 
-def _default(field: attrs.Attribute) -> str:
-    default = field.default
+def _default(field: attrs.Attribute[Any]) -> str:
+    default: Any = field.default  # a value, NOTHING or a Factory (which attrs' stubs do not type as a class)
     if default is attrs.NOTHING:
         return ""
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
@@ -132,6 +132,8 @@ def _members(cls: type) -> Iterator[str]:
             yield f"- `{cls.__name__}.{name}{signature(member.__func__)}`: {_summary(member)}"
         elif isinstance(member, (property, functools.cached_property)):
             func = member.fget if isinstance(member, property) else member.func
+            if func is None:
+                continue
             returns = inspect.signature(func).return_annotation
             kind = "" if returns is inspect.Signature.empty else f": {returns}"
             yield f"- `.{name}{kind}` (property)" + (f": {_summary(member)}" if _summary(member) else "")
@@ -147,7 +149,7 @@ def _protocol(name: str, cls: type) -> str:
     return "\n".join(lines)
 
 
-def _written(cls: type, field: attrs.Attribute) -> Any:
+def _written(cls: type, field: attrs.Attribute[Any]) -> Any:
     """A field's annotation as written in the source (cattrs resolves ``field.type`` in place)."""
     for klass in cls.__mro__:
         written = vars(klass).get("__annotations__", {}).get(field.name)
@@ -176,7 +178,8 @@ def _enum(name: str, cls: type[enum.Enum]) -> str:
 
 
 def _class(name: str, cls: type) -> str:
-    lines = [f"#### {name}{signature(cls.__init__, drop_first=True)}", "", _body(cls)]
+    init = cls.__init__  # type: ignore[misc]  # the guide documents this very class's __init__
+    lines = [f"#### {name}{signature(init, drop_first=True)}", "", _body(cls)]
     members = list(_members(cls))
     return "\n".join([*lines, "", *members] if members else lines)
 

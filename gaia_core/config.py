@@ -47,7 +47,7 @@ class Home:
     root: Path
 
     @classmethod
-    def resolve(cls, home: str | os.PathLike | None = None) -> Home:
+    def resolve(cls, home: str | os.PathLike[str] | None = None) -> Home:
         """``home``, else ``$GAIA_HOME``, else the platform's user data dir."""
         chosen = home or os.environ.get("GAIA_HOME") or platformdirs.user_data_path("gaia")
         return cls(Path(chosen).expanduser().resolve())
@@ -111,14 +111,14 @@ def check_address(address: str) -> str:
     return address
 
 
-def _address(_instance: object, attribute: attrs.Attribute, value: str) -> None:
+def _address(_instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
     try:
         check_address(value)
     except ValueError as exc:
         raise ValueError(f"{attribute.name} {exc}") from None
 
 
-def _finite(_instance: object, attribute: attrs.Attribute, value: float) -> None:
+def _finite(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not math.isfinite(value):
         raise ValueError(f"{attribute.name} must be a finite number of seconds, not {value}")
 

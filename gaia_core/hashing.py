@@ -20,15 +20,21 @@ CPUs this process may run on and by ``GAIA_HASH_THREADS``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
 from gaia_core._backend import load
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["BACKEND", "BACKEND_ERROR", "blake3_digest", "content_id", "merkle_root", "set_threads"]
 
 _impl, BACKEND, BACKEND_ERROR = load("gaia_core.hashing", "gaia_core._reference.hashing")
 
-blake3_digest = _impl.blake3_digest
-content_id = _impl.content_id
-merkle_root = _impl.merkle_root
+blake3_digest: Callable[[Buffer], bytes] = _impl.blake3_digest
+content_id: Callable[[Buffer], str] = _impl.content_id
+merkle_root: Callable[[Iterable[Buffer]], bytes] = _impl.merkle_root
 
 
 def set_threads(cores: int) -> int:

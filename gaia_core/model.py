@@ -12,7 +12,8 @@ import functools
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import attrs
 from attrs import field, frozen, validators as v
@@ -27,27 +28,36 @@ _NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}\Z")
 CAPABILITIES = frozenset({"fs", "net", "env", "clock", "random"})
 
 
-def _hex64(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+def _hex64(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not _HEX64.match(value):
         raise ValueError(f"{attribute.name} must be 64 lowercase hex characters, got {value!r:.80}")
 
 
-def _opt_hex64(inst: object, attribute: attrs.Attribute, value: str) -> None:
+def _opt_hex64(inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if value:
         _hex64(inst, attribute, value)
 
 
-def _name(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+def _name(_inst: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not _NAME.match(value):
         raise ValueError(f"{attribute.name} must be a short lowercase name, got {value!r:.80}")
 
 
-def _capabilities(_inst: object, attribute: attrs.Attribute, value: frozenset[str]) -> None:
+def _capabilities(_inst: object, attribute: attrs.Attribute[Any], value: frozenset[str]) -> None:
     unknown = set(value) - CAPABILITIES
     if unknown:
         raise ValueError(
             f"{attribute.name} has unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}"
         )
+
+
+def str_tuple(items: Iterable[str]) -> tuple[str, ...]:
+    """attrs converter: any iterable of names to the tuple a record holds."""
+    return tuple(items)
+
+
+def _str_set(items: Iterable[str]) -> frozenset[str]:
+    return frozenset(items)
 
 
 _positive = v.gt(0)
@@ -63,21 +73,21 @@ class InvalidValue(ValidationError, ValueError):
     """A record field holds a number the model refuses: NaN, infinite, negative or an absurd time."""
 
 
-def _finite(_inst: object, attribute: attrs.Attribute, value: float | None) -> None:
+def _finite(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     """Refuse NaN and infinities (None passes: the field is optional)."""
     if value is not None and not math.isfinite(value):
         raise InvalidValue(f"{attribute.name} must be a finite number, got {value!r}",
                            hint="NaN and infinity are not allowed")
 
 
-def _amount(inst: object, attribute: attrs.Attribute, value: float | None) -> None:
+def _amount(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     """A finite quantity that cannot be negative (seconds, joules, watts, percent, load)."""
     _finite(inst, attribute, value)
     if value is not None and value < 0:
         raise InvalidValue(f"{attribute.name} must not be negative, got {value!r}")
 
 
-def _time(inst: object, attribute: attrs.Attribute, value: float | None) -> None:
+def _time(inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     """A POSIX timestamp between 1970 and the end of year 9999 (None passes)."""
     _finite(inst, attribute, value)
     if value is not None and not 0 <= value <= MAX_TIME:
@@ -85,13 +95,13 @@ def _time(inst: object, attribute: attrs.Attribute, value: float | None) -> None
                            f"(1970 to 9999), got {value!r}", hint="send seconds since the epoch, e.g. time.time()")
 
 
-def _opt_count(inst: object, attribute: attrs.Attribute, value: int | None) -> None:
+def _opt_count(inst: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
     """An optional byte count: None or an integer >= 0."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise InvalidValue(f"{attribute.name} must be an integer >= 0 or None, got {value!r}")
 
 
-def _figure(_inst: object, attribute: attrs.Attribute, value: object) -> None:
+def _figure(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """A measurement value that is a number must be finite."""
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidValue(f"{attribute.name} must be a finite number, got {value!r}",
@@ -102,14 +112,14 @@ def _figure(_inst: object, attribute: attrs.Attribute, value: object) -> None:
 PRIORITY_RANGE = (-1000, 1000)
 
 
-def _priority(_inst: object, attribute: attrs.Attribute, value: int) -> None:
+def _priority(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
     """An integer priority inside :data:`PRIORITY_RANGE`."""
     low, high = PRIORITY_RANGE
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidValue(f"{attribute.name} must be an integer from {low} to {high}, got {value!r}")
 
 
-def _benchmark(_inst: object, attribute: attrs.Attribute, value: Mapping[str, float]) -> None:
+def _benchmark(_inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, float]) -> None:
     """Announced benchmark figures: every one finite."""
     for name, figure in value.items():
         if not isinstance(figure, (int, float)) or not math.isfinite(figure):
@@ -136,16 +146,16 @@ class Status(str, enum.Enum):
 class Limits:
     """What one task may use. A node offers maxima of the same shape (``NodeRecord.offer``)."""
 
-    fuel: int = field(default=10_000_000_000, validator=[v.instance_of(int), _positive])
-    timeout_s: float = field(default=30.0, converter=float, validator=[_finite, _positive])
-    memory_bytes: int = field(default=256 << 20, validator=[v.instance_of(int), _positive])
-    stack_bytes: int = field(default=1 << 20, validator=[v.instance_of(int), _positive])
-    max_output_bytes: int = field(default=16 << 20, validator=[v.instance_of(int), _positive])
-    max_tables: int = field(default=4, validator=[v.instance_of(int), _non_negative])
-    max_table_elements: int = field(default=100_000, validator=[v.instance_of(int), _non_negative])
-    max_instances: int = field(default=4, validator=[v.instance_of(int), _positive])
+    fuel: int = field(default=10_000_000_000, validator=(v.instance_of(int), _positive))
+    timeout_s: float = field(default=30.0, converter=float, validator=(_finite, v.gt(0.0)))
+    memory_bytes: int = field(default=256 << 20, validator=(v.instance_of(int), _positive))
+    stack_bytes: int = field(default=1 << 20, validator=(v.instance_of(int), _positive))
+    max_output_bytes: int = field(default=16 << 20, validator=(v.instance_of(int), _positive))
+    max_tables: int = field(default=4, validator=(v.instance_of(int), _non_negative))
+    max_table_elements: int = field(default=100_000, validator=(v.instance_of(int), _non_negative))
+    max_instances: int = field(default=4, validator=(v.instance_of(int), _positive))
     capabilities: frozenset[str] = field(
-        default=frozenset(), converter=frozenset, validator=_capabilities
+        default=frozenset(), converter=_str_set, validator=_capabilities
     )
 
     def exceeds(self, offer: Limits) -> list[str]:
@@ -172,20 +182,20 @@ class Task:
 
     module_id: str = field(validator=_hex64)
     input: bytes = field(default=b"", validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
-    entry: str = field(default="run", validator=[v.instance_of(str), v.min_len(1), v.max_len(128)])
+    entry: str = field(default="run", validator=(v.instance_of(str), v.min_len(1), v.max_len(128)))
     kind: str = field(default="wasm", validator=_name)
     limits: Limits = field(factory=Limits, validator=v.instance_of(Limits))
     submitter: str = field(default="", validator=_opt_hex64)
     priority: int = field(default=0, validator=_priority)
     deadline: float | None = field(default=None, converter=attrs.converters.optional(float), validator=_time)
-    job: str = field(default="", validator=[v.instance_of(str), v.max_len(128)])
+    job: str = field(default="", validator=(v.instance_of(str), v.max_len(128)))
     module: bytes | None = field(
         default=None, eq=False, validator=v.optional(v.instance_of(bytes)),
         repr=lambda b: "None" if b is None else f"<{len(b)} bytes>",
     )
 
     @classmethod
-    def create(cls, module: bytes | bytearray | memoryview, **kwargs: object) -> Task:
+    def create(cls, module: bytes | bytearray | memoryview, **kwargs: Any) -> Task:
         """Build a task around ``module`` bytes, computing its ``module_id``."""
         from gaia_core.hashing import content_id
 
@@ -228,10 +238,10 @@ class TaskResult:
     output: bytes = field(default=b"", validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
     output_id: str = field(default="", validator=_opt_hex64)
     message: str = field(default="", validator=v.instance_of(str))
-    fuel_used: int = field(default=0, validator=[v.instance_of(int), _non_negative, _U63])
+    fuel_used: int = field(default=0, validator=(v.instance_of(int), _non_negative, _U63))
     wall_s: float = field(default=0.0, converter=float, validator=_amount)
     cpu_s: float = field(default=0.0, converter=float, validator=_amount)
-    peak_memory_bytes: int = field(default=0, validator=[v.instance_of(int), _non_negative, _U63])
+    peak_memory_bytes: int = field(default=0, validator=(v.instance_of(int), _non_negative, _U63))
     energy_j: float | None = field(default=None, converter=attrs.converters.optional(float), validator=_amount)
     energy_source: str = field(default="unknown", validator=v.in_({"measured", "estimated", "unknown"}))
     finished_at: float = field(factory=time.time, converter=float, validator=_time)
@@ -246,7 +256,7 @@ class TaskResult:
 class Proof:
     """A prover's claim that ``node_id`` ran ``task_id`` to the given result."""
 
-    scheme: str = field(validator=[v.instance_of(str), v.min_len(1), v.max_len(64)])
+    scheme: str = field(validator=(v.instance_of(str), v.min_len(1), v.max_len(64)))
     task_id: str = field(validator=_hex64)
     node_id: str = field(validator=_hex64)
     commitment: bytes = field(validator=v.instance_of(bytes))
@@ -276,7 +286,7 @@ class Verdict:
 class Measurement:
     """One figure of a benchmark report, and whether it was measured or estimated."""
 
-    name: str = field(validator=[v.instance_of(str), v.min_len(1)])
+    name: str = field(validator=(v.instance_of(str), v.min_len(1)))
     value: float | int | str | None = field(validator=_figure)
     unit: str = ""
     source: str = field(default="measured", validator=v.in_({"measured", "estimated", "reported", "unknown"}))
@@ -292,11 +302,15 @@ SCORE = "score"
 SCORE_UNIT = "reference cores"
 
 
+def _measurements(items: Iterable[Measurement]) -> tuple[Measurement, ...]:
+    return tuple(items)
+
+
 @frozen
 class BenchmarkReport:
     """What a node can do. Reports of several benchmark providers are merged."""
 
-    entries: tuple[Measurement, ...] = field(default=(), converter=tuple)
+    entries: tuple[Measurement, ...] = field(default=(), converter=_measurements)
     measured_at: float = field(factory=time.time, converter=float, validator=_time)
 
     def get(self, name: str, default: object = None) -> object:
@@ -355,20 +369,20 @@ class NodeRecord:
     """
 
     node_id: str = field(validator=_hex64)
-    addresses: tuple[str, ...] = field(default=(), converter=tuple)
+    addresses: tuple[str, ...] = field(default=(), converter=str_tuple)
     name: str = ""
     version: str = ""
-    plugins: tuple[str, ...] = field(default=(), converter=tuple)
-    task_kinds: tuple[str, ...] = field(default=(), converter=tuple)
+    plugins: tuple[str, ...] = field(default=(), converter=str_tuple)
+    task_kinds: tuple[str, ...] = field(default=(), converter=str_tuple)
     offer: Limits = field(factory=Limits)
-    cores: int = field(default=1, validator=[v.instance_of(int), _positive])
+    cores: int = field(default=1, validator=(v.instance_of(int), _positive))
     benchmark: Mapping[str, float] = field(factory=dict, validator=_benchmark)
     load: float = field(default=0.0, converter=float, validator=_amount)
     updated_at: float = field(factory=time.time, converter=float, validator=_time)
     transport: Mapping[str, bytes] = field(factory=dict)
 
     @transport.validator
-    def _check_transport(self, attribute: attrs.Attribute, value: Mapping[str, bytes]) -> None:
+    def _check_transport(self, attribute: attrs.Attribute[Any], value: Mapping[str, bytes]) -> None:
         if not isinstance(value, Mapping) or len(value) > 16:
             raise InvalidValue(f"{attribute.name} must be a table of at most 16 keys")
         for scheme, key in value.items():
@@ -406,7 +420,7 @@ def _structure_record(data: object, cls: type[NodeRecord]) -> NodeRecord:
 
 
 @functools.cache
-def _record_fields() -> Callable[[object, type], NodeRecord]:
+def _record_fields() -> Callable[[Any, type[NodeRecord]], NodeRecord]:
     """cattrs' own structuring of a NodeRecord's fields (made at first use, as cattrs makes its hooks)."""
     return codec.converter.gen_structure_attrs_fromdict(NodeRecord)
 
@@ -419,9 +433,9 @@ codec.converter.register_structure_hook_func(lambda cls: cls is NodeRecord, _str
 class Envelope:
     """A signed message between nodes (see :mod:`gaia_core.envelope`)."""
 
-    kind: str = field(validator=[v.instance_of(str), v.min_len(1), v.max_len(64)])
+    kind: str = field(validator=(v.instance_of(str), v.min_len(1), v.max_len(64)))
     sender: str = field(validator=_hex64)
     sent_at: float = field(converter=float, validator=_time)
-    nonce: bytes = field(validator=[v.instance_of(bytes), v.min_len(16), v.max_len(16)])
+    nonce: bytes = field(validator=(v.instance_of(bytes), v.min_len(16), v.max_len(16)))
     body: bytes = field(validator=v.instance_of(bytes), repr=lambda b: f"<{len(b)} bytes>")
     signature: bytes = field(default=b"", validator=v.instance_of(bytes))

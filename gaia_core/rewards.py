@@ -34,7 +34,7 @@ REFERENCE_J_PER_GFUEL = 10.0
 MEMORY_WEIGHT = 0.05
 
 
-def _finite(_inst: object, attribute: attrs.Attribute, value: float | None) -> None:
+def _finite(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not math.isfinite(value):
         raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
 
@@ -49,10 +49,10 @@ class Credit:
     It is a row of the ledger, and what a submitter tells the worker (so both ledgers agree).
     """
 
-    task_id: str = field(validator=[v.instance_of(str), v.max_len(64)])
+    task_id: str = field(validator=(v.instance_of(str), v.max_len(64)))
     verdict: str = field(validator=v.in_({"valid", "invalid", "unverified"}))
     total: float = field(converter=float, validator=_amount)
-    fuel: int = field(default=0, validator=[v.instance_of(int), v.ge(0), v.lt(1 << 63)])
+    fuel: int = field(default=0, validator=(v.instance_of(int), v.ge(0), v.lt(1 << 63)))
     seconds: float = field(default=0.0, converter=float, validator=_amount)
     memory_gb_s: float = field(default=0.0, converter=float, validator=_amount)
     cpu_s: float = field(default=0.0, converter=float, validator=_amount)

@@ -25,6 +25,7 @@ from gaia_core.model import (
     Task,
     TaskResult,
     Verdict,
+    str_tuple,
 )
 
 if TYPE_CHECKING:
@@ -57,8 +58,8 @@ class Channel:
     (:mod:`gaia_core.inbound`). ``scheme`` names the key's kind, as in :meth:`NodeRecord.channel_keys`.
     """
 
-    scheme: str = field(validator=[v.instance_of(str), v.min_len(1), v.max_len(32)])
-    key: bytes = field(validator=[v.instance_of(bytes), v.min_len(1), v.max_len(1024)])
+    scheme: str = field(validator=(v.instance_of(str), v.min_len(1), v.max_len(32)))
+    key: bytes = field(validator=(v.instance_of(bytes), v.min_len(1), v.max_len(1024)))
 
 
 @frozen
@@ -221,7 +222,7 @@ class RunnerSpec:
     """Registers a runner for the task kinds it can run."""
 
     name: str = field(validator=_name)
-    task_kinds: tuple[str, ...] = field(converter=tuple)
+    task_kinds: tuple[str, ...] = field(converter=str_tuple)
     factory: Callable[[NodeContext], Runner]
 
 
