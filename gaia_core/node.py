@@ -401,7 +401,8 @@ class Node:
             with self._lock:
                 gone = next((p for p in self.peer_records if p not in connected), None)
                 if not (record.node_id in connected if up is None else up) or gone is None:
-                    raise RejectedError("records_full", f"this node keeps the records of {MAX_PEER_RECORDS} peers already")
+                    raise RejectedError("records_full",
+                                        f"this node keeps the records of {MAX_PEER_RECORDS} peers already")
                 del self.peer_records[gone]
                 self.first_seen.pop(gone, None)
         self.peer_records[record.node_id] = record

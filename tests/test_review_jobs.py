@@ -9,28 +9,29 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
-from gaia_core import codec, hookimpl
-from gaia_core.envelope import seal
-from gaia_core.identity import Identity
-from gaia_core.inbound import RECORD
-from gaia_core.errors import NodeError, RejectedError
-from gaia_core.jobs.dispatcher import MAX_ATTEMPTS
-from gaia_core.jobs.messages import RESULTS
-from gaia_core.jobs.settlement import Settlement
-from gaia_core.model import Envelope, NodeRecord, Status, Task, TaskResult, Verdict
-from gaia_core.node import MAX_PEER_RECORDS, Node
-from gaia_core.model import BenchmarkReport, ResourceSample
-from gaia_core.roles import BenchmarkSpec, NodeContext, PeerInfo, QueueSpec, QueueStats
-
 from inprocess import build_node, load_plugins, make_home, running, wait_for
 from nodes import echo_tasks
 from test_dispatch import CAP, Harness
 from test_settlement import HONEST, LIAR, TASK, granted, runner, settlement, worker_result  # noqa: F401 (fixtures)
+
+from gaia_core import codec, hookimpl
+from gaia_core.envelope import seal
+from gaia_core.errors import NodeError, RejectedError
+from gaia_core.identity import Identity
+from gaia_core.inbound import RECORD
+from gaia_core.jobs.dispatcher import MAX_ATTEMPTS
+from gaia_core.jobs.earnings import Earnings
+from gaia_core.jobs.messages import RESULTS, ResultAck, ResultAcks
+from gaia_core.jobs.settlement import Settlement
+from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, ResourceSample, Status, Task, TaskResult, Verdict
+from gaia_core.node import MAX_PEER_RECORDS, Node
+from gaia_core.rewards import Credit, Ledger
+from gaia_core.roles import BenchmarkSpec, NodeContext, QueueSpec, QueueStats
+from gaia_core.store import Store
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 
@@ -57,7 +58,7 @@ def test_copies_late_together_when_the_first_one_fails_the_task_end_it_once() ->
 
 
 def test_a_result_whose_spot_check_ends_after_a_re_sent_copy_finished_the_task_is_still_credited(
-        settlement: Settlement, runner: object) -> None:
+        settlement: Settlement, runner: object) -> None:  # noqa: F811 (the fixtures of test_settlement)
     """A late node's answer (still counting) was picked for a spot-check and acknowledged ``pending``; the
     copy re-sent elsewhere finished the task meanwhile. When the check passed, deciding the task again raised
     KeyError inside the spot-check thread (no verdict for the other node), silently: the late node was never
@@ -101,11 +102,27 @@ def test_a_worker_whose_acknowledgement_was_lost_learns_its_credit_when_it_deliv
             tasks = echo_tasks([f"lost ack {i}".encode() for i in range(3)], submitter.node_id)
             job = submitter.jobs.submit(tasks, to=worker.node_id)
             assert submitter.jobs.wait_job(job, timeout=60)["tasks"] == {"done": 3}
-            assert lost, "no acknowledgement was dropped: the test proves nothing"
+            wait_for(lambda: lost, timeout=10, what="the first acknowledgement to be dropped")  # after the job ended
             granted = wait_for(lambda: _ledger(submitter, "granted"), timeout=10, what="the submitter's credit")
             wait_for(lambda: _ledger(worker, "earned") == granted, timeout=10,
                      what=f"the worker to earn what was granted ({len(granted)} credits)")
             assert _ledger(worker, "awaiting") == {}
+
+
+def test_an_acknowledgement_cannot_write_credit_for_a_task_the_worker_did_not_deliver(tmp_path: Path) -> None:
+    """A submitter's acknowledgement of one delivered result carried a credit naming any other task id,
+    and the worker wrote it as earned: a peer wrote rows of its choosing into the worker's ledger."""
+    store = Store(tmp_path / "state.db")
+    try:
+        earnings, submitter = Earnings(Ledger(store), store), "5" * 64
+        delivered = TaskResult(task_id="a" * 64, status=Status.OK)
+        earnings.delivering(submitter, [delivered])
+        forged = ResultAck(delivered.task_id, "valid", "", Credit("b" * 64, "valid", 1e12))
+        earnings.acknowledged(submitter, [delivered], codec.encode(ResultAcks([forged])))
+        rows = {(r["task_id"], r["role"]) for r in store.rows("SELECT task_id, role FROM ledger")}
+    finally:
+        store.close()
+    assert rows == {(delivered.task_id, "awaiting")}
 
 
 # ---------------------------------------------------------------------- what a peer's refusal can do

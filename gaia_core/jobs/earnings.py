@@ -58,7 +58,7 @@ class Earnings:
                 continue
             # An ack without credit leaves the awaiting row: an earlier delivery of the same task may
             # still be pending (a copy re-sent after the submitter restarted is answered "already settled").
-            if ack.credit is not None:
+            if ack.credit is not None and ack.credit.task_id == result.task_id:  # of this delivery, no other task
                 self._earn(submitter, ack.credit)
                 self._settled(submitter, ack.task_id)
         self.store.flush()  # durable now: a kill -9 must not leave the submitter's grant without its row here
