@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 
 import wasmtime
@@ -64,6 +64,13 @@ class Kernels:
         return Worker(self, memory_bytes)
 
 
+def _func(exports: Mapping[str, object], name: str) -> wasmtime.Func:
+    func = exports[name]
+    if not isinstance(func, wasmtime.Func):
+        raise TypeError(f"kernels.wat: export {name!r} is not a function")
+    return func
+
+
 class Worker:
     """One store + instance; use from one thread only."""
 
@@ -73,13 +80,13 @@ class Worker:
         instance = wasmtime.Instance(self.store, kernels.module, [])
         exports = instance.exports(self.store)
         memory = exports["memory"]
+        if not isinstance(memory, wasmtime.Memory):
+            raise TypeError("kernels.wat: export 'memory' is not a memory")
         pages = -(-memory_bytes // _PAGE) - memory.size(self.store)
         if pages > 0:
             memory.grow(self.store, pages)
-        exports["fill"](self.store, 0, 0x3C, memory.data_len(self.store))  # f32 0.0115: no inf, no denormals
-        self.matmul = exports["matmul"]
-        self.intmix = exports["intmix"]
-        self.copy = exports["copy"]
+        _func(exports, "fill")(self.store, 0, 0x3C, memory.data_len(self.store))  # f32 0.0115: no inf, no denormals
+        self.matmul, self.intmix, self.copy = (_func(exports, name) for name in ("matmul", "intmix", "copy"))
 
     def fuel_used(self) -> int:
         """Fuel consumed by this store so far."""

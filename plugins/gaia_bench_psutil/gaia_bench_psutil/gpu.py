@@ -46,7 +46,7 @@ class Gpus:
         self.handles: list[Any] = []
         self._lock = threading.Lock()
         try:
-            self.nvml = nvml if nvml is not None else load_nvml()
+            self.nvml: ModuleType | None = nvml if nvml is not None else load_nvml()
         except ImportError as exc:
             self.nvml = None
             self.reason = f"no GPU: nvidia-ml-py is not installed ({exc})"
@@ -73,9 +73,9 @@ class Gpus:
 
     def facts(self) -> list[Measurement]:
         """Count, driver, and per device: name, VRAM total/free, power limit."""
-        if not self.handles:
-            return [entry("gpu.count", 0, "", "reported", self.reason)]
         nvml = self.nvml
+        if not self.handles or nvml is None:
+            return [entry("gpu.count", 0, "", "reported", self.reason)]
         found = [entry("gpu.count", len(self.handles), "", "reported")]
         driver = self._call(nvml.nvmlSystemGetDriverVersion)
         found.append(entry("gpu.driver", _text(driver), "", "reported") if driver is not None
@@ -98,9 +98,9 @@ class Gpus:
 
     def live(self) -> GpuLive:
         """Utilisation, VRAM and power now; each None when any device could not say."""
-        if not self.handles:
-            return GpuLive()
         nvml = self.nvml
+        if not self.handles or nvml is None:
+            return GpuLive()
         utils = [self._call(nvml.nvmlDeviceGetUtilizationRates, h) for h in self.handles]
         mems = [self._call(nvml.nvmlDeviceGetMemoryInfo, h) for h in self.handles]
         powers = [self._call(nvml.nvmlDeviceGetPowerUsage, h) for h in self.handles]
@@ -113,7 +113,7 @@ class Gpus:
 
     def close(self) -> None:
         """Shut NVML down (idempotent)."""
-        if self.handles:
+        if self.handles and self.nvml is not None:
             self.handles = []
             try:
                 self.nvml.nvmlShutdown()

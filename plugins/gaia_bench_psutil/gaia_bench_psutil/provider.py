@@ -75,13 +75,18 @@ class PsutilBenchmark:
                        scores: list[Measurement]) -> list[Measurement]:
         """CPU power while the compute scores ran (RAPL) or at full load (model), and GFLOP/s per watt."""
         if before is not None and after is not None and elapsed > 0:
-            power = entry("energy.cpu_power_w", round(self.rapl.delta_j(before, after) / elapsed, 2), "W")
+            watts = round(self.rapl.delta_j(before, after) / elapsed, 2)
+            power = entry("energy.cpu_power_w", watts, "W")
         else:
-            full_load = self.model.cpu_power_w(100.0 * self.cores / self.logical_cores)
-            power = entry("energy.cpu_power_w", round(full_load, 2), "W", "estimated", self.rapl.reason)
+            watts = round(self.model.cpu_power_w(100.0 * self.cores / self.logical_cores), 2)
+            power = entry("energy.cpu_power_w", watts, "W", "estimated", self.rapl.reason)
         gflops = next(e.value for e in scores if e.name == "cpu.gflops_all")
-        per_watt = (entry("energy.gflops_per_w", round(gflops / power.value, 4), "GFLOP/s/W", power.source)
-                    if power.value > 0 else unknown("energy.gflops_per_w", "CPU power read as 0 W"))
+        if not isinstance(gflops, (int, float)):
+            per_watt = unknown("energy.gflops_per_w", "cpu.gflops_all was not measured")
+        elif watts > 0:
+            per_watt = entry("energy.gflops_per_w", round(gflops / watts, 4), "GFLOP/s/W", power.source)
+        else:
+            per_watt = unknown("energy.gflops_per_w", "CPU power read as 0 W")
         per_core = entry("energy.watts_per_core", round(self.model.watts_per_core, 3), "W", "estimated",
                          "the energy model's constant (config: watts_per_core or cpu_tdp_w)")
         return [power, per_watt, per_core]
@@ -108,6 +113,8 @@ class PsutilBenchmark:
     def sample(self) -> ResourceSample:
         """One reading: CPU % since the previous sample, RAM, this process's RSS, GPU, power."""
         cpu_percent = self._cpu_percent()
+        ram_used: int | None
+        ram_total: int | None
         try:
             vm = psutil.virtual_memory()
             ram_used, ram_total = vm.total - vm.available, vm.total

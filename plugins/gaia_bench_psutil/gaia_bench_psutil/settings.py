@@ -12,7 +12,7 @@ from gaia_core.plugin_api import Config, ConfigError
 
 #: The config table this plugin reads.
 SECTION = "bench-psutil"
-_positive = [v.instance_of((int, float)), v.gt(0)]
+_positive = v.and_(v.instance_of((int, float)), v.gt(0.0))
 
 
 @frozen
