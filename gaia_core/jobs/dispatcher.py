@@ -389,14 +389,19 @@ class Dispatcher:
                     if self._due(peer, slot, due) < now]
             for peer, slot in late:
                 slot.excluded.add(peer)
-                stats = self.peers[peer]
-                stats.strikes += 1
-                stats.backoff_until = now + min(MAX_BACKOFF_S, 2.0 ** (stats.strikes - 1))
+                self.strike(peer)
                 until = slot.sent.get(peer, 0.0)  # none when an earlier copy's failure ended the task
                 self.refused(peer, slot, "late", "no result in time")
                 if slot.state == "pending" and until > now:
                     slot.overdue[peer] = until
             return late
+
+    def strike(self, peer: str) -> None:
+        """``peer`` left tasks unanswered (late, or idle while holding them): back it off, doubling per strike."""
+        with self.lock:
+            stats = self.peers[peer]
+            stats.strikes += 1
+            stats.backoff_until = self.clock() + min(MAX_BACKOFF_S, 2.0 ** (stats.strikes - 1))
 
     def peer_down(self, peer: str) -> list[Slot]:
         """Send elsewhere every slot ``peer`` held."""

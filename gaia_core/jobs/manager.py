@@ -219,7 +219,7 @@ class JobManager:
     def on_record(self, record: NodeRecord) -> None:
         """A peer announced its record. Two in a row with nothing queued or running, while it holds
         tasks sent to it before the first, mean it restarted (or lost them) before it was marked down:
-        they are re-sent now, not when they are late (up to ``2 x timeout + 10 s``)."""
+        it gets a strike and they are re-sent now, not when they are late (up to ``2 x timeout + 10 s``)."""
         peer, now = record.node_id, self.dispatcher.clock()
         with self._lock:
             if record.load > 0:
@@ -228,7 +228,8 @@ class JobManager:
             previous, self._idle[peer] = self._idle.get(peer), now
             lost = previous is not None and any(slot.started.get(peer, now) < previous
                                                 for slot in self.dispatcher.slots.values() if peer in slot.sent)
-        if lost:
+        if lost:  # honest (restarted) or not, it did not answer what it held: a strike, as for a late copy
+            self.dispatcher.strike(peer)
             self.on_peer_down(peer, "peer idle while holding tasks (restarted?)")
 
     # ------------------------------------------------------------------ results
