@@ -42,14 +42,16 @@ class Seconds(click.FloatRange):
 
     def __init__(self, min: float, max: float) -> None:  # noqa: A002 - click's own parameter names
         super().__init__(min=min, max=max)
+        self.bounds = (min, max)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """Parse ``value``; fail with a one-line message unless it is finite and within the bounds."""
         number = click.FLOAT.convert(value, param, ctx)
-        bounds = f"give a number of seconds from {_seconds(self.min)} to {_seconds(self.max)}"
+        low, high = self.bounds
+        bounds = f"give a number of seconds from {_seconds(low)} to {_seconds(high)}"
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number; {bounds}", param, ctx)
-        if not self.min <= number <= self.max:
+        if not low <= number <= high:
             self.fail(f"{number:g} is out of range; {bounds}", param, ctx)
         return number
 
@@ -61,15 +63,17 @@ class Integer(click.IntRange):
 
     def __init__(self, min: int, max: int) -> None:  # noqa: A002
         super().__init__(min=min, max=max)
+        self.bounds = (min, max)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """Parse ``value``; fail unless it is a whole number within the bounds."""
-        bounds = f"give a whole number from {self.min} to {self.max}"
+        low, high = self.bounds
+        bounds = f"give a whole number from {low} to {high}"
         try:
             number = int(value)
         except (TypeError, ValueError, OverflowError):
             self.fail(f"{value!r} is not a whole number; {bounds}", param, ctx)
-        if not self.min <= number <= self.max:
+        if not low <= number <= high:
             self.fail(f"{number} is out of range; {bounds}", param, ctx)
         return number
 

@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 import pytest
 
@@ -43,7 +43,7 @@ THREADS, SAMPLES_PER_THREAD = 4, 5
 _SOURCES = {"measured", "estimated", "reported", "unknown"}
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

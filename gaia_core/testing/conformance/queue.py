@@ -33,6 +33,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 import pluggy
@@ -57,7 +58,7 @@ MODULE = b"\x00asm\x01\x00\x00\x00 queue conformance"
 SLACK_S = 2.0
 
 
-def make_task(n: int = 0, **fields: object) -> Task:
+def make_task(n: int = 0, **fields: Any) -> Task:
     """A small distinct task (input ``task-<n>``) of kind ``wasm``; ``fields`` override Task fields."""
     return Task(module_id=MODULE_ID, input=f"task-{n}".encode(), **fields)
 
@@ -91,7 +92,7 @@ DRAIN_LIMIT = 10_000
 
 def drain(queue: Queue) -> list[Task]:
     """Every task ``queue.next`` hands out until it has none (without waiting), at most DRAIN_LIMIT."""
-    out = []
+    out: list[Task] = []
     for _ in range(DRAIN_LIMIT):
         task = queue.next(timeout=0)
         if task is None:
@@ -109,7 +110,10 @@ def refused(queue: Queue, task: object, reason: str, **kwargs: object) -> Reject
     return info.value
 
 
-def timed(call: Callable[[], object]) -> tuple[object, float]:
+_T = TypeVar("_T")
+
+
+def timed(call: Callable[[], _T]) -> tuple[_T, float]:
     """``call()``'s value and how many seconds it took."""
     started = time.monotonic()
     value = call()
@@ -368,7 +372,12 @@ class QueueTests:
         consumer.start()
         time.sleep(0.05)
         task = make_task()
-        _, took = timed(lambda: (queue.admit(task), consumer.join(SLACK_S)))
+
+        def admit_then_join() -> None:
+            queue.admit(task)
+            consumer.join(SLACK_S)
+
+        _, took = timed(admit_then_join)
         assert got == [task] and took < SLACK_S, "a consumer blocked in next() was not woken by admit"
 
     def test_close_wakes_consumers_and_refuses_admissions(self, queue_with: QueueWith) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import attrs
 import pytest
@@ -72,7 +73,7 @@ def skip_without_fuel(runner: Runner) -> None:
         pytest.skip(f"{type(runner).__name__}.supports_fuel is False: it does not meter fuel")
 
 
-def with_limits(task: Task, **limits: object) -> Task:
+def with_limits(task: Task, **limits: Any) -> Task:
     """``task`` with some of its limits replaced."""
     return attrs.evolve(task, limits=attrs.evolve(task.limits, **limits))
 

@@ -237,8 +237,10 @@ class TransportTests:
             me.transport.announce(RECORD, codec.encode(records[me.node_id]))
         for me, other in ((a, b), (b, a)):
             for scheme in records[other.node_id].channel_keys():  # none for a transport that authenticates no channel
-                wait_for(lambda me=me, other=other, scheme=scheme: me.gate.bound_key(other.node_id, scheme) is not None,
-                         "a signed record to bind a channel")
+                def bound(me: Node = me, other: Node = other, scheme: str = scheme) -> bool:
+                    return me.gate.bound_key(other.node_id, scheme) is not None
+
+                wait_for(bound, "a signed record to bind a channel")
         for me, other in ((a, b), (b, a)):
             assert me.transport.request(other.node_id, "echo", b"bound", timeout=10) == b"bound"
         assert "wrong_channel" not in a.gate.stats() and "wrong_channel" not in b.gate.stats(), \
