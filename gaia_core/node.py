@@ -202,11 +202,12 @@ class Node:
                 self._admitted[task.id] = (origin, task)
         try:
             return self.queue.admit(task, envelope=envelope)
-        except RejectedError as exc:
+        except Exception as exc:  # a refusal, or a queue plugin's bug: the task is not queued either way
             if fresh:  # a copy admitted earlier keeps its origin
                 with self._lock:
                     self._admitted.pop(task.id, None)
-            self.store.bump({"rejected": 1, f"rejected.{exc.reason}": 1})
+            if isinstance(exc, RejectedError):
+                self.store.bump({"rejected": 1, f"rejected.{exc.reason}": 1})
             raise
 
     def _worker_loop(self) -> None:

@@ -215,6 +215,37 @@ def test_a_peer_cannot_have_a_task_offered_again_without_end(tmp_path: Path) -> 
     assert offered <= MAX_ATTEMPTS
 
 
+class BrokenQueue(Refuser):
+    """A queue plugin with a bug: admit raises something other than a refusal."""
+
+    def admit(self, task: Task, *, envelope: Envelope | None = None) -> str:
+        self.offered += 1
+        raise RuntimeError("queue plugin bug")
+
+
+class BrokenQueuePlugin:
+    @hookimpl
+    def gaia_queues(self) -> Iterator[QueueSpec]:
+        yield QueueSpec(name="broken", factory=BrokenQueue)
+
+
+def test_a_task_this_node_cannot_queue_for_itself_ends_with_the_reason_instead_of_waiting_to_be_late(
+        tmp_path: Path) -> None:
+    """When the node's own queue raised on a task the node offered itself, the exception vanished in the offer
+    thread and the task waited, held by this node, until it was late (2 x timeout + 10 s, per attempt). It is
+    now refused at once with the error, re-sent, and after its attempts fails naming it."""
+    node = build_node(make_home(tmp_path, "broken"), load_plugins((BrokenQueuePlugin(), "broken-queue"),
+                                                                  without=("gaia-queue-memory",)))
+    with running(node, drain_s=0.5):
+        job = node.jobs.submit(echo_tasks([b"never queued"], node.node_id))
+        status = node.jobs.wait_job(job, timeout=15)
+        (row,) = node.jobs.job_results(job)
+        admitted = dict(node._admitted)
+    assert status["tasks"] == {"failed": 1}, status
+    assert admitted == {}  # nothing kept for a task the queue never took
+    assert "RuntimeError: queue plugin bug" in row["reason"]
+
+
 # ---------------------------------------------------------------------- what a node keeps
 
 

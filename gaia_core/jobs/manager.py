@@ -183,6 +183,9 @@ class JobManager:
                     node.admit(slot.task, origin=node.node_id)
                 except RejectedError as exc:
                     self._refused(peer, slot, exc.reason, str(exc), exc.retry_after)
+                except Exception as exc:  # a queue plugin's bug: refused now, not held here until the task is late
+                    log.exception("this node could not queue its own task", extra={"task_id": slot.task.id[:16]})
+                    self._refused(peer, slot, "error", f"{type(exc).__name__}: {exc}", None)
             return
         known = self.peer_modules.setdefault(peer, set())
         frames = [codec.encode(s.task.without_module() if s.task.module_id in known else s.task) for s in slots]
