@@ -5,17 +5,22 @@ Prints ``<measure>: gaia=X baseline=Y ratio=Z``:
   RTT p50 / p99 (µs, sequential request/reply vs raw DEALER/ROUTER echo; lower is better)
   64KiB payload (MB/s, one-way; higher is better)
   ed25519 sign+verify (µs per message: the floor GAIA's signed envelopes add)
-Run: .venv/bin/python benchmarks/bench_transport.py
+GAIA's pair first exchanges signed records, so each kernel binds the other's Curve key and
+messages go unsigned (authenticated by the channel), as between running nodes; ``--signed``
+measures before any binding, every message Ed25519-signed and verified.
+Run: .venv/bin/python benchmarks/bench_transport.py [--signed]
 """
 
 from __future__ import annotations
 
 import logging
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import attrs
 import zmq
@@ -24,11 +29,14 @@ from gaia_comm_zmq.transport import ZmqTransport
 from gaia_core.config import Config, Home
 from gaia_core.envelope import open_envelope, seal
 from gaia_core.identity import Identity
-from gaia_core.inbound import Gate
+from gaia_core import codec
+from gaia_core.inbound import RECORD, Gate
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import NodeContext, PeerInfo
 
 N_SMALL, N_RTT, N_LARGE = 20_000, 2_000, 2_000
+#: Measure with every message signed (no channel bound), as before channels were authenticated.
+SIGNED = "--signed" in sys.argv[1:]
 SMALL, LARGE = b"x" * 1024, b"y" * (64 << 10)
 
 
@@ -131,12 +139,23 @@ def _gaia_pair(root: Path) -> tuple[ZmqTransport, ZmqTransport, Counter, str]:
         handler = Counter()
         address = transport.start(Gate(handler), NodeRecord(node_id=identity.node_id))
         made.append((transport, handler, address, identity.node_id))
-    (a, _, address_a, id_a), (b, counter_b, _, _) = made
+    (a, _, address_a, id_a), (b, counter_b, _, id_b) = made
     b.connect(address_a)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not any(p.state == "up" for p in a.peers()):
-        time.sleep(0.01)
+    _until(lambda: any(p.state == "up" for p in a.peers()) and any(p.state == "up" for p in b.peers()))
+    if not SIGNED:  # as nodes do every heartbeat: signed records, so each kernel binds the other's key
+        for transport in (a, b):
+            transport.announce(RECORD, codec.encode(transport.record))
+        _until(lambda: a.channel_bound(id_b) and b.channel_bound(id_a))
+    counter_b.count = 0
     return a, b, counter_b, id_a
+
+
+def _until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit("the benchmark pair did not get ready in time")
+        time.sleep(0.01)
 
 
 def gaia_oneway(root: Path, body: bytes, n: int) -> float:
