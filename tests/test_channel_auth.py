@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from inprocess import build_node, load_plugins, make_home, running, wait_for
+from nodes import echo_tasks
 
 from gaia_core import admission, codec, envelope as envelope_mod
 from gaia_core.envelope import Refused, seal
@@ -20,9 +22,6 @@ from gaia_core.inbound import RECORD, Gate, authenticated_by
 from gaia_core.jobs.messages import OFFER, RESULTS
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import Channel, PeerInfo
-
-from inprocess import build_node, load_plugins, make_home, running, wait_for
-from nodes import echo_tasks
 
 
 class Recorder:

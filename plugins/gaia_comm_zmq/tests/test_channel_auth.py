@@ -7,13 +7,12 @@ import time
 
 import attrs
 
+from gaia_comm_zmq import wire
 from gaia_core import codec
 from gaia_core.envelope import seal
 from gaia_core.inbound import RECORD, Gate, authenticated_by
 from gaia_core.model import NodeRecord
 from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
-
-from gaia_comm_zmq import wire
 
 
 def _pair(build, **network):
