@@ -61,7 +61,8 @@ class Identity:
     @classmethod
     def load(cls, directory: Path) -> Identity:
         """Read the identity in ``directory``, with an actionable error when it cannot."""
-        return cls(load_private_key(directory / SIGNING_FILE, Ed25519PrivateKey))
+        # an abstract key class is what isinstance needs here (python/mypy#4717)
+        return cls(load_private_key(directory / SIGNING_FILE, Ed25519PrivateKey))  # type: ignore[type-abstract]
 
     @classmethod
     def exists(cls, directory: Path) -> bool:

@@ -33,7 +33,7 @@ from gaia_core import plugins
 from gaia_core.config import Config, Home
 from gaia_core.errors import ConfigError, GaiaError, PluginError
 from gaia_core.identity import Identity
-from gaia_core.roles import ROLES, Benchmark, NodeContext, Prover, Queue, Runner, Transport
+from gaia_core.roles import ROLES, SPEC_TYPES, Benchmark, NodeContext, Prover, Queue, Runner, Transport
 
 #: The protocol each role's providers satisfy.
 PROTOCOLS: dict[str, type] = {"runner": Runner, "benchmark": Benchmark, "prover": Prover,
@@ -135,7 +135,7 @@ def _commands(pm: pluggy.PluginManager) -> Check:
 
 
 def _role(pm: pluggy.PluginManager, role: str, hook_name: str, context: NodeContext) -> Iterator[Check]:
-    spec_type = plugins.SPEC_TYPES[role]
+    spec_type = SPEC_TYPES[role]
     try:
         specs = [spec for result in getattr(pm.hook, hook_name)() for spec in (result or ())]
     except Exception as exc:

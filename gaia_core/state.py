@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Literal, overload
 
 from gaia_core import config as config_mod, plugins as plugins_mod
 from gaia_core.config import Config, Home
@@ -39,6 +40,12 @@ class State:
             block = selection_cfg.block if selection_cfg else ()
             self._plugins = plugins_mod.load(selection, block=block)
         return self._plugins
+
+    @overload
+    def identity(self, *, required: Literal[True] = True) -> Identity: ...
+
+    @overload
+    def identity(self, *, required: bool) -> Identity | None: ...
 
     def identity(self, *, required: bool = True) -> Identity | None:
         """The node's identity; IdentityError when ``required`` and missing."""

@@ -22,7 +22,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -313,7 +313,7 @@ class Store:
                 self._pending = [statement for statement in self._pending if id(statement) not in mine]
                 raise self.disk_full()
 
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement for many rows in a single transaction (after the deferred writes)."""
         self.flush()
         with self._lock, self._refused_when_full():

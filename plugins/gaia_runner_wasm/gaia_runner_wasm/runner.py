@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import wasmtime
@@ -219,12 +219,12 @@ class WasmRunner:
                 stdin = scratch = None
                 if (shape.abi is Abi.WASI and task.input) or "fs" in capabilities:
                     run_dir = Path(tempfile.mkdtemp(dir=self._tmpdir()))
-                if shape.abi is Abi.WASI and task.input:
-                    stdin = run_dir / "stdin"
-                    stdin.write_bytes(task.input)
-                if "fs" in capabilities:
-                    scratch = run_dir / "scratch"
-                    scratch.mkdir()
+                    if shape.abi is Abi.WASI and task.input:
+                        stdin = run_dir / "stdin"
+                        stdin.write_bytes(task.input)
+                    if "fs" in capabilities:
+                        scratch = run_dir / "scratch"
+                        scratch.mkdir()
                 store.set_wasi(sandbox.wasi_config(capabilities=capabilities, stdin=stdin, scratch=scratch,
                                                    env_names=self.settings.env, stdout=stdout.write,
                                                    stderr=stderr.write))
@@ -236,7 +236,7 @@ class WasmRunner:
                 if shape.abi is Abi.GAIA:
                     output = self._call_gaia(task, exports, memory, store)
                 else:
-                    self._call_wasi(exports[task.entry], store)
+                    self._call_wasi(_func(exports, task.entry), store)
                     output = stdout.value()
             except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
                 return self._failure(exc, task, store, memory, stdout, stderr)
@@ -249,17 +249,17 @@ class WasmRunner:
             if run_dir is not None:
                 shutil.rmtree(run_dir, ignore_errors=True)
 
-    def _call_gaia(self, task: Task, exports: wasmtime.InstanceExports, memory: object,
+    def _call_gaia(self, task: Task, exports: Mapping[str, object], memory: object,
                    store: wasmtime.Store) -> bytes:
         if not isinstance(memory, wasmtime.Memory):
             raise _Failed(Status.INVALID, f"export {MEMORY_EXPORT!r} is not a memory")
         size = len(task.input)
-        ptr = exports[ALLOC_EXPORT](store, size) & 0xFFFFFFFF
+        ptr = _func(exports, ALLOC_EXPORT)(store, size) & 0xFFFFFFFF
         if ptr == 0 and size:
             raise _Failed(Status.OUT_OF_MEMORY, f"{ALLOC_EXPORT}({size}) found no room for the input within "
                           f"memory_bytes={task.limits.memory_bytes}")
         _write(memory, store, ptr, task.input)
-        packed = exports[task.entry](store, ptr, size) & 0xFFFFFFFFFFFFFFFF
+        packed = _func(exports, task.entry)(store, ptr, size) & 0xFFFFFFFFFFFFFFFF
         out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
         if out_len == FAIL_LENGTH:
             length = int.from_bytes(_read(memory, store, out_ptr, 4), "little")
@@ -271,9 +271,9 @@ class WasmRunner:
         return _read(memory, store, out_ptr, out_len)
 
     @staticmethod
-    def _call_wasi(entry: object, store: wasmtime.Store) -> None:
+    def _call_wasi(entry: wasmtime.Func, store: wasmtime.Store) -> None:
         try:
-            entry(store)  # type: ignore[operator]
+            entry(store)
         except wasmtime.ExitTrap as exc:
             if exc.code != 0:
                 raise _Failed(Status.TRAP, f"WASI command exited with code {exc.code}") from None
@@ -319,9 +319,10 @@ class WasmRunner:
                 if capabilities is None:
                     linker = self._bare
                 else:
-                    linker = self._linkers.get(capabilities)
-                    if linker is None:
-                        linker = self._linkers[capabilities] = sandbox.wasi_linker(self.engine, capabilities)
+                    cached = self._linkers.get(capabilities)
+                    if cached is None:
+                        cached = self._linkers[capabilities] = sandbox.wasi_linker(self.engine, capabilities)
+                    linker = cached
             pre = compiled.pres[capabilities] = linker.instantiate_pre(compiled.module)
         return pre
 
@@ -330,6 +331,14 @@ class WasmRunner:
             if self._tmp is None:
                 self._tmp = Path(tempfile.mkdtemp(prefix="gaia-wasm-"))
             return self._tmp
+
+
+def _func(exports: Mapping[str, object], name: str) -> wasmtime.Func:
+    """The exported function ``name``; INVALID when the export is something else."""
+    func = exports[name]
+    if not isinstance(func, wasmtime.Func):
+        raise _Failed(Status.INVALID, f"export {name!r} is not a function")
+    return func
 
 
 def _first_line(exc: BaseException) -> str:

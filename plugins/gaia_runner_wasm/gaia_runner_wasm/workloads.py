@@ -142,7 +142,8 @@ def infer_task(model: Mlp, x: Sequence[float], limits: Limits | None = None, **k
 def predictions(output: bytes, n_out: int) -> list[int]:
     """The predicted class of each row from an ``infer`` output (probabilities[batch×n_out])."""
     probs = _from_le("f", output)
-    return [max(range(n_out), key=lambda c, r=r: probs[r * n_out + c]) for r in range(len(probs) // n_out)]
+    rows = [probs[r * n_out:(r + 1) * n_out] for r in range(len(probs) // n_out)]
+    return [max(range(n_out), key=row.__getitem__) for row in rows]
 
 
 def encode_train(model: Mlp, x: Sequence[float], y: Sequence[int], *, epochs: int, batch_size: int,
