@@ -406,6 +406,7 @@ class Node:
                                         f"this node keeps the records of {MAX_PEER_RECORDS} peers already")
                 del self.peer_records[gone]
                 self.first_seen.pop(gone, None)
+            self.jobs.forget_peer(gone)
         self.peer_records[record.node_id] = record
         self.first_seen.setdefault(record.node_id, time.time())
 

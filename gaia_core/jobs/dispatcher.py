@@ -182,6 +182,13 @@ class Dispatcher:
             if not keys:
                 self.by_task.pop(slot.task.id, None)
 
+    def forget(self, peer: str) -> None:
+        """Forget what was observed of ``peer`` (this node no longer keeps its record), unless it holds tasks."""
+        with self.lock:
+            if not self.inflight.get(peer):
+                self.peers.pop(peer, None)
+                self.inflight.pop(peer, None)
+
     def job_ended(self, job: str) -> None:
         """Forget the times observed of ``job``: its last task ended."""
         with self.lock:

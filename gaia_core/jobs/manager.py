@@ -219,6 +219,13 @@ class JobManager:
             log.warning(f"{why}; re-sending its tasks", extra={"peer": peer[:16], "tasks": len(held)})
             self._wake.set()
 
+    def forget_peer(self, peer: str) -> None:
+        """This node no longer keeps ``peer``'s record: forget what it keeps of that peer too."""
+        self.dispatcher.forget(peer)
+        with self._lock:
+            self.peer_modules.pop(peer, None)
+            self._idle.pop(peer, None)
+
     def on_record(self, record: NodeRecord) -> None:
         """A peer announced its record. Two in a row with nothing queued or running, while it holds
         tasks sent to it before the first, mean it restarted (or lost them) before it was marked down:
