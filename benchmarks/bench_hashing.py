@@ -91,7 +91,9 @@ def throughput(size: int, seconds: float, calls: int = 1) -> float:
 
 def bench_sizes() -> None:
     # Timed windows of ~2 ms, short enough to fit between preemptions on a busy machine.
-    sha = lambda d: hashlib.sha256(d).hexdigest()
+    def sha(d: bytes) -> str:
+        return hashlib.sha256(d).hexdigest()
+
     b3 = (lambda d: blake3_py.blake3(d).hexdigest()) if blake3_py else None
     for label, size, calls in (("1KiB", KIB, 2_000), ("64KiB", 64 * KIB, 200)):
         data = os.urandom(size)
@@ -153,22 +155,25 @@ MERKLE_SHAPES = (  # (label, leaves, leaf size, roots per timing, unit, unit sca
 
 
 def bench_merkle() -> None:
-    blake2b = lambda d: hashlib.blake2b(d, digest_size=32).digest()
+    def blake2b(d: bytes) -> bytes:
+        return hashlib.blake2b(d, digest_size=32).digest()
+
     b3 = (lambda d: blake3_py.blake3(d).digest()) if blake3_py else None
     for label, count, size, reps, unit, scale in MERKLE_SHAPES:
         leaves = [os.urandom(size) for _ in range(count)]
 
-        def repeat(fn: Callable[[], object]) -> Callable[[], None]:
+        def repeat(fn: Callable[[], object], reps: int = reps) -> Callable[[], None]:
             def run() -> None:
                 for _ in range(reps):
                     fn()
 
             return run
 
-        fns = [repeat(lambda: g.merkle_root(leaves)), repeat(lambda: python_merkle_root(leaves, blake2b))]
+        fns = [repeat(lambda leaves=leaves: g.merkle_root(leaves)),
+               repeat(lambda leaves=leaves: python_merkle_root(leaves, blake2b))]
         if b3:
             assert python_merkle_root(leaves, b3) == g.merkle_root(leaves), "construction mismatch"
-            fns.append(repeat(lambda: python_merkle_root(leaves, b3)))
+            fns.append(repeat(lambda leaves=leaves, b3=b3: python_merkle_root(leaves, b3)))
         t = [x / reps * scale for x in best_times(*fns)]
         line(f"merkle_root {label} vs Python+hashlib.blake2b", t[0], t[1], unit, higher_is_better=False)
         if b3:
@@ -183,8 +188,9 @@ def bench_merkle() -> None:
 
 def main() -> None:
     pool = g.set_hash_threads(os.cpu_count() or 1)
-    print(f"# gaia_native {g.__version__} ({g.build_profile}), {os.cpu_count()} cores, hashing pool of {pool} "
-          f"threads, blake3-py {'present' if blake3_py else 'missing'}; ratio = times faster than baseline")  # fmt: skip
+    print(f"# gaia_native {g.__version__} ({g.build_profile}), {os.cpu_count()} cores, "
+          f"hashing pool of {pool} threads, blake3-py {'present' if blake3_py else 'missing'}; "
+          "ratio = times faster than baseline")
     bench_sizes()
     bench_merkle()
 

@@ -348,7 +348,8 @@ def main() -> None:
     print(f"# scheduler backend: {BACKEND}; tasks: {args.tasks}")
 
     sample = make_tasks(CHECK_TASKS, seed=1)
-    same = drain_order(MemoryQueue(context(CHECK_TASKS)), sample) == drain_order(HeapqQueue(context(CHECK_TASKS)), sample)
+    same = (drain_order(MemoryQueue(context(CHECK_TASKS)), sample)
+            == drain_order(HeapqQueue(context(CHECK_TASKS)), sample))
     assert same, "the baseline queue orders tasks differently from MemoryQueue"
 
     tasks = make_tasks(args.tasks, seed=2)

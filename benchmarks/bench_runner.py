@@ -144,8 +144,10 @@ def bench_overhead(runner: WasmRunner) -> None:
 
 def bench_metering(home: Home, matmul: Task) -> None:
     off = wasm_wall(runner_for(home, Metering(fuel=False, epochs=False)), matmul)
-    line("matmul with fuel metering vs none (s)", wasm_wall(runner_for(home, Metering(fuel=True, epochs=False)), matmul), off)
-    line("matmul with epoch interruption vs none (s)", wasm_wall(runner_for(home, Metering(fuel=False, epochs=True)), matmul), off)
+    line("matmul with fuel metering vs none (s)",
+         wasm_wall(runner_for(home, Metering(fuel=True, epochs=False)), matmul), off)
+    line("matmul with epoch interruption vs none (s)",
+         wasm_wall(runner_for(home, Metering(fuel=False, epochs=True)), matmul), off)
     line("matmul with fuel + epochs (the node's default) vs none (s)", wasm_wall(runner_for(home), matmul), off)
 
 

@@ -122,8 +122,8 @@ KEPT_RECORD_BYTES = 60 << 10
 
 def test_announcement_floods_from_300_identities_leave_a_node_process_bounded(tmp_path: Path) -> None:
     # the attacker has as many addresses as identities, so the per-address connect bounds do not stop it here
-    with running_devnet(tmp_path / "net", 1, extra={"comm_zmq": {"connect_burst": 2 * ANNOUNCERS,
-                                                                 "max_connections_per_address": 2 * ANNOUNCERS}}) as homes:
+    bounds = {"connect_burst": 2 * ANNOUNCERS, "max_connections_per_address": 2 * ANNOUNCERS}
+    with running_devnet(tmp_path / "net", 1, extra={"comm_zmq": bounds}) as homes:
         home = homes[0]
         address, node_pid = call(home, "status")["address"], pid(home)
         before = rss_mib(node_pid)
@@ -186,7 +186,7 @@ def test_a_hello_flood_leaves_a_node_process_serving_and_sigterm_still_stops_it(
         fds_before = len(os.listdir(f"/proc/{node_pid}/fd"))
         raw = RawDealer(address, Identity.generate())
         try:
-            for i in range(HELLOS):
+            for _ in range(HELLOS):
                 hints = [[os.urandom(32).hex(), f"tcp://127.0.0.1:9#{os.urandom(32).hex()}"] for _ in range(HINTS)]
                 raw.send(wire.HELLO, msgpack.packb([padded_record(raw.identity, 0), hints], use_bin_type=True))
             wait_until(lambda: sum(call(home, "status")["refused"]["transport"].values()) >= HELLOS - 10,

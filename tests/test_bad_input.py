@@ -58,7 +58,8 @@ def module_file(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- task options
 
 @pytest.mark.parametrize(("options", "message"), [
-    (["--timeout", "nan"], "'--timeout': 'nan' is not a finite number; give a number of seconds from 0.001 s to 7 days"),
+    (["--timeout", "nan"],
+     "'--timeout': 'nan' is not a finite number; give a number of seconds from 0.001 s to 7 days"),
     (["--timeout", "inf"], "'--timeout': 'inf' is not a finite number"),
     (["--entry", ""], "'--entry': the entry name is empty; give the name of an exported function of 1 to 128"),
     (["--entry", "x" * 129], "'--entry': the entry name is 129 characters long"),
@@ -200,8 +201,8 @@ def test_monitor_interval_nan_is_one_line(home: Home, capsys: pytest.CaptureFixt
     ("[network]\nheartbeat_s = 1e-6\n", "'heartbeat_s' must be >= 0.1: 1e-06"),
     ("[network]\nheartbeat_s = inf\n", "heartbeat_s must be a finite number of seconds, not inf"),
     ("[node]\ncores = 2000\n", "'cores' must be <= 1024: 2000"),
-], ids=["bootstrap-string", "plugins-load-string", "capabilities-string", "netwrok", "port-99999", "inproc", "heartbeat-1e-6",
-        "heartbeat-inf", "cores-2000"])
+], ids=["bootstrap-string", "plugins-load-string", "capabilities-string", "netwrok", "port-99999", "inproc",
+        "heartbeat-1e-6", "heartbeat-inf", "cores-2000"])
 def test_bad_config_is_one_line_naming_the_file(home: Home, capsys: pytest.CaptureFixture[str], toml: str,
                                                message: str) -> None:
     home.config_file.write_text(toml, encoding="utf-8")

@@ -76,7 +76,8 @@ class MemoryTransport:
         other = self.links.get(peer_id)
         if self.stopped or other is None or other.stopped:
             raise NodeError(f"cannot reach {peer_id[:12]}")
-        futures = [other.pool.submit(other.handler.on_request, env, self.channel()) for env in self.outgoing(kind, body)]
+        futures = [other.pool.submit(other.handler.on_request, env, self.channel())
+                   for env in self.outgoing(kind, body)]
         future = futures[0]
         try:
             return future.result(timeout=timeout)

@@ -140,7 +140,8 @@ def credits_agree(homes: list[Home]) -> bool:
     me = node_id(homes[0])
     granted = {r["node_id"]: r["credit"] or 0.0 for r in call(homes[0], "rewards") if r["role"] == "granted"}
     for worker in homes[1:]:
-        earned = sum(r["credit"] or 0.0 for r in call(worker, "rewards") if r["role"] == "earned" and r["node_id"] == me)
+        earned = sum(r["credit"] or 0.0 for r in call(worker, "rewards")
+                     if r["role"] == "earned" and r["node_id"] == me)
         if earned != pytest.approx(granted.get(node_id(worker), 0.0)):
             return False
     return True

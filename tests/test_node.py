@@ -62,7 +62,7 @@ def test_job_across_three_nodes_matches_local_expectations(net: list[Home]) -> N
     outputs = [r["result"].output for r in rows]
     assert outputs[:24] == echo_inputs
     assert outputs[24:30] == [p.upper() for p in upper_inputs]
-    for (a, b), output in zip(matrices, outputs[30:]):
+    for (a, b), output in zip(matrices, outputs[30:], strict=True):
         assert list(workloads.decode_matrix(output)) == pytest.approx(_matmul(a, b, 3, 4, 5), abs=1e-5)
     assert {r["result"].node_id for r in rows} == {node_id(h) for h in net}
     granted = ledger_rows(net[0], "granted")
@@ -158,7 +158,8 @@ def test_restart_keeps_identity_ledger_and_stats(tmp_path: Path) -> None:
         before = [(call(h, "status"), call(h, "rewards")) for h in homes]
     with running_devnet(directory, 2) as homes:
         after = [(call(h, "status"), call(h, "rewards")) for h in homes]
-    for (status_before, rewards_before), (status_after, rewards_after), expected in zip(before, after, ids):
+    for (status_before, rewards_before), (status_after, rewards_after), expected in zip(before, after, ids,
+                                                                                       strict=True):
         assert status_after["node_id"] == status_before["node_id"] == expected
         assert rewards_after == rewards_before
         assert status_after["tasks"] == status_before["tasks"]

@@ -357,7 +357,7 @@ def test_fair_share_bound(Impl, weights, pops):
     one pop's worth, max(1 / weight): the stride-scheduling fairness bound."""
     s = Impl()
     names = [f"s{i}" for i in range(len(weights))]
-    for name, w in zip(names, weights):
+    for name, w in zip(names, weights, strict=True):
         s.set_share(name, w)
         s.push_many(
             [(f"{name}-{j}", 0, None, name) for j in range(pops)]
@@ -366,9 +366,9 @@ def test_fair_share_bound(Impl, weights, pops):
     bound = max(1.0 / w for w in weights) + 1e-9
     for key in s.pop_many(pops):
         counts[key.split("-")[0]] += 1
-        norm = [counts[n] / w for n, w in zip(names, weights)]
+        norm = [counts[n] / w for n, w in zip(names, weights, strict=True)]
         assert max(norm) - min(norm) <= bound
-    for name, w in zip(names, weights):
+    for name, w in zip(names, weights, strict=True):
         assert s.served(name) == pytest.approx(counts[name] / w)
 
 

@@ -33,7 +33,7 @@ def test_every_worker_records_the_credit_the_submitter_granted_when_it_is_decide
         assert workers, "no task ran on another node"
         for home in workers:
             mine = {t: c for (n, t), c in granted.items() if n == node_id(home)}
-            wait_until(lambda: len(ledger_file(home, "earned")) == len(mine), timeout=20,
+            wait_until(lambda home=home, mine=mine: len(ledger_file(home, "earned")) == len(mine), timeout=20,
                        what="the worker to hear of every credit")
             earned = {t: c for (n, t), c in ledger_file(home, "earned").items() if n == submitter}
             assert earned == pytest.approx(mine)

@@ -20,7 +20,8 @@ def _filled(path: Path) -> Path:
     """A real state.db holding a job of 200 tasks with 2 KiB payloads (about 100 pages)."""
     store = Store(path)
     store.execute("INSERT INTO jobs VALUES ('job-1', 'filled', 1.0, 'running', 1, 0.0, NULL)")
-    store.executemany("INSERT INTO tasks (id, job, idx, state, task, updated) VALUES (?, 'job-1', ?, 'pending', ?, 1.0)",
+    store.executemany("INSERT INTO tasks (id, job, idx, state, task, updated) "
+                      "VALUES (?, 'job-1', ?, 'pending', ?, 1.0)",
                       [(f"task-{i}", i, os.urandom(2048)) for i in range(200)])
     store.close()
     return path
@@ -55,7 +56,8 @@ def _fails_its_check(path: Path) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()
     db.execute("PRAGMA writable_schema = ON")
-    db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'jobs'", (sql.replace("name TEXT NOT NULL", "name TEXT"),))
+    db.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'jobs'",
+               (sql.replace("name TEXT NOT NULL", "name TEXT"),))
     db.close()
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("INSERT INTO jobs VALUES ('job-2', NULL, 2.0, 'running', 1, 0.0, NULL)")

@@ -43,7 +43,8 @@ def test_results_a_database_could_not_hold_are_refused_at_the_door(field: str, v
 def _job(store: Store, job: str, *, finished: float | None, payload: bytes) -> None:
     store.execute("INSERT INTO jobs VALUES (?, 'j', 1.0, ?, 1, 0.0, ?)",
                   (job, "running" if finished is None else "finished", finished))
-    store.executemany("INSERT INTO tasks (id, job, idx, state, task, result, updated) VALUES (?, ?, ?, 'done', ?, ?, 1.0)",
+    store.executemany("INSERT INTO tasks (id, job, idx, state, task, result, updated) "
+                      "VALUES (?, ?, ?, 'done', ?, ?, 1.0)",
                       [(f"{job}-t{i}", job, i, payload + bytes([i]), payload) for i in range(20)])
 
 

@@ -153,7 +153,7 @@ def test_compare_refuses_a_fuel_claim_the_re_execution_does_not_reproduce() -> N
 
 
 def test_agreed_fuel_needs_a_strict_majority_and_names_the_other_claims() -> None:
-    claims = [attrs.evolve(result(node, A), fuel_used=fuel) for node, fuel in zip(NODES, (7, 7, 9))]
+    claims = [attrs.evolve(result(node, A), fuel_used=fuel) for node, fuel in zip(NODES, (7, 7, 9), strict=False)]
     assert agreed_fuel(claims) == (7, (NODES[2],))
     assert agreed_fuel(claims[1:]) == (None, ())
     assert agreed_fuel(claims[:2]) == (7, ())
