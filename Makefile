@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PLUGINS := $(sort $(wildcard plugins/gaia_*))
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-kernel test-plugins test-native bench docs wasm clean
+.PHONY: install demo lint test test-kernel test-plugins test-native bench docs wasm clean
 
 $(STAMP): pyproject.toml native/pyproject.toml native/Cargo.toml $(wildcard native/src/*.rs) $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ install: $(STAMP)  ## create .venv with the kernel, gaia-native and every plugin
 demo: install  ## run the main job
 	$(BIN)/gaia demo
 
-test: test-kernel test-plugins test-native  ## every test suite
+lint: install  ## ruff (lint) over the tree and mypy (types; strict on the public kernel API), as configured in pyproject.toml
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint test-kernel test-plugins test-native  ## lint, then every test suite
 
 test-kernel: install
 	$(BIN)/python -m pytest -q tests
