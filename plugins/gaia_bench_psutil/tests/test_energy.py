@@ -11,6 +11,7 @@ from bench_fakes import write_rapl
 
 from gaia_bench_psutil import EnergyModel, PsutilBenchmark, account
 from gaia_bench_psutil.energy import PowerMeter, Rapl
+from gaia_bench_psutil.facts import unknown
 from gaia_core.config import Config
 from gaia_core.model import ResourceSample, Status, TaskResult
 from gaia_core.roles import NodeContext
@@ -111,3 +112,11 @@ def test_provider_estimates_without_rapl(psutil_benchmark: PsutilBenchmark) -> N
     assert spent.energy_source == "estimated" and spent.cpu_s > 0
     assert spent.energy_j == pytest.approx(spent.cpu_s * psutil_benchmark.model.watts_per_core)
     assert spent.peak_memory_bytes > 0
+
+
+def test_gflops_per_watt_is_unknown_when_the_compute_score_is(psutil_benchmark: PsutilBenchmark) -> None:
+    scores = [unknown("cpu.gflops_all", "the compute kernels did not run")]
+    power, per_watt, _ = psutil_benchmark._power_entries(None, None, 0.0, scores)
+    assert power.value is not None
+    assert per_watt.value is None and per_watt.source == "unknown"
+    assert per_watt.reason == "cpu.gflops_all was not measured"
