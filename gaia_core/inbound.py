@@ -44,20 +44,20 @@ MAX_RECORD_BYTES = 64 << 10
 #: How an accepted envelope was authenticated: its own signature, or the bound channel's scheme.
 SIGNATURE = "signature"
 
-#: Envelopes a gate accepted, while they are in use, and how (SIGNATURE or "channel:<scheme>").
-_accepted: weakref.WeakKeyDictionary[Envelope, str] = weakref.WeakKeyDictionary()
-_accepted_lock = threading.Lock()
+#: Envelopes a gate accepted, by object identity while they live (hashing a body of megabytes would
+#: cost milliseconds), with how: SIGNATURE or "channel:<scheme>". Single dict operations: atomic.
+_accepted: dict[int, tuple[weakref.ref[Envelope], str]] = {}
 
 
 def authenticated_by(envelope: Envelope) -> str | None:
     """How a gate of this process authenticated ``envelope`` (``"signature"``, ``"channel:curve"``), or None."""
-    with _accepted_lock:
-        return _accepted.get(envelope)
+    entry = _accepted.get(id(envelope))
+    return entry[1] if entry is not None and entry[0]() is envelope else None
 
 
 def _accept(envelope: Envelope, how: str) -> None:
-    with _accepted_lock:
-        _accepted[envelope] = how
+    key = id(envelope)  # the callback runs as the envelope dies, before its id can be reused
+    _accepted[key] = (weakref.ref(envelope, lambda _: _accepted.pop(key, None)), how)
 
 
 class RefusalLog:
