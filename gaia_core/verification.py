@@ -181,6 +181,11 @@ class Trust:
         with self._lock:
             return self._streaks.get(peer, 0)
 
+    def forget(self, peer: str) -> None:
+        """Drop ``peer``'s streak (it is a stranger again: checked at the full rate)."""
+        with self._lock:
+            self._streaks.pop(peer, None)
+
     def trusted(self, peer: str) -> bool:
         """True once ``peer``'s streak reaches the threshold."""
         return self.streak(peer) >= self.threshold

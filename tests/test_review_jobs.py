@@ -284,28 +284,29 @@ def test_identities_that_announced_and_left_cannot_lock_a_connected_peer_out(tmp
 
 def test_what_the_submitter_keeps_of_a_peer_leaves_with_its_record(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """The dispatcher's and the job manager's bookkeeping of a peer (speed and strikes, tasks in flight, the
-    modules it holds) was kept for every identity ever offered a task, for good: identities that connect,
-    take an offer and leave grew it without bound. It is forgotten when the peer's record makes room."""
+    """The dispatcher's, the job manager's and the spot-check policy's bookkeeping of a peer (speed, strikes,
+    tasks in flight, the modules it holds, its trust streak) was kept for every identity ever given a task,
+    for good: identities that connect, run a task and leave grew it without bound. It now leaves with the
+    peer's record, when that record makes room for a peer that is up."""
     monkeypatch.setattr(node_mod, "MAX_PEER_RECORDS", 1)
     submitter = build_node(make_home(tmp_path, "submitter"), load_plugins(without=("gaia-runner-wasm",)))
     seen = []
     with running(submitter, drain_s=0.5):
         for i in range(2):
-            busy = build_node(make_home(tmp_path, f"busy{i}", {"network": {"bootstrap": [submitter.address]}}),
-                              load_plugins((RefuserPlugin("queue_full"), "refuser"), without=("gaia-queue-memory",)))
-            seen.append(busy.node_id)
-            with running(busy, drain_s=0.2):
-                wait_for(lambda b=busy: b.node_id in submitter.peer_records, timeout=30, what="the peer's record")
-                job = submitter.jobs.submit(echo_tasks([f"busy {i}".encode()], submitter.node_id))
-                wait_for(lambda b=busy: b.queue.offered, timeout=10, what="an offer to the peer")
-                submitter.jobs.cancel(job)
-            wait_for(lambda b=busy: all(p.state != "up" for p in submitter.transport.peers() if p.node_id == b.node_id),
-                     timeout=30, what="the peer to be marked down")
+            worker = build_node(make_home(tmp_path, f"worker{i}", {"network": {"bootstrap": [submitter.address]}}),
+                                load_plugins())
+            seen.append(worker.node_id)
+            with running(worker, drain_s=0.5):
+                wait_for(lambda w=worker: w.node_id in submitter.peer_records, timeout=30, what="the peer's record")
+                job = submitter.jobs.submit(echo_tasks([f"visit {i}".encode()], submitter.node_id), to=worker.node_id)
+                assert submitter.jobs.wait_job(job, timeout=30)["tasks"] == {"done": 1}
+            wait_for(lambda w=worker: not [p for p in submitter.transport.peers() if p.node_id == w.node_id
+                                           and p.state == "up"], timeout=30, what="the peer to be marked down")
         kept = set(submitter.peer_records)
         jobs = submitter.jobs
-        remembered = set(jobs.dispatcher.peers) | set(jobs.dispatcher.inflight) | set(jobs.peer_modules)
-    assert kept == {seen[1]} and remembered <= kept, (kept, remembered)
+        remembered = (set(jobs.dispatcher.peers) | set(jobs.dispatcher.inflight) | set(jobs.peer_modules)
+                      | set(jobs.spot.trust._streaks))
+    assert kept == {seen[1]} and seen[0] not in remembered, (seen, kept, remembered)
 
 
 # ---------------------------------------------------------------------- stopping

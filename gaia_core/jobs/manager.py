@@ -222,6 +222,7 @@ class JobManager:
     def forget_peer(self, peer: str) -> None:
         """This node no longer keeps ``peer``'s record: forget what it keeps of that peer too."""
         self.dispatcher.forget(peer)
+        self.spot.trust.forget(peer)
         with self._lock:
             self.peer_modules.pop(peer, None)
             self._idle.pop(peer, None)
