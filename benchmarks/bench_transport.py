@@ -19,17 +19,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import attrs
 import zmq
 
 from gaia_comm_zmq.transport import ZmqTransport
+from gaia_core import codec
 from gaia_core.config import Config, Home
 from gaia_core.envelope import open_envelope, seal
 from gaia_core.identity import Identity
-from gaia_core import codec
 from gaia_core.inbound import RECORD, Gate
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import NodeContext, PeerInfo

@@ -27,10 +27,11 @@ import logging
 import threading
 import time
 import weakref
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from gaia_core import codec
-from gaia_core.envelope import ReplayGuard, Refused, open_envelope
+from gaia_core.envelope import Refused, ReplayGuard, open_envelope
 from gaia_core.errors import GaiaError
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import Channel, PeerInfo

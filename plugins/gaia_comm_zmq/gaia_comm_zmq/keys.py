@@ -11,6 +11,7 @@ NodeRecord's transport extension (``{"curve": <32 bytes>}``) and in the dial add
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from attrs import frozen
 from cryptography.hazmat.primitives import serialization
@@ -51,12 +52,17 @@ class CurveKey:
         path = home.root / DIRECTORY / FILE
         legacy = home.identity_dir / FILE
         if not path.exists() and legacy.exists():
-            key = load_private_key(legacy, X25519PrivateKey)  # its mode and contents checked before it moves
+            key = _load(legacy)  # its mode and contents checked before it moves
             path.parent.mkdir(mode=0o700, exist_ok=True)
             os.replace(legacy, path)
             return cls.of(key)
         if path.exists():
-            return cls.of(load_private_key(path, X25519PrivateKey))
+            return cls.of(_load(path))
         key = X25519PrivateKey.generate()
         save_private_key(path, key)
         return cls.of(key)
+
+
+def _load(path: Path) -> X25519PrivateKey:
+    """The X25519 key in the PEM file at ``path`` (IdentityError when unsafe, corrupt or of another kind)."""
+    return load_private_key(path, X25519PrivateKey)  # type: ignore[type-abstract]  # python/mypy#4717

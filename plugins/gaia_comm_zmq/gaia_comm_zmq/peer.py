@@ -17,6 +17,7 @@ from pathlib import Path
 
 import attrs
 
+from gaia_comm_zmq.transport import ZmqTransport
 from gaia_core.plugin_api import (
     Config,
     Envelope,
@@ -29,8 +30,6 @@ from gaia_core.plugin_api import (
     PeerInfo,
     load_config,
 )
-
-from gaia_comm_zmq.transport import ZmqTransport
 
 
 class EchoHandler:

@@ -7,7 +7,8 @@ there is still read from ``[network]``, where older configurations have it.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 from attrs import field, frozen, validators as v
@@ -90,13 +91,15 @@ class Settings:
             raise ConfigError(f"[{where['auth']}] auth = \"allowlist\" but the allowlist is empty",
                               hint="list the node ids allowed to talk to this node, or use auth = \"open\"")
         if net.down_after_s <= net.heartbeat_s:
-            raise ConfigError(f"[network] down_after_s ({net.down_after_s}) must exceed heartbeat_s ({net.heartbeat_s})",
+            raise ConfigError(f"[network] down_after_s ({net.down_after_s}) must exceed "
+                              f"heartbeat_s ({net.heartbeat_s})",
                               hint="a few heartbeats, e.g. heartbeat_s = 1, down_after_s = 5")
         try:
             return cls(listen=config.node.listen, advertise=config.node.advertise, bootstrap=tuple(net.bootstrap),
                        heartbeat_s=net.heartbeat_s, down_after_s=net.down_after_s, **own)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"[{SECTION}]: {exc}", hint="see the plugin README for the keys and their ranges") from None
+            raise ConfigError(f"[{SECTION}]: {exc}",
+                              hint="see the plugin README for the keys and their ranges") from None
 
 
 def _own(section: Mapping[str, Any]) -> dict[str, Any]:

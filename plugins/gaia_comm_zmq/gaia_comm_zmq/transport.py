@@ -24,8 +24,9 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 import msgpack
@@ -33,6 +34,11 @@ import zmq
 from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
+from gaia_comm_zmq import wire
+from gaia_comm_zmq.address import format_address, parse_address
+from gaia_comm_zmq.keys import CurveKey
+from gaia_comm_zmq.limits import RateLimit
+from gaia_comm_zmq.settings import Settings
 from gaia_core.plugin_api import (
     Channel,
     CodecError,
@@ -51,12 +57,6 @@ from gaia_core.plugin_api import (
     codec,
     seal,
 )
-
-from gaia_comm_zmq import wire
-from gaia_comm_zmq.address import format_address, parse_address
-from gaia_comm_zmq.keys import CurveKey
-from gaia_comm_zmq.limits import RateLimit
-from gaia_comm_zmq.settings import Settings
 
 _ZAP = "inproc://zeromq.zap.01"
 _CMD = "inproc://gaia-commands"
@@ -198,7 +198,7 @@ class ZmqTransport:
             except zmq.ZMQError as exc:
                 raise ConfigError(f"cannot listen on {s.listen}: {exc}",
                                   hint="set [node] listen to a free local address, e.g. tcp://0.0.0.0:7700") from None
-            endpoint = router.last_endpoint.decode()
+            endpoint = router.get_string(zmq.LAST_ENDPOINT)
             advertise = s.advertise or endpoint
             if any(w in advertise for w in _WILDCARD):
                 raise ConfigError(f"listening on every interface ({endpoint}) but no [node] advertise address",
@@ -358,7 +358,7 @@ class ZmqTransport:
         next_beat = time.monotonic()
         paused = False
         while not self._stopping.is_set():
-            wait_ms = max(0.0, next_beat - time.monotonic()) * 1000
+            wait_ms = int(max(0.0, next_beat - time.monotonic()) * 1000)
             if paused != (self._backlog >= BACKLOG_PER_WORKER * self.settings.workers):
                 # Backpressure: while the handlers are behind, stop reading requests; ZeroMQ's
                 # receive high-water mark then holds further messages back at the senders.
@@ -366,7 +366,7 @@ class ZmqTransport:
                 self._poller.modify(router, 0 if paused else zmq.POLLIN)
                 self._counts["paused" if paused else "resumed"] += 1
             if paused:
-                wait_ms = min(wait_ms, 5.0)
+                wait_ms = min(wait_ms, 5)
             try:
                 events = self._poller.poll(wait_ms)
             except zmq.ContextTerminated:
@@ -897,6 +897,7 @@ def _peer_address(fd: int) -> str:
 def _client_key(frame: zmq.Frame) -> bytes:
     """The CurveZMQ key of the connection a message came on (the ZAP User-Id), or b"" when unknown."""
     try:
-        return bytes.fromhex(frame.get("User-Id"))
-    except (zmq.ZMQError, ValueError, TypeError):
+        user = frame.get("User-Id")  # a message property: a string
+        return bytes.fromhex(user) if isinstance(user, str) else b""
+    except (zmq.ZMQError, ValueError):
         return b""

@@ -9,23 +9,23 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import attrs
 import pytest
 import zmq
 from zmq.utils import z85
 
+from gaia_comm_zmq import wire
+from gaia_comm_zmq.keys import CurveKey
+from gaia_comm_zmq.transport import ZmqTransport
 from gaia_core.config import Config, Home
 from gaia_core.envelope import seal
 from gaia_core.identity import Identity
 from gaia_core.model import NodeRecord
 from gaia_core.roles import NodeContext
-
-from gaia_comm_zmq import wire
-from gaia_comm_zmq.keys import CurveKey
-from gaia_comm_zmq.transport import ZmqTransport
 
 pytest_plugins = ["gaia_core.testing.fixtures"]
 

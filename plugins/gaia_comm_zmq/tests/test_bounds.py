@@ -10,14 +10,13 @@ import msgpack
 import zmq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gaia_comm_zmq import wire
 from gaia_core import codec
 from gaia_core.envelope import seal
 from gaia_core.identity import Identity
 from gaia_core.inbound import Gate
 from gaia_core.model import NodeRecord
 from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
-
-from gaia_comm_zmq import wire
 
 #: Hellos sent by the flood: more than the ~1,100 that used to exhaust the node's sockets.
 HELLOS = 1_500
@@ -141,7 +140,8 @@ def test_open_connections_are_bounded(build, dial_raw) -> None:
     try:
         raw = dial_raw(address)
         _try_send(raw, b"over the bound")
-        wait_for(lambda: transport.stats()["rejected"].get("connections_full", 0) >= 1, "a handshake past the bound refused")
+        wait_for(lambda: transport.stats()["rejected"].get("connections_full", 0) >= 1,
+                 "a handshake past the bound refused")
     finally:
         for sock in idle:
             sock.close()

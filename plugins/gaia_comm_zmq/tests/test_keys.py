@@ -10,6 +10,8 @@ import attrs
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from gaia_comm_zmq.keys import DIRECTORY, FILE, CurveKey
+from gaia_comm_zmq.transport import ZmqTransport
 from gaia_core.config import Config, Home
 from gaia_core.errors import IdentityError
 from gaia_core.identity import Identity, save_private_key
@@ -17,9 +19,6 @@ from gaia_core.inbound import Gate
 from gaia_core.model import NodeRecord
 from gaia_core.roles import NodeContext
 from gaia_core.testing.conformance.transport import RecordingHandler
-
-from gaia_comm_zmq.keys import DIRECTORY, FILE, CurveKey
-from gaia_comm_zmq.transport import ZmqTransport
 
 
 def _mode(path: Path) -> int:

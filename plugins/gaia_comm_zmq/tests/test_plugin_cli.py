@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-
 import attrs
 import pytest
 
+from gaia_comm_zmq.address import parse_address
+from gaia_comm_zmq.transport import ZmqTransport
 from gaia_core import plugins
 from gaia_core.config import Config
 from gaia_core.errors import ConfigError, UsageError
+from gaia_core.inbound import Gate
 from gaia_core.model import NodeRecord
 from gaia_core.roles import Transport
-from gaia_core.inbound import Gate
 from gaia_core.testing.conformance.transport import RecordingHandler
-
-from gaia_comm_zmq.address import parse_address
-from gaia_comm_zmq.transport import ZmqTransport
 
 
 def test_entry_point_registers_the_transport(gaia_home) -> None:

@@ -8,11 +8,10 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from gaia_comm_zmq import wire
 from gaia_core.envelope import seal
 from gaia_core.inbound import Gate
 from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
-
-from gaia_comm_zmq import wire
 
 frames_strategy = st.lists(st.binary(max_size=200), min_size=1, max_size=4)
 

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 

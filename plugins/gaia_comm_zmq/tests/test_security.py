@@ -7,13 +7,12 @@ import time
 
 import pytest
 
+from gaia_comm_zmq.keys import CurveKey
 from gaia_core.config import Home
 from gaia_core.errors import NodeError
 from gaia_core.identity import Identity
 from gaia_core.inbound import Gate
 from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
-
-from gaia_comm_zmq.keys import CurveKey
 
 #: How long a refused peer is given to (wrongly) get in; bounded, and well above a loopback handshake.
 SETTLE_S = 1.5
