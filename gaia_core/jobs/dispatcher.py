@@ -20,7 +20,7 @@ import collections
 import math
 import threading
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from attrs import define, field, frozen
 
@@ -265,7 +265,8 @@ class Dispatcher:
             for peer, c in candidates.items():
                 speed = priors[peer]
                 if peer in seen and fastest:
-                    weight = len(self.peers[peer].observed.times) / (len(self.peers[peer].observed.times) + MIN_OBSERVED)
+                    samples = len(self.peers[peer].observed.times)
+                    weight = samples / (samples + MIN_OBSERVED)
                     speed = (1 - weight) * speed + weight * best_prior * fastest / seen[peer]
                 strikes = self.peers[peer].strikes if peer in self.peers else 0
                 out[peer] = speed / (1.0 + c.load + self.inflight.get(peer, 0) / c.cores) / (1 + strikes) ** 2

@@ -53,7 +53,8 @@ class Earnings:
         except CodecError as exc:
             log.info("unreadable acknowledgement of results", extra={"submitter": submitter[:16], "error": str(exc)})
             return
-        for result, ack in zip(results, acks):
+        # a peer's reply may hold fewer acks (or more) than results sent: each pair is checked by task id
+        for result, ack in zip(results, acks, strict=False):
             if ack.task_id != result.task_id:
                 continue
             # An ack without credit leaves the awaiting row: an earlier delivery of the same task may
@@ -68,8 +69,8 @@ class Earnings:
         settlement = codec.decode(body, Settlement)
         unknown = []
         for amount in settlement.credits:
-            if not self.store.execute("SELECT 1 FROM ledger WHERE node_id = ? AND task_id = ? AND role IN (?, 'earned')",
-                                      (submitter, amount.task_id, AWAITING)):
+            if not self.store.execute("SELECT 1 FROM ledger WHERE node_id = ? AND task_id = ? "
+                                      "AND role IN (?, 'earned')", (submitter, amount.task_id, AWAITING)):
                 unknown.append(amount.task_id)
                 continue
             self._earn(submitter, amount)

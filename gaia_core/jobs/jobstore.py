@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from gaia_core import codec
 from gaia_core.errors import NodeError
@@ -26,7 +27,8 @@ class JobStore:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def create(self, job: str, name: str, redundancy: int, spot_check: float, tasks: list[Task], to: str | None) -> None:
+    def create(self, job: str, name: str, redundancy: int, spot_check: float, tasks: list[Task],
+               to: str | None) -> None:
         """Write a job and its tasks in one transaction."""
         now = time.time()
         with self.store.batch():
@@ -34,7 +36,8 @@ class JobStore:
                              (job, name, now, redundancy, spot_check))
             for i, task in enumerate(tasks):
                 self.store.defer("INSERT INTO tasks (id, job, idx, state, task, peers, updated) "
-                                 "VALUES (?, ?, ?, 'pending', ?, ?, ?)", (task.id, job, i, codec.encode(task), to or "", now))
+                                 "VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                                 (task.id, job, i, codec.encode(task), to or "", now))
 
     def resolve(self, prefix: str) -> str:
         """The id of the one job whose id starts with ``prefix``; NodeError when none or several do."""
@@ -45,7 +48,8 @@ class JobStore:
         if not rows:
             raise NodeError(f"no job {prefix!r} on this node", hint=_HINT)
         if len(rows) > 1:
-            raise NodeError(f"job id prefix {prefix!r} is ambiguous: it matches {', '.join(r[0] for r in rows[:2])}, ...",
+            matches = ", ".join(r[0] for r in rows[:2])
+            raise NodeError(f"job id prefix {prefix!r} is ambiguous: it matches {matches}, ...",
                             hint="give more characters of the job id")
         return rows[0][0]
 
@@ -80,7 +84,8 @@ class JobStore:
         """Record a task's final ``state`` (written behind); ``peers`` None keeps the column."""
         self.store.defer("UPDATE tasks SET state = ?, reason = ?, result = ?, peers = COALESCE(?, peers), "
                          "attempts = ?, updated = ? WHERE job = ? AND idx = ?",
-                         (state, reason, codec.encode(result) if result else None, peers, attempts, time.time(), job, idx))
+                         (state, reason, codec.encode(result) if result else None, peers, attempts, time.time(),
+                          job, idx))
 
     def finish_job(self, job: str, status: str = "finished") -> None:
         """Record that a job ended (written behind)."""

@@ -130,7 +130,8 @@ class JobManager:
                 try:
                     task = codec.decode(row["task"] or b"", Task)
                 except CodecError as exc:
-                    log.warning("stored task quarantined", extra={"job": row["job"], "idx": row["idx"], "error": str(exc)})
+                    log.warning("stored task quarantined",
+                                extra={"job": row["job"], "idx": row["idx"], "error": str(exc)})
                     self.jobstore.quarantine(row["job"], row["idx"], str(exc))
                     continue
                 self.dispatcher.add(Slot(row["job"], row["idx"], task, row["redundancy"], row["peers"] or None,
@@ -165,7 +166,7 @@ class JobManager:
         node = self.node
         up = {p.node_id for p in node.transport.peers() if p.state == "up"}
         records = {p: r for p, r in node.peer_records.items() if p in up}
-        if node.runners:
+        if node.runners and node.record is not None:
             records[node.node_id] = node.record
         return {p: Candidate(p, r.cores, frozenset(r.task_kinds), r.load, r.score)  # the benchmark role's score
                 for p, r in records.items()}
@@ -197,7 +198,7 @@ class JobManager:
             for slot in slots:
                 self._refused(peer, slot, "unreachable", str(exc), None)
             return
-        for slot, answer in zip(slots, answers):
+        for slot, answer in zip(slots, answers, strict=True):  # one answer per task, checked by _offer_answers
             if answer.accepted:
                 known.add(slot.task.module_id)
             elif answer.reason == "bad_module" and slot.task.module_id in known:
@@ -326,6 +327,7 @@ class JobManager:
             if outcome.state == "more":
                 self.dispatcher.push(slot)
             elif outcome.state == "done":
+                assert outcome.winner is not None, "a done outcome names the result that decided it"
                 self._finish_ok(slot, outcome.winner)
             elif outcome.state == "failed":
                 self._finish_failed(slot, outcome.reason, outcome.winner)
@@ -379,7 +381,8 @@ class JobManager:
     def _finish_failed(self, slot: Slot, reason: str, result: TaskResult | None = None) -> None:
         if slot.state == "pending":
             slot.reason = reason
-            self.jobstore.finish_task(slot.job, slot.idx, "failed", reason=reason, result=result, attempts=slot.attempts)
+            self.jobstore.finish_task(slot.job, slot.idx, "failed", reason=reason, result=result,
+                                      attempts=slot.attempts)
             log.warning("task failed", extra={"job": slot.job, "idx": slot.idx, "reason": reason})
             self._settle(slot, "failed")
 
@@ -411,7 +414,8 @@ class JobManager:
     # ------------------------------------------------------------------ owners' control
 
     def cancel(self, job: str) -> dict[str, Any]:
-        """Cancel a job (id or unique prefix): each unfinished task ends ``cancelled`` once, replicas out are released."""
+        """Cancel a job (id or unique prefix): each unfinished task ends ``cancelled`` once, replicas out are
+        released."""
         job = self.jobstore.resolve(job)
         with self._lock:
             for slot in [s for s in self.dispatcher.slots.values() if s.job == job]:

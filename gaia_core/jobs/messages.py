@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import attrs
 from attrs import field, frozen, validators as v
@@ -30,19 +31,23 @@ def _optional_delay(_inst: object, attribute: attrs.Attribute, value: float | No
 class OfferAnswer:
     """A worker's answer to one offered task: accepted, or refused with a machine-readable reason."""
 
-    task_id: str = field(validator=[v.instance_of(str), v.max_len(64)])
+    task_id: str = field(validator=(v.instance_of(str), v.max_len(64)))
     accepted: bool = field(validator=v.instance_of(bool))
-    reason: str = field(default="", validator=[v.instance_of(str), v.max_len(64)])
-    message: str = field(default="", validator=[v.instance_of(str), v.max_len(4096)])
+    reason: str = field(default="", validator=(v.instance_of(str), v.max_len(64)))
+    message: str = field(default="", validator=(v.instance_of(str), v.max_len(4096)))
     retry_after: float | None = field(default=None, converter=attrs.converters.optional(float),
                                       validator=_optional_delay)
+
+
+def _answers(items: Iterable[OfferAnswer]) -> tuple[OfferAnswer, ...]:
+    return tuple(items)
 
 
 @frozen
 class OfferReply:
     """The answers to one offer, in the order of its tasks."""
 
-    answers: tuple[OfferAnswer, ...] = field(converter=tuple)
+    answers: tuple[OfferAnswer, ...] = field(converter=_answers)
 
 
 @frozen
@@ -53,22 +58,30 @@ class ResultAck:
     :class:`Settlement` will follow.
     """
 
-    task_id: str = field(validator=[v.instance_of(str), v.max_len(64)])
+    task_id: str = field(validator=(v.instance_of(str), v.max_len(64)))
     verdict: str = field(validator=v.in_({"valid", "invalid", "unverified"}))
-    reason: str = field(default="", validator=[v.instance_of(str), v.max_len(4096)])
+    reason: str = field(default="", validator=(v.instance_of(str), v.max_len(4096)))
     credit: Credit | None = None
     pending: bool = field(default=False, validator=v.instance_of(bool))
+
+
+def _acks(items: Iterable[ResultAck]) -> tuple[ResultAck, ...]:
+    return tuple(items)
 
 
 @frozen
 class ResultAcks:
     """The answers to one delivery of results, in its order."""
 
-    acks: tuple[ResultAck, ...] = field(converter=tuple)
+    acks: tuple[ResultAck, ...] = field(converter=_acks)
+
+
+def _credits(items: Iterable[Credit]) -> tuple[Credit, ...]:
+    return tuple(items)
 
 
 @frozen
 class Settlement:
     """Credit a submitter decided after it acknowledged the results (every row durable before it is sent)."""
 
-    credits: tuple[Credit, ...] = field(converter=tuple)
+    credits: tuple[Credit, ...] = field(converter=_credits)

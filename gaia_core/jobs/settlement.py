@@ -9,7 +9,8 @@ worker its trust streak.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from attrs import define, field
 
@@ -58,7 +59,8 @@ class Settlement:
         if proof is None:
             return Verdict("unverified", "no proof", result.task_id)
         if result.node_id != sender or proof.node_id != sender:
-            return Verdict("invalid", "result or proof names another node than its sender", result.task_id, proof.scheme)
+            return Verdict("invalid", "result or proof names another node than its sender", result.task_id,
+                           proof.scheme)
         if result.ok and content_id(result.output) != result.output_id:
             return Verdict("invalid", "the output does not hash to the output id", result.task_id, proof.scheme)
         try:
@@ -104,7 +106,8 @@ class Settlement:
         if redundancy > 1:
             decided = quorum_of(results.values(), k=len(results))
             if decided.canonical is None:
-                return self._no_quorum(task, redundancy, results, decided.verdict(sender, task.id), "no quorum among replicas")
+                return self._no_quorum(task, redundancy, results, decided.verdict(sender, task.id),
+                                       "no quorum among replicas")
             verdicts = {peer: decided.verdict(peer, task.id) for peer in results}
             agreeing = [results[p] for p in decided.agreeing]
             fuel, liars = agreed_fuel(agreeing)
