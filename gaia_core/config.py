@@ -27,14 +27,12 @@ from attrs import field, frozen, validators as v
 
 from gaia_core.codec import describe_errors
 from gaia_core.errors import ConfigError
-from gaia_core.model import Limits
+from gaia_core.model import MAX_CORES, Limits
 
 CONFIG_FILE = "config.toml"
 #: Modes of the home (and the directories in it) and of every file GAIA writes there.
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
-#: The most worker threads ``[node] cores`` (and ``gaia node --cores``) may ask for.
-MAX_CORES = 1024
 #: The shortest ``[network] heartbeat_s``: shorter periods keep a core busy with heartbeats alone.
 MIN_HEARTBEAT_S = 0.1
 _ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://(?:\[[^\]]+\]|[^:/\[\]\s]+):(?P<port>\*|\d+)")

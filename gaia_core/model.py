@@ -108,6 +108,9 @@ def _figure(_inst: object, attribute: attrs.Attribute[Any], value: object) -> No
                            hint="report a figure that could not be measured as None with source 'unknown'")
 
 
+#: The most cores a node may offer (and a record may announce).
+MAX_CORES = 1024
+
 #: The range of ``Task.priority``; it orders a submitter's own tasks (see docs/queue.md).
 PRIORITY_RANGE = (-1000, 1000)
 
@@ -117,6 +120,12 @@ def _priority(_inst: object, attribute: attrs.Attribute[Any], value: int) -> Non
     low, high = PRIORITY_RANGE
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise InvalidValue(f"{attribute.name} must be an integer from {low} to {high}, got {value!r}")
+
+
+def _cores(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    """A core count from 1 to :data:`MAX_CORES` (a peer's record is its own claim)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CORES:
+        raise InvalidValue(f"{attribute.name} must be an integer from 1 to {MAX_CORES}, got {value!r}")
 
 
 def _benchmark(_inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, float]) -> None:
@@ -375,7 +384,7 @@ class NodeRecord:
     plugins: tuple[str, ...] = field(default=(), converter=str_tuple)
     task_kinds: tuple[str, ...] = field(default=(), converter=str_tuple)
     offer: Limits = field(factory=Limits)
-    cores: int = field(default=1, validator=(v.instance_of(int), _positive))
+    cores: int = field(default=1, validator=_cores)
     benchmark: Mapping[str, float] = field(factory=dict, validator=_benchmark)
     load: float = field(default=0.0, converter=float, validator=_amount)
     updated_at: float = field(factory=time.time, converter=float, validator=_time)

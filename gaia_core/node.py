@@ -483,6 +483,7 @@ class Node:
             "stop": lambda: self.request_stop() or True,
         }
 
+
 def _frames(envelope: Envelope, *, pairs: bool = False) -> list[Any]:
     """The list of byte frames in a peer's request body (``pairs``: of [frame, frame or None]); ValidationError otherwise."""
     try:

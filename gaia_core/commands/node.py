@@ -14,11 +14,10 @@ import click
 
 from gaia_core import daemon, logs
 from gaia_core.commands.params import DAY_S, Address, Integer, Seconds
-from gaia_core.config import MAX_CORES
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError
-from gaia_core.model import SCORE
+from gaia_core.model import MAX_CORES, SCORE
 from gaia_core.state import State
 
 

@@ -34,6 +34,9 @@ OFFER_BATCH = 128
 #: In flight per offered core: at least MIN_DEPTH, and as many as last PIPELINE_S at the peer's
 #: recent task duration, up to MAX_DEPTH (short tasks need a deep pipeline to hide round trips).
 MIN_DEPTH, MAX_DEPTH, PIPELINE_S = 4, 256, 0.05
+#: A peer's core count is its own claim: until it has returned a verified result, its window counts at
+#: most this many cores, so announcing a huge count cannot take every queued task in one round.
+UNPROVEN_CORES = 8
 #: Weight of the newest observation in a running average.
 EWMA = 0.2
 #: Refusals after which a node is not offered that task again.
@@ -302,7 +305,8 @@ class Dispatcher:
             return max(0, 1 - inflight)
         per_task = stats.task_seconds if stats is not None else None
         depth = MIN_DEPTH if per_task is None else min(MAX_DEPTH, max(MIN_DEPTH, int(PIPELINE_S / max(per_task, 1e-6))))
-        return max(0, depth * candidate.cores - inflight)
+        proven = per_task is not None or candidate.node_id == self.local
+        return max(0, depth * (candidate.cores if proven else min(candidate.cores, UNPROVEN_CORES)) - inflight)
 
     def _last_resort(self, slot: Slot) -> bool:
         """Whether ``slot``, out of attempts because peers kept it unanswered, may still run on this node:

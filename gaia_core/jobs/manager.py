@@ -42,15 +42,26 @@ RETRY = {Status.TIMEOUT, Status.ERROR, Status.REJECTED, Status.EXPIRED, Status.C
 SETTLE_TRIES = 3
 
 
-def _offer_answers(reply: bytes, count: int) -> list[OfferAnswer]:
-    """A peer's answers to an offer of ``count`` tasks, in order."""
+def _offer_answers(reply: bytes, task_ids: list[str]) -> list[OfferAnswer]:
+    """A peer's answers to an offer of the tasks ``task_ids``, in order (an answer names its task, or none
+    when the worker could not decode it)."""
+    count = len(task_ids)
     try:
         answers = codec.decode(reply, OfferReply).answers
     except CodecError as exc:
         raise NodeError(f"malformed answer to an offer of {count} tasks: {exc}") from None
     if len(answers) != count:
         raise NodeError(f"malformed answer to an offer of {count} tasks: {len(answers)} answers")
+    if any(a.task_id not in ("", task_id) for a, task_id in zip(answers, task_ids, strict=True)):
+        raise NodeError(f"malformed answer to an offer of {count} tasks: an answer names another task")
     return list(answers)
+
+
+def _log_failure(future: concurrent.futures.Future[Any]) -> None:
+    """Log what background work (an offer, a settlement, a spot-check) raised, instead of losing it."""
+    exc = None if future.cancelled() else future.exception()
+    if exc is not None:
+        log.error("background job work failed", exc_info=exc)
 
 
 class JobManager:
@@ -192,7 +203,7 @@ class JobManager:
         frames = [codec.encode(s.task.without_module() if s.task.module_id in known else s.task) for s in slots]
         try:
             reply = node.transport.request(peer, OFFER, msgpack.packb(frames), timeout=10.0)
-            answers = _offer_answers(reply, len(slots))
+            answers = _offer_answers(reply, [slot.task.id for slot in slots])
         except GaiaError as exc:
             log.warning("offer failed", extra={"peer": peer[:16], "tasks": len(slots), "error": str(exc)})
             for slot in slots:
@@ -350,9 +361,10 @@ class JobManager:
     def _background(pool: concurrent.futures.ThreadPoolExecutor, fn: Any, *args: Any) -> bool:
         """Run ``fn(*args)`` on ``pool``; False when the pool is shut down (this node is stopping)."""
         try:
-            pool.submit(fn, *args)
+            future = pool.submit(fn, *args)
         except RuntimeError:
             return False
+        future.add_done_callback(_log_failure)
         return True
 
     def _send_settlement(self, peer: str, credits: tuple[Credit, ...], tries: int = SETTLE_TRIES) -> None:
