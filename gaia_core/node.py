@@ -127,9 +127,9 @@ class Node:
             self._stopping.set()
         log.info("node stopping", extra={"drain_s": drain_s})
         self.context.hook.gaia_node_stopping(context=self.context)
-        self.jobs.stop()  # stop dispatching: this node's own unfinished tasks stay pending in state.db
-        self.queue.close()
         deadline = time.monotonic() + drain_s
+        self.jobs.stop(deadline)  # stop dispatching (a spot-check under way may end): unfinished tasks stay pending
+        self.queue.close()
         while self._running and time.monotonic() < deadline:  # drain what is running
             time.sleep(0.05)
         self._take_dropped()  # tasks the closed queue cancelled: remote submitters re-send them

@@ -48,10 +48,18 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
+# Version 2: the credits this node granted that their worker has not taken yet (gaia_core.jobs.unsettled),
+# each with the time (time.time()) after which it is no longer sent; the credit itself is the ledger's row.
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS unsettled (
+    node_id TEXT NOT NULL, task_id TEXT NOT NULL, until REAL NOT NULL,
+    PRIMARY KEY (node_id, task_id)
+);
+"""
 #: ``MIGRATIONS[i]`` takes the database from ``PRAGMA user_version`` i to i + 1 (0 is a new file, or one
 #: written before versions were recorded, whose tables version 1 creates if they are missing).
 #: To change the schema append a script; never edit one that has shipped.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)
 #: state.db and its journals: only the node's user may read them.
@@ -185,6 +193,7 @@ class Store:
         self._db = open_database(path)
         self._lock = threading.RLock()
         self._pending: list[tuple[str, tuple]] = []
+        self._block: list[tuple[str, tuple]] | None = None  # writes deferred inside an open atomic() block
         self._counters: dict[str, float] = {}
         self._dirty = False  # payloads were purged since the last scrub
         self._next_prune = 0.0  # time.monotonic() of the next retention round
@@ -218,7 +227,7 @@ class Store:
     def defer(self, sql: str, params: Iterable[Any] = ()) -> None:
         """Queue a write for the next :meth:`flush`."""
         with self._lock:
-            self._pending.append((sql, tuple(params)))
+            (self._pending if self._block is None else self._block).append((sql, tuple(params)))
 
     def flush(self) -> None:
         """Write every deferred statement and counter in one transaction.
@@ -298,16 +307,34 @@ class Store:
                         hint="tasks already accepted are kept and finish once there is room")
 
     @contextlib.contextmanager
+    def atomic(self) -> Iterator[list[tuple[str, tuple]]]:
+        """Writes deferred (and counters bumped) inside the block are written in one transaction at the
+        next flush, none of them when the block raises. No flush runs in between (the store's lock is
+        held); a read inside the block writes what was deferred before it, not what the block deferred.
+        Yields the list of the block's writes.
+        """
+        with self._lock:
+            outer, self._block = self._block, []
+            try:
+                yield self._block
+            except BaseException:
+                self._block = outer  # what the block deferred is dropped
+                raise
+            mine, self._block = self._block, outer
+            (self._pending if outer is None else outer).extend(mine)
+
+    @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Defer several writes and flush them as one transaction, with no flush in between.
 
-        Raises :class:`DiskFull` when the disk is full: then none of this batch's writes is kept
-        (writes deferred before it still wait for room).
+        When the block raises, none of its writes is kept. Raises :class:`DiskFull` when the disk
+        is full: then none of this batch's writes is kept either (writes deferred before it still
+        wait for room).
         """
         with self._lock:
-            start = len(self._pending)
-            yield
-            mine = {id(statement) for statement in self._pending[start:]}
+            with self.atomic() as deferred:
+                yield
+            mine = {id(statement) for statement in deferred}
             self.flush()
             if self._full:
                 self._pending = [statement for statement in self._pending if id(statement) not in mine]
@@ -329,6 +356,9 @@ class Store:
     def bump(self, counters: dict[str, float]) -> None:
         """Add to aggregated statistics (written at the next flush)."""
         with self._lock:
+            if self._block is not None:  # inside atomic(): written, or dropped, with the block's writes
+                self._block.extend((_BUMP, item) for item in counters.items())
+                return
             for key, value in counters.items():
                 self._counters[key] = self._counters.get(key, 0.0) + value
 

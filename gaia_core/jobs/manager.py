@@ -77,7 +77,7 @@ class JobManager:
         self.settlement = Settler(node_id=node.node_id, verifier=node.verifier, runners=node.runners,
                                   ledger=node.ledger, store=node.store, spot=self.spot, uptime=self._uptime)
         self.earnings = Earnings(node.ledger, node.store)
-        self.unsettled = Unsettled()  # credits a worker has not taken yet (down, restarting): sent again
+        self.unsettled = Unsettled(ledger=node.ledger)  # credits a worker has not taken yet: sent again, durably
         self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
         self._idle: dict[str, float] = {}  # peer -> dispatcher time of its last record, when that had no load
         self._lock = self.dispatcher.lock
@@ -86,6 +86,9 @@ class JobManager:
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gaia-offer")
         self._checks = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaia-spot-check")
+        self._checking: set[concurrent.futures.Future[Any]] = set()  # spot-checks queued or running
+        self._settling = threading.Lock()  # a spot-check's verdict is settled, or the store is about to close
+        self._closing = False  # set by stop() under _settling: a verdict reached later is dropped
         self._thread = threading.Thread(target=self._dispatch_loop, name="gaia-dispatch", daemon=True)
         self._resume()
 
@@ -93,13 +96,23 @@ class JobManager:
         """Start dispatching."""
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop dispatching (unfinished jobs stay in state.db for the next start)."""
+    def stop(self, deadline: float | None = None) -> None:
+        """Stop dispatching (unfinished jobs stay in state.db for the next start).
+
+        A spot-check under way may end until ``deadline`` (``time.monotonic()``; default now) and its
+        verdict is settled; one still running then, or queued, leaves its task pending for the next start.
+        """
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=5)
-        self._pool.shutdown(wait=False, cancel_futures=True)
         self._checks.shutdown(wait=False, cancel_futures=True)
+        with self._settling:
+            checking = list(self._checking)
+        left = 0.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        concurrent.futures.wait(checking, timeout=left)
+        with self._settling:
+            self._closing = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ submitting
 
@@ -132,6 +145,9 @@ class JobManager:
         self.jobstore.close_finished_jobs()
         if count:
             log.info("resumed unfinished jobs", extra={"tasks": count})
+        owed = self.unsettled.load()
+        if owed:
+            log.info("settlements not yet taken by their workers: sending them again", extra={"credits": owed})
 
     def _load(self, rows: list[dict[str, Any]]) -> int:
         """Make slots of stored task rows (pending again); quarantine rows that no longer decode."""
@@ -166,7 +182,7 @@ class JobManager:
                     for peer, slot in self.dispatcher.late():
                         log.warning("task late; re-sending", extra={"task_id": slot.task.id[:16], "peer": peer[:16]})
                     for peer, credits in self.unsettled.due():
-                        if not self._background(self._pool, self._send_settlement, peer, credits, 1):
+                        if self._background(self._pool, self._send_settlement, peer, credits, 1) is None:
                             self.unsettled.keep(peer, credits)
                 self.dispatcher.dispatch(self._candidates())
             except Exception:  # keep dispatching whatever one round hit
@@ -183,7 +199,7 @@ class JobManager:
                 for p, r in records.items()}
 
     def _send_offer(self, peer: str, slots: list[Slot]) -> None:
-        if not self._background(self._pool, self._offer, peer, slots):
+        if self._background(self._pool, self._offer, peer, slots) is None:
             for slot in slots:  # stopping: the tasks stay pending in state.db
                 self.dispatcher.release(peer, slot)
 
@@ -306,7 +322,11 @@ class JobManager:
         self.dispatcher.verified(sender, slot, result.wall_s)
         if self.settlement.should_reexecute(sender, slot.task):
             # Re-execution takes as long as the task: do it off the transport's handler thread.
-            if self._background(self._checks, self._spot_checked, sender, slot, result, verdict):
+            check = self._background(self._checks, self._spot_checked, sender, slot, result, verdict)
+            if check is not None:
+                with self._settling:
+                    self._checking.add(check)
+                check.add_done_callback(self._checked)
                 return ResultAck(result.task_id, "unverified", "spot-check under way", pending=True)
             return ResultAck(result.task_id, "unverified", "the submitter is stopping: the task stays pending")
         return self._accept(sender, slot, result, verdict, acked=False)
@@ -317,14 +337,24 @@ class JobManager:
         except Exception:  # keep checking later results whatever this one raised
             log.exception("spot-check failed", extra={"task_id": result.task_id})
             verdict = Verdict("unverified", "the spot-check itself failed", result.task_id, "spot-check")
-        if verdict.ok:
-            self._accept(sender, slot, result, verdict, acked=True)
-        else:
-            log.warning("spot-check refused a result", extra={"peer": sender[:16], "reason": verdict.reason})
-            amount = self.settlement.reject(sender, slot.task, result, verdict, slot.observed.get(sender))
-            self.dispatcher.retry(sender, slot, f"spot-check: {verdict.reason}")
-            self._send_settlements({sender: amount})
+        with self._settling:
+            if self._closing:  # the node stopped meanwhile: state.db closes, the task stays pending there
+                log.info("spot-check ended after the stop; its task stays pending", extra={"task_id": result.task_id})
+                return
+            if verdict.ok:
+                self._accept(sender, slot, result, verdict, acked=True)
+            else:
+                log.warning("spot-check refused a result", extra={"peer": sender[:16], "reason": verdict.reason})
+                with self.store.atomic():  # the granted row and the settlement owed: one transaction
+                    amount = self.settlement.reject(sender, slot.task, result, verdict, slot.observed.get(sender))
+                    owed = self._owe({sender: amount})
+                self.dispatcher.retry(sender, slot, f"spot-check: {verdict.reason}")
+                self._send_settlements(owed)
         self._wake.set()
+
+    def _checked(self, check: concurrent.futures.Future[Any]) -> None:
+        with self._settling:
+            self._checking.discard(check)
 
     def _accept(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict, *, acked: bool) -> ResultAck:
         """Count a verified result toward its slot (redundancy, credit, completion).
@@ -334,7 +364,11 @@ class JobManager:
         """
         with self._lock:
             slot.results[sender] = result
-            outcome = self.settlement.decide(slot.task, slot.redundancy, slot.results, sender, verdict, slot.observed)
+            with self.store.atomic():  # the granted rows and the settlements owed: one transaction
+                outcome = self.settlement.decide(slot.task, slot.redundancy, slot.results, sender, verdict,
+                                                 slot.observed)
+                mine = None if acked else outcome.credits.pop(sender, None)
+                owed = self._owe(outcome.credits)
             if outcome.state == "more":
                 self.dispatcher.push(slot)
             elif outcome.state == "done":
@@ -342,30 +376,36 @@ class JobManager:
                 self._finish_ok(slot, outcome.winner)
             elif outcome.state == "failed":
                 self._finish_failed(slot, outcome.reason, outcome.winner)
-        mine = None if acked else outcome.credits.pop(sender, None)
-        self._send_settlements(outcome.credits)
+        self._send_settlements(owed)
         return ResultAck(result.task_id, outcome.verdict.status, outcome.verdict.reason, mine,
                          pending=mine is None and outcome.state in ("waiting", "more"))
 
+    def _owe(self, credits: dict[str, Credit]) -> dict[str, Credit]:
+        """The ``credits`` other workers are to be told in settlement messages, noted as owed to them
+        (call it in the :meth:`~gaia_core.store.Store.atomic` block that records their granted rows)."""
+        owed = {peer: amount for peer, amount in credits.items() if peer != self.node.node_id}
+        self.unsettled.owe(owed)
+        return owed
+
     def _send_settlements(self, credits: dict[str, Credit]) -> None:
         """Tell each worker the credit it was granted after its delivery was acknowledged (durable first)."""
-        credits = {peer: amount for peer, amount in credits.items() if peer != self.node.node_id}
         if not credits:
             return
         self.store.flush()
         for peer, amount in credits.items():
-            if not self._background(self._pool, self._send_settlement, peer, (amount,)):
+            if self._background(self._pool, self._send_settlement, peer, (amount,)) is None:
                 log.info("settlement not sent: this node is stopping", extra={"peer": peer[:16]})
 
     @staticmethod
-    def _background(pool: concurrent.futures.ThreadPoolExecutor, fn: Any, *args: Any) -> bool:
-        """Run ``fn(*args)`` on ``pool``; False when the pool is shut down (this node is stopping)."""
+    def _background(pool: concurrent.futures.ThreadPoolExecutor, fn: Any,
+                    *args: Any) -> concurrent.futures.Future[Any] | None:
+        """Run ``fn(*args)`` on ``pool``; None when the pool is shut down (this node is stopping)."""
         try:
             future = pool.submit(fn, *args)
         except RuntimeError:
-            return False
+            return None
         future.add_done_callback(_log_failure)
-        return True
+        return future
 
     def _send_settlement(self, peer: str, credits: tuple[Credit, ...], tries: int = SETTLE_TRIES) -> None:
         body = codec.encode(Settlement(credits))
