@@ -51,12 +51,14 @@ class Node:
     """One running GAIA node."""
 
     def __init__(self, context: NodeContext, plugins: Plugins) -> None:
-        if context.identity is None:
+        identity = context.identity
+        if identity is None:
             raise NodeError("this node has no identity", hint="run `gaia init` first")
         runner_specs = plugins.runners_by_kind()
-        self.context = context = attrs.evolve(context, hook=plugins.hook, task_kinds=frozenset(runner_specs))
+        self.hook = plugins.hook
+        self.context = context = attrs.evolve(context, hook=self.hook, task_kinds=frozenset(runner_specs))
         self.plugins = plugins
-        self.identity = context.identity
+        self.identity = identity
         self.node_id = self.identity.node_id
         config = context.config
         self.cores = config.node.cores or os.cpu_count() or 1
@@ -115,7 +117,7 @@ class Node:
         for i in range(self.cores):
             self._spawn(f"gaia-worker-{i}", self._worker_loop)
         self.jobs.start()
-        self.context.hook.gaia_node_started(record=self.record, context=self.context)
+        self.hook.gaia_node_started(record=self.record, context=self.context)
         log.info("node started", extra={"node_id": self.node_id, "address": self.address, "cores": self.cores})
         self._started.set()
 
@@ -126,7 +128,7 @@ class Node:
                 return
             self._stopping.set()
         log.info("node stopping", extra={"drain_s": drain_s})
-        self.context.hook.gaia_node_stopping(context=self.context)
+        self.hook.gaia_node_stopping(context=self.context)
         deadline = time.monotonic() + drain_s
         self.jobs.stop(deadline)  # stop dispatching (a spot-check under way may end): unfinished tasks stay pending
         self.queue.close()
@@ -254,7 +256,7 @@ class Node:
             self.outbox.put(origin, result, proof)
         if task is not None:
             try:
-                self.context.hook.gaia_task_finished(task=task.without_module(), result=result, context=self.context)
+                self.hook.gaia_task_finished(task=task.without_module(), result=result, context=self.context)
             except Exception:  # a plugin's listener must not lose the node a worker
                 log.exception("gaia_task_finished hook failed", extra={"task_id": result.task_id})
 
@@ -297,6 +299,8 @@ class Node:
 
     def announce(self) -> dict[str, Any]:
         """Refresh this node's record (load, time) and announce it to every peer."""
+        if self.record is None:
+            raise NodeError("this node has not started yet", hint="wait for `gaia node` to print its address")
         self.record = attrs.evolve(self.record, load=self.load(), updated_at=time.time())
         self.transport.announce(RECORD, codec.encode(self.record))
         return codec.unstructure(self.record)
@@ -473,19 +477,25 @@ class Node:
                 "peers": sum(p.state == "up" for p in self.transport.peers())}
 
     def _control_methods(self) -> dict[str, Any]:
+        def stop() -> bool:
+            self.request_stop()
+            return True
+
         return {
             "status": self.status, "peers": self.peers, "sample": self.sample,
             "announce": self.announce,
             "rewards": self.ledger.summary,
-            "submit": self.jobs.submit_frames, "job": self.jobs.job_status, "wait": self.jobs.wait_job, "results": self.jobs.job_results,
+            "submit": self.jobs.submit_frames, "job": self.jobs.job_status, "wait": self.jobs.wait_job,
+            "results": self.jobs.job_results,
             "cancel": self.jobs.cancel, "retry": self.jobs.retry,
             "jobs": self.jobs.list_jobs,
-            "stop": lambda: self.request_stop() or True,
+            "stop": stop,
         }
 
 
 def _frames(envelope: Envelope, *, pairs: bool = False) -> list[Any]:
-    """The list of byte frames in a peer's request body (``pairs``: of [frame, frame or None]); ValidationError otherwise."""
+    """The list of byte frames in a peer's request body (``pairs``: of [frame, frame or None]); ValidationError
+    otherwise."""
     try:
         frames = msgpack.unpackb(envelope.body)
     except (ValueError, TypeError, msgpack.UnpackException):  # msgpack's errors for bad bytes
@@ -499,5 +509,6 @@ def _frames(envelope: Envelope, *, pairs: bool = False) -> list[Any]:
 
     if not isinstance(frames, list) or not all(ok(item) for item in frames):
         raise ValidationError(f"malformed {envelope.kind} body from {envelope.sender[:12]}: not a msgpack list of "
-                              + ("[result, proof] pairs" if pairs else "frames"), hint="the peer runs an incompatible version")
+                              + ("[result, proof] pairs" if pairs else "frames"),
+                              hint="the peer runs an incompatible version")
     return frames
