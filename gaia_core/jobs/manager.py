@@ -322,10 +322,11 @@ class JobManager:
         self.dispatcher.verified(sender, slot, result.wall_s)
         if self.settlement.should_reexecute(sender, slot.task):
             # Re-execution takes as long as the task: do it off the transport's handler thread.
-            check = self._background(self._checks, self._spot_checked, sender, slot, result, verdict)
-            if check is not None:
-                with self._settling:
+            with self._settling:  # stop() waits for (or cancels) every check it does not find refused
+                check = self._background(self._checks, self._spot_checked, sender, slot, result, verdict)
+                if check is not None:
                     self._checking.add(check)
+            if check is not None:
                 check.add_done_callback(self._checked)
                 return ResultAck(result.task_id, "unverified", "spot-check under way", pending=True)
             return ResultAck(result.task_id, "unverified", "the submitter is stopping: the task stays pending")
