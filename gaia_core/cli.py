@@ -36,6 +36,8 @@ GLOBAL_OPTIONS = {"--home": True, "--plugins": True, "--debug": False}
 #: checks each summary against the command's docstring.
 BUILTIN_COMMANDS = {
     "bench": ("gaia_core.commands.bench:bench", "Measure what this machine can do: CPU, RAM, GPU, disk and energy."),
+    "config": ("gaia_core.commands.config_cmd:config",
+               "Show, read and change the node's configuration (config.toml)."),
     "demo": ("gaia_core.commands.demo:demo",
              "Train a digits classifier by federated averaging on a local devnet of real nodes, then score it."),
     "devnet": ("gaia_core.commands.devnet:devnet",
@@ -265,27 +267,6 @@ def init(state: State, name: str, force: bool) -> None:
     click.echo(f"node id:  {identity.node_id}")
     click.echo(f"keys:     {home.identity_dir}")
     click.echo(f"config:   {home.config_file}")
-
-
-@cli.group()
-def config() -> None:
-    """Inspect the node's configuration."""
-
-
-@config.command("show")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_obj
-def config_show(state: State, as_json: bool) -> None:
-    """Print the effective configuration (defaults overlaid with config.toml)."""
-    from gaia_core import config as config_mod
-    from gaia_core.console import print_json
-
-    data = state.config().to_dict()
-    if as_json:
-        print_json(data)
-    else:
-        click.echo(f"# {state.home.config_file}" + ("" if state.home.config_file.exists() else " (absent: defaults)"))
-        click.echo(config_mod.to_toml(data), nl=False)
 
 
 def _plugin_commands(ctx: click.Context, *, declared_only: bool) -> dict[str, click.Command]:

@@ -185,12 +185,72 @@ def peers(state: State, as_json: bool) -> None:
                   r["benchmark"].get(SCORE), counts_text(r["refused"])) for r in rows])
 
 
+#: Printed on stderr by a reading command that found no node and read state.db instead.
+OFFLINE_NOTE = "(node not running: read from state.db)"
+#: The ledger by node and role, as the running node's ``rewards`` control method answers it
+#: (gaia_core.rewards.Ledger.summary), for reading state.db without a node.
+_REWARDS_SQL = """SELECT node_id, role, COUNT(*) AS tasks, SUM(verdict = 'valid') AS verified,
+       SUM(credit) AS credit, SUM(fuel) AS fuel, ROUND(SUM(cpu_s), 3) AS cpu_s, ROUND(SUM(energy_j), 3) AS energy_j,
+       SUM(energy_source = 'measured') AS energy_measured_tasks
+FROM ledger WHERE role IN ('granted', 'earned') GROUP BY node_id, role ORDER BY role, credit DESC"""
+
+
+def running_node(state: State) -> ControlClient | None:
+    """A client of the node serving the home, or None when none answers there (no control socket, or a stale one)."""
+    try:
+        return ControlClient(state.home)
+    except NodeError:
+        return None
+
+
+def read_state(state: State, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of ``sql`` on the home's state.db opened read-only (sqlite URI ``mode=ro``), for when no node runs.
+
+    Says on stderr that the rows come from state.db; none when there is no state.db yet. StateError
+    (one line, exit 8) when the file is not a database GAIA can read.
+    """
+    import sqlite3
+
+    from gaia_core.store import SCHEMA_VERSION, StateError
+
+    path = state.home.state_db
+    if not path.is_file():
+        click.echo(f"(node not running, and nothing recorded yet: no {path})", err=True)
+        return []
+    click.echo(OFFLINE_NOTE, err=True)
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise StateError(f"{path} has schema version {version}, newer than this GAIA knows "
+                                 f"({SCHEMA_VERSION})", hint="upgrade gaia-core to the version that wrote it")
+            if version == 0:
+                return []  # never migrated: no tables yet
+            cursor = db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot read {path}: {exc}",
+                         hint="check its permissions, or start the node (`gaia node`) to check and repair it") from None
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def rewards(state: State, as_json: bool) -> None:
-    """Show the reward ledger: credit granted to workers and earned from submitters (docs/rewards.md)."""
-    rows = call(state, "rewards")
+    """Show the reward ledger: credit granted to workers and earned from submitters (docs/rewards.md).
+
+    Without a running node, reads the ledger from state.db (read-only).
+    """
+    client = running_node(state)
+    if client is None:
+        rows = read_state(state, _REWARDS_SQL)
+    else:
+        with client:
+            rows = client.call("rewards")
     if as_json:
         print_json(rows)
     else:

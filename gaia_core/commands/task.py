@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,7 +20,7 @@ from gaia_core.commands.params import (
     read_input,
     read_module,
 )
-from gaia_core.console import print_json
+from gaia_core.console import print_json, print_table
 from gaia_core.errors import PluginError, TaskError, UsageError
 from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult
 from gaia_core.state import State
@@ -124,5 +125,48 @@ def _show(summary: dict[str, object], result: TaskResult) -> None:
     click.echo(f"memory:  {result.peak_memory_bytes / 2**20:.2f} MiB peak")
 
 
-for _command in (submit, watch, cancel, retry, result, list_jobs):
+#: This node's most recent jobs with their tasks counted by state, as the running node's ``jobs``
+#: control method answers them (gaia_core.jobs.manager.JobManager.list_jobs), for reading state.db.
+_JOBS_SQL = """SELECT j.id AS job, j.name, j.status, j.created, j.finished, t.state, COUNT(t.idx) AS n
+FROM (SELECT * FROM jobs ORDER BY created DESC LIMIT ?) j LEFT JOIN tasks t ON t.job = j.id
+GROUP BY j.id, t.state ORDER BY j.created DESC, j.id, t.state"""
+
+
+def jobs_from_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:data:`_JOBS_SQL`'s rows (one per job and task state) as one status dict per job, newest first."""
+    jobs: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        job = jobs.setdefault(row["job"], {"job": row["job"], "name": row["name"], "status": row["status"],
+                                           "created": row["created"], "finished": row["finished"],
+                                           "tasks": {}, "total": 0})
+        if row["state"] is not None:
+            job["tasks"][row["state"]] = row["n"]
+            job["total"] += row["n"]
+    return list(jobs.values())
+
+
+@click.command("list")
+@click.option("--limit", type=Integer(1, 10_000), default=20, show_default=True, help="How many recent jobs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List recent jobs this node submitted (from state.db, read-only, when no node runs)."""
+    from gaia_core.commands.node import read_state, running_node
+
+    state: State = ctx.obj
+    client = running_node(state)
+    if client is not None:
+        client.close()
+        ctx.invoke(list_jobs, limit=limit, as_json=as_json)
+        return
+    jobs = jobs_from_rows(read_state(state, _JOBS_SQL, (limit,)))
+    if as_json:
+        print_json(jobs)
+        return
+    print_table(None, ["job", "name", "status", "tasks"],
+                [(j["job"], j["name"], j["status"], ", ".join(f"{k} {v}" for k, v in j["tasks"].items()))
+                 for j in jobs])
+
+
+for _command in (submit, watch, cancel, retry, result, list_):
     task.add_command(_command)
