@@ -56,10 +56,19 @@ CREATE TABLE IF NOT EXISTS unsettled (
     PRIMARY KEY (node_id, task_id)
 );
 """
+# Version 3: the proof (a Proof frame) of the verified result that decided a task, kept for
+# `gaia task result JOB --proofs DIR` and purged with the payloads (a table of its own, so that the
+# script also applies to a version-0 file that already has it).
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS proofs (
+    job TEXT NOT NULL, idx INTEGER NOT NULL, proof BLOB NOT NULL,
+    PRIMARY KEY (job, idx)
+);
+"""
 #: ``MIGRATIONS[i]`` takes the database from ``PRAGMA user_version`` i to i + 1 (0 is a new file, or one
 #: written before versions were recorded, whose tables version 1 creates if they are missing).
 #: To change the schema append a script; never edit one that has shipped.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)
 #: state.db and its journals: only the node's user may read them.
@@ -367,8 +376,10 @@ class Store:
         return dict(self.execute("SELECT key, value FROM stats ORDER BY key"))
 
     def purge_payloads(self, job_id: str) -> None:
-        """Delete a finished job's task inputs, modules and outputs (scrubbed from disk by :meth:`scrub`)."""
+        """Delete a finished job's task inputs, modules, outputs and proofs (scrubbed from disk by :meth:`scrub`).
+        """
         self.execute("UPDATE tasks SET task = NULL, result = NULL WHERE job = ?", (job_id,))
+        self.execute("DELETE FROM proofs WHERE job = ?", (job_id,))
         self._dirty = True
 
     def prune(self, older_than_s: float) -> list[str]:
@@ -380,10 +391,12 @@ class Store:
         cutoff = time.time() - older_than_s
         with self._lock:
             jobs = [row[0] for row in self.execute(
-                "SELECT id FROM jobs j WHERE finished IS NOT NULL AND finished <= ? AND EXISTS (SELECT 1 FROM tasks "
-                "WHERE job = j.id AND (task IS NOT NULL OR result IS NOT NULL)) ORDER BY finished", (cutoff,))]
+                "SELECT id FROM jobs j WHERE finished IS NOT NULL AND finished <= ? AND (EXISTS (SELECT 1 FROM tasks "
+                "WHERE job = j.id AND (task IS NOT NULL OR result IS NOT NULL)) OR EXISTS (SELECT 1 FROM proofs "
+                "WHERE job = j.id)) ORDER BY finished", (cutoff,))]
             if jobs:
                 self.executemany("UPDATE tasks SET task = NULL, result = NULL WHERE job = ?", [(j,) for j in jobs])
+                self.executemany("DELETE FROM proofs WHERE job = ?", [(j,) for j in jobs])
                 self._dirty = True
                 self._clear_purged()
         return jobs

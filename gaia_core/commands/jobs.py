@@ -5,7 +5,9 @@ Wherever a job id is asked for, a unique prefix of it will do: the node resolves
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +32,7 @@ from gaia_core.commands.params import (
 )
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
-from gaia_core.errors import TaskError, UsageError
+from gaia_core.errors import GaiaError, TaskError, UsageError
 from gaia_core.model import Limits, Task, TaskResult
 from gaia_core.state import State
 
@@ -155,6 +157,26 @@ def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | Non
     The job id is printed as soon as the node has accepted the job. With --wait, Ctrl-C stops
     waiting (exit 130) and leaves the job running: follow it again with `gaia task watch JOB`.
     """
+    accepted: list[str] = []
+    try:
+        _submit(state, module, inputs, entry, fuel, timeout, memory, priority, deadline, to, anywhere, redundancy,
+                wait, output_dir, as_json, accepted)
+    except GaiaError as exc:
+        if not as_json or accepted:  # once the job runs, an error is a plain line as for every command
+            raise
+        print_json(error_object(exc))
+        sys.exit(exc.exit_code)
+
+
+def error_object(exc: GaiaError) -> dict[str, Any]:
+    """The JSON answer of a command that could not start: ``{"error", "hint", "kind", "exit_code"}``."""
+    return {"error": exc.message, "hint": exc.hint, "kind": type(exc).__name__, "exit_code": exc.exit_code}
+
+
+def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | None, fuel: int, timeout: float,
+            memory: int, priority: int, deadline: float | None, to: str | None, anywhere: bool, redundancy: int,
+            wait: bool, output_dir: Path | None, as_json: bool, accepted: list[str]) -> None:
+    """The body of :func:`submit`; the id of the job is appended to ``accepted`` once the node accepted it."""
     if to and anywhere:
         raise UsageError("--to and --anywhere exclude each other")
     identity = state.identity()
@@ -172,15 +194,16 @@ def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | Non
             with _interrupts_held():  # a job the node accepted always has its id printed
                 job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=module.name,
                                   redundancy=redundancy, to=to)
+                accepted.append(job)
                 _announce(job, len(tasks), wait, as_json)
             if not wait:
                 return
             wait_for_job(client, job, timeout=max(60.0, 4 * timeout * len(tasks)), progress=not as_json)
+            rows = decode_results(client.call("results", job=job, release=True))
         except KeyboardInterrupt:
             if job is None:
                 raise
             raise stopped_waiting(job, "waiting" if wait else "submitting") from None
-        rows = decode_results(client.call("results", job=job, release=True))
     _show([{"job": job, **row} for row in rows], as_json, output_dir)
     if any(r["state"] != "done" or not r["result"].ok for r in rows):
         raise SystemExit(TaskError.exit_code)
@@ -285,17 +308,79 @@ def _counts(status: dict[str, Any]) -> str:
 @click.argument("job")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write each output to DIR/<n>.out.")
+@click.option("--proofs", "proofs_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write each task's proof to DIR/<n>-<task id>.proof, with its .task and .result beside it.")
 @click.option("--release", is_flag=True, help="Delete the job's payloads from the node once shown.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def result(state: State, job: str, output_dir: Path | None, release: bool, as_json: bool) -> None:
-    """Show a job's progress and its tasks' results (JOB: an id or a unique prefix)."""
+def result(state: State, job: str, output_dir: Path | None, proofs_dir: Path | None, release: bool,
+           as_json: bool) -> None:
+    """Show a job's progress and its tasks' results (JOB: an id or a unique prefix).
+
+    With --proofs DIR, check each written proof with `gaia proof verify DIR/<n>-<task id>.proof`.
+    """
+    if proofs_dir is not None:
+        _private_dir(proofs_dir)
     with ControlClient(state.home) as client:
         status = client.call("job", job=job)
-        rows = decode_results(client.call("results", job=status["job"], release=release))
+        params = {"proofs": True} if proofs_dir is not None else {}
+        raw = client.call("results", job=status["job"], release=release, **params)
+    written = None if proofs_dir is None else write_proofs(proofs_dir, raw)
+    rows = decode_results([{k: v for k, v in row.items() if k not in ("task", "proof")} for row in raw])
+    if written is not None:
+        rows = [{**row, "proof_file": str(written[row["idx"]]) if row["idx"] in written else None} for row in rows]
     if not as_json:
         click.echo(_status_line(status))
     _show([{"job": status["job"], **row} for row in rows], as_json, output_dir)
+    if proofs_dir is not None and written is not None and not as_json:
+        click.echo(f"{len(written)} proof(s) written to {proofs_dir}; check one with "
+                   f"`gaia proof verify {proofs_dir / '<file>.proof'}`"
+                   + (f"; {len(rows) - len(written)} task(s) have no proof kept" if len(written) < len(rows) else ""))
+
+
+def proof_stem(idx: int, task_id: str) -> str:
+    """The name (without suffix) of task ``idx``'s proof files: ``00003-<task id>``."""
+    return f"{idx:05d}-{task_id}"
+
+
+def write_proofs(directory: Path, rows: list[dict[str, Any]]) -> dict[int, Path]:
+    """Write ``<stem>.proof``, ``<stem>.task`` and ``<stem>.result`` (codec frames, mode 0600) for each row
+    that has all three; return the proof file of each task index written."""
+    written = {}
+    for row in rows:
+        frames: dict[str, bytes] = {key: row.get(key) or b"" for key in ("proof", "task", "result")}
+        if not all(frames.values()):
+            continue  # not decided by a verified result, or its payloads were released
+        task_id = codec.decode(frames["task"], Task).id
+        if task_id != row["id"]:
+            raise TaskError(f"task {row['idx']}: the node sent another task than {row['id'][:16]}",
+                            hint="no proof files are written for it; check the node's state.db")
+        stem = proof_stem(row["idx"], task_id)
+        for suffix, data in frames.items():
+            _write_private(directory / f"{stem}.{suffix}", data)
+        written[row["idx"]] = directory / f"{stem}.proof"
+    return written
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) with mode 0700 for a new leaf; UsageError when it cannot be used."""
+    try:
+        if not path.is_dir():
+            path.mkdir(parents=True, mode=0o700)
+            path.chmod(0o700)  # whatever the umask
+    except OSError as exc:
+        raise UsageError(f"cannot create {path}: {exc.strerror or exc}", hint="choose another directory") from None
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600; UsageError when it cannot be written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file was there before
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="check the directory") from None
 
 
 @click.command("list")

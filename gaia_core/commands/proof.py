@@ -1,6 +1,8 @@
 """``gaia proof show`` and ``gaia proof verify``: read proof files and check them with the prover of their scheme.
 
-Proof, task and result files are codec frames (:func:`gaia_core.codec.encode`). ``verify``
+Proof, task and result files are codec frames (:func:`gaia_core.codec.encode`), as
+``gaia task result JOB --proofs DIR`` writes them: ``<n>-<task id>.proof`` with its ``.task`` and
+``.result`` beside it, which ``verify`` uses when --task and --result are not given. ``verify``
 exits 0 for a valid proof and 6 for one that is invalid or could not be verified.
 """
 
@@ -58,10 +60,14 @@ def show(file: Path, as_json: bool) -> None:
 def verify(state: State, file: Path, task_file: Path | None, result_file: Path | None, as_json: bool) -> None:
     """Check the proof in FILE against --task and --result with the prover of its scheme.
 
-    Exit status 0 when the proof is valid, 6 when it is invalid or could not be verified.
+    Without them, FILE's .task and .result siblings are used when both exist (as written by
+    `gaia task result JOB --proofs DIR`). Exit status 0 when the proof is valid, 6 when it is
+    invalid or could not be verified.
     """
     if (task_file is None) != (result_file is None):
         raise UsageError("--task and --result go together", hint="give both files, or neither to only read the proof")
+    if task_file is None:
+        task_file, result_file = siblings(file)
     task = _read(task_file, Task) if task_file else None
     result = _read(result_file, TaskResult) if result_file else None
     simulated = False
@@ -82,6 +88,16 @@ def verify(state: State, file: Path, task_file: Path | None, result_file: Path |
             click.secho(_SIMULATED, fg="yellow")
     if not verdict.ok:
         sys.exit(ValidationError.exit_code)
+
+
+def siblings(file: Path) -> tuple[Path, Path] | tuple[None, None]:
+    """The ``.task`` and ``.result`` beside a ``.proof`` file when both exist, else ``(None, None)``."""
+    if file.suffix != ".proof":
+        return None, None
+    task_file, result_file = file.with_suffix(".task"), file.with_suffix(".result")
+    if task_file.is_file() and result_file.is_file():
+        return task_file, result_file
+    return None, None
 
 
 def _check(state: State, claim: Proof, task: Task | None, result: TaskResult | None) -> Verdict:

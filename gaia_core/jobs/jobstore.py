@@ -14,7 +14,7 @@ from typing import Any
 
 from gaia_core import codec
 from gaia_core.errors import NodeError
-from gaia_core.model import Task, TaskResult
+from gaia_core.model import Proof, Task, TaskResult
 from gaia_core.store import Store
 
 _JOB_PREFIX = re.compile(r"[0-9a-f]{1,32}\Z")
@@ -80,12 +80,16 @@ class JobStore:
         return rows[0]
 
     def finish_task(self, job: str, idx: int, state: str, *, reason: str = "", result: TaskResult | None = None,
-                    peers: str | None = None, attempts: int = 0) -> None:
-        """Record a task's final ``state`` (written behind); ``peers`` None keeps the column."""
+                    peers: str | None = None, attempts: int = 0, proof: Proof | None = None) -> None:
+        """Record a task's final ``state`` (written behind), with the verified ``proof`` of its ``result``;
+        ``peers`` None keeps the column."""
         self.store.defer("UPDATE tasks SET state = ?, reason = ?, result = ?, peers = COALESCE(?, peers), "
                          "attempts = ?, updated = ? WHERE job = ? AND idx = ?",
                          (state, reason, codec.encode(result) if result else None, peers, attempts, time.time(),
                           job, idx))
+        if proof is not None and result is not None:
+            self.store.defer("INSERT OR REPLACE INTO proofs (job, idx, proof) VALUES (?, ?, ?)",
+                             (job, idx, codec.encode(proof)))
 
     def finish_job(self, job: str, status: str = "finished") -> None:
         """Record that a job ended (written behind)."""
@@ -107,14 +111,20 @@ class JobStore:
             for idx in indexes:
                 self.store.defer("UPDATE tasks SET state = 'pending', reason = '', result = NULL, attempts = 0, "
                                  "updated = ? WHERE job = ? AND idx = ?", (time.time(), job, idx))
+                self.store.defer("DELETE FROM proofs WHERE job = ? AND idx = ?", (job, idx))
 
     def quarantine(self, job: str, idx: int, reason: str) -> None:
         """Fail a stored task that no longer decodes, keeping the node able to start."""
         self.store.execute("UPDATE tasks SET state = 'failed', reason = ?, updated = ? WHERE job = ? AND idx = ?",
                            (f"quarantined: {reason}"[:500], time.time(), job, idx))
 
-    def results(self, job: str) -> Iterator[dict[str, Any]]:
-        """Every task's outcome row of ``job``, in task order."""
+    def results(self, job: str, *, proofs: bool = False) -> Iterator[dict[str, Any]]:
+        """Every task's outcome row of ``job``, in task order; ``proofs`` adds each task's ``task`` and ``proof``
+        frames (None once purged, or when no verified result decided the task)."""
+        if proofs:
+            return self.store.rows("SELECT t.idx, t.id, t.state, t.result, t.peers, t.attempts, t.reason, t.task, "
+                                   "p.proof FROM tasks t LEFT JOIN proofs p ON p.job = t.job AND p.idx = t.idx "
+                                   "WHERE t.job = ? ORDER BY t.idx", (job,))
         return self.store.rows("SELECT idx, id, state, result, peers, attempts, reason FROM tasks "
                                "WHERE job = ? ORDER BY idx", (job,))
 

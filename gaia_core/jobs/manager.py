@@ -87,6 +87,7 @@ class JobManager:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gaia-offer")
         self._checks = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaia-spot-check")
         self._checking: set[concurrent.futures.Future[Any]] = set()  # spot-checks queued or running
+        self._proofs: dict[tuple[str, int], dict[str, Proof]] = {}  # (job, idx) -> node -> proof of its verified result
         self._settling = threading.Lock()  # a spot-check's verdict is settled, or the store is about to close
         self._closing = False  # set by stop() under _settling: a verdict reached later is dropped
         self._thread = threading.Thread(target=self._dispatch_loop, name="gaia-dispatch", daemon=True)
@@ -323,16 +324,18 @@ class JobManager:
         if self.settlement.should_reexecute(sender, slot.task):
             # Re-execution takes as long as the task: do it off the transport's handler thread.
             with self._settling:  # stop() waits for (or cancels) every check it does not find refused
-                check = self._background(self._checks, self._spot_checked, sender, slot, result, verdict)
+                check = self._background(self._checks, self._spot_checked, sender, slot, result, verdict,
+                                         proof)
                 if check is not None:
                     self._checking.add(check)
             if check is not None:
                 check.add_done_callback(self._checked)
                 return ResultAck(result.task_id, "unverified", "spot-check under way", pending=True)
             return ResultAck(result.task_id, "unverified", "the submitter is stopping: the task stays pending")
-        return self._accept(sender, slot, result, verdict, acked=False)
+        return self._accept(sender, slot, result, verdict, proof, acked=False)
 
-    def _spot_checked(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict) -> None:
+    def _spot_checked(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict,
+                      proof: Proof | None) -> None:
         try:
             verdict = combine([verdict, self.settlement.reexecute(slot.task, result)])
         except Exception:  # keep checking later results whatever this one raised
@@ -343,7 +346,7 @@ class JobManager:
                 log.info("spot-check ended after the stop; its task stays pending", extra={"task_id": result.task_id})
                 return
             if verdict.ok:
-                self._accept(sender, slot, result, verdict, acked=True)
+                self._accept(sender, slot, result, verdict, proof, acked=True)
             else:
                 log.warning("spot-check refused a result", extra={"peer": sender[:16], "reason": verdict.reason})
                 with self.store.atomic():  # the granted row and the settlement owed: one transaction
@@ -357,7 +360,8 @@ class JobManager:
         with self._settling:
             self._checking.discard(check)
 
-    def _accept(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict, *, acked: bool) -> ResultAck:
+    def _accept(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict, proof: Proof | None, *,
+                acked: bool) -> ResultAck:
         """Count a verified result toward its slot (redundancy, credit, completion).
 
         Credit for the other replicas (and for ``sender`` when its delivery was ``acked`` already)
@@ -365,6 +369,8 @@ class JobManager:
         """
         with self._lock:
             slot.results[sender] = result
+            if proof is not None:  # kept with the result that decides the task (stored by _finish_ok/_failed)
+                self._proofs.setdefault((slot.job, slot.idx), {})[sender] = proof
             with self.store.atomic():  # the granted rows and the settlements owed: one transaction
                 outcome = self.settlement.decide(slot.task, slot.redundancy, slot.results, sender, verdict,
                                                  slot.observed)
@@ -428,20 +434,25 @@ class JobManager:
     def _finish_ok(self, slot: Slot, result: TaskResult) -> None:
         if slot.state == "pending":
             self.jobstore.finish_task(slot.job, slot.idx, "done", result=result, peers=",".join(slot.results),
-                                      attempts=slot.attempts)
+                                      attempts=slot.attempts, proof=self._proof_of(slot, result))
             self._settle(slot, "done")
 
     def _finish_failed(self, slot: Slot, reason: str, result: TaskResult | None = None) -> None:
         if slot.state == "pending":
             slot.reason = reason
             self.jobstore.finish_task(slot.job, slot.idx, "failed", reason=reason, result=result,
-                                      attempts=slot.attempts)
+                                      attempts=slot.attempts, proof=self._proof_of(slot, result))
             log.warning("task failed", extra={"job": slot.job, "idx": slot.idx, "reason": reason})
             self._settle(slot, "failed")
+
+    def _proof_of(self, slot: Slot, result: TaskResult | None) -> Proof | None:
+        """The verified proof ``result``'s node sent with it for ``slot``, if one is kept."""
+        return None if result is None else self._proofs.get((slot.job, slot.idx), {}).get(result.node_id)
 
     def _settle(self, slot: Slot, state: str) -> None:
         """Called with the lock held: ``slot`` ended in ``state``; release what it held, count it."""
         slot.state = state
+        self._proofs.pop((slot.job, slot.idx), None)
         self.dispatcher.remove(slot)  # replicas still out are no longer wanted
         counts = self.progress[slot.job]
         counts["pending"] -= 1
@@ -513,10 +524,11 @@ class JobManager:
             self._job_finished.wait_for(lambda: job not in self.progress, timeout)
         return self.job_status(job)
 
-    def job_results(self, job: str, release: bool = False) -> list[dict[str, Any]]:
-        """Every task's outcome, in order; ``release`` deletes the payloads of an ended job afterwards."""
+    def job_results(self, job: str, release: bool = False, proofs: bool = False) -> list[dict[str, Any]]:
+        """Every task's outcome, in order; ``proofs`` adds each task's task and proof frames; ``release``
+        deletes the payloads of an ended job afterwards."""
         status = self.job_status(job)
-        out = list(self.jobstore.results(status["job"]))
+        out = list(self.jobstore.results(status["job"], proofs=proofs))
         if release and status["status"] != "running":
             self.jobstore.release(status["job"])
         return out
