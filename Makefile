@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PLUGINS := $(sort $(wildcard plugins/gaia_*))
 STAMP  := $(VENV)/.installed
+DIST   ?= dist
 
-.PHONY: install demo lint test test-kernel test-plugins test-native bench docs wasm clean
+.PHONY: install demo lint test test-kernel test-plugins test-native test-dist dist bench docs wasm clean
 
 $(STAMP): pyproject.toml native/pyproject.toml native/Cargo.toml $(wildcard native/src/*.rs) $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,15 @@ test-plugins: install
 test-native:
 	cd native && cargo test -q
 
+# setuptools copies sources into build/lib and packs what it finds there: stale copies are removed first.
+dist:  ## wheels of every distribution (gaia-native, gaia-core, each plugin) into dist/ (DIST=DIR for another folder)
+	rm -rf build $(addsuffix /build,$(PLUGINS))
+	rm -f $(DIST)/gaia_*.whl
+	$(PYTHON) -m pip wheel --no-deps --wheel-dir $(DIST) ./native . $(addprefix ./,$(PLUGINS))
+
+test-dist: install dist  ## build the wheels, then install gaia-core and a plugin from them into a fresh venv
+	GAIA_DIST_DIR=$(abspath $(DIST)) $(BIN)/python -m pytest -q tests/test_dist.py
+
 bench: install  ## every benchmark, printing GAIA vs its baseline
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
@@ -44,4 +54,4 @@ wasm:  ## rebuild the WASM task modules from C (needs clang, lld, wasi-libc)
 	$(MAKE) -C plugins/gaia_runner_wasm wasm
 
 clean:
-	rm -rf $(VENV) native/target build
+	rm -rf $(VENV) native/target build dist
