@@ -20,7 +20,7 @@ from gaia_core.commands.node import OFFLINE_NOTE
 from gaia_core.config import Home
 from gaia_core.control import SOCKET_NAME, ControlServer
 from gaia_core.jobs.jobstore import JobStore
-from gaia_core.model import Status, Task, TaskResult
+from gaia_core.model import Task
 from gaia_core.rewards import Credit, Ledger
 from gaia_core.store import SCHEMA_VERSION, Store
 
@@ -49,10 +49,10 @@ def recorded(gaia_home: Home) -> Iterator[dict[str, Any]]:
     ledger.record(WORKER, Credit("t2", "invalid", 0.0, fuel=50), role="granted")
     ledger.record(SUBMITTER, Credit("t3", "valid", 2.0, fuel=300, energy_j=1.0, energy_source="measured"),
                   role="earned")
-    first = tasks(3)
-    jobs.create("aa11", "first", 1, 0.0, first, None)
-    jobs.finish_task("aa11", 0, "done", result=TaskResult(first[0].id, Status.OK))
-    jobs.finish_task("aa11", 1, "failed", reason="trap")
+    jobs.create("aa11", "first", 1, 0.0, tasks(3), None)
+    for idx, outcome in ((0, "done"), (1, "failed")):  # as the node records a task's end
+        store.execute("UPDATE tasks SET state = ?, updated = updated + 1 WHERE job = 'aa11' AND idx = ?",
+                      (outcome, idx))
     jobs.create("bb22", "second", 1, 0.0, tasks(1), None)
     store.execute("UPDATE jobs SET created = created + 10 WHERE id = 'bb22'")  # the newer one
     expected = {"rewards": ledger.summary(),
