@@ -144,6 +144,13 @@ def test_a_file_that_is_not_a_database_is_one_line(gaia_home: Home) -> None:
     assert len(errors) == 1 and "cannot read" in errors[0] and "state.db" in errors[0]
 
 
+def test_a_directory_in_place_of_state_db_is_one_line(gaia_home: Home) -> None:
+    gaia_home.state_db.mkdir()
+    proc = gaia(gaia_home, "rewards")
+    assert proc.returncode == 8 and "Traceback" not in proc.stderr
+    assert len([line for line in proc.stderr.splitlines() if line.startswith("Error:")]) == 1
+
+
 def test_a_stale_socket_counts_as_no_node(cli_runner: CliRunner, gaia_home: Home, recorded: dict[str, Any]) -> None:
     """A node killed with -9 leaves its socket file; nothing answers there, so state.db is read."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -214,7 +214,7 @@ def read_state(state: State, sql: str, params: tuple[Any, ...] = ()) -> list[dic
     from gaia_core.store import SCHEMA_VERSION, StateError
 
     path = state.home.state_db
-    if not path.is_file():
+    if not path.exists():
         click.echo(f"(node not running, and nothing recorded yet: no {path})", err=True)
         return []
     click.echo(OFFLINE_NOTE, err=True)
