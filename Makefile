@@ -36,6 +36,9 @@ test-native:
 
 # setuptools copies sources into build/lib and packs what it finds there: stale copies are removed first.
 dist:  ## wheels of every distribution (gaia-native, gaia-core, each plugin) into dist/ (DIST=DIR for another folder)
+	@test -n "$(strip $(DIST))" || { echo "make dist: DIST is empty; name the folder for the wheels, e.g. DIST=dist" >&2; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { echo "make dist: '$(PYTHON)' is not Python >= 3.11; name one with PYTHON=python3.11" >&2; exit 2; }
+	@command -v cargo >/dev/null || { echo "make dist: cargo is not on PATH; gaia-native is compiled with the Rust toolchain (https://rustup.rs)" >&2; exit 2; }
 	rm -rf build $(addsuffix /build,$(PLUGINS))
 	rm -f $(DIST)/gaia_*.whl
 	$(PYTHON) -m pip wheel --no-deps --wheel-dir $(DIST) ./native . $(addprefix ./,$(PLUGINS))

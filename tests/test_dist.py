@@ -121,6 +121,25 @@ def test_each_wheel_holds_exactly_its_package_sources_and_data(wheelhouse: Path)
     assert {"gaia_native/__init__.py", "gaia_native/py.typed"} <= native
 
 
+@pytest.mark.parametrize(("args", "no_cargo", "says"), [
+    (["DIST="], False, "make dist: DIST is empty; name the folder for the wheels, e.g. DIST=dist"),
+    (["PYTHON=/nonexistent/python3"], False, "make dist: '/nonexistent/python3' is not Python >= 3.11"),
+    ([], True, "make dist: cargo is not on PATH; gaia-native is compiled with the Rust toolchain"),
+], ids=["empty-dist", "no-python", "no-cargo"])
+def test_make_dist_refuses_what_it_cannot_build_with_one_line(tmp_path: Path, args: list[str], no_cargo: bool,
+                                                              says: str) -> None:
+    make = shutil.which("make")
+    assert make is not None, "`make` is not on PATH"
+    env = {**os.environ, "PATH": str(tmp_path)} if no_cargo else dict(os.environ)  # an empty folder: no cargo
+    run = subprocess.run([make, "--no-print-directory", "dist", f"DIST={tmp_path / 'dist'}",
+                          f"PYTHON={sys.executable}", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode != 0
+    ours = [line for line in run.stderr.splitlines() if line.startswith("make dist:")]
+    assert len(ours) == 1 and ours[0].startswith(says), run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "dist").exists()
+
+
 def readme_install_names() -> list[str]:
     """The distributions README.md's install command names (fails when README shows no such command)."""
     match = README_INSTALL.search(README.read_text(encoding="utf-8"))
