@@ -151,6 +151,42 @@ class Status(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
+class _StateEnum(str, enum.Enum):
+    """A state held as its string value: ``str()`` and f-strings give the value itself, so
+    state.db rows, JSON output and printed lines are the same as with plain strings."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class TaskState(_StateEnum):
+    """Where one task of a job stands: ``pending`` until it is settled, then one of the others."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobStatus(_StateEnum):
+    """Where a job stands: ``running`` while any task is pending, then finished or cancelled."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+class VerdictStatus(_StateEnum):
+    """The outcome of checking a proof or a result."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    UNVERIFIED = "unverified"
+
+
 @frozen
 class Limits:
     """What one task may use. A node offers maxima of the same shape (``NodeRecord.offer``)."""
@@ -280,7 +316,7 @@ class Proof:
 class Verdict:
     """The outcome of checking a proof or a result: ``valid``, ``invalid`` or ``unverified``."""
 
-    status: str = field(validator=v.in_({"valid", "invalid", "unverified"}))
+    status: VerdictStatus = field(converter=VerdictStatus)
     reason: str = ""
     task_id: str = ""
     scheme: str = ""
@@ -288,7 +324,7 @@ class Verdict:
     @property
     def ok(self) -> bool:
         """True only for a valid verdict."""
-        return self.status == "valid"
+        return self.status is VerdictStatus.VALID
 
 
 @frozen

@@ -49,6 +49,7 @@ from gaia_core.model import (
     SCORE_UNIT,
     BenchmarkReport,
     Envelope,
+    JobStatus,
     Limits,
     Measurement,
     NodeRecord,
@@ -57,7 +58,9 @@ from gaia_core.model import (
     Status,
     Task,
     TaskResult,
+    TaskState,
     Verdict,
+    VerdictStatus,
 )
 from gaia_core.roles import (
     ROLES,
@@ -108,6 +111,9 @@ __all__ = [
     "Status",
     "Proof",
     "Verdict",
+    "VerdictStatus",
+    "TaskState",
+    "JobStatus",
     "BenchmarkReport",
     "SCORE",
     "SCORE_UNIT",

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 from attrs import field, frozen, validators as v
 
-from gaia_core.model import Task, TaskResult, Verdict
+from gaia_core.model import Task, TaskResult, Verdict, VerdictStatus
 from gaia_core.store import Store
 
 #: Joules per gigafuel of a reference machine (a ~15 W core at ~1.5 Gfuel/s).
@@ -50,7 +50,7 @@ class Credit:
     """
 
     task_id: str = field(validator=(v.instance_of(str), v.max_len(64)))
-    verdict: str = field(validator=v.in_({"valid", "invalid", "unverified"}))
+    verdict: VerdictStatus = field(converter=VerdictStatus)
     total: float = field(converter=float, validator=_amount)
     fuel: int = field(default=0, validator=(v.instance_of(int), v.ge(0), v.lt(1 << 63)))
     seconds: float = field(default=0.0, converter=float, validator=_amount)

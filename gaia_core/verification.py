@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from attrs import field, frozen, validators as v
 
 from gaia_core.errors import ValidationError
-from gaia_core.model import Status, TaskResult, Verdict
+from gaia_core.model import Status, TaskResult, Verdict, VerdictStatus
 
 #: Consecutive valid results after which BOINC trusts a host (``CONS_VALID_UNREPLICATED``).
 TRUST_THRESHOLD = 10
@@ -51,12 +51,13 @@ class Quorum:
     def verdict(self, node_id: str, task_id: str = "") -> Verdict:
         """The verdict for one node's result: valid if it agrees, invalid if it differs, else unverified."""
         if node_id in self.agreeing:
-            return Verdict("valid", f"agrees with {len(self.agreeing)} of the quorum of {self.needed}",
+            return Verdict(VerdictStatus.VALID, f"agrees with {len(self.agreeing)} of the quorum of {self.needed}",
                            task_id, "redundancy")
         if node_id in self.disagreeing:
-            return Verdict("invalid", f"output differs from the canonical output {self.canonical}",
+            return Verdict(VerdictStatus.INVALID, f"output differs from the canonical output {self.canonical}",
                            task_id, "redundancy")
-        return Verdict("unverified", f"no quorum: {self.needed} matching results needed", task_id, "redundancy")
+        return Verdict(VerdictStatus.UNVERIFIED, f"no quorum: {self.needed} matching results needed", task_id,
+                       "redundancy")
 
 
 def quorum(votes: Mapping[str, str], k: int | None = None) -> Quorum:
@@ -107,19 +108,22 @@ def compare(remote: TaskResult, local: TaskResult) -> Verdict:
     reason outside the task (timeout, error, cancellation) proves nothing: ``unverified``.
     """
     if remote.task_id != local.task_id:
-        return Verdict("unverified", "the local run is of another task", remote.task_id, "spot-check")
+        return Verdict(VerdictStatus.UNVERIFIED, "the local run is of another task", remote.task_id, "spot-check")
     if local.status in (Status.TIMEOUT, Status.ERROR, Status.CANCELLED, Status.EXPIRED, Status.REJECTED):
-        return Verdict("unverified", f"local re-execution ended {local.status.value}", remote.task_id, "spot-check")
+        return Verdict(VerdictStatus.UNVERIFIED, f"local re-execution ended {local.status.value}", remote.task_id,
+                       "spot-check")
     if remote.status is not local.status:
-        return Verdict("invalid", f"status {remote.status.value} but local re-execution ended {local.status.value}",
+        return Verdict(VerdictStatus.INVALID,
+                       f"status {remote.status.value} but local re-execution ended {local.status.value}",
                        remote.task_id, "spot-check")
     if not hmac.compare_digest(remote.output_id, local.output_id):
-        return Verdict("invalid", f"output id {remote.output_id or '(none)'} but local re-execution gave "
+        return Verdict(VerdictStatus.INVALID, f"output id {remote.output_id or '(none)'} but local re-execution gave "
                        f"{local.output_id or '(none)'}", remote.task_id, "spot-check")
     if remote.fuel_used != local.fuel_used:
-        return Verdict("invalid", f"claimed fuel {remote.fuel_used} but local re-execution used {local.fuel_used}",
+        return Verdict(VerdictStatus.INVALID,
+                       f"claimed fuel {remote.fuel_used} but local re-execution used {local.fuel_used}",
                        remote.task_id, "spot-check")
-    return Verdict("valid", "matches local re-execution", remote.task_id, "spot-check")
+    return Verdict(VerdictStatus.VALID, "matches local re-execution", remote.task_id, "spot-check")
 
 
 def agreed_fuel(results: Iterable[TaskResult]) -> tuple[int | None, tuple[str, ...]]:
@@ -145,13 +149,13 @@ def combine(verdicts: Iterable[Verdict]) -> Verdict:
     No verdicts at all is ``unverified``.
     """
     seen = list(verdicts)
-    for status in ("invalid", "unverified"):
-        hit = next((x for x in seen if x.status == status), None)
+    for status in (VerdictStatus.INVALID, VerdictStatus.UNVERIFIED):
+        hit = next((x for x in seen if x.status is status), None)
         if hit is not None:
             return hit
     if not seen:
-        return Verdict("unverified", "nothing checked this result")
-    return Verdict("valid", "; ".join(f"{x.scheme or 'check'}: {x.reason}" for x in seen),
+        return Verdict(VerdictStatus.UNVERIFIED, "nothing checked this result")
+    return Verdict(VerdictStatus.VALID, "; ".join(f"{x.scheme or 'check'}: {x.reason}" for x in seen),
                    seen[0].task_id, "+".join(x.scheme for x in seen if x.scheme))
 
 
@@ -169,9 +173,9 @@ class Trust:
         """Count a verdict on ``peer``'s work: valid extends the streak, invalid resets it; returns it."""
         with self._lock:
             streak = self._streaks.get(peer, 0)
-            if verdict.status == "valid":
+            if verdict.status is VerdictStatus.VALID:
                 streak += 1
-            elif verdict.status == "invalid":
+            elif verdict.status is VerdictStatus.INVALID:
                 streak = 0
             self._streaks[peer] = streak
             return streak

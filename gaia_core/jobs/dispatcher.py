@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 
 from attrs import define, field, frozen
 
-from gaia_core.model import Task, TaskResult
+from gaia_core.model import Task, TaskResult, TaskState
 from gaia_core.scheduling import Scheduler
 
 #: Offers (dispatches) of one task before it fails.
@@ -72,7 +72,7 @@ class Slot:
     excluded: set[str] = field(factory=set)
     attempts: int = 0
     wanted: int = 0  # copies still to dispatch
-    state: str = "pending"  # pending | done | failed | cancelled
+    state: TaskState = TaskState.PENDING
     reason: str = ""
 
 
@@ -201,7 +201,7 @@ class Dispatcher:
         """The pending slots of task ``task_id`` that ``peer`` holds."""
         with self.lock:
             return [self.slots[k] for k in self.by_task.get(task_id, ())
-                    if self.slots[k].state == "pending"
+                    if self.slots[k].state is TaskState.PENDING
                     and (peer in self.slots[k].sent or peer in self.slots[k].overdue)]
 
     def release(self, peer: str, slot: Slot) -> bool:
@@ -229,7 +229,7 @@ class Dispatcher:
             for key in self.scheduler.pop_many(sum(room.values())):
                 job, idx, _ = key.split("/")
                 slot = self.slots.get((job, int(idx)))
-                if slot is None or slot.state != "pending":
+                if slot is None or slot.state is not TaskState.PENDING:
                     continue
                 allowed = [p for p, c in candidates.items() if self._may_hold(slot, c)]
                 if not allowed and not slot.sent and not slot.overdue:
@@ -393,7 +393,7 @@ class Dispatcher:
         """
         now = self.clock()
         with self.lock:
-            pending = [slot for slot in self.slots.values() if slot.state == "pending"]
+            pending = [slot for slot in self.slots.values() if slot.state is TaskState.PENDING]
             for slot in pending:
                 for peer in [p for p, until in slot.overdue.items() if until < now]:
                     del slot.overdue[peer]
@@ -404,7 +404,7 @@ class Dispatcher:
                 self.strike(peer)
                 until = slot.sent.get(peer, 0.0)  # none when an earlier copy's failure ended the task
                 self.refused(peer, slot, "late", "no result in time")
-                if slot.state == "pending" and until > now:
+                if slot.state is TaskState.PENDING and until > now:
                     slot.overdue[peer] = until
             return late
 
@@ -420,7 +420,7 @@ class Dispatcher:
         with self.lock:
             for slot in self.slots.values():
                 slot.overdue.pop(peer, None)
-            held = [slot for slot in self.slots.values() if slot.state == "pending" and peer in slot.sent]
+            held = [slot for slot in self.slots.values() if slot.state is TaskState.PENDING and peer in slot.sent]
             for slot in held:
                 self.refused(peer, slot, "peer_down", "peer went down")
             return held

@@ -15,7 +15,7 @@ import time
 from gaia_core import codec
 from gaia_core.errors import CodecError, NodeError
 from gaia_core.jobs.messages import ResultAcks, Settlement
-from gaia_core.model import TaskResult
+from gaia_core.model import TaskResult, VerdictStatus
 from gaia_core.rewards import Credit, Ledger
 from gaia_core.store import Store
 
@@ -40,7 +40,7 @@ class Earnings:
         """Before ``results`` are sent: note each as awaiting its credit, on disk, so that a worker killed
         while the submitter grants it still takes the settlement after its restart."""
         for result in results:
-            self.ledger.record(submitter, Credit(result.task_id, "unverified", 0.0), role=AWAITING)
+            self.ledger.record(submitter, Credit(result.task_id, VerdictStatus.UNVERIFIED, 0.0), role=AWAITING)
         if time.monotonic() >= self._next_prune:
             self._next_prune = time.monotonic() + PRUNE_EVERY_S
             self.store.defer("DELETE FROM ledger WHERE role = ? AND at < ?", (AWAITING, time.time() - AWAIT_S))
@@ -86,5 +86,5 @@ class Earnings:
                          (submitter, task_id, AWAITING))
 
     def _earn(self, submitter: str, amount: Credit) -> None:
-        if amount.verdict in ("valid", "invalid"):
+        if amount.verdict in (VerdictStatus.VALID, VerdictStatus.INVALID):
             self.ledger.record(submitter, amount, role="earned")

@@ -14,7 +14,7 @@ from typing import Any
 
 from gaia_core import codec
 from gaia_core.errors import NodeError
-from gaia_core.model import Proof, Task, TaskResult
+from gaia_core.model import JobStatus, Proof, Task, TaskResult, TaskState
 from gaia_core.store import Store
 
 _JOB_PREFIX = re.compile(r"[0-9a-f]{1,32}\Z")
@@ -72,14 +72,15 @@ class JobStore:
         """A job's tasks by state."""
         return dict(self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state", (job,)))
 
-    def job(self, job: str) -> tuple[str, str, float, float | None]:
+    def job(self, job: str) -> tuple[JobStatus, str, float, float | None]:
         """A job's (status, name, created, finished); NodeError when there is none."""
         rows = self.store.execute("SELECT status, name, created, finished FROM jobs WHERE id = ?", (job,))
         if not rows:
             raise NodeError(f"no job {job!r} on this node", hint=_HINT)
-        return rows[0]
+        status, name, created, finished = rows[0]
+        return JobStatus(status), name, created, finished
 
-    def finish_task(self, job: str, idx: int, state: str, *, reason: str = "", result: TaskResult | None = None,
+    def finish_task(self, job: str, idx: int, state: TaskState, *, reason: str = "", result: TaskResult | None = None,
                     peers: str | None = None, attempts: int = 0, proof: Proof | None = None) -> None:
         """Record a task's final ``state`` (written behind), with the verified ``proof`` of its ``result``;
         ``peers`` None keeps the column."""
@@ -91,7 +92,7 @@ class JobStore:
             self.store.defer("INSERT OR REPLACE INTO proofs (job, idx, proof) VALUES (?, ?, ?)",
                              (job, idx, codec.encode(proof)))
 
-    def finish_job(self, job: str, status: str = "finished") -> None:
+    def finish_job(self, job: str, status: JobStatus = JobStatus.FINISHED) -> None:
         """Record that a job ended (written behind)."""
         self.store.defer("UPDATE jobs SET status = ?, finished = ? WHERE id = ?", (status, time.time(), job))
 
@@ -101,7 +102,7 @@ class JobStore:
             pending = self.store.execute("SELECT COUNT(*) FROM tasks WHERE job = ? AND state = 'pending'", (job,))[0][0]
             self.store.defer("UPDATE tasks SET state = 'cancelled', reason = 'cancelled by its owner', updated = ? "
                              "WHERE job = ? AND state = 'pending'", (time.time(), job))
-            self.finish_job(job, "cancelled")
+            self.finish_job(job, JobStatus.CANCELLED)
         return pending
 
     def requeue(self, job: str, indexes: list[int]) -> None:

@@ -27,7 +27,7 @@ from gaia_core.jobs.jobstore import JobStore
 from gaia_core.jobs.messages import OFFER, SETTLED, OfferAnswer, OfferReply, ResultAck, ResultAcks, Settlement
 from gaia_core.jobs.settlement import Settlement as Settler
 from gaia_core.jobs.unsettled import Unsettled
-from gaia_core.model import NodeRecord, Proof, Status, Task, TaskResult, Verdict
+from gaia_core.model import JobStatus, NodeRecord, Proof, Status, Task, TaskResult, TaskState, Verdict, VerdictStatus
 from gaia_core.rewards import Credit
 from gaia_core.verification import SpotCheck, combine
 
@@ -134,7 +134,7 @@ class JobManager:
         # the job and its tasks are durable, in one transaction, before anything runs
         self.jobstore.create(job, name, redundancy, self.spot.rate, tasks, to)
         with self._lock:
-            self.progress[job] = {"pending": len(tasks)}
+            self.progress[job] = {TaskState.PENDING: len(tasks)}
             for i, task in enumerate(tasks):
                 self.dispatcher.add(Slot(job, i, task, redundancy, to, wanted=redundancy))
         log.info("job submitted", extra={"job": job, "tasks": len(tasks), "redundancy": redundancy})
@@ -303,15 +303,15 @@ class JobManager:
             amount = self.node.ledger.granted(sender, task_id)
             if amount is not None:
                 return ResultAck(task_id, amount.verdict, "already settled", amount)
-        return ResultAck(task_id, "unverified", "no such task outstanding for this node")
+        return ResultAck(task_id, VerdictStatus.UNVERIFIED, "no such task outstanding for this node")
 
     def _on_result(self, sender: str, slot: Slot, result: TaskResult, proof: Proof | None) -> ResultAck:
         if not self.dispatcher.answered(sender, slot):
-            return ResultAck(result.task_id, "unverified", "already settled")
+            return ResultAck(result.task_id, VerdictStatus.UNVERIFIED, "already settled")
         verdict = self.settlement.verify(sender, slot.task, result, proof)
         if not verdict.ok:
-            if result.status in RETRY and verdict.status == "unverified":
-                verdict = Verdict("unverified", f"{result.status.value}: {result.message}", result.task_id)
+            if result.status in RETRY and verdict.status is VerdictStatus.UNVERIFIED:
+                verdict = Verdict(VerdictStatus.UNVERIFIED, f"{result.status.value}: {result.message}", result.task_id)
             else:
                 log.warning("invalid result rejected", extra={"peer": sender[:16], "reason": verdict.reason})
             amount = self.settlement.reject(sender, slot.task, result, verdict, slot.observed.get(sender))
@@ -319,7 +319,7 @@ class JobManager:
             return ResultAck(result.task_id, verdict.status, verdict.reason, amount)
         if result.status in RETRY:
             self.dispatcher.retry(sender, slot, f"{result.status.value}: {result.message}")
-            return ResultAck(result.task_id, "unverified", f"{result.status.value} is not a final result")
+            return ResultAck(result.task_id, VerdictStatus.UNVERIFIED, f"{result.status.value} is not a final result")
         self.dispatcher.verified(sender, slot, result.wall_s)
         if self.settlement.should_reexecute(sender, slot.task):
             # Re-execution takes as long as the task: do it off the transport's handler thread.
@@ -330,8 +330,9 @@ class JobManager:
                     self._checking.add(check)
             if check is not None:
                 check.add_done_callback(self._checked)
-                return ResultAck(result.task_id, "unverified", "spot-check under way", pending=True)
-            return ResultAck(result.task_id, "unverified", "the submitter is stopping: the task stays pending")
+                return ResultAck(result.task_id, VerdictStatus.UNVERIFIED, "spot-check under way", pending=True)
+            return ResultAck(result.task_id, VerdictStatus.UNVERIFIED,
+                             "the submitter is stopping: the task stays pending")
         return self._accept(sender, slot, result, verdict, proof, acked=False)
 
     def _spot_checked(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict,
@@ -340,7 +341,7 @@ class JobManager:
             verdict = combine([verdict, self.settlement.reexecute(slot.task, result)])
         except Exception:  # keep checking later results whatever this one raised
             log.exception("spot-check failed", extra={"task_id": result.task_id})
-            verdict = Verdict("unverified", "the spot-check itself failed", result.task_id, "spot-check")
+            verdict = Verdict(VerdictStatus.UNVERIFIED, "the spot-check itself failed", result.task_id, "spot-check")
         with self._settling:
             if self._closing:  # the node stopped meanwhile: state.db closes, the task stays pending there
                 log.info("spot-check ended after the stop; its task stays pending", extra={"task_id": result.task_id})
@@ -378,10 +379,10 @@ class JobManager:
                 owed = self._owe(outcome.credits)
             if outcome.state == "more":
                 self.dispatcher.push(slot)
-            elif outcome.state == "done":
+            elif outcome.state is TaskState.DONE:
                 assert outcome.winner is not None, "a done outcome names the result that decided it"
                 self._finish_ok(slot, outcome.winner)
-            elif outcome.state == "failed":
+            elif outcome.state is TaskState.FAILED:
                 self._finish_failed(slot, outcome.reason, outcome.winner)
         self._send_settlements(owed)
         return ResultAck(result.task_id, outcome.verdict.status, outcome.verdict.reason, mine,
@@ -432,36 +433,36 @@ class JobManager:
         return 0.0 if first is None else time.time() - first
 
     def _finish_ok(self, slot: Slot, result: TaskResult) -> None:
-        if slot.state == "pending":
-            self.jobstore.finish_task(slot.job, slot.idx, "done", result=result, peers=",".join(slot.results),
+        if slot.state is TaskState.PENDING:
+            self.jobstore.finish_task(slot.job, slot.idx, TaskState.DONE, result=result, peers=",".join(slot.results),
                                       attempts=slot.attempts, proof=self._proof_of(slot, result))
-            self._settle(slot, "done")
+            self._settle(slot, TaskState.DONE)
 
     def _finish_failed(self, slot: Slot, reason: str, result: TaskResult | None = None) -> None:
-        if slot.state == "pending":
+        if slot.state is TaskState.PENDING:
             slot.reason = reason
-            self.jobstore.finish_task(slot.job, slot.idx, "failed", reason=reason, result=result,
+            self.jobstore.finish_task(slot.job, slot.idx, TaskState.FAILED, reason=reason, result=result,
                                       attempts=slot.attempts, proof=self._proof_of(slot, result))
             log.warning("task failed", extra={"job": slot.job, "idx": slot.idx, "reason": reason})
-            self._settle(slot, "failed")
+            self._settle(slot, TaskState.FAILED)
 
     def _proof_of(self, slot: Slot, result: TaskResult | None) -> Proof | None:
         """The verified proof ``result``'s node sent with it for ``slot``, if one is kept."""
         return None if result is None else self._proofs.get((slot.job, slot.idx), {}).get(result.node_id)
 
-    def _settle(self, slot: Slot, state: str) -> None:
+    def _settle(self, slot: Slot, state: TaskState) -> None:
         """Called with the lock held: ``slot`` ended in ``state``; release what it held, count it."""
         slot.state = state
         self._proofs.pop((slot.job, slot.idx), None)
         self.dispatcher.remove(slot)  # replicas still out are no longer wanted
         counts = self.progress[slot.job]
-        counts["pending"] -= 1
+        counts[TaskState.PENDING] -= 1
         counts[state] = counts.get(state, 0) + 1
-        if not counts["pending"]:
+        if not counts[TaskState.PENDING]:
             del self.progress[slot.job]
             self.dispatcher.job_ended(slot.job)
             self._job_finished.notify_all()
-            if state != "cancelled":
+            if state is not TaskState.CANCELLED:
                 self.jobstore.finish_job(slot.job)
                 log.info("job finished", extra={"job": slot.job})
 
@@ -483,8 +484,8 @@ class JobManager:
         job = self.jobstore.resolve(job)
         with self._lock:
             for slot in [s for s in self.dispatcher.slots.values() if s.job == job]:
-                self._settle(slot, "cancelled")
-            cancelled = self.jobstore.cancel_pending(job) if self.jobstore.job(job)[0] == "running" else 0
+                self._settle(slot, TaskState.CANCELLED)
+            cancelled = self.jobstore.cancel_pending(job) if self.jobstore.job(job)[0] == JobStatus.RUNNING else 0
         if cancelled:
             log.info("job cancelled", extra={"job": job, "tasks": cancelled})
         status = self.job_status(job)
@@ -529,7 +530,7 @@ class JobManager:
         deletes the payloads of an ended job afterwards."""
         status = self.job_status(job)
         out = list(self.jobstore.results(status["job"], proofs=proofs))
-        if release and status["status"] != "running":
+        if release and status["status"] != JobStatus.RUNNING:
             self.jobstore.release(status["job"])
         return out
 

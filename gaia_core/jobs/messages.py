@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import attrs
 from attrs import field, frozen, validators as v
 
+from gaia_core.model import VerdictStatus
 from gaia_core.rewards import Credit
 
 OFFER = "task.offer"
@@ -59,7 +60,7 @@ class ResultAck:
     """
 
     task_id: str = field(validator=(v.instance_of(str), v.max_len(64)))
-    verdict: str = field(validator=v.in_({"valid", "invalid", "unverified"}))
+    verdict: VerdictStatus = field(converter=VerdictStatus)
     reason: str = field(default="", validator=(v.instance_of(str), v.max_len(4096)))
     credit: Credit | None = None
     pending: bool = field(default=False, validator=v.instance_of(bool))

@@ -17,7 +17,7 @@ from attrs import define, field
 from gaia_core import rewards
 from gaia_core.errors import GaiaError
 from gaia_core.hashing import content_id
-from gaia_core.model import Proof, Task, TaskResult, Verdict
+from gaia_core.model import Proof, Task, TaskResult, TaskState, Verdict, VerdictStatus
 from gaia_core.rewards import Credit, Ledger
 from gaia_core.store import Store
 from gaia_core.verification import SpotCheck, agreed_fuel, compare, quorum_of
@@ -28,11 +28,12 @@ class Outcome:
     """What one verified result decided for its task.
 
     ``state`` is ``waiting`` (more replicas are out), ``more`` (send another replica),
-    ``done`` or ``failed`` (with ``winner`` the deciding result, when there is one).
+    :attr:`TaskState.DONE` or :attr:`TaskState.FAILED` (with ``winner`` the deciding result, when
+    there is one).
     ``credits`` holds every node credited by this decision, by node id.
     """
 
-    state: str
+    state: TaskState | str
     verdict: Verdict
     winner: TaskResult | None = None
     reason: str = ""
@@ -55,18 +56,19 @@ class Settlement:
     def verify(self, sender: str, task: Task, result: TaskResult, proof: Proof | None) -> Verdict:
         """Check a result's proof: who ran it, that its output hashes to its id, and the prover's verdict."""
         if sender == self.node_id and proof is not None:
-            return Verdict("valid", "run by this node", result.task_id, proof.scheme)
+            return Verdict(VerdictStatus.VALID, "run by this node", result.task_id, proof.scheme)
         if proof is None:
-            return Verdict("unverified", "no proof", result.task_id)
+            return Verdict(VerdictStatus.UNVERIFIED, "no proof", result.task_id)
         if result.node_id != sender or proof.node_id != sender:
-            return Verdict("invalid", "result or proof names another node than its sender", result.task_id,
+            return Verdict(VerdictStatus.INVALID, "result or proof names another node than its sender", result.task_id,
                            proof.scheme)
         if result.ok and content_id(result.output) != result.output_id:
-            return Verdict("invalid", "the output does not hash to the output id", result.task_id, proof.scheme)
+            return Verdict(VerdictStatus.INVALID, "the output does not hash to the output id", result.task_id,
+                           proof.scheme)
         try:
             verdict = self.verifier(proof.scheme).verify(proof, task, result)
         except GaiaError as exc:
-            return Verdict("invalid", str(exc), result.task_id, proof.scheme)
+            return Verdict(VerdictStatus.INVALID, str(exc), result.task_id, proof.scheme)
         self.store.bump({f"verdicts.{verdict.status}": 1})
         return verdict
 
@@ -78,7 +80,7 @@ class Settlement:
         """Run ``task`` here and compare status, output id and fuel with ``result`` (slow: off handler threads)."""
         runner = self.runners.get(task.kind)
         if runner is None:
-            return Verdict("unverified", "no local runner to re-execute", task.id, "spot-check")
+            return Verdict(VerdictStatus.UNVERIFIED, "no local runner to re-execute", task.id, "spot-check")
         self.store.bump({"spot_checks": 1})
         return compare(result, runner.run(task))
 
@@ -100,7 +102,8 @@ class Settlement:
         for another replica (up to twice the redundancy, then the smallest claim is credited).
         """
         if len(results) < redundancy:
-            return Outcome("waiting", Verdict("unverified", "waiting for the other replicas", task.id, "redundancy"))
+            return Outcome("waiting", Verdict(VerdictStatus.UNVERIFIED, "waiting for the other replicas", task.id,
+                                              "redundancy"))
         verdicts: dict[str, Verdict] = {sender: verdict}
         fuel: int | None = None
         if redundancy > 1:
@@ -113,11 +116,12 @@ class Settlement:
             fuel, liars = agreed_fuel(agreeing)
             if fuel is None and len({r.fuel_used for r in agreeing}) > 1:
                 if len(results) < 2 * redundancy:
-                    return Outcome("more", Verdict("unverified", "replicas disagree on fuel: asking another",
+                    return Outcome("more", Verdict(VerdictStatus.UNVERIFIED,
+                                                   "replicas disagree on fuel: asking another",
                                                    task.id, "redundancy"))
                 fuel = min(r.fuel_used for r in agreeing)
             for peer in liars:
-                verdicts[peer] = Verdict("invalid", f"claimed fuel {results[peer].fuel_used} but "
+                verdicts[peer] = Verdict(VerdictStatus.INVALID, f"claimed fuel {results[peer].fuel_used} but "
                                          f"{len(agreeing) - len(liars)} replicas used {fuel}", task.id, "redundancy")
         else:  # another copy's result (a late node's, or one whose spot-check ended first) was credited on its own
             results = {sender: results[sender]}
@@ -128,11 +132,12 @@ class Settlement:
             self.ledger.record(peer, amount, role="granted")
             self.spot.trust.record(peer, verdicts[peer])
         winner = next(r for p, r in results.items() if verdicts[p].ok)
-        state, reason = ("done", "") if winner.ok else ("failed", f"{winner.status.value}: {winner.message}")
+        state, reason = ((TaskState.DONE, "") if winner.ok
+                         else (TaskState.FAILED, f"{winner.status.value}: {winner.message}"))
         return Outcome(state, verdicts[sender], winner, reason, credits)
 
     def _no_quorum(self, task: Task, redundancy: int, results: Mapping[str, TaskResult], verdict: Verdict,
                    reason: str) -> Outcome:
         if len(results) >= 2 * redundancy:
-            return Outcome("failed", verdict, reason=reason)
+            return Outcome(TaskState.FAILED, verdict, reason=reason)
         return Outcome("more", verdict, reason=reason)
