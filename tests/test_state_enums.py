@@ -102,3 +102,14 @@ def test_state_db_keeps_the_plain_strings(tmp_path: Path) -> None:
     granted = ledger.granted("ab" * 32, "t1")
     assert granted is not None and granted.verdict is VerdictStatus.VALID
     store.close()
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_commands_print_a_state_as_before(compact: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    from gaia_core.console import print_json
+
+    print_json({"status": JobStatus.RUNNING, "tasks": {TaskState.DONE: 2}, "verdict": VerdictStatus.VALID},
+               compact=compact)
+    with_enums = capsys.readouterr().out
+    print_json({"status": "running", "tasks": {"done": 2}, "verdict": "valid"}, compact=compact)
+    assert with_enums == capsys.readouterr().out

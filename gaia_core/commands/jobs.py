@@ -33,7 +33,7 @@ from gaia_core.commands.params import (
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import GaiaError, TaskError, UsageError
-from gaia_core.model import Limits, Task, TaskResult
+from gaia_core.model import JobStatus, Limits, Task, TaskResult, TaskState
 from gaia_core.state import State
 
 #: Exit status of a command the user interrupted (Ctrl-C); the job keeps running on the node.
@@ -44,12 +44,12 @@ POLL_S = 0.1
 
 def finished_tasks(status: dict[str, Any]) -> int:
     """How many of a job's tasks have ended (done, failed or cancelled)."""
-    return status["total"] - status["tasks"].get("pending", 0)
+    return status["total"] - status["tasks"].get(TaskState.PENDING, 0)
 
 
 def outcome_code(status: dict[str, Any]) -> int:
     """The exit status a finished job stands for: 0 when every task is done, else 7."""
-    return 0 if status["tasks"].get("done", 0) == status["total"] else TaskError.exit_code
+    return 0 if status["tasks"].get(TaskState.DONE, 0) == status["total"] else TaskError.exit_code
 
 
 def wait_for_job(client: ControlClient, job: str, *, timeout: float | None, label: str = "tasks",
@@ -67,7 +67,7 @@ def wait_for_job(client: ControlClient, job: str, *, timeout: float | None, labe
         handle = bar.add_task(label, total=status["total"], completed=finished_tasks(status))
         if on_update is not None:
             on_update(status)
-        while status["status"] == "running":
+        while status["status"] == JobStatus.RUNNING:
             if deadline is not None and time.monotonic() > deadline:
                 raise TaskError(f"job {job} did not finish within {timeout:.0f}s",
                                 hint=f"it keeps running; follow it with `gaia task watch {job}`")
@@ -117,7 +117,7 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
                   r["result"].fuel_used if r["result"] else "", f"{r['result'].wall_s:.4f}" if r["result"] else "",
                   r["result"].node_id[:12] if r["result"] else "",
                   (f"{len(r['result'].output)} bytes {r['result'].output_id[:12]}"
-                   if r["state"] == "done" and r["result"] is not None else r["reason"] or "(released)"))
+                   if r["state"] == TaskState.DONE and r["result"] is not None else r["reason"] or "(released)"))
                  for r in rows])
     if output_dir is not None:
         click.echo(f"outputs written to {output_dir}")
@@ -205,7 +205,7 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
                 raise
             raise stopped_waiting(job, "waiting" if wait else "submitting") from None
     _show([{"job": job, **row} for row in rows], as_json, output_dir)
-    if any(r["state"] != "done" or not r["result"].ok for r in rows):
+    if any(r["state"] != TaskState.DONE or not r["result"].ok for r in rows):
         raise SystemExit(TaskError.exit_code)
 
 

@@ -18,7 +18,7 @@ import click
 from gaia_core.codec import decode, unstructure
 from gaia_core.console import print_json
 from gaia_core.errors import CodecError, PluginError, UsageError, ValidationError
-from gaia_core.model import Proof, Task, TaskResult, Verdict
+from gaia_core.model import Proof, Task, TaskResult, Verdict, VerdictStatus
 from gaia_core.state import State
 
 T = TypeVar("T")
@@ -74,7 +74,7 @@ def verify(state: State, file: Path, task_file: Path | None, result_file: Path |
     try:
         claim = _read(file, Proof)
     except CodecError as exc:
-        verdict = Verdict("invalid", f"not a proof: {exc.message}")
+        verdict = Verdict(VerdictStatus.INVALID, f"not a proof: {exc.message}")
     else:
         simulated = claim.simulated
         verdict = _check(state, claim, task, result)
@@ -82,7 +82,7 @@ def verify(state: State, file: Path, task_file: Path | None, result_file: Path |
         print_json({"file": str(file), "status": verdict.status, "reason": verdict.reason,
                     "task_id": verdict.task_id, "scheme": verdict.scheme, "simulated": simulated})
     else:
-        colour = {"valid": "green", "invalid": "red"}.get(verdict.status, "yellow")
+        colour = {VerdictStatus.VALID: "green", VerdictStatus.INVALID: "red"}.get(verdict.status, "yellow")
         click.echo(click.style(verdict.status, fg=colour, bold=True) + f": {verdict.reason}")
         if simulated:
             click.secho(_SIMULATED, fg="yellow")
@@ -103,12 +103,13 @@ def siblings(file: Path) -> tuple[Path, Path] | tuple[None, None]:
 def _check(state: State, claim: Proof, task: Task | None, result: TaskResult | None) -> Verdict:
     """The verdict of the prover registered for ``claim.scheme``."""
     if task is None or result is None:
-        return Verdict("unverified", "read only; give --task and --result to check the proof against the work",
+        return Verdict(VerdictStatus.UNVERIFIED,
+                       "read only; give --task and --result to check the proof against the work",
                        claim.task_id, claim.scheme)
     try:
         spec = state.plugins().prover(claim.scheme)
     except PluginError as exc:
-        return Verdict("unverified", str(exc), claim.task_id, claim.scheme)
+        return Verdict(VerdictStatus.UNVERIFIED, str(exc), claim.task_id, claim.scheme)
     return spec.factory(state.context()).verify(claim, task, result)
 
 
