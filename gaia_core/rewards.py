@@ -85,6 +85,13 @@ def credit(task: Task, result: TaskResult, verdict: Verdict, *, fuel: int | None
                   min(result.cpu_s, seconds), result.energy_j, result.energy_source, efficiency, uptime)
 
 
+#: The ledger by node and role (what ``gaia rewards`` shows), also read from state.db without a node.
+SUMMARY_SQL = """SELECT node_id, role, COUNT(*) AS tasks, SUM(verdict = 'valid') AS verified,
+       SUM(credit) AS credit, SUM(fuel) AS fuel, ROUND(SUM(cpu_s), 3) AS cpu_s, ROUND(SUM(energy_j), 3) AS energy_j,
+       SUM(energy_source = 'measured') AS energy_measured_tasks
+FROM ledger WHERE role IN ('granted', 'earned') GROUP BY node_id, role ORDER BY role, credit DESC"""
+
+
 class Ledger:
     """The per-node reward ledger in ``state.db``.
 
@@ -119,9 +126,4 @@ class Ledger:
 
         Bookkeeping rows of other roles (a worker's ``awaiting`` deliveries) are left out.
         """
-        return list(self.store.rows(
-            """SELECT node_id, role, COUNT(*) AS tasks, SUM(verdict = 'valid') AS verified,
-                      SUM(credit) AS credit, SUM(fuel) AS fuel, ROUND(SUM(cpu_s), 3) AS cpu_s,
-                      ROUND(SUM(energy_j), 3) AS energy_j,
-                      SUM(energy_source = 'measured') AS energy_measured_tasks
-               FROM ledger WHERE role IN ('granted', 'earned') GROUP BY node_id, role ORDER BY role, credit DESC"""))
+        return list(self.store.rows(SUMMARY_SQL))

@@ -383,14 +383,8 @@ def _write_private(path: Path, data: bytes) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}", hint="check the directory") from None
 
 
-@click.command("list")
-@click.option("--limit", type=Integer(1, 10_000), default=20, show_default=True, help="How many recent jobs.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_obj
-def list_jobs(state: State, limit: int, as_json: bool) -> None:
-    """List recent jobs this node submitted."""
-    with ControlClient(state.home) as client:
-        jobs = client.call("jobs", limit=limit)
+def print_jobs(jobs: list[dict[str, Any]], as_json: bool) -> None:
+    """Show job status dicts (as the node's ``jobs`` control method answers) as JSON or a table."""
     if as_json:
         print_json(jobs)
         return

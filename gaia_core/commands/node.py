@@ -18,6 +18,7 @@ from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError
 from gaia_core.model import MAX_CORES, SCORE
+from gaia_core.rewards import SUMMARY_SQL
 from gaia_core.state import State
 
 
@@ -187,12 +188,6 @@ def peers(state: State, as_json: bool) -> None:
 
 #: Printed on stderr by a reading command that found no node and read state.db instead.
 OFFLINE_NOTE = "(node not running: read from state.db)"
-#: The ledger by node and role, as the running node's ``rewards`` control method answers it
-#: (gaia_core.rewards.Ledger.summary), for reading state.db without a node.
-_REWARDS_SQL = """SELECT node_id, role, COUNT(*) AS tasks, SUM(verdict = 'valid') AS verified,
-       SUM(credit) AS credit, SUM(fuel) AS fuel, ROUND(SUM(cpu_s), 3) AS cpu_s, ROUND(SUM(energy_j), 3) AS energy_j,
-       SUM(energy_source = 'measured') AS energy_measured_tasks
-FROM ledger WHERE role IN ('granted', 'earned') GROUP BY node_id, role ORDER BY role, credit DESC"""
 
 
 def running_node(state: State) -> ControlClient | None:
@@ -247,7 +242,7 @@ def rewards(state: State, as_json: bool) -> None:
     """
     client = running_node(state)
     if client is None:
-        rows = read_state(state, _REWARDS_SQL)
+        rows = read_state(state, SUMMARY_SQL)
     else:
         with client:
             rows = client.call("rewards")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from gaia_core import admission
-from gaia_core.commands.jobs import cancel, list_jobs, result, retry, submit, watch
+from gaia_core.commands.jobs import cancel, print_jobs, result, retry, submit, watch
 from gaia_core.commands.params import (
     MAX_FUEL,
     MAX_MEMORY_MIB,
@@ -20,7 +20,7 @@ from gaia_core.commands.params import (
     read_input,
     read_module,
 )
-from gaia_core.console import print_json, print_table
+from gaia_core.console import print_json
 from gaia_core.errors import PluginError, TaskError, UsageError
 from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult
 from gaia_core.state import State
@@ -148,24 +148,18 @@ def jobs_from_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @click.command("list")
 @click.option("--limit", type=Integer(1, 10_000), default=20, show_default=True, help="How many recent jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-def list_(ctx: click.Context, limit: int, as_json: bool) -> None:
+@click.pass_obj
+def list_(state: State, limit: int, as_json: bool) -> None:
     """List recent jobs this node submitted (from state.db, read-only, when no node runs)."""
     from gaia_core.commands.node import read_state, running_node
 
-    state: State = ctx.obj
     client = running_node(state)
-    if client is not None:
-        client.close()
-        ctx.invoke(list_jobs, limit=limit, as_json=as_json)
-        return
-    jobs = jobs_from_rows(read_state(state, _JOBS_SQL, (limit,)))
-    if as_json:
-        print_json(jobs)
-        return
-    print_table(None, ["job", "name", "status", "tasks"],
-                [(j["job"], j["name"], j["status"], ", ".join(f"{k} {v}" for k, v in j["tasks"].items()))
-                 for j in jobs])
+    if client is None:
+        jobs = jobs_from_rows(read_state(state, _JOBS_SQL, (limit,)))
+    else:
+        with client:
+            jobs = client.call("jobs", limit=limit)
+    print_jobs(jobs, as_json)
 
 
 for _command in (submit, watch, cancel, retry, result, list_):
