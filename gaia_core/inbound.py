@@ -10,8 +10,9 @@ the node. The gate accepts an envelope when
 - its time is finite and within the freshness window, and it was not seen before (the gate's own
   :class:`~gaia_core.envelope.ReplayGuard`).
 
-Bindings are learnt only from ``node.record`` announcements whose *signature* the gate verified,
-so a channel is never bound by a message that arrived on that channel alone. Every refusal is
+Bindings are learnt only from fresh ``node.record`` announcements whose *signature* the gate verified,
+so a channel is never bound by a message that arrived on that channel alone; a record older than the
+one that bound its node never rebinds it, and the bindings are bounded in count and bytes. Every refusal is
 counted by reason (:meth:`Gate.stats`) and logged at info once per peer and reason.
 
 Each envelope the gate accepts is remembered (weakly, in this process only) with how it was
@@ -117,12 +118,15 @@ class Handlers(Protocol):
 class Gate:
     """Authenticates every inbound message, then calls the node's handlers; a transport's MessageHandler."""
 
-    def __init__(self, handler: Handlers, *, guard: ReplayGuard | None = None,
-                 max_bindings: int = 100_000, logger: logging.Logger | None = None) -> None:
+    def __init__(self, handler: Handlers, *, guard: ReplayGuard | None = None, max_bindings: int = 100_000,
+                 max_binding_bytes: int = 64 << 20, logger: logging.Logger | None = None) -> None:
         self._handler = handler
         self._guard = guard or ReplayGuard()
         self._max_bindings = max_bindings
-        self._bindings: collections.OrderedDict[str, dict[str, bytes]] = collections.OrderedDict()
+        self._max_binding_bytes = max_binding_bytes
+        # node id -> (the binding record's updated_at, its keys by scheme, their size in bytes)
+        self._bindings: collections.OrderedDict[str, tuple[float, dict[str, bytes], int]] = collections.OrderedDict()
+        self._binding_bytes = 0
         self._lock = threading.Lock()
         self.refusals = RefusalLog(logger or log, "the kernel")
 
@@ -140,15 +144,14 @@ class Gate:
     def on_announce(self, envelope: Envelope, channel: Channel | None = None) -> None:
         """Authenticate, learn a record's channel keys, then let the node take it; refusals are dropped.
 
-        A signed record is checked without the channel first and may rebind its own node's keys (a
-        node whose key changed is not locked out by the old binding); the channel must match after.
+        A signed, fresh record is learnt before the channel is checked and may rebind its own node's
+        keys (a node whose key changed is not locked out by the old binding), unless the gate holds a
+        newer record of that node; the channel must match after. Only then is its nonce used up, so a
+        copy relayed first on another channel does not make the owner's own copy a replay.
         """
         rebinds = envelope.kind == RECORD and bool(envelope.signature)
         try:
-            self.authenticate(envelope, None if rebinds else channel)
-            if rebinds:
-                self._learn(envelope)
-                self._counted(self._check_channel, envelope, channel)
+            self._counted(self._check_record if rebinds else self._check, envelope, channel)
         except Refused:
             return
         try:
@@ -169,7 +172,13 @@ class Gate:
     def bound_key(self, node_id: str, scheme: str) -> bytes | None:
         """The channel key of ``scheme`` that ``node_id``'s verified record binds, if the gate has one."""
         with self._lock:
-            return self._bindings.get(node_id, {}).get(scheme)
+            binding = self._bindings.get(node_id)
+            return None if binding is None else binding[1].get(scheme)
+
+    def binding_bytes(self) -> int:
+        """Bytes of channel keys the gate holds (bounded by ``max_binding_bytes``)."""
+        with self._lock:
+            return self._binding_bytes
 
     # ------------------------------------------------------------------ inside
 
@@ -189,10 +198,22 @@ class Gate:
                           "channel whose key is not the one its signed record names")
         return bound
 
-    def _check(self, envelope: Envelope, channel: Channel | None) -> None:
+    def _check_record(self, envelope: Envelope, channel: Channel | None) -> None:
+        """Verify a signed record, learn its keys if it is fresh and new here, then check it as any message."""
+        open_envelope(envelope)
+        try:  # freshness, and learnt once per envelope, without using up the nonce the message check uses
+            self._guard.check(envelope, time.time(), scope=RECORD)
+            self._learn(envelope)
+        except Refused as refused:
+            if refused.reason != "replayed":
+                raise
+        self._check(envelope, channel, verified=True)
+
+    def _check(self, envelope: Envelope, channel: Channel | None, *, verified: bool = False) -> None:
         bound = self._check_channel(envelope, channel)
         if envelope.signature:
-            open_envelope(envelope)
+            if not verified:
+                open_envelope(envelope)
             how = SIGNATURE
         elif channel is None:
             raise Refused("unsigned", f"unsigned {envelope.kind} envelope from {envelope.sender[:12]} "
@@ -212,8 +233,16 @@ class Gate:
             return  # the node's own decoding refuses and counts it
         if record.node_id != envelope.sender:
             return
+        keys = record.channel_keys()
+        size = 256 + sum(len(scheme) + len(key) + 64 for scheme, key in keys.items())  # with dict overheads
         with self._lock:
-            self._bindings[record.node_id] = record.channel_keys()
+            held = self._bindings.get(record.node_id)
+            if held is not None and record.updated_at < held[0]:
+                return  # an older record delivered late: never roll a binding back to a key given up
+            if held is not None:
+                self._binding_bytes -= held[2]
+            self._bindings[record.node_id] = (record.updated_at, keys, size)
+            self._binding_bytes += size
             self._bindings.move_to_end(record.node_id)
-            while len(self._bindings) > self._max_bindings:
-                self._bindings.popitem(last=False)
+            while len(self._bindings) > self._max_bindings or self._binding_bytes > self._max_binding_bytes:
+                self._binding_bytes -= self._bindings.popitem(last=False)[1][2]

@@ -1,0 +1,106 @@
+"""An adversarial review of the kernel's gate (issue #12 item 1, issue #14): attacks a peer on loopback could try."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import attrs
+import pytest
+
+from gaia_core import codec
+from gaia_core.envelope import Refused, seal
+from gaia_core.identity import Identity
+from gaia_core.inbound import RECORD, Gate, authenticated_by
+from gaia_core.model import Envelope, NodeRecord
+from gaia_core.roles import Channel, PeerInfo
+
+
+class Recorder:
+    """The node's side: records what the gate lets through."""
+
+    def __init__(self) -> None:
+        self.announces: list[Envelope] = []
+
+    def on_request(self, envelope: Envelope) -> bytes:
+        return b"ok"
+
+    def on_announce(self, envelope: Envelope) -> None:
+        self.announces.append(envelope)
+
+    def on_peer(self, peer: PeerInfo) -> None:
+        pass
+
+
+def _key(seed: str) -> Channel:
+    return Channel("curve", hashlib.blake2b(seed.encode(), digest_size=32).digest())
+
+
+def _record_env(identity: Identity, key: bytes, *, updated_at: float | None = None) -> Envelope:
+    record = NodeRecord(node_id=identity.node_id, transport={"curve": key},
+                        updated_at=time.time() if updated_at is None else updated_at)
+    return seal(identity, RECORD, codec.encode(record))
+
+
+def test_a_record_relayed_first_on_another_channel_does_not_suppress_the_owners_own_copy() -> None:
+    """A peer that races a node's signed record to us on its own connection must not use up the record's nonce:
+    the owner's copy, arriving next on the owner's channel, still reaches the node."""
+    rec = Recorder()
+    gate = Gate(rec)
+    victim = Identity.generate()
+    env = _record_env(victim, _key("victim").key)
+    gate.on_announce(env, _key("relay"))  # the relay's channel: refused as wrong_channel
+    assert gate.stats() == {"wrong_channel": 1} and not rec.announces
+    gate.on_announce(env, _key("victim"))  # the owner's own delivery
+    assert rec.announces == [env] and authenticated_by(env) == "signature"
+    gate.on_announce(env, _key("victim"))  # a true replay is still refused
+    assert len(rec.announces) == 1 and gate.stats() == {"wrong_channel": 1, "replayed": 1}
+
+
+def test_an_older_signed_record_delivered_late_does_not_roll_the_binding_back() -> None:
+    """A node that changed its channel key (e.g. the old one leaked) stays bound to the new one, even when
+    someone delivers its older record, never seen here, after the newer one."""
+    gate = Gate(Recorder())
+    node = Identity.generate()
+    now = time.time()
+    older = _record_env(node, _key("old").key, updated_at=now - 10)
+    newer = _record_env(node, _key("new").key, updated_at=now)
+    gate.on_announce(newer)
+    gate.on_announce(older)
+    assert gate.bound_key(node.node_id, "curve") == _key("new").key
+    with pytest.raises(Refused) as info:
+        gate.on_request(attrs.evolve(seal(node, "echo", b"x"), signature=b""), _key("old"))
+    assert info.value.reason == "wrong_channel"
+
+
+def test_a_stale_signed_record_binds_nothing() -> None:
+    gate = Gate(Recorder())
+    node = Identity.generate()
+    record = NodeRecord(node_id=node.node_id, transport={"curve": _key("x").key})
+    gate.on_announce(seal(node, RECORD, codec.encode(record), now=time.time() - 3600))
+    assert gate.bound_key(node.node_id, "curve") is None and gate.stats() == {"stale": 1}
+
+
+def test_the_bindings_are_bounded_in_bytes_not_only_in_count() -> None:
+    """Identities cost nothing: records of 16 keys of 1 KiB each must not hold 100,000 × 16 KiB."""
+    gate = Gate(Recorder(), max_binding_bytes=100_000)
+    for _ in range(20):
+        node = Identity.generate()
+        keys = {f"k{i}": bytes([i]) * 1024 for i in range(16)}
+        gate.on_announce(seal(node, RECORD, codec.encode(NodeRecord(node_id=node.node_id, transport=keys))))
+    assert 0 < gate.binding_bytes() <= 100_000
+    honest = Identity.generate()
+    gate.on_announce(_record_env(honest, _key("honest").key))
+    assert gate.bound_key(honest.node_id, "curve") == _key("honest").key
+
+
+def test_the_mark_does_not_pass_to_an_equal_envelope() -> None:
+    """Two envelopes equal by value: only the object the gate accepted carries its mark."""
+    node = Identity.generate()
+    gate = Gate(Recorder())
+    gate.on_announce(_record_env(node, _key("n").key), _key("n"))
+    env = attrs.evolve(seal(node, "echo", b"x"), signature=b"")
+    twin = attrs.evolve(env)
+    assert twin == env and twin is not env
+    gate.on_request(env, _key("n"))
+    assert authenticated_by(env) == "channel:curve" and authenticated_by(twin) is None
