@@ -104,3 +104,67 @@ def test_the_mark_does_not_pass_to_an_equal_envelope() -> None:
     assert twin == env and twin is not env
     gate.on_request(env, _key("n"))
     assert authenticated_by(env) == "channel:curve" and authenticated_by(twin) is None
+
+
+def _transport(tmp_path, name: str):
+    """An unstarted insecure ZmqTransport on a free loopback port, with fast liveness settings."""
+    import logging
+
+    from gaia_comm_zmq.transport import ZmqTransport
+    from gaia_core.config import Config, Home
+    from gaia_core.roles import NodeContext
+
+    identity = Identity.generate()
+    home = Home(tmp_path / name)
+    home.root.mkdir()
+    config = Config()
+    config = attrs.evolve(config, node=attrs.evolve(config.node, listen="tcp://127.0.0.1:*"),
+                          network=attrs.evolve(config.network, heartbeat_s=0.2, down_after_s=1.5, security="insecure"),
+                          extra={"comm_zmq": {"retries": 0}})
+    transport = ZmqTransport(NodeContext(config=config, home=home, identity=identity, log=logging.getLogger("t")))
+    return transport, NodeRecord(node_id=identity.node_id), identity
+
+
+def test_a_reply_for_one_peer_injected_on_another_peers_socket_is_refused(tmp_path) -> None:
+    """A dialled peer that never answers hello must not answer, with a third node's signed reply (one it got
+    from that node for a request of its own), a request this node sent to the third node."""
+    import threading
+
+    import zmq
+
+    from gaia_comm_zmq import wire
+    from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
+
+    (t, t_record, _), (q, q_record, q_identity) = _transport(tmp_path, "t"), _transport(tmp_path, "q")
+    ctx = zmq.Context()
+    try:
+        t.start(Gate(RecordingHandler()), t_record)
+        q_address = q.start(Gate(RecordingHandler()), q_record)
+        t.connect(q_address)
+        wait_for(lambda: any(p.state == "up" for p in t.peers()), "t to meet q")
+        rogue = ctx.socket(zmq.ROUTER)  # the attacker: t dials it, it never answers the hello
+        rogue.linger = 0
+        port = rogue.bind_to_random_port("tcp://127.0.0.1")
+        t.connect(f"tcp://127.0.0.1:{port}")
+        assert rogue.poll(5000), "t never said hello"
+        rid = rogue.recv_multipart()[0]
+        answers: list[bytes | Exception] = []
+
+        def ask() -> None:
+            try:
+                answers.append(t.request(q_record.node_id, "slow", b"1.0", timeout=5))
+            except Exception as exc:  # noqa: BLE001 - recorded for the assertion below
+                answers.append(exc)
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        wait_for(lambda: bool(t._waiters), "t's request to q to be in flight")
+        corr = next(iter(t._waiters))
+        forged = seal(q_identity, wire.REPLY_KIND, b"what the rogue wants")  # q's signature, another request's reply
+        rogue.send_multipart([rid, wire.header(wire.REPLY, corr, forged), forged.body])
+        asker.join(10)
+        assert answers == [b"1.0"]
+    finally:
+        ctx.destroy(linger=0)
+        t.stop()
+        q.stop()

@@ -802,8 +802,9 @@ class ZmqTransport:
         if waiter is None:
             self._counts["late_replies"] += 1
             return
-        if env.sender != waiter.peer_id:
-            raise wire.Refused("wrong_sender", f"{env.sender[:12]} answered a request sent to {waiter.peer_id[:12]}")
+        if env.sender != waiter.peer_id or peer.node_id != waiter.peer_id:  # the reply comes on the asked peer's socket
+            raise wire.Refused("wrong_sender", f"{env.sender[:12]} answered, on the socket of "
+                               f"{(peer.node_id or peer.endpoint)[:12]}, a request sent to {waiter.peer_id[:12]}")
         self._alive(peer)
         if mtype == wire.ERROR:
             waiter.error = env.body.decode("utf-8", "replace")[:1000]
