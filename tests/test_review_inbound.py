@@ -106,20 +106,20 @@ def test_the_mark_does_not_pass_to_an_equal_envelope() -> None:
     assert authenticated_by(env) == "channel:curve" and authenticated_by(twin) is None
 
 
-def _transport(tmp_path, name: str):
-    """An unstarted insecure ZmqTransport on a free loopback port, with fast liveness settings."""
+def _transport(tmp_path, name: str, *, security: str = "insecure", identity: Identity | None = None):
+    """An unstarted ZmqTransport (insecure unless told) on a free loopback port, with fast liveness settings."""
     import logging
 
     from gaia_comm_zmq.transport import ZmqTransport
     from gaia_core.config import Config, Home
     from gaia_core.roles import NodeContext
 
-    identity = Identity.generate()
+    identity = identity or Identity.generate()
     home = Home(tmp_path / name)
     home.root.mkdir()
     config = Config()
     config = attrs.evolve(config, node=attrs.evolve(config.node, listen="tcp://127.0.0.1:*"),
-                          network=attrs.evolve(config.network, heartbeat_s=0.2, down_after_s=1.5, security="insecure"),
+                          network=attrs.evolve(config.network, heartbeat_s=0.2, down_after_s=1.5, security=security),
                           extra={"comm_zmq": {"retries": 0}})
     transport = ZmqTransport(NodeContext(config=config, home=home, identity=identity, log=logging.getLogger("t")))
     return transport, NodeRecord(node_id=identity.node_id), identity
@@ -168,3 +168,35 @@ def test_a_reply_for_one_peer_injected_on_another_peers_socket_is_refused(tmp_pa
         ctx.destroy(linger=0)
         t.stop()
         q.stop()
+
+
+def test_a_node_back_with_a_new_channel_key_is_not_locked_out_by_its_old_binding(tmp_path) -> None:
+    """A node restarted with the same identity and a new Curve key (its transport key file lost) says hello on the
+    new channel; the binding of the old key must not refuse that signed hello, or the node never gets back in."""
+    from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
+
+    (t, t_record, _), (v, v_record, v_identity) = (_transport(tmp_path, "t", security="curve"),
+                                                    _transport(tmp_path, "v", security="curve"))
+    t_gate = Gate(RecordingHandler())
+    t_address = t.start(t_gate, t_record)
+    v.start(Gate(RecordingHandler()), v_record)
+    v2 = None
+    try:
+        v.connect(t_address)
+        wait_for(lambda: any(p.state == "up" for p in t.peers()), "t to meet v")
+        v.announce(RECORD, codec.encode(v.record))
+        wait_for(lambda: t_gate.bound_key(v_record.node_id, "curve") is not None, "t to bind v's key")
+        v.stop()
+        v2, v2_record, _ = _transport(tmp_path, "v2", security="curve", identity=v_identity)
+        v2.start(Gate(RecordingHandler()), v2_record)
+        assert v2.record.transport["curve"] != v.record.transport["curve"]
+        v2.connect(t_address)
+        wait_for(lambda: any(p.state == "up" for p in v2.peers()), "v, back with a new key, to meet t again")
+        v2.announce(RECORD, codec.encode(v2.record))  # as the node does every heartbeat: signed, t does not bind it
+        wait_for(lambda: t_gate.bound_key(v_record.node_id, "curve") == v2.record.transport["curve"],
+                 "t to rebind v's new key")
+    finally:
+        t.stop()
+        v.stop()
+        if v2 is not None:
+            v2.stop()

@@ -511,7 +511,9 @@ class ZmqTransport:
         elif env.kind == wire.HELLO:
             if not self._hello_limit.allow(conn):  # before any signature: a flood costs us almost nothing
                 raise wire.Refused("hello_rate", "more hellos than this connection's rate allows")
-            self._handler.authenticate(env, channel)  # type: ignore[union-attr]
+            # A signed hello may come on a new key (a node back with another Curve key): it is checked
+            # against its own signed record's key below, not against the binding of the old one.
+            self._handler.authenticate(env, None if env.signature else channel)  # type: ignore[union-attr]
             record, hints = self._read_hello(env)
             if self.settings.curve and _client_key(rid_frame) != record.channel_keys().get("curve"):
                 raise wire.Refused("bad_record", "record's curve key is not the connection's")
