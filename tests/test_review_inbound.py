@@ -200,3 +200,41 @@ def test_a_node_back_with_a_new_channel_key_is_not_locked_out_by_its_old_binding
         v.stop()
         if v2 is not None:
             v2.stop()
+
+
+def test_a_hello_reply_for_one_dial_injected_on_another_dials_socket_is_refused(tmp_path) -> None:
+    """A dialled peer must not answer the hello this node sent to another address with a third node's signed
+    hello reply: that node's id would be mapped to the injector's socket."""
+    import socket
+
+    import msgpack
+    import zmq
+
+    from gaia_comm_zmq import wire
+    from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
+
+    t, t_record, _ = _transport(tmp_path, "t")
+    q = Identity.generate()  # a node at an address that does not answer (yet): t's hello to it stays in flight
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        silent = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    ctx = zmq.Context()
+    try:
+        t.start(Gate(RecordingHandler()), t_record)
+        t.connect(silent)
+        rogue = ctx.socket(zmq.ROUTER)
+        rogue.linger = 0
+        port = rogue.bind_to_random_port("tcp://127.0.0.1")
+        t.connect(f"tcp://127.0.0.1:{port}")
+        assert rogue.poll(5000), "t never said hello"
+        rid = rogue.recv_multipart()[0]
+        wait_for(lambda: any(sent[1].endpoint == silent for sent in list(t._internal.values())), "t's hello")
+        corr = next(c for c, sent in list(t._internal.items()) if sent[1].endpoint == silent)
+        body = msgpack.packb([codec.encode(NodeRecord(node_id=q.node_id)), []], use_bin_type=True)
+        forged = seal(q, wire.REPLY_KIND, body)  # q's own signed hello reply, got by saying hello to q
+        rogue.send_multipart([rid, wire.header(wire.REPLY, corr, forged), forged.body])
+        wait_for(lambda: t.stats()["rejected"].get("wrong_sender"), "the injected reply to be refused", timeout=5)
+        assert q.node_id not in {p.node_id for p in t.peers()}
+    finally:
+        ctx.destroy(linger=0)
+        t.stop()

@@ -796,8 +796,12 @@ class ZmqTransport:
         self._handler.authenticate(env, Channel("curve", peer.key) if peer.key else None)  # type: ignore[union-attr]
         if peer.node_id is not None and env.sender != peer.node_id:
             raise wire.Refused("wrong_sender", f"{env.sender[:12]} answered for {peer.node_id[:12]}")
-        internal = self._internal.pop(corr, None)
+        internal = self._internal.get(corr)
+        if internal is not None and internal[1] is not peer:  # answered on another dial's socket: left in flight
+            raise wire.Refused("wrong_sender", f"{env.sender[:12]} answered, on the socket of {peer.endpoint}, "
+                               f"a {internal[0]} sent to {internal[1].endpoint}")
         if internal is not None:
+            del self._internal[corr]
             self._on_internal_reply(peer, internal, mtype, env)
             return
         waiter = self._waiters.get(corr)
