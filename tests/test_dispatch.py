@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gaia_core.jobs.dispatcher import FLOOR_S, MAX_ATTEMPTS, MIN_OBSERVED, Candidate, Dispatcher, Slot
+from gaia_core.jobs.dispatcher import FLOOR_S, MAX_ATTEMPTS, MIN_OBSERVED, STRANDED_S, Candidate, Dispatcher, Slot
 from gaia_core.model import Limits, Task
 
 A, B, C, D = ("a" * 64, "b" * 64, "c" * 64, "d" * 64)
@@ -146,6 +146,25 @@ def test_task_faults_fail_at_once_and_peer_faults_exclude_the_node(h: Harness) -
     h.dispatcher.refused(A, picky, "no_runner", "no wasm here")
     assert h.failed == [(bad, "bad_id: the id is not the hash")]
     assert h.round(A) == {} and h.failed[-1] == (picky, "no_runner: no wasm here")  # nobody else can run it
+
+
+def test_a_replica_waits_for_a_second_node_to_come_up_before_it_fails(h: Harness) -> None:
+    """After a restart only this node is up for a moment: a redundancy-2 task it already answered must
+    wait for a peer (it once failed at once with "no node that is up can run this task")."""
+    (slot,) = h.job(1, redundancy=2)
+    h.round(A)
+    h.answer(A, [slot], after=0.05)
+    assert h.round(A) == {} and h.failed == []  # nobody else is up yet: it waits
+    h.clock.now += STRANDED_S / 2
+    assert h.round(A) == {} and h.failed == []
+    assert [s.idx for s in h.round(A, B)[B]] == [0]  # a peer came up in time
+    (other,) = h.job(1, job="job2", redundancy=2)
+    h.round(A)
+    h.answer(A, [other], after=0.05)
+    h.round(A)
+    h.clock.now += STRANDED_S
+    h.round(A)
+    assert h.failed == [(other, "no node that is up can run this task")]
 
 
 def test_a_node_going_down_gives_its_tasks_to_the_others(h: Harness) -> None:

@@ -53,6 +53,9 @@ LATE_FACTOR, FLOOR_S = 4.0, 2.0
 MIN_OBSERVED, OBSERVED = 5, 64
 #: Longest back-off of a node that left tasks unanswered (doubling per strike from 1 s).
 MAX_BACKOFF_S = 30.0
+#: How long a task that no node has refused may find no node that is up and able to take it before it
+#: fails: peers come up a few seconds after a (re)start, and a replica's other holders may be reconnecting.
+STRANDED_S = 30.0
 
 
 @define
@@ -74,6 +77,7 @@ class Slot:
     wanted: int = 0  # copies still to dispatch
     state: TaskState = TaskState.PENDING
     reason: str = ""
+    stranded_since: float | None = None  # clock time since which no node that is up could take it
 
 
 @frozen
@@ -233,8 +237,14 @@ class Dispatcher:
                     continue
                 allowed = [p for p, c in candidates.items() if self._may_hold(slot, c)]
                 if not allowed and not slot.sent and not slot.overdue:
-                    self.fail(slot, slot.reason or "no node that is up can run this task")
+                    if slot.stranded_since is None:
+                        slot.stranded_since = now
+                    if slot.reason or now - slot.stranded_since >= STRANDED_S:  # refused: fail with why
+                        self.fail(slot, slot.reason or "no node that is up can run this task")
+                    else:
+                        deferred.append(slot)
                     continue
+                slot.stranded_since = None
                 free = [p for p in allowed if room[p] > 0]
                 if not free:
                     deferred.append(slot)
