@@ -253,3 +253,25 @@ def test_a_spot_check_still_running_at_the_drain_deadline_leaves_its_task_pendin
     assert read(db, "SELECT state FROM tasks") == [("pending",)]  # run again at the next start
     assert read(db, "SELECT * FROM ledger") == []
     assert errors.records == []
+
+
+def test_a_credit_told_in_an_ack_the_worker_lost_is_confirmed_by_a_settlement(tmp_path: Path) -> None:
+    """A worker killed as it reads the acknowledgement of its delivery never records the credit in it;
+    the submitter also owes every acked credit durably and confirms it in a ``task.settled`` message."""
+    worker = build_node(make_home(tmp_path, "worker"), load_plugins())
+    worker.jobs.record_earned = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    with running(worker, drain_s=2.0):
+        home = make_home(tmp_path, "submitter", {"network": {"bootstrap": [worker.address]}})
+        submitter = build_node(home, load_plugins())
+        with running(submitter, drain_s=2.0):
+            wait_for(lambda: worker.node_id in submitter.peer_records, timeout=30, what="the peers to meet")
+            job = submitter.jobs.submit(echo_tasks([f"acked {i}".encode() for i in range(3)], submitter.node_id),
+                                        to=worker.node_id)
+            assert submitter.jobs.wait_job(job, timeout=60)["tasks"] == {"done": 3}
+            granted = dict(submitter.store.execute(
+                "SELECT task_id, credit FROM ledger WHERE role = 'granted' AND node_id = ?", (worker.node_id,)))
+            assert len(granted) == 3
+            wait_for(lambda: earned(worker, submitter.node_id) == granted, timeout=20,
+                     what="the confirming settlements")
+            wait_for(lambda: not submitter.store.execute("SELECT * FROM unsettled"), timeout=10,
+                     what="the submitter to forget the credits taken")

@@ -377,6 +377,9 @@ class JobManager:
                                                  slot.observed)
                 mine = None if acked else outcome.credits.pop(sender, None)
                 owed = self._owe(outcome.credits)
+                confirm = mine if sender != self.node.node_id else None
+                if confirm is not None:  # a worker killed as it reads the ack loses it: confirm by settlement too
+                    self.unsettled.owe({sender: confirm})
             if outcome.state == "more":
                 self.dispatcher.push(slot)
             elif outcome.state is TaskState.DONE:
@@ -385,6 +388,8 @@ class JobManager:
             elif outcome.state is TaskState.FAILED:
                 self._finish_failed(slot, outcome.reason, outcome.winner)
         self._send_settlements(owed)
+        if confirm is not None:
+            self.unsettled.keep(sender, (confirm,))  # sent with the next round of retries (idempotent at the worker)
         return ResultAck(result.task_id, outcome.verdict.status, outcome.verdict.reason, mine,
                          pending=mine is None and outcome.state in ("waiting", "more"))
 
