@@ -16,9 +16,9 @@ from typing import Any
 from gaia_core import config as config_mod, devnet, hookimpl, plugins as plugins_mod
 from gaia_core.config import Home
 from gaia_core.identity import Identity
-from gaia_core.model import NodeRecord, Task, TaskResult
+from gaia_core.model import NodeRecord, Status, Task, TaskResult
 from gaia_core.node import Node
-from gaia_core.roles import NodeContext
+from gaia_core.roles import NodeContext, QueueStats
 
 #: Proofs without the simulated proving delay, one core, a fast heartbeat.
 BASE_TABLES: dict[str, dict[str, Any]] = {
@@ -109,3 +109,29 @@ def wait_for(predicate: Any, *, timeout: float, what: str, interval: float = 0.0
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class IdleQueue:
+    """A test queue that never hands out a task; a subclass says what ``admit`` does."""
+
+    def __init__(self, context: NodeContext) -> None:
+        self._closed = threading.Event()
+
+    def next(self, timeout: float | None = None) -> Task | None:
+        self._closed.wait(timeout)
+        return None
+
+    def done(self, task_id: str, status: Status) -> bool:
+        return False
+
+    def cancel(self, task_id: str) -> bool:
+        return False
+
+    def take_dropped(self) -> list[TaskResult]:
+        return []
+
+    def stats(self) -> QueueStats:
+        return QueueStats()
+
+    def close(self) -> None:
+        self._closed.set()

@@ -7,49 +7,27 @@ submitter could run the job itself: it must finish long before the fixed bound o
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from inprocess import build_node, load_plugins, make_home, running, wait_for
+from inprocess import IdleQueue, build_node, load_plugins, make_home, running, wait_for
 from nodes import echo_tasks
 
 from gaia_core import hookimpl
-from gaia_core.model import Envelope, Status, Task, TaskResult
-from gaia_core.roles import NodeContext, QueueSpec, QueueStats
+from gaia_core.model import Envelope, Task
+from gaia_core.roles import QueueSpec
 
 pytest.importorskip("gaia_runner_wasm.workloads")
 
 
-class BlackHole:
+class BlackHole(IdleQueue):
     """A queue that accepts every task and never hands one out."""
-
-    def __init__(self, context: NodeContext) -> None:
-        self._closed = threading.Event()
 
     def admit(self, task: Task, *, envelope: Envelope | None = None) -> str:
         return task.id
 
-    def next(self, timeout: float | None = None) -> Task | None:
-        self._closed.wait(timeout)
-        return None
-
-    def done(self, task_id: str, status: Status) -> bool:
-        return False
-
-    def cancel(self, task_id: str) -> bool:
-        return False
-
-    def take_dropped(self) -> list[TaskResult]:
-        return []
-
-    def stats(self) -> QueueStats:
-        return QueueStats()
-
-    def close(self) -> None:
-        self._closed.set()
 
 
 class BlackHolePlugin:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from inprocess import build_node, load_plugins, make_home, running, wait_for
+from inprocess import IdleQueue, build_node, load_plugins, make_home, running, wait_for
 from nodes import echo_tasks
 from test_dispatch import CAP, Harness
 from test_settlement import HONEST, LIAR, TASK, granted, runner, settlement, worker_result  # noqa: F401 (fixtures)
@@ -30,7 +30,7 @@ from gaia_core.jobs.settlement import Settlement
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, ResourceSample, Status, Task, TaskResult, Verdict
 from gaia_core.node import MAX_PEER_RECORDS, Node
 from gaia_core.rewards import Credit, Ledger
-from gaia_core.roles import BenchmarkSpec, NodeContext, QueueSpec, QueueStats
+from gaia_core.roles import BenchmarkSpec, NodeContext, QueueSpec
 from gaia_core.store import Store
 
 pytest.importorskip("gaia_runner_wasm.workloads")
@@ -128,37 +128,19 @@ def test_an_acknowledgement_cannot_write_credit_for_a_task_the_worker_did_not_de
 # ---------------------------------------------------------------------- what a peer's refusal can do
 
 
-class Refuser:
+class Refuser(IdleQueue):
     """A worker's queue that refuses every task with the reason it is given (what a lying peer answers)."""
 
     reason = "bad_id"
 
     def __init__(self, context: NodeContext) -> None:
-        self._closed = threading.Event()
+        super().__init__(context)
         self.offered = 0
 
     def admit(self, task: Task, *, envelope: Envelope | None = None) -> str:
         self.offered += 1
         raise RejectedError(self.reason, f"refused with {self.reason!r} by a lying peer")
 
-    def next(self, timeout: float | None = None) -> Task | None:
-        self._closed.wait(timeout)
-        return None
-
-    def done(self, task_id: str, status: Status) -> bool:
-        return False
-
-    def cancel(self, task_id: str) -> bool:
-        return False
-
-    def take_dropped(self) -> list[TaskResult]:
-        return []
-
-    def stats(self) -> QueueStats:
-        return QueueStats()
-
-    def close(self) -> None:
-        self._closed.set()
 
 
 class RefuserPlugin:
