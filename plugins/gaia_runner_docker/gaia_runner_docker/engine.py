@@ -1,0 +1,71 @@
+"""The Docker Engine connection, and the labels by which this plugin finds its own containers."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import docker
+import docker.errors
+import requests
+
+from gaia_core.plugin_api import Home
+from gaia_runner_docker.settings import DockerSettings
+
+#: Label on every container this plugin starts; its value is the owning node's home (hashed).
+OWNER_LABEL = "org.gaia.runner-docker.home"
+#: Label carrying the id of the task a container runs.
+TASK_LABEL = "org.gaia.task"
+#: Seconds to wait for the engine to answer a ping before calling it unreachable.
+PING_TIMEOUT_S = 3.0
+#: HTTP connections kept to the engine (each running task holds one for its output stream).
+POOL = 64
+
+
+class EngineUnavailable(Exception):
+    """No Docker engine answered; the message says where it was looked for and what to do."""
+
+
+def owner(home: Home) -> str:
+    """The owner label value of the node whose state lives in ``home``."""
+    return hashlib.sha256(str(home.root).encode()).hexdigest()[:32]
+
+
+def connect(settings: DockerSettings, *, timeout_s: float = 60.0) -> docker.DockerClient:
+    """A client of the engine at ``settings.base_url`` (else ``$DOCKER_HOST``, else the local socket)
+    that has answered a ping; EngineUnavailable (one line, with a remedy) when none answers."""
+    where = settings.base_url or "$DOCKER_HOST or unix:///var/run/docker.sock"
+    try:
+        if settings.base_url:
+            client = docker.DockerClient(base_url=settings.base_url, timeout=int(timeout_s), max_pool_size=POOL)
+        else:
+            client = docker.from_env(timeout=int(timeout_s), max_pool_size=POOL)
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise EngineUnavailable(f"no Docker engine at {where} ({first_line(exc)}); start dockerd "
+                                "(.ci/ensure-docker) or set [runner_docker] base_url") from None
+    try:
+        client.api.get(f"{client.api.base_url}/_ping", timeout=PING_TIMEOUT_S).raise_for_status()
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        client.close()
+        raise EngineUnavailable(f"the Docker engine at {where} does not answer ({first_line(exc)}); "
+                                "start dockerd (.ci/ensure-docker) or set [runner_docker] base_url") from None
+    return client
+
+
+def reap(client: docker.DockerClient, home: Home, log: logging.Logger) -> int:
+    """Kill and remove every container left by the node of ``home`` (e.g. after a crash); how many."""
+    removed = 0
+    for found in client.api.containers(all=True, filters={"label": f"{OWNER_LABEL}={owner(home)}"}):
+        try:
+            client.api.remove_container(found["Id"], force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            continue
+    if removed:
+        log.warning("gaia-runner-docker: removed %d container(s) left by an earlier run of this node", removed)
+    return removed
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__

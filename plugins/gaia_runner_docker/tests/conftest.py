@@ -1,0 +1,52 @@
+from collections.abc import Callable, Iterator
+
+import attrs
+import docker
+import pytest
+
+from gaia_core.config import Config
+from gaia_core.roles import NodeContext
+from gaia_runner_docker import DockerRunner, DockerSettings
+from gaia_runner_docker.engine import EngineUnavailable, connect
+from gaia_runner_docker.images import ImageError, busybox_image
+
+pytest_plugins = ["gaia_core.testing.fixtures"]
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[docker.DockerClient]:
+    """A client of the local Docker engine; the tests skip, naming why, when none answers."""
+    try:
+        found = connect(DockerSettings())
+    except EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="session")
+def busybox(client: docker.DockerClient) -> str:
+    """The id (sha256:...) of the locally built busybox image."""
+    try:
+        return busybox_image(client)
+    except ImageError as exc:
+        pytest.skip(str(exc))
+
+
+def allowing(context: NodeContext, *images: str, **settings: object) -> NodeContext:
+    """``context`` with a config whose [runner_docker] allows ``images``."""
+    return attrs.evolve(context, config=Config(extra={"runner_docker": {"allow": list(images), **settings}}))
+
+
+@pytest.fixture
+def make_runner(node_context: NodeContext) -> Iterator[Callable[..., DockerRunner]]:
+    """Build runners allowing the given images on the isolated home; closed after the test."""
+    made: list[DockerRunner] = []
+
+    def make(*images: str, **settings: object) -> DockerRunner:
+        made.append(DockerRunner(allowing(node_context, *images, **settings)))
+        return made[-1]
+
+    yield make
+    for runner in made:
+        runner.close()
