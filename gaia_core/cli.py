@@ -36,8 +36,12 @@ GLOBAL_OPTIONS = {"--home": True, "--plugins": True, "--debug": False}
 #: checks each summary against the command's docstring.
 BUILTIN_COMMANDS = {
     "bench": ("gaia_core.commands.bench:bench", "Measure what this machine can do: CPU, RAM, GPU, disk and energy."),
+    "blob": ("gaia_core.commands.blob:blob",
+             "Store large files (model weights, datasets, images) as content-addressed blobs that tasks name by id."),
     "config": ("gaia_core.commands.config_cmd:config",
                "Show, read and change the node's configuration (config.toml)."),
+    "dashboard": ("gaia_core.commands.dashboard:dashboard",
+                  "Serve a live web page of the running node: status, charts, jobs, peers, rewards, log."),
     "demo": ("gaia_core.commands.demo:demo",
              "Train a digits classifier by federated averaging on a local devnet of real nodes, then score it."),
     "devnet": ("gaia_core.commands.devnet:devnet",

@@ -1,0 +1,189 @@
+"""The blob store and ``gaia blob``: Merkle tree and ids, streamed adds, export, LRU cap with pins, verified
+chunk writes that resume after a cut, and one-line errors for an unknown id, a bad file and a full disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore, UnknownBlob, blob_id
+from gaia_core.blobs.merkle import Tree, chunk_count, leaf_hash, verify
+from gaia_core.cli import cli
+from gaia_core.config import Home
+from gaia_core.hashing import merkle_root
+
+
+def _file(path: Path, size: int, seed: int = 1) -> Path:
+    path.write_bytes(bytes((i * seed + i // 7) % 251 for i in range(size)))
+    return path
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 5, 8, 13, 33])
+def test_tree_root_and_proofs_match_the_native_merkle_root(count: int) -> None:
+    chunks = [bytes([i]) * (i + 1) for i in range(count)]
+    tree = Tree([leaf_hash(c) for c in chunks])
+    assert tree.root == merkle_root(chunks)
+    for i, chunk in enumerate(chunks):
+        proof = tree.proof(i)
+        assert verify(tree.root, count, i, leaf_hash(chunk), proof)
+        assert not verify(tree.root, count, i, leaf_hash(chunk + b"x"), proof)
+        assert not verify(tree.root, count, (i + 1) % count, leaf_hash(chunk), proof) or count == 1
+        assert not verify(tree.root, count, i, leaf_hash(chunk), [*proof, bytes(32)])
+
+
+def test_blob_id_binds_the_size() -> None:
+    root = merkle_root([b"a"])
+    assert blob_id(1, root) != blob_id(2, root)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "blobs")
+
+
+def test_add_streams_chunks_and_export_round_trips(store: BlobStore, tmp_path: Path) -> None:
+    source = _file(tmp_path / "weights.bin", 2 * CHUNK_SIZE + 12345)
+    info = store.add_file(source)
+    chunks = [source.read_bytes()[i:i + CHUNK_SIZE] for i in range(0, info.size, CHUNK_SIZE)]
+    assert info.id == blob_id(info.size, merkle_root(chunks))
+    assert (info.chunks, info.held, info.complete) == (3, 3, True)
+    assert store.add_file(source).id == info.id and len(store.blobs()) == 1
+    out = tmp_path / "out.bin"
+    assert store.export(info.id, out) == info.size
+    assert out.read_bytes() == source.read_bytes()
+    assert stat.S_IMODE(store.root.stat().st_mode) == 0o700
+    assert stat.S_IMODE((store.root / "data" / info.id).stat().st_mode) == 0o600
+    assert stat.S_IMODE((store.root / "index.db").stat().st_mode) == 0o600
+    assert not list((store.root / "tmp").iterdir())
+
+
+def test_cap_evicts_least_recently_used_unpinned(store: BlobStore, tmp_path: Path) -> None:
+    a, b, c = (store.add_file(_file(tmp_path / n, CHUNK_SIZE, seed)) for seed, n in enumerate("abc", 2))
+    store.pin(a.id)
+    store.path(b.id)  # used: c is now the least recently used unpinned blob
+    assert store.set_cap(2 * CHUNK_SIZE) == [c.id]
+    assert {i.id for i in store.blobs()} == {a.id, b.id}
+    assert store.set_cap(0) == [b.id]
+    assert [i.id for i in store.blobs()] == [a.id]  # pinned survives any cap
+    store.pin(a.id, False)
+    assert store.evict() == [a.id]
+
+
+def test_release_removes_fetched_unpinned_blobs_only(store: BlobStore, tmp_path: Path) -> None:
+    source = _file(tmp_path / "x", 3000)
+    added = store.add_file(source)
+    fetched = _fetch_whole(store, _file(tmp_path / "y", 4000, 3))
+    pinned = _fetch_whole(store, _file(tmp_path / "z", 5000, 5))
+    store.pin(pinned)
+    assert store.release([added.id, fetched, pinned]) == [fetched]
+    assert {i.id for i in store.blobs()} == {added.id, pinned}
+
+
+def _source_tree(path: Path) -> tuple[bytes, list[bytes], Tree]:
+    data = path.read_bytes()
+    chunks = [data[i:i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)]
+    return data, chunks, Tree([leaf_hash(c) for c in chunks])
+
+
+def _fetch_whole(store: BlobStore, path: Path) -> str:
+    data, chunks, tree = _source_tree(path)
+    blob = blob_id(len(data), tree.root)
+    for i in store.begin(blob, len(data), tree.root):
+        assert store.put_chunk(blob, i, chunks[i], tree.proof(i))
+    return blob
+
+
+def test_chunks_verify_before_they_are_kept_and_a_cut_resumes(tmp_path: Path) -> None:
+    data, chunks, tree = _source_tree(_file(tmp_path / "model", 3 * CHUNK_SIZE + 7))
+    blob = blob_id(len(data), tree.root)
+    store = BlobStore(tmp_path / "blobs")
+    with pytest.raises(BlobError, match="not those of blob"):
+        store.begin(blob, len(data) + 1, tree.root)  # a peer lying about the size
+    assert store.begin(blob, len(data), tree.root) == [0, 1, 2, 3]
+    assert not store.put_chunk(blob, 1, chunks[2], tree.proof(2))  # the wrong chunk for its index
+    assert not store.put_chunk(blob, 1, chunks[1][:-1] + b"\x00", tree.proof(1))  # one byte changed
+    assert not store.put_chunk(blob, 1, chunks[1], tree.proof(0))  # the proof of another leaf
+    assert store.info(blob).held == 0
+    assert store.put_chunk(blob, 1, chunks[1], tree.proof(1))
+    assert store.put_chunk(blob, 3, chunks[3], tree.proof(3))
+    store.close()  # the cut: a new process opens the same store
+    store = BlobStore(tmp_path / "blobs")
+    assert store.begin(blob, len(data), tree.root) == [0, 2]
+    with pytest.raises(UnknownBlob):
+        store.path(blob)  # not complete yet: nothing to read
+    for i in (0, 2):
+        assert store.put_chunk(blob, i, chunks[i], tree.proof(i))
+    assert store.path(blob).read_bytes() == data
+    assert not (store.root / "partial" / blob).exists()
+    store.close()
+
+
+def test_unknown_ids_and_bad_files_are_blob_errors(store: BlobStore, tmp_path: Path) -> None:
+    with pytest.raises(UnknownBlob, match="not a blob id"):
+        store.info("../../etc/passwd")
+    with pytest.raises(UnknownBlob, match="no blob"):
+        store.remove("0" * 64)
+    with pytest.raises(BlobError, match="no such file"):
+        store.add_file(tmp_path / "missing")
+    with pytest.raises(BlobError, match="is a directory"):
+        store.add_file(tmp_path)
+    with pytest.raises(BlobError, match="cannot write"):
+        store.export(store.add_file(_file(tmp_path / "f", 10)).id, tmp_path / "no" / "such" / "dir")
+    assert chunk_count(0) == 0
+
+
+def test_cli_add_ls_get_pin_rm(cli_runner: CliRunner, gaia_home: Home, tmp_path: Path) -> None:
+    source = _file(tmp_path / "data.bin", CHUNK_SIZE + 10)
+    added = cli_runner.invoke(cli, ["blob", "add", str(source), "--json"])
+    assert added.exit_code == 0, added.output
+    blob = json.loads(added.output)["id"]
+    listed = json.loads(cli_runner.invoke(cli, ["blob", "ls", "--json"]).output)
+    assert [b["id"] for b in listed["blobs"]] == [blob] and listed["used_bytes"] == CHUNK_SIZE + 10
+    assert blob in cli_runner.invoke(cli, ["blob", "ls"]).output
+    out = tmp_path / "copy.bin"
+    assert cli_runner.invoke(cli, ["blob", "get", blob, "-o", str(out)]).exit_code == 0
+    assert out.read_bytes() == source.read_bytes()
+    assert cli_runner.invoke(cli, ["blob", "get", blob]).stdout_bytes == source.read_bytes()
+    assert json.loads(cli_runner.invoke(cli, ["blob", "pin", blob, "--json"]).output)["pinned"] is True
+    capped = json.loads(cli_runner.invoke(cli, ["blob", "cap", "0", "--json"]).output)
+    assert capped == {"cap_bytes": 0, "used_bytes": CHUNK_SIZE + 10, "evicted": []}
+    assert json.loads(cli_runner.invoke(cli, ["blob", "unpin", blob, "--json"]).output)["pinned"] is False
+    assert cli_runner.invoke(cli, ["blob", "rm", blob]).output == f"removed {blob}\n"
+    assert json.loads(cli_runner.invoke(cli, ["blob", "ls", "--json"]).output)["blobs"] == []
+    assert stat.S_IMODE((gaia_home.root / "blobs").stat().st_mode) == 0o700
+
+
+def _gaia(home: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "GAIA_HOME": str(home), "GAIA_LOAD_PLUGINS": ""}
+    return subprocess.run([sys.executable, "-m", "gaia_core", "blob", *args], capture_output=True, text=True,
+                          env=env, timeout=60, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+def _no_big_files() -> None:
+    """In the child: files may grow to 512 KiB at most, and writing past that fails with EFBIG (a full disk)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (512 << 10, 512 << 10))
+
+
+def test_cli_errors_are_one_line_and_keep_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for args, text in [(("get", "abc"), "'abc' is not a blob id"), (("rm", "f" * 64), "no blob fff"),
+                       (("add", str(tmp_path / "missing")), "no such file"),
+                       (("add", str(tmp_path)), "is a directory")]:
+        run = _gaia(home, *args)
+        assert (run.returncode, run.stdout) == (9, ""), run.stderr
+        assert run.stderr.count("\n") == 1 and text in run.stderr and "Traceback" not in run.stderr
+    full = _gaia(home, "add", str(_file(tmp_path / "big", 2 * CHUNK_SIZE)), preexec_fn=_no_big_files)
+    assert full.returncode == 9 and "disk full while adding" in full.stderr and "nothing was kept" in full.stderr
+    assert "Traceback" not in full.stderr
+    assert not list((home / "blobs" / "tmp").iterdir()) and not list((home / "blobs" / "data").iterdir())
+    assert json.loads(_gaia(home, "ls", "--json").stdout)["blobs"] == []
