@@ -34,7 +34,7 @@ import zmq
 from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
-from gaia_comm_zmq import wire
+from gaia_comm_zmq import probe, wire
 from gaia_comm_zmq.address import format_address, parse_address
 from gaia_comm_zmq.keys import CurveKey
 from gaia_comm_zmq.limits import RateLimit
@@ -317,6 +317,13 @@ class ZmqTransport:
         counts["dials"] = len(self._dials)
         counts["connections"] = len(self._connections)
         return {"counts": counts, "rejected": self._refusals.counts()}
+
+    def probe(self, address: str, *, timeout: float = 3.0, window_s: float = 60.0) -> dict[str, str]:
+        """Dial ``address`` once on a socket of its own and say what stops it (``gaia doctor``); see
+        :func:`gaia_comm_zmq.probe.probe`. Works whether or not this transport is started."""
+        curve = CurveKey.load_or_create(self._home) if self.settings.curve else None
+        return probe.probe(address, settings=self.settings, identity=self._identity, curve=curve, timeout=timeout,
+                           window_s=window_s)
 
     # ------------------------------------------------------------------ callers -> I/O thread
 
