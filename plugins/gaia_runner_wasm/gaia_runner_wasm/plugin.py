@@ -1,4 +1,4 @@
-"""Hook implementations of gaia-runner-wasm: the ``wasm`` runner, its admission check and the demo's workload."""
+"""Hook implementations of gaia-runner-wasm: the ``wasm`` runner, its admission check and the demo's workloads."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from collections.abc import Iterator
 import wasmtime
 
 from gaia_core.plugin_api import Envelope, NodeContext, RejectedError, RunnerSpec, Task, hookimpl
+from gaia_runner_wasm.cnn import DigitsCnn
 from gaia_runner_wasm.runner import WASM_MAGIC, WasmRunner, holds_module
 from gaia_runner_wasm.sandbox import engine_config
 from gaia_runner_wasm.settings import Metering
-from gaia_runner_wasm.workloads import DigitsMlp
+from gaia_runner_wasm.workloads import DigitsData, DigitsMlp
 
 
 @hookimpl
@@ -21,9 +22,10 @@ def gaia_runners() -> Iterator[RunnerSpec]:
 
 
 @hookimpl
-def gaia_workloads() -> Iterator[DigitsMlp]:
-    """Offer ``digits-mlp``, the digits classifier trained by federated SGD (``gaia demo``'s job)."""
+def gaia_workloads() -> Iterator[DigitsData]:
+    """Offer ``digits-mlp`` and ``digits-cnn``, digits classifiers trained by federated SGD (``gaia demo``'s jobs)."""
     yield DigitsMlp()
+    yield DigitsCnn()
 
 
 @functools.cache

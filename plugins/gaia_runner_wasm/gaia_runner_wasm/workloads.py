@@ -7,6 +7,7 @@ module     entries             what it computes
 =========  ==================  =====================================================
 matmul     ``matmul``          C = A·B, f32, SIMD128 — the compute benchmark kernel
 mlp        ``infer``/``train``  batch forward pass / minibatch SGD of a 2-layer MLP
+cnn        ``infer``/``train``  the same for a conv-ReLU-pool-dense CNN (tensor host API; :mod:`.cnn`)
 upper      ``_start``          a WASI command: stdin upper-cased to stdout
 echo       ``echo``            returns its input (hand-written WAT, for tests)
 =========  ==================  =====================================================
@@ -29,13 +30,13 @@ import struct
 import sys
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from attrs import frozen
 
 from gaia_core.plugin_api import Limits, Task, ValidationError
 
-MODULES = ("matmul", "mlp", "upper", "echo")
+MODULES = ("matmul", "mlp", "cnn", "upper", "echo")
 DIGITS_FEATURES = 64
 DIGITS_CLASSES = 10
 
@@ -96,6 +97,24 @@ def matmul_task(a: Sequence[float], b: Sequence[float], m: int, k: int, n: int,
 # ----------------------------------------------------------------------------- MLP
 
 
+class Classifier(Protocol):
+    """A model the ``infer``/``train`` entries take: ``n_in`` features in, ``n_out`` class probabilities out."""
+
+    @property
+    def n_in(self) -> int:
+        """Features per sample."""
+        ...
+
+    @property
+    def n_out(self) -> int:
+        """Classes."""
+        ...
+
+    def header(self) -> bytes:
+        """The model header and parameters, as the module's entries expect them."""
+        ...
+
+
 @frozen
 class Mlp:
     """A 2-layer classifier: ReLU hidden layer, softmax output; ``params`` = W1, b1, W2, b2."""
@@ -126,7 +145,7 @@ class Mlp:
         return struct.pack("<3I", self.n_in, self.n_hidden, self.n_out) + _le(self.params)
 
 
-def encode_infer(model: Mlp, x: Sequence[float]) -> bytes:
+def encode_infer(model: Classifier, x: Sequence[float]) -> bytes:
     """The input of ``infer``: model, batch size, then X[batch×n_in]."""
     batch, rest = divmod(len(x), model.n_in)
     if rest:
@@ -146,7 +165,7 @@ def predictions(output: bytes, n_out: int) -> list[int]:
     return [max(range(n_out), key=row.__getitem__) for row in rows]
 
 
-def encode_train(model: Mlp, x: Sequence[float], y: Sequence[int], *, epochs: int, batch_size: int,
+def encode_train(model: Classifier, x: Sequence[float], y: Sequence[int], *, epochs: int, batch_size: int,
                  learning_rate: float, seed: int = 1) -> bytes:
     """The input of ``train``: model, hyper-parameters, X[n×n_in] and labels y[n]."""
     n = len(y)
@@ -179,12 +198,16 @@ def average(models: Sequence[Mlp], weights: Sequence[float] | None = None) -> Ml
     """The weighted mean of models of one shape (federated averaging)."""
     if not models:
         raise ValidationError("average: no models given")
-    weights = list(weights) if weights is not None else [1.0] * len(models)
-    total = sum(weights)
     first = models[0]
-    params = array.array("f", (sum(w * m.params[i] for m, w in zip(models, weights, strict=True)) / total
-                               for i in range(len(first.params))))
-    return Mlp(first.n_in, first.n_hidden, first.n_out, params)
+    return Mlp(first.n_in, first.n_hidden, first.n_out, average_params([m.params for m in models], weights))
+
+
+def average_params(params: Sequence[array.array], weights: Sequence[float] | None = None) -> array.array:
+    """The weighted mean of parameter vectors of one length."""
+    weights = list(weights) if weights is not None else [1.0] * len(params)
+    total = sum(weights)
+    return array.array("f", (sum(w * p[i] for p, w in zip(params, weights, strict=True)) / total
+                             for i in range(len(params[0]))))
 
 
 # ----------------------------------------------------------------------------- the digits dataset
@@ -241,7 +264,21 @@ def accuracy(predicted: Sequence[int], labels: Sequence[int]) -> float:
 # ----------------------------------------------------------------------------- the demo's workload
 
 
-class DigitsMlp:
+class DigitsData:
+    """What the digits workloads share: the data split into shards, and scoring an inference output."""
+
+    def partition(self, train_shards: int, test_shards: int, *, seed: int,
+                  test_fraction: float = 0.2) -> tuple[list[Dataset], list[Dataset]]:
+        """The digits split into ``train_shards`` training and ``test_shards`` held-out shards."""
+        train, test = load_digits().split(test_fraction, seed=seed)
+        return train.shards(train_shards), test.shards(test_shards)
+
+    def correct(self, output: bytes, model: Classifier, shard: Dataset) -> int:
+        """How many of ``shard``'s samples the inference output classifies right."""
+        return sum(p == t for p, t in zip(predictions(output, model.n_out), shard.y, strict=False))
+
+
+class DigitsMlp(DigitsData):
     """The digits classifier trained by federated SGD: the ``digits-mlp`` workload ``gaia demo`` runs.
 
     Satisfies the kernel's ``FederatedWorkload`` protocol (offered through the ``gaia_workloads`` hook):
@@ -249,12 +286,6 @@ class DigitsMlp:
     """
 
     name = "digits-mlp"
-
-    def partition(self, train_shards: int, test_shards: int, *, seed: int,
-                  test_fraction: float = 0.2) -> tuple[list[Dataset], list[Dataset]]:
-        """The digits split into ``train_shards`` training and ``test_shards`` held-out shards."""
-        train, test = load_digits().split(test_fraction, seed=seed)
-        return train.shards(train_shards), test.shards(test_shards)
 
     def init_model(self, hidden: int, *, seed: int) -> Mlp:
         """A fresh 64-``hidden``-10 classifier."""
@@ -277,7 +308,3 @@ class DigitsMlp:
     def infer_task(self, model: Mlp, shard: Dataset, *, limits: Limits, submitter: str, job: str) -> Task:
         """A task classifying ``shard``'s samples."""
         return infer_task(model, shard.x, limits=limits, submitter=submitter, job=job)
-
-    def correct(self, output: bytes, model: Mlp, shard: Dataset) -> int:
-        """How many of ``shard``'s samples the inference output classifies right."""
-        return sum(p == t for p, t in zip(predictions(output, model.n_out), shard.y, strict=False))
