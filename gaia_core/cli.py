@@ -50,6 +50,7 @@ BUILTIN_COMMANDS = {
                "Explain why this node gets no work or cannot reach peers, and what to do."),
     "monitor": ("gaia_core.commands.bench:monitor",
                 "Show live resource use of this machine: CPU, RAM, process RSS, GPU, power."),
+    "model": ("gaia_core.commands.model:model", "Import ONNX models and run them as inference tasks on the network."),
     "node": ("gaia_core.commands.node:node",
              "Run this node: benchmark, join peers, take tasks, run them sandboxed, prove and return them."),
     "peers": ("gaia_core.commands.node:peers",
