@@ -48,6 +48,8 @@ BUILTIN_COMMANDS = {
                "A local network of real node processes on 127.0.0.1 (each with its own home, keys and port)."),
     "doctor": ("gaia_core.commands.doctor:doctor",
                "Explain why this node gets no work or cannot reach peers, and what to do."),
+    "logs": ("gaia_core.commands.logs:logs",
+             "Show the log of the node run in the background for this home (`gaia node --detach`, devnet nodes)."),
     "monitor": ("gaia_core.commands.bench:monitor",
                 "Show live resource use of this machine: CPU, RAM, process RSS, GPU, power."),
     "model": ("gaia_core.commands.model:model", "Import ONNX models and run them as inference tasks on the network."),

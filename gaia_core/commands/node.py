@@ -37,9 +37,12 @@ def pid_file(state: State) -> Path:
 @click.option("--insecure", is_flag=True, help="Plaintext ZeroMQ, for debugging only (CurveZMQ is the default).")
 @click.option("--detach", is_flag=True,
               help="Run in the background; logs go to <home>/node.log, stop with `gaia stop`.")
+@click.option("--dashboard", "with_dashboard", is_flag=True,
+              help="Also serve the live web dashboard on 127.0.0.1 (read-only; its URL is printed).")
+@click.option("--dashboard-port", type=Integer(0, 65535), default=0, help="The dashboard's port (0: any free port).")
 @click.pass_obj
 def node(state: State, listen: str | None, advertise: str | None, bootstrap: tuple[str, ...], cores: int | None,
-         insecure: bool, detach: bool) -> None:
+         insecure: bool, detach: bool, with_dashboard: bool, dashboard_port: int) -> None:
     """Run this node: benchmark, join peers, take tasks, run them sandboxed, prove and return them.
 
     Stops cleanly on Ctrl-C or SIGTERM, finishing in-flight tasks first; a second signal stops at once.
@@ -73,13 +76,36 @@ def node(state: State, listen: str | None, advertise: str | None, bootstrap: tup
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    running.start()
-    pid_file(state).write_text(str(os.getpid()))
+    board = _Board(state, dashboard_port) if with_dashboard else None  # bound first: a busy port stops nothing
     try:
+        running.start()
+        pid_file(state).write_text(str(os.getpid()))
         while not running.wait(0.5):
             pass
     finally:
+        if board is not None:
+            board.stop()
         pid_file(state).unlink(missing_ok=True)
+
+
+class _Board:
+    """``gaia node --dashboard``: the dashboard served from the node's process, its log tail kept in memory."""
+
+    def __init__(self, state: State, port: int) -> None:
+        from gaia_core.commands import dashboard
+        from gaia_core.dashboard.logtail import RingHandler
+
+        self.logs = RingHandler().attach()  # from the start, so the tail shows the node starting
+        try:
+            self.served = dashboard.start(state, host="127.0.0.1", port=port, interval=1.0, actions=False,
+                                          logs=self.logs)
+        except BaseException:
+            self.logs.detach()
+            raise
+
+    def stop(self) -> None:
+        self.served.stop()
+        self.logs.detach()
 
 
 def _detach(state: State) -> None:
