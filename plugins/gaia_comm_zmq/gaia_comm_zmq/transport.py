@@ -197,7 +197,8 @@ class ZmqTransport:
                 router.bind(s.listen)
             except zmq.ZMQError as exc:
                 raise ConfigError(f"cannot listen on {s.listen}: {exc}",
-                                  hint="set [node] listen to a free local address, e.g. tcp://0.0.0.0:7700") from None
+                                  hint="pick a free port: `gaia node --listen tcp://127.0.0.1:7701` "
+                                  "(tcp://127.0.0.1:* takes any free one), or set [node] listen") from None
             endpoint = router.get_string(zmq.LAST_ENDPOINT)
             advertise = s.advertise or endpoint
             if any(w in advertise for w in _WILDCARD):
@@ -293,7 +294,7 @@ class ZmqTransport:
                       if peer.state == "up")
         env = seal(self._identity, kind, body, sign=unbound)
         signed = wire.header(wire.ANNOUNCE, 0, env) if unbound else b""  # for a peer that came up since: dropped
-        unsigned = wire.header(wire.ANNOUNCE, 0, attrs.evolve(env, signature=b""))
+        unsigned = wire.header(wire.ANNOUNCE, 0, env, signature=b"")
         if not self._cmd([b"ann", unsigned, signed, env.body], block=False):
             with self._lock:
                 self._counts["announce_dropped"] += 1
@@ -349,7 +350,7 @@ class ZmqTransport:
                 self._cmd_socks.append(sock)
             self._local.sock = sock
         try:
-            sock.send_multipart(frames, 0 if block else zmq.NOBLOCK, copy=False)
+            wire.send(sock, frames, block=block)
         except zmq.Again:
             return False
         except zmq.ZMQError as exc:
@@ -406,7 +407,7 @@ class ZmqTransport:
     def _drain_commands(self, cmd: zmq.Socket, router: zmq.Socket) -> None:
         for _ in range(_DRAIN):
             try:
-                frames = cmd.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = wire.recv(cmd)
             except zmq.Again:
                 return
             op = frames[0].bytes
@@ -437,7 +438,7 @@ class ZmqTransport:
             peer.backlog.append((deadline, frames))  # keep requests in order behind the backlog
             return
         try:
-            peer.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            wire.send(peer.sock, frames)
             self._counts["sent"] += 1
         except zmq.Again:
             if deadline is None:
@@ -453,7 +454,7 @@ class ZmqTransport:
             deadline, frames = peer.backlog[0]
             if deadline >= now:
                 try:
-                    peer.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                    wire.send(peer.sock, frames)
                 except zmq.Again:
                     return
                 self._counts["sent"] += 1
@@ -465,7 +466,7 @@ class ZmqTransport:
     def _route(self, router: zmq.Socket, frames: list[Any]) -> None:
         """Send a reply through the ROUTER; a reply that cannot be queued is counted (the requester retries)."""
         try:
-            router.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            wire.send(router, frames)
             self._counts["replies"] += 1
         except zmq.Again:
             self._counts["reply_dropped_hwm"] += 1
@@ -479,21 +480,31 @@ class ZmqTransport:
     # ------------------------------------------------------------------ inbound: requests and announcements
 
     def _drain_router(self, router: zmq.Socket) -> None:
+        """Take up to _DRAIN messages; the announcements among them go to one handler call, in order."""
+        announced: list[tuple[Envelope, Channel | None]] = []
         for _ in range(_DRAIN):
             try:
-                rid = router.recv(zmq.NOBLOCK, copy=False)  # a Frame: it carries the ZAP User-Id
+                rid, *rest = wire.recv(router)  # Frames: the first carries the ZAP User-Id
             except zmq.Again:
-                return
-            frames = router.recv_multipart()  # the rest of the message is already here
+                break
+            frames = [frame.bytes for frame in rest]
             self._counts["received"] += 1
             try:
-                self._inbound(router, rid, frames)
+                self._inbound(router, rid, frames, announced)
             except wire.Refused as refused:
                 self._refusals.add(refused.reason, _client_key(rid).hex() or rid.bytes.hex(), str(refused))
             except Refused:
                 pass  # the kernel's gate refused it, and counted and logged it
+        if announced:  # one hop to the handler pool per drain, not one per announcement
+            self._submit(self._announce_all, announced)
 
-    def _inbound(self, router: zmq.Socket, rid_frame: zmq.Frame, frames: list[bytes]) -> None:
+    def _announce_all(self, announced: list[tuple[Envelope, Channel | None]]) -> None:
+        """Pass received announcements to the handler (a worker thread); one that fails does not stop the rest."""
+        for env, channel in announced:
+            self._guarded_call(self._handler.on_announce, env, channel)  # type: ignore[union-attr]
+
+    def _inbound(self, router: zmq.Socket, rid_frame: zmq.Frame, frames: list[bytes],
+                 announced: list[tuple[Envelope, Channel | None]]) -> None:
         mtype, corr, env = wire.parse(frames, self.settings.max_message_bytes)
         rid = rid_frame.bytes
         if mtype not in (wire.REQUEST, wire.ANNOUNCE):
@@ -514,7 +525,7 @@ class ZmqTransport:
                                    f"{len(env.body)} bytes > max_announce_bytes {self.settings.max_announce_bytes}")
             if not self._announce_limit.allow(conn):
                 raise wire.Refused("announce_rate", "more announcements than this connection's rate allows")
-            self._submit(self._handler.on_announce, env, channel)  # type: ignore[union-attr]
+            announced.append((env, channel))
         elif env.kind == wire.HELLO:
             if not self._hello_limit.allow(conn):  # before any signature: a flood costs us almost nothing
                 raise wire.Refused("hello_rate", "more hellos than this connection's rate allows")
@@ -590,12 +601,16 @@ class ZmqTransport:
 
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
         try:
-            fn(*args)
-        except Exception:
-            self._log.exception("zmq transport: handler callback %s failed", getattr(fn, "__name__", fn))
+            self._guarded_call(fn, *args)
         finally:
             with self._lock:
                 self._backlog -= 1
+
+    def _guarded_call(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            self._log.exception("zmq transport: handler callback %s failed", getattr(fn, "__name__", fn))
 
     def _count_connections(self, monitor: zmq.Socket) -> None:
         """Keep the accepted connections, and their count by client address, up to date from the listener's
@@ -783,7 +798,7 @@ class ZmqTransport:
             if peer.sock.closed:
                 return
             try:
-                frames = peer.sock.recv_multipart(zmq.NOBLOCK)
+                frames = [frame.bytes for frame in wire.recv(peer.sock)]
             except zmq.Again:
                 return
             self._counts["received"] += 1

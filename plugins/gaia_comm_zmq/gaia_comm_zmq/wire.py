@@ -12,8 +12,11 @@ the transport itself refuses a message has a reason name, counted by the transpo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import msgpack
+import zmq
 
 from gaia_core.plugin_api import Envelope
 
@@ -41,10 +44,11 @@ class Refused(Exception):
         self.reason = reason
 
 
-def header(mtype: int, corr: int, env: Envelope) -> bytes:
-    """The header frame of ``env`` sent as a message of type ``mtype``."""
-    return msgpack.packb([WIRE_VERSION, mtype, corr, env.kind, env.sender, env.sent_at, env.nonce, env.signature],
-                         use_bin_type=True)
+def header(mtype: int, corr: int, env: Envelope, *, signature: bytes | None = None) -> bytes:
+    """The header frame of ``env`` sent as a message of type ``mtype`` (with ``signature`` instead of its own,
+    when given: ``b""`` sends a signed envelope unsigned)."""
+    return msgpack.packb([WIRE_VERSION, mtype, corr, env.kind, env.sender, env.sent_at, env.nonce,
+                          env.signature if signature is None else signature], use_bin_type=True)
 
 
 def parse(frames: list[bytes], max_bytes: int) -> tuple[int, int, Envelope]:
@@ -74,4 +78,29 @@ def parse(frames: list[bytes], max_bytes: int) -> tuple[int, int, Envelope]:
     except (TypeError, ValueError) as exc:
         raise Refused("undecodable", str(exc)[:200]) from None
     return mtype, corr, env
+
+
+_MORE, _NOBLOCK = int(zmq.SNDMORE), int(zmq.NOBLOCK)  # plain ints: pyzmq's flag enums cost µs per message
+
+
+def send(sock: zmq.Socket, frames: Sequence[Any], *, block: bool = False) -> None:
+    """Send ``frames`` as one message, zero-copy; zmq.Again (nothing sent) when ``block`` is off and it is full.
+
+    ZeroMQ delivers a multipart message whole: once its first frame is taken, the others are too.
+    Frame by frame with integer flags, this costs half of ``send_multipart``.
+    """
+    flags = 0 if block else _NOBLOCK
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        sock.send(frame, flags | _MORE if i < last else flags, copy=False)
+
+
+def recv(sock: zmq.Socket) -> list[zmq.Frame]:
+    """The frames of the next message, without waiting (zmq.Again when there is none), read zero-copy."""
+    frame = sock.recv(_NOBLOCK, copy=False)
+    frames = [frame]
+    while frame.more:
+        frame = sock.recv(_NOBLOCK, copy=False)
+        frames.append(frame)
+    return frames
 
