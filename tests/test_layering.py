@@ -170,7 +170,7 @@ def test_help_lists_a_plugins_declared_commands_without_importing_the_plugin(gai
     watch = ("gaia_fake_cmds_plugin", "gaia_fake_cmds_commands", *RUNTIMES)
     proc, imported = probe(gaia_home, "--plugins", "gaia-fake-cmds", "--help", watch=watch, site=command_plugin)
     assert proc.returncode == 0, proc.stderr
-    assert "  hello     Say hello from a plugin." in proc.stdout and "  version " in proc.stdout
+    assert "  hello      Say hello from a plugin." in proc.stdout and "  version " in proc.stdout
     assert imported == ["gaia_fake_cmds_commands"]
     ran, imported = probe(gaia_home, "--plugins", "gaia-fake-cmds", "hello", "world", watch=watch,
                           site=command_plugin)
