@@ -2,6 +2,7 @@
 
 use crate::hashing as h;
 use crate::scheduler as sched;
+use crate::tensor;
 use pyo3::exceptions::{PyBufferError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -148,6 +149,103 @@ fn set_hash_threads(cores: i64) -> PyResult<usize> {
             "hashing needs at least one thread, got cores={cores}; pass a positive count"
         ))),
     }
+}
+
+/// Work (fuel) from which a tensor call releases the GIL: below it, the switch costs more than it frees.
+const TENSOR_DETACH_COST: u64 = 1 << 16;
+
+/// A writable, C-contiguous buffer export (PyBUF_WRITABLE), released on drop.
+struct WritableBuf(Box<ffi::Py_buffer>);
+
+impl WritableBuf {
+    fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let mut view = Box::new(ffi::Py_buffer::new());
+        // SAFETY: as in `Buf::get`: a live object, the GIL held, a zeroed Py_buffer owned here and
+        // released exactly once by `Drop` on this thread (`WritableBuf` is not `Send`).
+        let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *view, ffi::PyBUF_WRITABLE) };
+        if rc != 0 {
+            return Err(PyErr::take(obj.py())
+                .unwrap_or_else(|| PyBufferError::new_err("expected a writable buffer (the guest memory)")));
+        }
+        Ok(WritableBuf(view))
+    }
+
+    /// The exported bytes.
+    ///
+    /// SAFETY (lifetime): the exporter keeps `buf[..len]` allocated and unresized while the
+    /// export is held, i.e. while `self` lives, which bounds the borrow.
+    /// SAFETY (exclusivity): `tensor_call` is documented to require that nothing else reads or
+    /// writes the buffer during the call. Its one user, the WASM runner, passes the linear memory
+    /// of the guest that made the host call: a wasmtime Store is used by one thread at a time,
+    /// and that thread is blocked in this call, so neither the guest nor the runner touches the
+    /// memory until it returns (the memory cannot grow meanwhile either: only the guest or the
+    /// runner could grow it).
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        match usize::try_from(self.0.len) {
+            Ok(len) if len > 0 && !self.0.buf.is_null() => unsafe {
+                std::slice::from_raw_parts_mut(self.0.buf.cast::<u8>(), len)
+            },
+            _ => &mut [],
+        }
+    }
+}
+
+impl Drop for WritableBuf {
+    fn drop(&mut self) {
+        // SAFETY: a successful export, released once, here, on the thread holding the GIL.
+        unsafe { ffi::PyBuffer_Release(&mut *self.0) };
+    }
+}
+
+/// Run one ``gaia_tensor`` function on a guest's linear memory; return its cost in fuel.
+///
+/// ``op`` is the import name (``gemm``, ``conv2d``, ...), ``args`` its integer arguments in the
+/// header's order (axpy's ``alpha`` goes in ``alpha``). The op runs only when its cost is at most
+/// ``budget``; the cost is returned either way, so ``cost > budget`` means nothing ran. A bad
+/// argument (out of the memory, negative or overflowing size, misaligned, overlapping output)
+/// raises ValueError naming it, before anything is written. ``path`` picks a kernel
+/// implementation (``tensor_paths()``; all give the same bits), default the fastest.
+///
+/// The caller must ensure nothing else reads or writes ``memory`` during the call: from a work of
+/// 65536 fuel on, it runs with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (op, memory, args, *, alpha = 0.0, budget = u64::MAX, path = None))]
+fn tensor_call(
+    py: Python<'_>,
+    op: &str,
+    memory: &Bound<'_, PyAny>,
+    args: Vec<i64>,
+    alpha: f32,
+    budget: u64,
+    path: Option<&str>,
+) -> PyResult<u64> {
+    let value_err = |e: tensor::TensorError| PyValueError::new_err(e.to_string());
+    let op = tensor::Op::parse(op).map_err(value_err)?;
+    let path = path.map_or(Ok(tensor::Path::best()), tensor::Path::parse).map_err(value_err)?;
+    let mut buf = WritableBuf::get(memory)?;
+    let prepared = tensor::Prepared::new(buf.as_mut_slice(), op, &args).map_err(value_err)?;
+    let cost = prepared.cost();
+    if cost > budget {
+        return Ok(cost);
+    }
+    if cost >= TENSOR_DETACH_COST {
+        py.detach(|| prepared.run(alpha, path)).map_err(value_err)?;
+    } else {
+        prepared.run(alpha, path).map_err(value_err)?;
+    }
+    Ok(cost)
+}
+
+/// The ``gaia_tensor`` functions: import name -> WASM parameter types (``i`` i32, ``f`` f32).
+#[pyfunction]
+fn tensor_signatures() -> Vec<(&'static str, &'static str)> {
+    tensor::Op::ALL.iter().map(|op| (op.name(), op.params())).collect()
+}
+
+/// The tensor kernel paths this CPU can run, slowest first (``scalar`` always).
+#[pyfunction]
+fn tensor_paths() -> Vec<&'static str> {
+    tensor::Path::available().into_iter().map(tensor::Path::name).collect()
 }
 
 /// A task key: the caller's own `str` object (no copy on push, the same object back on pop).
@@ -314,6 +412,9 @@ fn _gaia_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(content_id, m)?)?;
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
     m.add_function(wrap_pyfunction!(set_hash_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor_call, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(tensor_signatures, m)?)?;
     m.add_class::<Scheduler>()?;
     Ok(())
 }

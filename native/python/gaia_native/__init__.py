@@ -1,4 +1,4 @@
-"""GAIA's native hot path: BLAKE3 content ids, Merkle roots and the task scheduler.
+"""GAIA's native hot path: BLAKE3 content ids, Merkle roots, the task scheduler and tensor kernels.
 
 Everything here is implemented in Rust (``gaia_native._gaia_native``, built with PyO3 + maturin).
 The public facades ``gaia_core.hashing`` and ``gaia_core.scheduling`` pick this module when it
@@ -13,6 +13,9 @@ from ._gaia_native import (
     content_id,
     merkle_root,
     set_hash_threads,
+    tensor_call,
+    tensor_paths,
+    tensor_signatures,
 )
 
 __all__ = (
@@ -23,4 +26,7 @@ __all__ = (
     "content_id",
     "merkle_root",
     "set_hash_threads",
+    "tensor_call",
+    "tensor_paths",
+    "tensor_signatures",
 )

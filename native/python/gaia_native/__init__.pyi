@@ -1,6 +1,6 @@
 """Type stubs for gaia_native (the Rust extension ``gaia_native._gaia_native``)."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final, final
 
 from typing_extensions import Buffer
@@ -13,6 +13,9 @@ __all__ = (
     "content_id",
     "merkle_root",
     "set_hash_threads",
+    "tensor_call",
+    "tensor_paths",
+    "tensor_signatures",
 )
 
 __version__: Final[str]
@@ -62,3 +65,17 @@ class Scheduler:
     def served(self, submitter: str) -> float: ...
     def __len__(self) -> int: ...
     def __contains__(self, key: object, /) -> bool: ...
+
+def tensor_call(op: str, memory: Buffer, args: Sequence[int], *, alpha: float = 0.0, budget: int = ...,
+                path: str | None = None) -> int:
+    """Run the ``gaia_tensor`` function ``op`` (import name) with its integer ``args`` on a guest's linear
+    memory (a writable buffer; axpy's ``alpha`` apart) when its cost in fuel is at most ``budget``; return
+    the cost either way. ValueError names a bad argument, before anything is written. ``path`` picks a
+    kernel implementation (see ``tensor_paths``; all give the same bits). Nothing else may read or write
+    ``memory`` during the call: from 65536 fuel of work on, it runs with the GIL released."""
+
+def tensor_paths() -> list[str]:
+    """The tensor kernel implementations this CPU can run, slowest first (``scalar`` always)."""
+
+def tensor_signatures() -> list[tuple[str, str]]:
+    """The ``gaia_tensor`` functions: (import name, WASM parameter types, ``i`` i32 / ``f`` f32 each)."""
