@@ -69,3 +69,8 @@ def reap(client: docker.DockerClient, home: Home, log: logging.Logger) -> int:
 def first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0][:300] if lines else type(exc).__name__
+
+
+def explain(exc: docker.errors.APIError) -> str:
+    """The engine's own words for a refused request, on one line."""
+    return " ".join(str(exc.explanation or first_line(exc)).split())[:500]

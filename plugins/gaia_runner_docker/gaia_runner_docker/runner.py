@@ -84,13 +84,14 @@ class _Output:
     done: threading.Event = field(factory=threading.Event)
 
     def drain(self, sock: Any) -> None:
-        """Read ``sock`` to its end, or until stdout passes the cap (then set ``overflow``)."""
+        """Read ``sock`` to its end. Past the cap, stdout is read and dropped (the engine would block the
+        container's end on an unread stream) and ``overflow`` is set, so the container gets killed."""
         try:
             for stream, data in frames_iter(sock, tty=False):
                 if stream == STDOUT:
-                    if self.size + len(data) > self.limit:
+                    if self.overflow.is_set() or self.size + len(data) > self.limit:
                         self.overflow.set()
-                        return
+                        continue
                     self.stdout.append(data)
                     self.size += len(data)
                 else:
@@ -222,7 +223,7 @@ class DockerRunner:
                 host_config=host_config(client, task, self.settings, input_file))
         except docker.errors.APIError as exc:
             if exc.is_client_error():
-                return Status.INVALID, f"cannot create the container: {engine.first_line(exc)}", b""
+                return Status.INVALID, f"cannot create the container: {engine.explain(exc)}", b""
             raise
         container = created["Id"]
         with self._lock:
@@ -245,7 +246,7 @@ class DockerRunner:
                 client.api.start(container)
             except docker.errors.APIError as exc:
                 if exc.is_client_error():
-                    return Status.INVALID, f"cannot run {task.entry!r}: {engine.first_line(exc)}", b""
+                    return Status.INVALID, f"cannot run {task.entry!r}: {engine.explain(exc)}", b""
                 raise
             deadline = time.monotonic() + limits.timeout_s
             code = self._wait(client, container, out, deadline)

@@ -50,3 +50,24 @@ def make_runner(node_context: NodeContext) -> Iterator[Callable[..., DockerRunne
     yield make
     for runner in made:
         runner.close()
+
+
+@pytest.fixture(scope="session")
+def suid_image(client: docker.DockerClient) -> str:
+    """busybox plus /opt/suid/cat: a copy of busybox owned by root with the setuid bit."""
+    import io
+    import tarfile
+
+    from gaia_runner_docker.images import busybox_path, busybox_rootfs, import_rootfs
+
+    buffer = io.BytesIO(busybox_rootfs())
+    with tarfile.open(fileobj=buffer, mode="a") as tar:
+        data = busybox_path().read_bytes()
+        for directory in ("opt", "opt/suid"):
+            folder = tarfile.TarInfo(directory)
+            folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(folder)
+        info = tarfile.TarInfo("opt/suid/cat")
+        info.mode, info.size, info.uid, info.gid = 0o4755, len(data), 0, 0
+        tar.addfile(info, io.BytesIO(data))
+    return import_rootfs(client, buffer.getvalue())

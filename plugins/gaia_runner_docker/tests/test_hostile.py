@@ -1,0 +1,117 @@
+"""Hostile containers: each is contained with a typed status, leaves no container, and the runner keeps serving."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import attrs
+import docker
+import pytest
+from attrs import frozen
+from test_conformance import oci
+
+from gaia_core.model import Limits, Status
+from gaia_runner_docker import DockerRunner
+from gaia_runner_docker.engine import OWNER_LABEL, owner
+
+
+@frozen
+class Hostile:
+    name: str
+    entry: str
+    status: Status
+    message: str
+    limits: Limits = Limits(timeout_s=10.0)
+
+
+CORPUS = [
+    Hostile("fork_bomb", "sh -c 'while true; do sleep 100 & done'", Status.TRAP, "can't fork"),
+    Hostile("memory_bomb", "dd if=/dev/zero of=/dev/null bs=256M count=1", Status.OUT_OF_MEMORY,
+            "memory_bytes=16777216", Limits(memory_bytes=16 << 20, timeout_s=10.0)),
+    Hostile("rootfs_write", "sh -c 'echo x > /bin/x'", Status.TRAP, "Read-only file system"),
+    Hostile("input_write", "sh -c 'echo x >> /gaia/input'", Status.TRAP, "can't create /gaia/input"),
+    Hostile("host_file", "cat /etc/shadow /root/.bashrc", Status.TRAP, "No such file"),
+    Hostile("sleep_forever", "sleep 3600", Status.TIMEOUT, "ran past timeout_s=1", Limits(timeout_s=1.0)),
+    Hostile("stdout_flood", "yes", Status.OUTPUT_TOO_LARGE, "max_output_bytes=65536",
+            Limits(max_output_bytes=65536, timeout_s=10.0)),
+    Hostile("scratch_flood", "dd if=/dev/zero of=/tmp/big bs=1M count=64", Status.TRAP, "No space left"),
+    Hostile("stderr_flood", "sh -c 'yes >&2'", Status.TIMEOUT, "ran past timeout_s=1", Limits(timeout_s=1.0)),
+]
+
+
+def leftovers(client: docker.DockerClient, runner: DockerRunner) -> list[str]:
+    """Containers of this runner's node still known to the engine."""
+    label = f"{OWNER_LABEL}={owner(runner.context.home)}"
+    return [c["Id"] for c in client.api.containers(all=True, filters={"label": label})]
+
+
+@pytest.fixture
+def runner(make_runner: Callable[..., DockerRunner], busybox: str, suid_image: str) -> DockerRunner:
+    return make_runner(busybox, suid_image)
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
+def test_contained(runner: DockerRunner, client: docker.DockerClient, busybox: str, case: Hostile) -> None:
+    result = runner.run(attrs.evolve(oci(busybox, case.entry), limits=case.limits))
+    assert result.status is case.status, result.message
+    assert case.message in result.message
+    assert result.output == b"" and result.output_id == ""
+    assert result.wall_s < case.limits.timeout_s + 5
+    assert leftovers(client, runner) == []
+    assert runner.run(oci(busybox, "cat /gaia/input", b"still serving")).output == b"still serving"
+
+
+def test_network_is_off(runner: DockerRunner, busybox: str) -> None:
+    """Only loopback exists inside, and a host service on 127.0.0.1 is never reached."""
+    accepted: list[object] = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(0.2)
+        port = server.getsockname()[1]
+        result = runner.run(oci(busybox, f"sh -c 'ls /sys/class/net; echo hi | nc -w 2 127.0.0.1 {port}'"))
+        try:
+            accepted.append(server.accept())
+        except TimeoutError:
+            pass
+    assert accepted == []
+    assert result.status is Status.TRAP
+    assert runner.run(oci(busybox, "ls /sys/class/net")).output.split() == [b"lo"]
+
+
+def test_setuid_binary_gains_nothing(runner: DockerRunner, suid_image: str) -> None:
+    """A setuid-root binary in the image still runs as nobody, with no capabilities (no-new-privileges)."""
+    result = runner.run(oci(suid_image, "/opt/suid/cat /proc/self/status"))
+    assert result.status is Status.OK, result.message
+    fields = dict(line.split(":", 1) for line in result.output.decode().splitlines() if ":" in line)
+    assert fields["Uid"].split() == ["65534"] * 4
+    assert fields["CapEff"].strip() == fields["CapPrm"].strip() == "0000000000000000"
+    assert fields["NoNewPrivs"].strip() == "1" and fields["Seccomp"].strip() == "2"
+
+
+def test_close_kills_running_containers(make_runner: Callable[..., DockerRunner], client: docker.DockerClient,
+                                        busybox: str) -> None:
+    runner = make_runner(busybox)
+    results = []
+    thread = threading.Thread(target=lambda: results.append(runner.run(oci(busybox, "sleep 3600"))))
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not leftovers(client, runner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert leftovers(client, runner), "the task's container never appeared"
+    runner.close()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert results and results[0].status is not Status.OK
+    assert leftovers(client, runner) == []
+
+
+def test_start_up_removes_containers_left_by_a_crash(make_runner: Callable[..., DockerRunner],
+                                                     client: docker.DockerClient, busybox: str) -> None:
+    first = make_runner(busybox)
+    label = {OWNER_LABEL: owner(first.context.home)}
+    orphan = client.api.create_container(busybox, command=["sleep", "3600"], labels=label, network_disabled=True)
+    client.api.start(orphan["Id"])
+    make_runner(busybox)  # the node starts again
+    assert leftovers(client, first) == []
