@@ -17,11 +17,14 @@ from gaia_core.state import State
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 8), help="Devnet size.")
 @click.option("--rounds", default=6, show_default=True, type=click.IntRange(1, 100), help="Federated rounds.")
 @click.option("--shards", default=6, show_default=True, type=click.IntRange(1, 64), help="Training tasks per round.")
+@click.option("--model", default="mlp", show_default=True, type=click.Choice(["mlp", "cnn"]),
+              help="What to train: a 2-layer MLP, or a CNN (conv-ReLU-pool-dense) on the tensor host API.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Where the devnet and the report go (default: <home>/demo).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
-def demo(state: State, nodes: int, rounds: int, shards: int, directory: Path | None, as_json: bool) -> None:
+def demo(state: State, nodes: int, rounds: int, shards: int, model: str, directory: Path | None,
+         as_json: bool) -> None:
     """Train a digits classifier by federated averaging on a local devnet of real nodes, then score it.
 
     Starts NODES node processes on 127.0.0.1 (CurveZMQ on), runs ROUNDS rounds of SGD WebAssembly
@@ -29,7 +32,7 @@ def demo(state: State, nodes: int, rounds: int, shards: int, directory: Path | N
     writes report.md + report.svg, and stops the nodes.
     """
     where = (directory or state.home.root / "demo").resolve()
-    workload = demo_mod.find_workload(state.plugins().hook)
+    workload = demo_mod.find_workload(state.plugins().hook, f"digits-{model}")
     summary = demo_mod.run(where, workload, nodes=nodes, rounds=rounds, shards=shards, plugins=state.plugin_list,
                            echo=(lambda _m: None) if as_json else click.echo,
                            wait=demo_mod.wait_quietly if as_json else _wait_with_progress)
