@@ -34,14 +34,20 @@ def spawn(home: Home, args: list[str]) -> subprocess.Popen:
 def wait_ready(home: Home, proc: subprocess.Popen, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
     """The node's status once its control socket answers; NodeError (and the process stopped) otherwise."""
     deadline = time.monotonic() + timeout
+    try:
+        since = log_file(home).stat().st_size  # this start's lines come after (Python takes far longer to start)
+    except OSError:
+        since = 0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise NodeError(f"the node in {home.root} exited during start-up (code {proc.returncode})",
-                            hint=f"see {log_file(home)}")
+            reason = logs.last_error(log_file(home), since=since)
+            raise NodeError(f"the node in {home.root} exited during start-up (code {proc.returncode})"
+                            + (f": {reason}" if reason else ""), hint=f"the whole log: `gaia logs` or {log_file(home)}")
         try:
             with ControlClient(home, timeout=2.0) as client:
                 return client.call("status")
         except NodeError:
             time.sleep(0.2)
     proc.terminate()
-    raise NodeError(f"the node in {home.root} did not start in {timeout:.0f}s", hint=f"see {log_file(home)}")
+    raise NodeError(f"the node in {home.root} did not start in {timeout:.0f}s",
+                    hint=f"the whole log: `gaia logs` or {log_file(home)}")

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,6 +49,18 @@ def up(directory: Path, nodes: int, *, cores: int = 1, extra: Mapping[str, Mappi
     if any(_pid(h) for h in homes(directory)):
         raise NodeError(f"a devnet is already running in {directory}", hint="stop it with `gaia devnet down`")
     directory.mkdir(parents=True, exist_ok=True)
+    try:
+        return _start_all(directory, nodes, cores=cores, extra=extra, plugins=plugins, overrides=overrides)
+    except BaseException:  # Ctrl-C, or a node that failed to start: stop the ones started (their own sessions)
+        stopped = down(directory)
+        if stopped:
+            sys.stderr.write(f"stopped the {stopped} node(s) it had started\n")
+        raise
+
+
+def _start_all(directory: Path, nodes: int, *, cores: int, extra: Mapping[str, Mapping[str, Any]] | None,
+               plugins: str | None, overrides: Mapping[int, Mapping[str, Mapping[str, Any]]] | None
+               ) -> list[dict[str, Any]]:
     bootstrap: list[str] = []
     ready: list[dict[str, Any]] = []
     procs = []

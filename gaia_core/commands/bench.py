@@ -162,8 +162,9 @@ def monitor(state: State, as_json: bool, interval: float, count: int) -> None:
     provider = providers[0]
     try:
         if as_json:
-            for sample in _samples(provider, interval, count):
-                print_json(attrs.asdict(sample), compact=True)
+            for sample in _samples(provider, interval, count):  # the node's snapshot shape, its fields null
+                print_json({"sample": attrs.asdict(sample), "queue": None, "running": None, "peers": None},
+                           compact=True)
             return
         with Live(console=console, auto_refresh=False) as live:
             for taken, sample in enumerate(_samples(provider, interval, count), 1):

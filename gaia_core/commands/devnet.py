@@ -32,8 +32,12 @@ def devnet() -> None:
 def up(state: State, nodes: int, cores: int, directory: str | None) -> None:
     """Start the nodes, CurveZMQ on, each bootstrapped to the first; wait until they see each other."""
     where = _directory(state, directory)
-    started = devnet_mod.up(where, nodes, cores=cores, plugins=state.plugin_list)
-    devnet_mod.wait_for_peers(where, nodes=nodes)
+    started = devnet_mod.up(where, nodes, cores=cores, plugins=state.plugin_list)  # stops its nodes on failure
+    try:
+        devnet_mod.wait_for_peers(where, nodes=nodes)
+    except BaseException:  # Ctrl-C, or nodes that do not meet: leave nothing running
+        click.echo(f"stopped the {devnet_mod.down(where)} node(s) it had started", err=True)
+        raise
     for info in started:
         click.echo(f"{info['name']}  {info['node_id'][:16]}  {info['address']}")
     click.echo(f"devnet of {nodes} up in {where}; stop it with `gaia devnet down`")

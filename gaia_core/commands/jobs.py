@@ -87,6 +87,21 @@ def stopped_waiting(job: str, doing: str) -> SystemExit:
     return SystemExit(INTERRUPTED)
 
 
+#: Outputs up to this size are printed as text; larger ones need --output.
+PRINT_LIMIT = 64 << 10
+
+
+def output_text(output: bytes) -> str | None:
+    """The output as text when it is short, printable UTF-8; else None (``output`` in every ``--json``)."""
+    if len(output) > PRINT_LIMIT:
+        return None
+    try:
+        text = output.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if all(c.isprintable() or c in "\n\r\t" for c in text) else None
+
+
 def decode_results(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Control-socket result rows with their TaskResult decoded (``None`` for failed tasks)."""
     return [{**row, "result": codec.decode(row["result"], TaskResult) if row["result"] else None} for row in rows]
@@ -98,8 +113,8 @@ def _row_json(row: dict[str, Any], with_output: bool) -> dict[str, Any]:
     if result is not None:
         out.update(status=result.status.value, output_id=result.output_id, fuel_used=result.fuel_used,
                    wall_s=result.wall_s, node_id=result.node_id, message=result.message)
-        if with_output:
-            out["output_hex"] = result.output.hex()
+        out.update(output_bytes=len(result.output), output=output_text(result.output) if with_output else None,
+                   output_hex=result.output.hex() if with_output else None)
     return out
 
 

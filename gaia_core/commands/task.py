@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from gaia_core import admission
-from gaia_core.commands.jobs import cancel, print_jobs, result, retry, submit, watch
+from gaia_core.commands.jobs import cancel, output_text, print_jobs, result, retry, submit, watch
 from gaia_core.commands.params import (
     MAX_FUEL,
     MAX_MEMORY_MIB,
@@ -25,31 +25,18 @@ from gaia_core.errors import PluginError, TaskError, UsageError
 from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult
 from gaia_core.state import State
 
-#: Outputs up to this size are printed; larger ones need --output.
-PRINT_LIMIT = 64 << 10
-
 
 @click.group()
 def task() -> None:
     """Run tasks on this machine, or send them to the network."""
 
 
-def _text(output: bytes) -> str | None:
-    """The output as text when it is short, printable UTF-8; else None."""
-    if len(output) > PRINT_LIMIT:
-        return None
-    try:
-        text = output.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if all(c.isprintable() or c in "\n\r\t" for c in text) else None
-
-
 def _summary(result: TaskResult, output_file: Path | None) -> dict[str, object]:
     return {
         "task_id": result.task_id, "status": result.status.value, "message": result.message,
         "output_id": result.output_id, "output_bytes": len(result.output),
-        "output": None if output_file else _text(result.output),
+        "output": None if output_file else output_text(result.output),
+        "output_hex": None if output_file else result.output.hex(),
         "output_file": str(output_file) if output_file else None,
         "fuel_used": result.fuel_used, "wall_s": result.wall_s, "cpu_s": result.cpu_s,
         "peak_memory_bytes": result.peak_memory_bytes,

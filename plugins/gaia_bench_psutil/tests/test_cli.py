@@ -37,8 +37,8 @@ def test_monitor_json_streams_count_lines(cli_runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert len(lines) == 3
-    assert all(line["ram_total_bytes"] > 0 and line["power_source"] in {"measured", "estimated"}
-               for line in lines)
+    assert all(line["sample"]["ram_total_bytes"] > 0 and line["sample"]["power_source"] in {"measured", "estimated"}
+               and line["queue"] is None for line in lines)  # the node's snapshot shape (docs/cli.md)
 
 
 def test_monitor_live_view(cli_runner: CliRunner) -> None:
