@@ -1,0 +1,116 @@
+"""Imported models run as WASM inference tasks (onnx_interp.wasm on the gaia_tensor host API).
+
+Outputs are checked against onnxruntime within 1e-5, two runs against each other byte for byte, and
+``gaia model run`` end to end: on this machine (``--local``) and through a devnet of two real nodes
+with redundancy 2 (both nodes must return the same bytes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_models
+import pytest
+from nodes import gaia as gaia_process, running_devnet
+from test_bad_input import gaia, one_error
+
+from gaia_core.commands.model import _interpreter
+from gaia_core.config import Home
+from gaia_core.model import Limits, Status, Task
+from gaia_core.models.batches import task_input
+from gaia_core.models.onnx_import import import_onnx
+from gaia_core.roles import NodeContext
+
+pytest.importorskip("onnxruntime")
+wasm = pytest.importorskip("gaia_runner_wasm")
+if find_spec("gaia_runner_wasm.tensor_host") is None:
+    pytest.skip("the tensor host API (gaia_runner_wasm.tensor_host) is not installed", allow_module_level=True)
+
+
+@pytest.fixture
+def runner(node_context: NodeContext) -> Iterator[wasm.WasmRunner]:
+    made = wasm.WasmRunner(node_context)
+    yield made
+    made.close()
+
+
+def _task(model: bytes, x: np.ndarray) -> Task:
+    return Task.create(_interpreter(), input=task_input(model, x), entry="infer", limits=Limits())
+
+
+@pytest.mark.parametrize("name", sorted(onnx_models.ACCEPTED))
+def test_the_interpreter_task_matches_onnxruntime_and_itself(runner: wasm.WasmRunner, name: str) -> None:
+    proto = onnx_models.ACCEPTED[name](np.random.default_rng(11))
+    graph = import_onnx(proto.SerializeToString())
+    x = onnx_models.samples(proto, 7)
+    first, second = runner.run(_task(graph.encode(), x)), runner.run(_task(graph.encode(), x))
+    assert first.ok, first.message
+    expected = onnx_models.onnxruntime_outputs(proto, x)
+    got = np.frombuffer(first.output, dtype="<f4").reshape(expected.shape)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert second.output == first.output and first.fuel_used > 0
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda data: data[:40], "infer: the input is shorter than its model"),
+    (lambda data: b"GAIAONNY" + data[8:], "infer: the input does not start with a GAIA model"),
+    (lambda data: data[:-4], "infer: the batch does not match the model's input shape"),
+    (lambda data: data[:32 + 28] + b"\xff\xff\xff\x7f" + data[32 + 32:], "infer: a constant lies outside the weights"),
+])
+def test_a_damaged_task_input_is_refused_by_the_task_with_a_message(runner: wasm.WasmRunner, damage,
+                                                                    message: str) -> None:
+    proto = onnx_models.mlp_gemm(np.random.default_rng(0))
+    good = _task(import_onnx(proto.SerializeToString()).encode(), onnx_models.samples(proto, 2))
+    result = runner.run(Task.create(good.module, input=damage(good.input), entry="infer", limits=Limits()))
+    assert result.status == Status.INVALID and result.message.endswith(message), result
+
+
+@pytest.fixture
+def cnn_files(tmp_path: Path) -> tuple[onnx.ModelProto, Path, Path]:
+    """A CNN exported at batch 1, its .onnx file and 10 samples in an .npy file."""
+    proto = onnx_models.cnn(np.random.default_rng(5))
+    onnx.save(proto, tmp_path / "cnn.onnx")
+    np.save(tmp_path / "x.npy", onnx_models.samples(proto, 10))
+    return proto, tmp_path / "cnn.onnx", tmp_path / "x.npy"
+
+
+def test_model_run_local_splits_the_samples_into_tasks_and_joins_the_outputs(
+        capsys: pytest.CaptureFixture[str], gaia_home: Home, tmp_path: Path,
+        cnn_files: tuple[onnx.ModelProto, Path, Path]) -> None:
+    proto, model_file, samples = cnn_files
+    assert gaia(capsys, "model", "import", str(model_file))[0] == 0
+    code, out = gaia(capsys, "model", "run", "cnn", "--input", str(samples), "--local", "--batch-size", "4",
+                     "--output", str(tmp_path / "y.npy"))
+    assert code == 0 and "10 output(s) of shape [5] written to" in out, out
+    expected = onnx_models.onnxruntime_outputs(proto, np.load(samples))
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-5, atol=1e-5)
+    code, out = gaia(capsys, "model", "run", "cnn", "--input", str(samples), "--local", "--json")
+    summary = json.loads(out)
+    assert code == 0 and summary["shape"] == [10, 5] and summary["job"] is None
+    np.testing.assert_allclose(np.array(summary["outputs"]), expected, rtol=1e-5, atol=1e-5)
+    code, out = gaia(capsys, "model", "run", "cnn", "--input", str(samples), "--local", "--fuel", "1000")
+    assert code == 7 and "task 0 of 1 ended out_of_fuel" in one_error(out)
+
+
+def test_model_run_through_a_devnet_with_redundancy_two(tmp_path: Path,
+                                                        cnn_files: tuple[onnx.ModelProto, Path, Path]) -> None:
+    proto, model_file, samples = cnn_files
+    with running_devnet(tmp_path / "devnet", 2) as homes:
+        gaia_process(homes[0], "model", "import", str(model_file), "--name", "digits-cnn")
+        proc = gaia_process(homes[0], "model", "run", "digits-cnn", "--input", str(samples), "--batch-size", "3",
+                            "--redundancy", "2", "--output", str(tmp_path / "y.json"), "--json", timeout=120)
+        summary = json.loads(proc.stdout)
+        assert summary["shape"] == [10, 5] and summary["job"] and "4 task(s) submitted" in proc.stderr
+        np.testing.assert_allclose(np.array(json.loads((tmp_path / "y.json").read_text())),
+                                   onnx_models.onnxruntime_outputs(proto, np.load(samples)), rtol=1e-5, atol=1e-5)
+        np.save(tmp_path / "wrong.npy", np.zeros((2, 3), np.float32))
+        wrong = gaia_process(homes[0], "model", "run", "digits-cnn", "--input", str(tmp_path / "wrong.npy"),
+                             check=False)
+        assert wrong.returncode == 6 and "model digits-cnn takes (N, 2, 12, 12)" in wrong.stderr
+        jobs = json.loads(gaia_process(homes[0], "task", "list", "--json").stdout)
+        assert len(jobs) == 1  # the wrong input submitted nothing
