@@ -6,7 +6,7 @@ envelope, so a second run is cheap). Checks run in a fixed order and the first f
 :class:`~gaia_core.errors.RejectedError` with a machine-readable ``reason``:
 
 0. ``invalid``     not a Task at all
-1. ``too_large``   module or input over ``[admission]`` limits
+1. ``too_large``   module or input over ``[admission]`` limits, or more than :data:`MAX_BLOBS` blobs
 2. ``bad_id``      the id the submitter claimed is not the task's content id
 3. ``bad_module``  module bytes do not hash to ``module_id``
 4. ``bad_signature`` envelope forged (or unsigned and not authenticated by the kernel's gate on a bound
@@ -29,6 +29,9 @@ from gaia_core.errors import RejectedError, SignatureError
 from gaia_core.inbound import authenticated_by
 from gaia_core.model import Envelope, Task
 from gaia_core.roles import NodeContext
+
+#: The most blobs one task may name on this node (each is fetched before the task runs; docs/blobs.md).
+MAX_BLOBS = 16
 
 REASONS = ("too_large", "bad_id", "bad_module", "bad_signature", "no_runner", "over_limits",
            "expired", "queue_full", "invalid")
@@ -72,6 +75,9 @@ def check(task: Task, context: NodeContext, *, envelope: Envelope | None = None,
     if len(task.input) > adm.max_input_bytes:
         raise RejectedError("too_large", f"input is {len(task.input)} bytes; this node takes at most "
                             f"{adm.max_input_bytes}", hint="split the input across several tasks")
+    if len(task.blobs) > MAX_BLOBS:
+        raise RejectedError("too_large", f"task names {len(task.blobs)} blobs; this node fetches at most {MAX_BLOBS} "
+                            "per task", hint="pack the files into fewer blobs (e.g. one tar)")
     if claimed_id is not None and claimed_id != task.id:
         raise RejectedError("bad_id", f"claimed task id {claimed_id[:16]}… is not the task's content id "
                             f"{task.id[:16]}…", hint="compute the id with gaia_core (Task.id)")

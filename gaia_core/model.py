@@ -111,6 +111,9 @@ def _figure(_inst: object, attribute: attrs.Attribute[Any], value: object) -> No
 #: The most cores a node may offer (and a record may announce).
 MAX_CORES = 1024
 
+#: The most blobs one task may name (a node's admission may take fewer, see docs/blobs.md).
+MAX_TASK_BLOBS = 64
+
 #: The range of ``Task.priority``; it orders a submitter's own tasks (see docs/queue.md).
 PRIORITY_RANGE = (-1000, 1000)
 
@@ -234,6 +237,10 @@ class Task:
     priority: int = field(default=0, validator=_priority)
     deadline: float | None = field(default=None, converter=attrs.converters.optional(float), validator=_time)
     job: str = field(default="", validator=(v.instance_of(str), v.max_len(128)))
+    #: Ids of the blobs the task reads (model weights, inputs, images), in the order the runner sees them;
+    #: fetched by the worker before the task runs (docs/blobs.md).
+    blobs: tuple[str, ...] = field(default=(), converter=str_tuple,
+                                   validator=v.deep_iterable(_hex64, v.max_len(MAX_TASK_BLOBS)))
     module: bytes | None = field(
         default=None, eq=False, validator=v.optional(v.instance_of(bytes)),
         repr=lambda b: "None" if b is None else f"<{len(b)} bytes>",
@@ -264,9 +271,10 @@ class Task:
     def identity(self) -> list[object]:
         """The fields that define the work, in a fixed order (the module bytes excluded)."""
         limits = attrs.astuple(self.limits, recurse=False)
-        return [self.kind, self.module_id, self.entry, self.input_id,
-                [*limits[:-1], sorted(self.limits.capabilities)],
-                self.submitter, self.priority, self.deadline, self.job]
+        fields = [self.kind, self.module_id, self.entry, self.input_id,
+                  [*limits[:-1], sorted(self.limits.capabilities)],
+                  self.submitter, self.priority, self.deadline, self.job]
+        return [*fields, list(self.blobs)] if self.blobs else fields  # no blobs: the ids tasks had before them
 
     def without_module(self) -> Task:
         """The same task without the module bytes (for peers that have it)."""

@@ -22,6 +22,8 @@ import attrs
 import msgpack
 
 from gaia_core import __version__, admission, codec, hashing
+from gaia_core.blobs.protocol import CHUNKS
+from gaia_core.blobs.tasks import TaskBlobs
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError, ValidationError
 from gaia_core.inbound import MAX_RECORD_BYTES, RECORD, Gate
@@ -96,6 +98,7 @@ class Node:
 
         self.jobs = JobManager(self)
         self.gate = Gate(self)  # every message from the transport passes it before a handler below sees it
+        self.blobs = TaskBlobs(context.home, self.transport, self._blob_liar)
         self.control = ControlServer(context.home, self._control_methods())
 
     # ------------------------------------------------------------------ lifecycle
@@ -147,6 +150,7 @@ class Node:
         for runner in self.runners.values():
             runner.close()
         self.store.close()
+        self.blobs.close()
         self._stopped.set()
         log.info("node stopped")
 
@@ -231,12 +235,16 @@ class Node:
 
     def _execute(self, task: Task) -> None:
         runner = self.runners[task.kind]
+        # a task's blobs are fetched before it runs (docs/blobs.md); an error result when they cannot be had
+        unfetched = self.blobs.prepare(task, self._origin(task.id)) if task.blobs else None
         with self._meter.meter() if self._meter is not None else contextlib.nullcontext([]) as cost:
             try:
-                result = runner.run(task)
+                result = unfetched or runner.run(task)
             except Exception as exc:  # a runner must not raise; contain it if it does
                 log.exception("runner raised", extra={"task_id": task.id})
                 result = TaskResult(task_id=task.id, status=Status.ERROR, message=f"runner failed: {exc}")
+        if task.blobs:
+            self.blobs.release(task)  # privacy: fetched blobs go once no running task names them
         if cost:  # energy over the run itself, from the provider's meter (RAPL when readable, else estimated)
             result = attrs.evolve(result, energy_j=cost[0].energy_j, energy_source=cost[0].energy_source)
         if result.node_id != self.node_id:
@@ -244,6 +252,11 @@ class Node:
         proof = self.prover.prove(task, result)
         self.store.bump({f"tasks.{result.status.value}": 1, "fuel": result.fuel_used, "cpu_s": result.cpu_s})
         self._finish(result, proof)
+
+    def _origin(self, task_id: str) -> str:
+        """The node an admitted task's result goes back to."""
+        with self._lock:
+            return self._admitted.get(task_id, (self.node_id, None))[0]
 
     def _finish(self, result: TaskResult, proof: Proof | None) -> None:
         """Send ``result`` to its submitter and tell the plugins (``gaia_task_finished``), once per admission."""
@@ -366,6 +379,8 @@ class Node:
             return codec.encode(self.jobs.on_results(envelope.sender, items))
         if envelope.kind == SETTLED:
             return self.jobs.on_settlement(envelope.sender, envelope.body)
+        if envelope.kind == CHUNKS:
+            return self.blobs.serve(envelope)
         raise NodeError(f"unknown request kind {envelope.kind!r}")
 
     def _on_offer(self, envelope: Envelope) -> list[OfferAnswer]:
@@ -386,6 +401,11 @@ class Node:
                     given[task.id] = OfferAnswer(task.id, False, exc.reason[:64], str(exc)[:4096], exc.retry_after)
             answers.append(given[task.id])
         return answers
+
+    def _blob_liar(self, peer: str) -> None:
+        """``peer`` sent blob data that does not verify: back it off and check its results at the full rate."""
+        self.jobs.dispatcher.strike(peer)
+        self.jobs.spot.trust.forget(peer)
 
     def on_announce(self, envelope: Envelope) -> None:
         """Keep the latest NodeRecord of every peer (for scheduling), up to MAX_PEER_RECORDS of them."""

@@ -358,6 +358,8 @@ class BlobStore:
                                     hint=f"free space under {self.root}") from None
                 self._db.execute("INSERT INTO blobs VALUES (?, ?, ?, ?, ?, 0, 0, 1, ?, ?)",
                                  (blob, size, root, bytes(HASH_SIZE * count), bytes(count), now, now))
+                if not count:  # the empty blob: nothing to fetch
+                    self._complete(blob, root, b"")
                 row = self._row(blob)
                 assert row is not None
         self.evict(keep=blob)

@@ -1,0 +1,175 @@
+"""Fetching the blobs a task names from the peers that hold them: several chunks in flight, from several
+peers, each chunk verified against the blob's root before it is written, resumable after a cut.
+
+Each request asks for one chunk, so a cut loses at most one chunk per stream; streams are as many
+as the sources serve at once (:data:`~gaia_core.blobs.protocol.SERVING_PER_PEER` each), up to
+:data:`STREAMS`.
+
+A peer whose answer does not verify (a wrong chunk, a proof that fails, a size and root that are
+not the blob's) is struck: ``strike(peer)`` (the node lowers its trust and backs it off) and it is
+not asked again for :data:`BAN_S`; its chunks go to another peer. A peer that is busy, slow or gone
+is asked again later, up to :data:`MAX_FAILURES` times per fetch.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from gaia_core import codec
+from gaia_core.blobs.merkle import blob_id
+from gaia_core.blobs.protocol import CHUNKS, MAX_REPLY_BYTES, SERVING_PER_PEER, ChunkReply, ChunkRequest
+from gaia_core.blobs.store import BlobError, BlobStore
+from gaia_core.errors import GaiaError
+
+log = logging.getLogger("gaia.blobs")
+
+#: Requests in flight at once for one blob (each up to MAX_CHUNKS_PER_REQUEST chunks).
+STREAMS = 8
+#: Seconds a peer that lied is not asked again for any blob.
+BAN_S = 600.0
+#: Failed requests (busy, timeout, error) a peer may have during one fetch before it is left out.
+MAX_FAILURES = 5
+#: Peers asked whether they hold a blob.
+MAX_SOURCES = 8
+
+Request = Callable[[str, str, bytes, float], bytes]
+
+
+class Fetcher:
+    """Fetches blobs into ``store`` through ``request(peer, kind, body, timeout) -> reply body``."""
+
+    def __init__(self, store: BlobStore, request: Request, strike: Callable[[str], None], *,
+                 streams: int = STREAMS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self._request = request
+        self._strike = strike
+        self.streams = streams
+        self._clock = clock
+        self._banned: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._fetching: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+
+    def banned(self, peer: str) -> bool:
+        """True while ``peer`` is left out for having lied."""
+        with self._lock:
+            return self._banned.get(peer, 0.0) > self._clock()
+
+    def _lied(self, peer: str, what: str) -> None:
+        """Ban ``peer`` and strike it, once per ban (its other streams' answers may fail too)."""
+        log.warning("peer sent a blob answer that does not verify", extra={"peer": peer[:16], "what": what})
+        with self._lock:
+            if self._banned.get(peer, 0.0) > self._clock():
+                return
+            self._banned[peer] = self._clock() + BAN_S
+        self._strike(peer)
+
+    def ensure(self, blobs: Sequence[str], peers: Sequence[str], *, timeout: float) -> None:
+        """Fetch every one of ``blobs`` not complete here, asking ``peers`` in order; BlobError if one cannot be had."""
+        deadline = self._clock() + timeout
+        for blob in blobs:
+            with self._fetching[blob]:  # two tasks naming one blob fetch it once
+                if not self.store.has(blob):
+                    self._fetch(blob, peers, deadline)
+
+    def _ask(self, peer: str, request: ChunkRequest, deadline: float) -> ChunkReply | None:
+        """The peer's answer, None when it failed to give one (busy, gone, slow); a lie strikes it."""
+        timeout = max(0.1, min(30.0, deadline - self._clock()))
+        try:
+            body = self._request(peer, CHUNKS, codec.encode(request), timeout)
+        except GaiaError:
+            return None
+        try:
+            reply = codec.decode(body, ChunkReply, max_bytes=MAX_REPLY_BYTES)
+        except GaiaError as exc:
+            self._lied(peer, f"undecodable answer: {exc}")
+            return None
+        if reply.blob != request.blob or (not reply.missing and blob_id(reply.size, reply.root) != request.blob):
+            self._lied(peer, "a size and root that are not the blob's")
+            return None
+        return reply
+
+    def _sources(self, blob: str, peers: Sequence[str], deadline: float) -> tuple[list[str], ChunkReply]:
+        """The peers (of the first MAX_SOURCES not banned) that hold ``blob``, and one of their answers."""
+        sources, answer = [], None
+        for peer in [p for p in peers if not self.banned(p)][:MAX_SOURCES]:
+            reply = self._ask(peer, ChunkRequest(blob), deadline)
+            if reply is not None and not reply.missing:
+                sources.append(peer)
+                answer = reply
+        if answer is None:
+            raise BlobError(f"no peer holds blob {blob}: asked {min(len(peers), MAX_SOURCES)}",
+                            hint="add it on the submitter with gaia blob add before submitting the task")
+        return sources, answer
+
+    def _fetch(self, blob: str, peers: Sequence[str], deadline: float) -> None:
+        started = self._clock()
+        sources, answer = self._sources(blob, peers, deadline)
+        todo = collections.deque(self.store.begin(blob, answer.size, answer.root))
+        failures: collections.Counter[str] = collections.Counter()
+        lock = threading.Condition()
+        busy: set[str] = set()
+        errors: list[BlobError] = []
+        turn = [0]
+
+        def pick() -> tuple[str, list[int]] | None:
+            """The next batch and the peer to ask, or None when nothing is left to hand out."""
+            with lock:
+                while True:
+                    usable = [p for p in sources if failures[p] < MAX_FAILURES and not self.banned(p)]
+                    if not todo or not usable or self._clock() > deadline:
+                        return None
+                    idle = [p for p in usable if p not in busy] or usable
+                    peer = idle[turn[0] % len(idle)]
+                    turn[0] += 1
+                    batch = [todo.popleft()]
+                    busy.add(peer)
+                    return peer, batch
+
+        def stream() -> None:
+            while (job := pick()) is not None:
+                peer, batch = job
+                reply = self._ask(peer, ChunkRequest(blob, batch), deadline)
+                kept: set[int] = set()
+                if reply is not None and reply.missing:
+                    reply = None  # it dropped the blob meanwhile
+                try:
+                    for chunk in reply.chunks if reply is not None else ():
+                        if chunk.index not in batch or chunk.index in kept:
+                            continue
+                        if not self.store.put_chunk(blob, chunk.index, chunk.data, chunk.proof):
+                            self._lied(peer, f"chunk {chunk.index} does not verify")
+                            break
+                        kept.add(chunk.index)
+                except BlobError as exc:  # e.g. a full disk: stop every stream, keep what verified
+                    with lock:
+                        errors.append(exc)
+                        todo.clear()
+                        busy.discard(peer)
+                    return
+                with lock:
+                    busy.discard(peer)
+                    if reply is None or len(kept) < len(batch):
+                        failures[peer] += 1
+                        if reply is None and failures[peer] > 1:
+                            lock.wait(min(0.05 * failures[peer], 0.5))  # a busy peer: back off a little
+                    todo.extend(i for i in batch if i not in kept)
+
+        threads = [threading.Thread(target=stream, name=f"gaia-blob-{i}", daemon=True)
+                   for i in range(min(self.streams, SERVING_PER_PEER * len(sources), len(todo)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        if self.store.has(blob):
+            log.info("blob fetched", extra={"blob": blob[:16], "bytes": answer.size, "sources": len(sources),
+                                            "seconds": round(self._clock() - started, 3)})
+        else:
+            held = self.store.info(blob)
+            raise BlobError(f"could not fetch blob {blob[:16]}… ({held.held} of {held.chunks} chunks verified; "
+                            "they are kept)", hint="the peers holding it are gone, busy or lying; run the task again")

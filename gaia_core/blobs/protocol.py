@@ -1,0 +1,118 @@
+"""The ``blob.chunks`` request between nodes, and the side that serves it within per-peer bounds.
+
+A peer asks for up to :data:`MAX_CHUNKS_PER_REQUEST` chunks of one blob (none: only its size and
+root); the answer carries the size and root of the blob (their hash is the blob id, so they cannot
+lie) and each chunk with its inclusion proof, or ``missing`` when this node holds no complete copy.
+A node serves at most :data:`SERVING_PER_PEER` such requests of one peer at a time and
+:data:`SERVING_TOTAL` in all (the rest of the transport's handlers stay free for task messages);
+past that it answers "busy" and the asker tries again or asks another peer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+
+from attrs import field, frozen, validators as v
+
+from gaia_core import codec
+from gaia_core.blobs.merkle import CHUNK_SIZE, HASH_SIZE
+from gaia_core.blobs.store import BlobStore, UnknownBlob
+from gaia_core.errors import NodeError
+from gaia_core.model import Envelope
+
+#: The request kind.
+CHUNKS = "blob.chunks"
+#: Chunks one request may ask for (each up to CHUNK_SIZE bytes in the answer).
+MAX_CHUNKS_PER_REQUEST = 4
+#: Requests of one peer served at once.
+SERVING_PER_PEER = 2
+#: Requests served at once, all peers together.
+SERVING_TOTAL = 3
+#: Hashes in one inclusion proof at most (a tree of 2**48 chunks).
+MAX_PROOF = 48
+#: The largest encoded answer (the chunks, their proofs, the frame around them).
+MAX_REPLY_BYTES = MAX_CHUNKS_PER_REQUEST * (CHUNK_SIZE + (MAX_PROOF + 2) * HASH_SIZE) + 4096
+
+_HEX64 = v.matches_re(r"[0-9a-f]{64}")
+_INDEX = (v.instance_of(int), v.ge(0), v.lt(1 << 48))
+
+
+def _ints(items: Iterable[int]) -> tuple[int, ...]:
+    return tuple(items)
+
+
+def _hashes(items: Iterable[bytes]) -> tuple[bytes, ...]:
+    return tuple(items)
+
+
+@frozen
+class ChunkRequest:
+    """Chunks ``indexes`` of blob ``blob`` (none: only the blob's size and root)."""
+
+    blob: str = field(validator=_HEX64)
+    indexes: tuple[int, ...] = field(default=(), converter=_ints,
+                                     validator=v.deep_iterable(v.and_(*_INDEX), v.max_len(MAX_CHUNKS_PER_REQUEST)))
+
+
+@frozen
+class Chunk:
+    """One chunk and the sibling hashes from its leaf to the root."""
+
+    index: int = field(validator=_INDEX)
+    data: bytes = field(validator=(v.instance_of(bytes), v.max_len(CHUNK_SIZE)), repr=lambda b: f"<{len(b)} bytes>")
+    proof: tuple[bytes, ...] = field(converter=_hashes, validator=v.deep_iterable(
+        v.and_(v.instance_of(bytes), v.min_len(HASH_SIZE), v.max_len(HASH_SIZE)), v.max_len(MAX_PROOF)))
+
+
+def _chunks(items: Iterable[Chunk]) -> tuple[Chunk, ...]:
+    return tuple(items)
+
+
+@frozen
+class ChunkReply:
+    """The answer: the blob's size and Merkle root and the chunks asked for, or ``missing``."""
+
+    blob: str = field(validator=_HEX64)
+    missing: bool = field(default=False, validator=v.instance_of(bool))
+    size: int = field(default=0, validator=_INDEX)
+    root: bytes = field(default=b"", validator=(v.instance_of(bytes), v.max_len(HASH_SIZE)))
+    chunks: tuple[Chunk, ...] = field(default=(), converter=_chunks, validator=v.deep_iterable(
+        v.instance_of(Chunk), v.max_len(MAX_CHUNKS_PER_REQUEST)))
+
+
+class BlobServer:
+    """Answers ``blob.chunks`` requests from the complete blobs of a store, within the per-peer bounds."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self._serving: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def on_request(self, envelope: Envelope) -> bytes:
+        """The encoded :class:`ChunkReply` to an authenticated request; NodeError("busy") past the bounds."""
+        request = codec.decode(envelope.body, ChunkRequest, max_bytes=4096)
+        peer = envelope.sender
+        with self._lock:
+            if self._serving[peer] >= SERVING_PER_PEER or sum(self._serving.values()) >= SERVING_TOTAL:
+                raise NodeError("busy: serving as many blob chunks as it will at once; ask again shortly")
+            self._serving[peer] += 1
+        try:
+            return codec.encode(self._answer(request))
+        finally:
+            with self._lock:
+                self._serving[peer] -= 1
+                if not self._serving[peer]:
+                    del self._serving[peer]
+
+    def _answer(self, request: ChunkRequest) -> ChunkReply:
+        try:
+            size, root = self.store.describe(request.blob)
+            chunks = []
+            for index in request.indexes:
+                data, proof = self.store.read_chunk(request.blob, index)
+                chunks.append(Chunk(index, data, proof))
+        except UnknownBlob:
+            return ChunkReply(request.blob, missing=True)
+        return ChunkReply(request.blob, size=size, root=root, chunks=chunks)

@@ -1,0 +1,86 @@
+"""The node's side of blobs: serve chunks to peers, fetch a task's blobs before it runs, release them after.
+
+A task's blobs are fetched from its submitter first, then from the other peers that are up (the
+first :data:`~gaia_core.blobs.fetch.MAX_SOURCES` that hold a copy). Once no admitted task names a
+fetched blob any more it is removed (privacy), unless the operator pinned it (``gaia blob pin``).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+
+from gaia_core.blobs.fetch import Fetcher
+from gaia_core.blobs.protocol import BlobServer
+from gaia_core.blobs.store import BlobError, BlobStore, home_store
+from gaia_core.config import Home
+from gaia_core.model import Envelope, Status, Task, TaskResult
+from gaia_core.roles import Transport
+
+#: Seconds a task's blobs may take to arrive, unless its deadline comes first.
+FETCH_TIMEOUT_S = 600.0
+
+
+class TaskBlobs:
+    """Blobs for the tasks one node runs, through its transport; ``strike(peer)`` penalises a lying peer.
+
+    The store under ``home`` is opened on first use, so a node whose tasks name no blobs never
+    touches it (nor fails to start on a full disk because of it).
+    """
+
+    def __init__(self, home: Home, transport: Transport, strike: Callable[[str], None]) -> None:
+        self.home = home
+        self.transport = transport
+        self._strike = strike
+        self._parts: tuple[BlobStore, BlobServer, Fetcher] | None = None
+        self._in_use: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def _open(self) -> tuple[BlobStore, BlobServer, Fetcher]:
+        with self._lock:
+            if self._parts is None:
+                store = home_store(self.home)
+                self._parts = store, BlobServer(store), Fetcher(store, self._request, self._strike)
+            return self._parts
+
+    @property
+    def store(self) -> BlobStore:
+        """The home's blob store."""
+        return self._open()[0]
+
+    def close(self) -> None:
+        """Close the store if it was opened."""
+        with self._lock:
+            if self._parts is not None:
+                self._parts[0].close()
+
+    def _request(self, peer: str, kind: str, body: bytes, timeout: float) -> bytes:
+        return self.transport.request(peer, kind, body, timeout=timeout)
+
+    def serve(self, envelope: Envelope) -> bytes:
+        """Answer an authenticated ``blob.chunks`` request."""
+        return self._open()[1].on_request(envelope)
+
+    def prepare(self, task: Task, origin: str) -> TaskResult | None:
+        """Fetch the blobs ``task`` lacks before it runs (from ``origin`` first, then the peers that are up);
+        None when all are here, else an ``error`` result saying why."""
+        with self._lock:
+            self._in_use.update(task.blobs)
+        peers = [origin, *(p.node_id for p in self.transport.peers() if p.state == "up" and p.node_id != origin)]
+        timeout = FETCH_TIMEOUT_S if task.deadline is None else min(FETCH_TIMEOUT_S, task.deadline - time.time())
+        try:
+            self._open()[2].ensure(task.blobs, peers, timeout=max(1.0, timeout))
+        except BlobError as exc:
+            return TaskResult(task_id=task.id, status=Status.ERROR, message=f"cannot fetch the task's blobs: {exc}")
+        return None
+
+    def release(self, task: Task) -> list[str]:
+        """``task`` is over: remove the fetched, unpinned blobs no other running task names; the ids removed."""
+        with self._lock:
+            self._in_use.subtract(task.blobs)
+            done = [b for b in set(task.blobs) if self._in_use[b] <= 0]
+            for blob in done:
+                del self._in_use[blob]
+        return self.store.release(done)

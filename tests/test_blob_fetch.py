@@ -1,0 +1,129 @@
+"""Fetching a blob from peers (the Fetcher and BlobServer, with real stores and real encoded messages; the
+transport between them is a function here, the devnet test in test_blob_devnet.py uses the real one):
+several peers share the chunks, a lying peer is struck and its chunks come from another, a busy peer is
+asked again, a cut resumes from the chunks already verified, and the per-peer serving bound holds."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import pytest
+
+from gaia_core import codec
+from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore
+from gaia_core.blobs.fetch import Fetcher
+from gaia_core.blobs.protocol import CHUNKS, SERVING_PER_PEER, BlobServer, ChunkReply, ChunkRequest
+from gaia_core.envelope import seal
+from gaia_core.errors import NodeError
+from gaia_core.identity import Identity
+
+SIZE = 5 * CHUNK_SIZE + 999
+
+
+@pytest.fixture(scope="module")
+def source_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("src") / "weights.bin"
+    path.write_bytes(bytes(range(256)) * (SIZE // 256) + b"\x07" * (SIZE % 256))
+    return path
+
+
+class Network:
+    """Peers answering ``blob.chunks`` from their own stores; ``liars`` flip a byte of every chunk they send."""
+
+    def __init__(self, root: Path, source: Path, names: list[str], liars: tuple[str, ...] = ()) -> None:
+        self.servers: dict[str, BlobServer] = {}
+        self.asked: Counter[str] = Counter()
+        self.liars = liars
+        self.cut_after: int | None = None
+        self.lock = threading.Lock()
+        self.me = Identity.generate()
+        for name in names:
+            store = BlobStore(root / name)
+            self.blob = store.add_file(source).id
+            self.servers[name] = BlobServer(store)
+
+    def request(self, peer: str, kind: str, body: bytes, timeout: float) -> bytes:
+        assert kind == CHUNKS and timeout > 0
+        with self.lock:
+            self.asked[peer] += 1
+            if self.cut_after is not None and sum(self.asked.values()) > self.cut_after:
+                raise NodeError("connection cut")
+        if peer not in self.servers:
+            raise NodeError(f"unknown peer {peer}")
+        reply = self.servers[peer].on_request(seal(self.me, CHUNKS, body))
+        if peer in self.liars:
+            answer = codec.decode(reply, ChunkReply)
+            bad = [attrs.evolve(c, data=bytes([c.data[0] ^ 1]) + c.data[1:]) for c in answer.chunks]
+            reply = codec.encode(attrs.evolve(answer, chunks=bad))
+        return reply
+
+
+def _fetcher(tmp_path: Path, net: Network, struck: list[str] | None = None) -> Fetcher:
+    record: Callable[[str], None] = (struck.append if struck is not None else lambda _peer: None)
+    return Fetcher(BlobStore(tmp_path / "worker"), net.request, record)
+
+
+def test_chunks_come_from_several_peers_and_verify(tmp_path: Path, source_file: Path) -> None:
+    net = Network(tmp_path, source_file, ["a", "b"])
+    fetcher = _fetcher(tmp_path, net)
+    fetcher.ensure([net.blob], ["missing-peer", "a", "b"], timeout=30)
+    assert fetcher.store.path(net.blob).read_bytes() == source_file.read_bytes()
+    assert net.asked["a"] > 1 and net.asked["b"] > 1  # both served chunks
+    assert fetcher.store.info(net.blob).fetched
+    asked = sum(net.asked.values())
+    fetcher.ensure([net.blob], ["a"], timeout=30)  # here already: nothing asked
+    assert sum(net.asked.values()) == asked
+
+
+def test_a_lying_peer_is_struck_and_another_serves_its_chunks(tmp_path: Path, source_file: Path) -> None:
+    net = Network(tmp_path, source_file, ["liar", "honest"], liars=("liar",))
+    struck: list[str] = []
+    fetcher = _fetcher(tmp_path, net, struck)
+    fetcher.ensure([net.blob], ["liar", "honest"], timeout=30)
+    assert fetcher.store.path(net.blob).read_bytes() == source_file.read_bytes()
+    assert struck == ["liar"] and fetcher.banned("liar") and not fetcher.banned("honest")
+
+
+def test_only_liars_means_an_error_and_nothing_kept(tmp_path: Path, source_file: Path) -> None:
+    net = Network(tmp_path, source_file, ["liar"], liars=("liar",))
+    fetcher = _fetcher(tmp_path, net)
+    with pytest.raises(BlobError, match=r"could not fetch blob .* \(0 of 6 chunks verified"):
+        fetcher.ensure([net.blob], ["liar"], timeout=30)
+    with pytest.raises(BlobError, match="no peer holds blob"):
+        fetcher.ensure([net.blob], ["liar"], timeout=30)  # banned: not asked again
+    with pytest.raises(BlobError, match="no peer holds blob"):
+        fetcher.ensure(["0" * 64], ["nobody"], timeout=5)
+
+
+def test_a_cut_resumes_and_re_fetches_no_verified_chunk(tmp_path: Path, source_file: Path) -> None:
+    net = Network(tmp_path, source_file, ["a"])
+    net.cut_after = 4  # the size question, then three chunks (one stream each way may be in flight)
+    fetcher = _fetcher(tmp_path, net)
+    with pytest.raises(BlobError, match="chunks verified; they are kept"):
+        fetcher.ensure([net.blob], ["a"], timeout=30)
+    held = fetcher.store.info(net.blob).held
+    assert 0 < held < 6
+    fetcher.store.close()
+    net.cut_after, net.asked = None, Counter()
+    again = _fetcher(tmp_path, net)  # a new process on the same store
+    again.ensure([net.blob], ["a"], timeout=30)
+    assert again.store.path(net.blob).read_bytes() == source_file.read_bytes()
+    assert net.asked["a"] == 1 + (6 - held)  # the size question, then only the missing chunks
+
+
+def test_the_server_bounds_requests_per_peer(tmp_path: Path, source_file: Path) -> None:
+    net = Network(tmp_path, source_file, ["a"])
+    server = net.servers["a"]
+    server._serving[net.me.node_id] = SERVING_PER_PEER  # as many in flight as one peer may have
+    body = codec.encode(ChunkRequest(net.blob, (0,)))
+    with pytest.raises(NodeError, match="busy"):
+        server.on_request(seal(net.me, CHUNKS, body))
+    other = Identity.generate()
+    answer = codec.decode(server.on_request(seal(other, CHUNKS, body)), ChunkReply)
+    assert [c.index for c in answer.chunks] == [0]
+    assert codec.decode(server.on_request(seal(other, CHUNKS, codec.encode(ChunkRequest("1" * 64)))),
+                        ChunkReply).missing
