@@ -5,7 +5,8 @@
 * ``wasi``: a WASI command exporting ``_start``; entries are ``() -> ()`` exports (usually
   ``_start``). Input is stdin, output is stdout.
 
-A module may import only WASI (``wasi_snapshot_preview1``); any other import makes it invalid.
+A module may import only WASI (``wasi_snapshot_preview1``) and the tensor host API (``gaia_tensor``,
+see :mod:`gaia_runner_wasm.tensor_host`); any other import makes it invalid.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import wasmtime
 from attrs import frozen
 
 from gaia_runner_wasm.sandbox import WASI_MODULE
+from gaia_runner_wasm.tensor_host import TENSOR_MODULE, import_problem
 
 ALLOC_EXPORT = "gaia_alloc"
 MEMORY_EXPORT = "memory"
@@ -57,9 +59,13 @@ def _signature(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]
 
 def inspect(module: wasmtime.Module) -> Shape:
     """Detect the module's ABI and entries; AbiError for unknown imports or no known ABI."""
-    foreign = sorted(f"{i.module}::{i.name}" for i in module.imports if i.module != WASI_MODULE)
+    foreign = sorted(f"{i.module}::{i.name}" for i in module.imports if i.module not in (WASI_MODULE, TENSOR_MODULE))
     if foreign:
-        raise AbiError(f"unknown import {foreign[0]}: a task module may import only {WASI_MODULE}")
+        raise AbiError(f"unknown import {foreign[0]}: a task module may import only {WASI_MODULE} and {TENSOR_MODULE}")
+    for i in module.imports:
+        problem = import_problem(i.name or "", i.type) if i.module == TENSOR_MODULE else None
+        if problem:
+            raise AbiError(problem)
     funcs = {e.name: _signature(e.type) for e in module.exports if isinstance(e.type, wasmtime.FuncType)}
     names = {e.name for e in module.exports}
     uses_wasi = any(i.module == WASI_MODULE for i in module.imports)

@@ -22,7 +22,7 @@ import wasmtime
 from attrs import define, field
 
 from gaia_core.plugin_api import NodeContext, Status, Task, TaskResult, content_id
-from gaia_runner_wasm import sandbox
+from gaia_runner_wasm import sandbox, tensor_host
 from gaia_runner_wasm.abi import ALLOC_EXPORT, FAIL_LENGTH, MEMORY_EXPORT, Abi, AbiError
 from gaia_runner_wasm.cache import Compiled, ModuleCache, has_artifact
 from gaia_runner_wasm.settings import Metering, RunnerSettings
@@ -93,6 +93,7 @@ class WasmRunner:
         self.ticker = sandbox.EpochTicker(self.engine, self.settings.tick_ms / 1000) if metering.epochs else None
         self._node_id = context.identity.node_id if context.identity is not None else ""
         self._bare = wasmtime.Linker(self.engine)
+        tensor_host.define(self._bare)
         self._linkers: dict[frozenset[str], wasmtime.Linker] = {}
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -175,7 +176,8 @@ class WasmRunner:
             if self.ticker is not None:
                 store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_s))
             try:
-                outcome = self._execute(task, compiled, store)
+                with tensor_host.metered(store if self.metering.fuel else None):
+                    outcome = self._execute(task, compiled, store)
             except _Failed as exc:  # the task ran (and used fuel) before it failed
                 outcome = _Outcome(exc.status, exc.message)
             fuel_used = limits.fuel - store.get_fuel() if self.metering.fuel else 0
@@ -289,7 +291,8 @@ class WasmRunner:
         suffix = f"; stderr: {tail[-500:]}" if tail else ""
         if isinstance(exc, wasmtime.Trap):
             code = exc.trap_code
-            if code is wasmtime.TrapCode.OUT_OF_FUEL:
+            # a gaia_tensor call that does not fit the fuel left empties it, then traps without a code
+            if code is wasmtime.TrapCode.OUT_OF_FUEL or (self.metering.fuel and store.get_fuel() == 0):
                 return _Outcome(Status.OUT_OF_FUEL, f"used all {limits.fuel} fuel", peak_memory=peak)
             if code is wasmtime.TrapCode.INTERRUPT:
                 return _Outcome(Status.TIMEOUT, f"ran past timeout_s={limits.timeout_s:g}", peak_memory=peak)
@@ -322,6 +325,7 @@ class WasmRunner:
                     cached = self._linkers.get(capabilities)
                     if cached is None:
                         cached = self._linkers[capabilities] = sandbox.wasi_linker(self.engine, capabilities)
+                        tensor_host.define(cached)
                     linker = cached
             pre = compiled.pres[capabilities] = linker.instantiate_pre(compiled.module)
         return pre

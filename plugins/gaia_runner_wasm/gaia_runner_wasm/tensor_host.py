@@ -1,0 +1,97 @@
+"""The ``gaia_tensor`` import module: gaia-native's deterministic tensor kernels for WASM tasks.
+
+A task imports these functions (``modules/src/gaia_tensor.h``; docs/task-abi.md, "Tensor host API")
+and the runner links them on every linker it makes (:func:`define`). Each call is checked against
+the calling module's exported ``memory`` in gaia-native, which refuses bad arguments before anything
+is written; here a refusal becomes a trap of the task. Each call is charged to the task's fuel by its
+work, before it runs: a call that does not fit the fuel left sets it to 0 and traps, so the run ends
+as ``out_of_fuel``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import wasmtime
+
+import gaia_native
+
+TENSOR_MODULE = "gaia_tensor"
+#: Import name -> WASM parameter types ("i" i32, "f" f32); the functions return nothing.
+SIGNATURES: dict[str, str] = dict(gaia_native.tensor_signatures())
+_TYPES = {"i": wasmtime.ValType.i32(), "f": wasmtime.ValType.f32()}
+_UNMETERED = 2**64 - 1
+
+
+class _Meter(threading.local):
+    """The store whose fuel pays for this thread's tensor calls (the guest's thread runs them)."""
+
+    store: wasmtime.Store | None = None
+
+
+_meter = _Meter()
+
+
+@contextmanager
+def metered(store: wasmtime.Store | None) -> Iterator[None]:
+    """Charge the tensor calls made on this thread meanwhile to ``store``'s fuel (None: no metering)."""
+    previous, _meter.store = _meter.store, store
+    try:
+        yield
+    finally:
+        _meter.store = previous
+
+
+def func_type(params: str) -> wasmtime.FuncType:
+    """The WASM type of a function with these parameter letters and no result."""
+    return wasmtime.FuncType([_TYPES[p] for p in params], [])
+
+
+def import_problem(name: str, ty: object) -> str | None:
+    """Why ``gaia_tensor::name`` of type ``ty`` cannot be linked, or None when it can."""
+    params = SIGNATURES.get(name)
+    if params is None:
+        return f"gaia_tensor has no function {name!r}; it has: {', '.join(sorted(SIGNATURES))}"
+    want = "(" + ", ".join(str(_TYPES[p]) for p in params) + ") -> ()"
+    got = (f"({', '.join(str(t) for t in ty.params)}) -> ({', '.join(str(t) for t in ty.results)})"
+           if isinstance(ty, wasmtime.FuncType) else "not a function")
+    if got != want:
+        return f"gaia_tensor::{name} is imported as {got}; gaia_tensor.h declares {want}"
+    return None
+
+
+def define(linker: wasmtime.Linker) -> None:
+    """Define every ``gaia_tensor`` function on ``linker``."""
+    for name, params in SIGNATURES.items():
+        linker.define_func(TENSOR_MODULE, name, func_type(params), _host_function(name, params), access_caller=True)
+
+
+def _host_function(name: str, params: str) -> Callable[..., None]:
+    has_alpha = params.startswith("f")
+
+    def host(caller: wasmtime.Caller, *args: int | float) -> None:
+        alpha, ints = (float(args[0]), args[1:]) if has_alpha else (0.0, args)
+        _call(caller, name, [int(a) for a in ints], alpha)
+
+    host.__name__ = f"gaia_tensor_{name}"
+    return host
+
+
+def _call(caller: wasmtime.Caller, name: str, args: list[int], alpha: float) -> None:
+    memory = caller.get("memory")
+    if not isinstance(memory, wasmtime.Memory):
+        raise wasmtime.Trap(f"gaia_tensor.{name}: the module exports no memory named 'memory'")
+    store = _meter.store
+    budget = store.get_fuel() if store is not None else _UNMETERED
+    try:
+        cost = gaia_native.tensor_call(name, memory.get_buffer_ptr(caller), args, alpha=alpha, budget=budget)
+    except ValueError as exc:
+        raise wasmtime.Trap(f"gaia_tensor.{name}: {exc}") from None
+    if store is None:
+        return
+    if cost > budget:
+        store.set_fuel(0)
+        raise wasmtime.Trap(f"gaia_tensor.{name}: needs {cost} fuel, {budget} left")
+    store.set_fuel(budget - cost)
