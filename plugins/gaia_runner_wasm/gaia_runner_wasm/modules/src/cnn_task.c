@@ -81,6 +81,7 @@ GAIA_EXPORT("infer") u64 infer_entry(const unsigned char *in, u32 len) {
     const u32 batch = gaia_u32(in, at), pixels = m.h * m.w;
     at += 4;
     if ((u64)at + 4ull * batch * pixels != len) return gaia_fail("infer: input size does not match batch × height × width");
+    if ((u64)batch * m.classes > (1u << 28)) return gaia_fail("infer: batch × classes is over 2^28 outputs; send fewer images");
     float *out = floats(batch * m.classes);
     const pass_t p = alloc_pass(&m, batch < MAX_BATCH ? batch : MAX_BATCH);
     for (u32 start = 0; start < batch; start += MAX_BATCH) {
