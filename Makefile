@@ -29,6 +29,7 @@ test-kernel: install
 	$(BIN)/python -m pytest -q tests
 
 test-plugins: install
+	@.ci/ensure-docker
 	@set -e; for p in $(PLUGINS); do echo "== $$p"; $(BIN)/python -m pytest -q $$p/tests; done
 
 test-native:
