@@ -19,7 +19,7 @@ import pytest
 from nodes import gaia as gaia_process, running_devnet
 from test_bad_input import gaia, one_error
 
-from gaia_core.commands.model import _interpreter
+from gaia_core.commands.model import interpreter_module
 from gaia_core.config import Home
 from gaia_core.model import Limits, Status, Task
 from gaia_core.models.batches import task_input
@@ -40,7 +40,7 @@ def runner(node_context: NodeContext) -> Iterator[wasm.WasmRunner]:
 
 
 def _task(model: bytes, x: np.ndarray) -> Task:
-    return Task.create(_interpreter(), input=task_input(model, x), entry="infer", limits=Limits())
+    return Task.create(interpreter_module(), input=task_input(model, x), entry="infer", limits=Limits())
 
 
 @pytest.mark.parametrize("name", sorted(onnx_models.ACCEPTED))

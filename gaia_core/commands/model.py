@@ -18,7 +18,6 @@ from gaia_core.errors import PluginError, TaskError, UsageError
 from gaia_core.model import Limits, Task, TaskResult, TaskState
 from gaia_core.models import graph as graph_format
 from gaia_core.models.batches import join_outputs, load_samples, split, task_input
-from gaia_core.models.onnx_import import import_onnx
 from gaia_core.models.store import ModelStore, StoredModel
 from gaia_core.state import State
 
@@ -47,6 +46,8 @@ def import_(state: State, file: Path, name: str | None, as_json: bool) -> None:
 
     Refuses an operator, attribute or dynamic shape GAIA cannot run with one line naming it (exit 6).
     """
+    from gaia_core.models.onnx_import import import_onnx  # onnx loads only for this command
+
     data = read_input(str(file), state.config().admission)
     stored = ModelStore(state.home).add(import_onnx(data, source=file.name), name=name or file.stem,
                                         source=file.name)
@@ -131,7 +132,7 @@ def run(state: State, name: str, source: Path, output_file: Path | None, batch_s
         raise UsageError(f"a task of {batch_size} samples is {len(inputs[0]):,} bytes; nodes take at most "
                          f"{limit:,} ([admission] max_input_bytes)", hint="give a smaller --batch-size")
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20)
-    module = _interpreter()
+    module = interpreter_module()
     submitter = {} if local else {"submitter": state.identity().node_id}
     tasks = [Task.create(module, input=x, entry="infer", limits=limits, **submitter) for x in inputs]
     job, results = (None, _run_here(state, tasks)) if local else _run_on_network(
@@ -140,7 +141,7 @@ def run(state: State, name: str, source: Path, output_file: Path | None, batch_s
     _write(outputs, output_file, stored, job, as_json)
 
 
-def _interpreter() -> bytes:
+def interpreter_module() -> bytes:
     """The model interpreter's WASM bytes; PluginError when gaia-runner-wasm is not installed."""
     package, *path = INTERPRETER
     try:
