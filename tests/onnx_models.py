@@ -79,9 +79,30 @@ def cnn_exported(rng: np.random.Generator) -> onnx.ModelProto:
     return model(nodes, {"x": [1, 1, 6, 6]}, {"y": [1, 4]}, weights)
 
 
+def dynamic_flatten(rng: np.random.Generator) -> onnx.ModelProto:
+    """torch's ``x.view(x.size(0), -1)`` exported with a dynamic batch: Shape, Gather, Unsqueeze, Concat,
+    Reshape; then a Gemm and, at opset 11, a Softmax that flattens from its axis."""
+    def const(name: str, values: list[int]) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n"], ["n1"], axes=[0]),
+             helper.make_node("Concat", ["n1", "minus_one"], ["target"], axis=0),
+             helper.make_node("Reshape", ["x", "target"], ["f"]),
+             helper.make_node("Gemm", ["f", "w", "b"], ["z"], transB=1),
+             helper.make_node("Reshape", ["z", "split"], ["z3"]),
+             helper.make_node("Softmax", ["z3"], ["y"], axis=1)]
+    weights = [*_weights(rng, w=(8, 18), b=(8,)), const("zero", 0), const("minus_one", [-1]),  # type: ignore[arg-type]
+               const("split", [-1, 2, 4])]
+    weights[2] = numpy_helper.from_array(np.array(0, np.int64), "zero")
+    return model(nodes, {"x": ["N", 2, 3, 3]}, {"y": ["N", 2, 4]}, weights, opset=11)
+
+
 #: Builders of the accepted models, by name.
 ACCEPTED: dict[str, Callable[[np.random.Generator], onnx.ModelProto]] = {
-    "mlp_gemm": mlp_gemm, "mlp_matmul": mlp_matmul, "cnn": cnn, "cnn_exported": cnn_exported}
+    "mlp_gemm": mlp_gemm, "mlp_matmul": mlp_matmul, "cnn": cnn, "cnn_exported": cnn_exported,
+    "dynamic_flatten": dynamic_flatten}
 
 
 def samples(proto: onnx.ModelProto, n: int, seed: int = 1) -> np.ndarray:

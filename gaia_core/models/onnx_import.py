@@ -3,8 +3,9 @@
 The file is parsed and checked with the ``onnx`` package, its shapes fixed by ``onnx.shape_inference``
 (the batch dimension set to the file's own, or 1), and each node lowered to the ops the ``onnx_interp``
 task runs. Nodes whose inputs are all constants (``Constant``, ``Transpose`` of weights, shape
-arithmetic) are evaluated here with ``onnx.reference``. Anything else is refused with one line that
-names the operator and the node.
+arithmetic) are evaluated here with ``onnx.reference``, and ``Shape`` of an activation is its fixed
+shape; a shape left open by the whole-model inference is inferred again for its node once these are
+known. Anything else is refused with one line that names the operator and the node.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class _Lowering:
         self.model, self.source = model, source
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         graph = model.graph
-        self.shapes = {v.name: _dims(v) for v in (*graph.input, *graph.value_info, *graph.output)}
+        self.shapes = {v.name: _dims(v) for v in (*graph.input, *graph.value_info, *graph.output)
+                       if v.type.tensor_type.HasField("shape")}
         self.consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         weights = set(self.consts)
         self.input_name = next(i.name for i in graph.input if i.name not in weights)
@@ -132,6 +134,8 @@ class _Lowering:
             inputs = [name for name in node.input if name]
             if all(name in self.consts for name in inputs) and node.op_type in FOLDABLE:
                 self._fold(node)
+            elif node.op_type == "Shape" and inputs[0] in self.slots:
+                self._shape_of()
             elif node.op_type in handlers:
                 for name in inputs:
                     if name not in self.consts and name not in self.slots:
@@ -159,6 +163,9 @@ class _Lowering:
     def _activation(self, name: str) -> int:
         """A new activation slot for ``name``, whose inferred shape must keep the batch first and be fixed."""
         dims = self.shapes.get(name)
+        if (dims is None or any(d <= 0 for d in dims)) and self.node is not None:
+            self._infer_node()
+            dims = self.shapes.get(name)
         if dims is None or any(d <= 0 for d in dims):
             self._refuse(f"the shape of {name!r} is dynamic and could not be fixed",
                          "export the model with fixed shapes (only the batch dimension may vary)")
@@ -169,6 +176,36 @@ class _Lowering:
             self._refuse(f"{name!r} has rank {len(dims)} (at most {MAX_RANK + 1})")
         self.values.append(Value(tuple(dims[1:])))
         return len(self.values) - 1
+
+    def _infer_node(self) -> None:
+        """Infer the current node's output shapes from its inputs' now known shapes and constants.
+
+        The whole-model inference leaves a shape open when it depends on a value computed in the graph
+        (a ``Reshape`` to ``Concat(Shape(x)[0], -1)``); once such values are folded to constants, this
+        node's own inference fixes it.
+        """
+        node = self.node
+        assert node is not None
+        types, data = {}, {}
+        for name in filter(None, node.input):
+            if name in self.consts:
+                array = self.consts[name]
+                types[name] = onnx.helper.make_tensor_type_proto(
+                    onnx.helper.np_dtype_to_tensor_dtype(array.dtype), array.shape)
+                data[name] = numpy_helper.from_array(array, name)
+            elif name in self.slots:
+                full = (self.batch, *self.values[self.slots[name]].dims)
+                types[name] = onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, full)
+        try:
+            schema = onnx.defs.get_schema(node.op_type, self.opset, node.domain)
+            outputs = shape_inference.infer_node_outputs(schema, node, types, data,
+                                                         opset_imports=list(self.model.opset_import))
+        except Exception:  # noqa: BLE001 - an inference error leaves the shape open, refused by the caller
+            return
+        for name, type_proto in outputs.items():
+            shape = type_proto.tensor_type.shape
+            if type_proto.tensor_type.HasField("shape"):
+                self.shapes[name] = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in shape.dim)
 
     def _constant(self, array: np.ndarray) -> int:
         """A new constant slot holding ``array`` as float32."""
@@ -235,6 +272,14 @@ class _Lowering:
             if array.size > MAX_CONSTANT:
                 self._refuse(f"a constant of {array.size:,} elements is too large (at most {MAX_CONSTANT:,})")
             self.consts[name] = array
+
+    def _shape_of(self) -> None:
+        """``Shape`` of an activation: its fixed shape, the batch counted as the model's own (for a Reshape)."""
+        assert self.node is not None
+        full = (self.batch, *self.values[self.slots[self.node.input[0]]].dims)
+        attrs = self._attrs()
+        self.consts[self.node.output[0]] = np.array(full[attrs.get("start", 0):attrs.get("end", len(full))],
+                                                    dtype=np.int64)
 
     # ------------------------------------------------------------------ operators
 
