@@ -27,7 +27,7 @@ from nodes import call, echo_tasks, slow_tasks, submit, wait_job
 from gaia_core.config import Home
 from gaia_core.dashboard.logtail import TAIL_BYTES, FileTail, RingHandler
 from gaia_core.dashboard.security import COOKIE, CSRF_HEADER, HEADERS
-from gaia_core.dashboard.server import Dashboard
+from gaia_core.dashboard.server import MAX_STREAMS, Dashboard
 from gaia_core.errors import UsageError
 from gaia_core.node import Node
 
@@ -126,7 +126,7 @@ def test_a_foreign_host_header_is_refused(nodes: Nodes) -> None:
 
 def test_actions_need_the_csrf_token_and_the_page_origin(nodes: Nodes) -> None:
     board = nodes.board
-    job = submit(nodes.home, slow_tasks(nodes.submitter.node_id, 2, epochs=6000), name="to-cancel")
+    job = submit(nodes.home, slow_tasks(nodes.submitter.node_id, 12), name="to-cancel")
     path = f"/api/jobs/{job}/cancel"
     status, _, text = request(board, path, method="POST")
     assert status == 403 and "cross-site" in text
@@ -159,6 +159,32 @@ def test_a_port_in_use_is_one_line(nodes: Nodes) -> None:
     with pytest.raises(UsageError, match="cannot listen on 127.0.0.1:") as caught:
         Dashboard(nodes.home, port=nodes.board.guard.port).start()
     assert "--dashboard-port" in str(caught.value)
+
+
+def test_open_pages_are_bounded(nodes: Nodes) -> None:
+    board, opened = nodes.board, []
+    try:
+        for _ in range(MAX_STREAMS):
+            connection = http.client.HTTPConnection("127.0.0.1", board.guard.port, timeout=10)
+            connection.request("GET", "/api/events", headers={"Authorization": f"Bearer {board.guard.token}"})
+            opened.append(connection)
+            assert connection.getresponse().status == 200
+        status, _, text = request(board, "/api/events")
+        assert status == 503 and f"{MAX_STREAMS} dashboard pages are open already" in text
+    finally:
+        for connection in opened:
+            connection.close()
+
+
+def test_without_a_node_the_api_and_the_page_say_so(tmp_path: Path) -> None:
+    board = Dashboard(Home(tmp_path), interval=0.2)
+    board.start()
+    try:
+        status, _, text = request(board, "/api/status")
+        assert status == 503 and "no node is running" in json.loads(text)["error"]
+        assert board.feed.snapshot()["error"].startswith("no node is running")
+    finally:
+        board.stop()
 
 
 # ---------------------------------------------------------------- the API is the control socket's
@@ -322,9 +348,9 @@ def test_the_page_shows_jobs_and_peers_and_follows_a_job_to_its_end(nodes: Nodes
     assert "up" in _text(browser, "#peers")
     assert nodes.submitter.node_id in _text(browser, "#node-line")
     browser.execute_script("window.gaiaMarker = 1")
-    job = submit(home, slow_tasks(nodes.submitter.node_id, 3, epochs=3000), name="page-job")
+    job = submit(home, slow_tasks(nodes.submitter.node_id, 6), name="page-job")
     wait_for(lambda: job[:16] in _text(browser, "#jobs"), timeout=20, what="the job on the page")
-    wait_job(home, job, timeout=120)
+    assert wait_job(home, job, timeout=120)["tasks"] == {"done": 6}
     wait_for(lambda: "finished" in next(row for row in _text(browser, "#jobs").splitlines() if job[:16] in row),
              timeout=20, what="the page to show the job finished")
     assert browser.execute_script("return window.gaiaMarker") == 1  # updated live, not reloaded

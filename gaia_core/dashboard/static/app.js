@@ -126,12 +126,15 @@ function render(update) {
   live.className = update.error ? "live off" : "live";
   live.textContent = `${update.error ? "node unreachable" : "live"} · ${new Date(update.at * 1000).toLocaleTimeString()}`;
   showError(update.error || "");
-  document.getElementById("logs").textContent = (update.logs || []).join("\n");
+  const logs = document.getElementById("logs");
+  const atEnd = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 4;
+  logs.textContent = (update.logs || []).join("\n");
+  if (atEnd) logs.scrollTop = logs.scrollHeight;  // follow the tail unless the reader scrolled up
   if (update.error) return;
   const s = update.status;
   document.getElementById("node-name").textContent = s.name || short(s.node_id);
   document.getElementById("node-line").textContent =
-    `${s.node_id} · GAIA ${s.version} · ${s.address} · ${s.cores} cores · up ${duration(s.uptime_s)}`;
+    `${s.node_id} · GAIA ${s.version} · ${s.address} · ${s.cores} core(s) · up ${duration(s.uptime_s)}`;
   const finished = Object.values(s.tasks).reduce((a, b) => a + b, 0);
   document.getElementById("cards").replaceChildren(
     card("uptime", duration(s.uptime_s)), card("peers up", `${s.peers.up}/${s.peers.total}`),
