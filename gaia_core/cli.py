@@ -225,7 +225,8 @@ def plugins_cmd(state: State, as_json: bool, show_all: bool, check_name: str | N
         click.echo("No plugins installed. Assemble a node with e.g. `pip install gaia-runner-wasm gaia-queue-memory`.")
         return
     print_table(None, ["name", "version", "status", "provides", "hooks"],
-                [(i.name, i.version, i.status, ", ".join(i.provides), ", ".join(i.hooks)) for i in infos])
+                [(i.name, i.version, i.status, ", ".join(i.provides), ", ".join(i.hooks)) for i in infos],
+                flex=("provides", "hooks"))
     for i in infos:
         if i.status == "failed":
             click.echo(f"{i.name} failed: {i.error}\n  remedy: {i.remedy}", err=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -37,13 +37,45 @@ def print_json(data: Any, *, compact: bool = False) -> None:
     sys.stdout.flush()
 
 
-def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Render rows as a rich table."""
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if cell is None else escape(str(cell)) for cell in row))
+#: Characters of a node or task id shown in tables; ``--to`` and job commands take such a prefix.
+ID_PREFIX = 12
+_SI = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def short_id(value: str) -> str:
+    """The first :data:`ID_PREFIX` characters of an id, as tables show it."""
+    return value[:ID_PREFIX]
+
+
+def human_number(value: float | None) -> str:
+    """``value`` in at most 3 significant digits with an SI suffix (``1.23G``, ``45.6k``, ``0.5``); "" for None."""
+    if value is None:
+        return ""
+    for scale, suffix in _SI:
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+                flex: Collection[str] = ()) -> None:
+    """Render rows as a compact rich table that fits the terminal (80 columns when not one).
+
+    Cells of the ``flex`` columns (names, free text) are cut with an ellipsis when the table would not fit;
+    the others (ids, numbers) are never cut.
+    """
+    cells = [["" if cell is None else escape(str(cell)) for cell in row] for row in rows]
+    widths = [max([len(column), *(len(row[i]) for row in cells)]) for i, column in enumerate(columns)]
+    flexible = [i for i, column in enumerate(columns) if column in flex]
+    room = console.width - 2 * (len(columns) - 1) - sum(w for i, w in enumerate(widths) if i not in flexible)
+    for left, i in enumerate(sorted(flexible, key=lambda i: widths[i])):  # narrowest first: what it leaves
+        widths[i] = min(widths[i], max(len(columns[i]), room // (len(flexible) - left)))  # goes to the rest
+        room -= widths[i]
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    for column, width in zip(columns, widths, strict=True):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", width=width)
+    for row in cells:
+        table.add_row(*row)
     console.print(table)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from gaia_core import devnet as devnet_mod
-from gaia_core.console import print_json, print_table
+from gaia_core.console import print_json, print_table, short_id
 from gaia_core.state import State
 
 
@@ -66,6 +66,8 @@ def status(state: State, as_json: bool, directory: str | None) -> None:
         click.echo("no devnet here; start one with `gaia devnet up`")
         return
     print_table(None, ["node", "state", "id", "address", "peers up", "queued", "tasks"],
-                [(r.get("name", r.get("home")), r["state"], r.get("node_id", "")[:16], r.get("address", ""),
+                [(r.get("name", r.get("home")), r["state"], short_id(r.get("node_id", "")),
+                  r.get("address", "").partition("#")[0].removeprefix("tcp://"),
                   r.get("peers", {}).get("up"), r.get("queue", {}).get("depth"),
-                  ", ".join(f"{k} {v:.0f}" for k, v in r.get("tasks", {}).items())) for r in rows])
+                  ", ".join(f"{k} {v:.0f}" for k, v in r.get("tasks", {}).items())) for r in rows],
+                flex=("node", "address", "tasks"))

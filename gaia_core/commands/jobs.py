@@ -6,6 +6,7 @@ Wherever a job id is asked for, a unique prefix of it will do: the node resolves
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -30,7 +31,7 @@ from gaia_core.commands.params import (
     read_input,
     read_module,
 )
-from gaia_core.console import print_json, print_table
+from gaia_core.console import human_number, print_json, print_table, short_id
 from gaia_core.control import ControlClient
 from gaia_core.errors import GaiaError, TaskError, UsageError
 from gaia_core.model import JobStatus, Limits, Task, TaskResult, TaskState
@@ -128,12 +129,13 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
         print_json([_row_json(r, output_dir is None) for r in rows])
         return
     print_table(None, ["#", "task", "state", "status", "fuel", "wall s", "node", "output / reason"],
-                [(r["idx"], r["id"][:12], r["state"], r["result"].status.value if r["result"] else "",
-                  r["result"].fuel_used if r["result"] else "", f"{r['result'].wall_s:.4f}" if r["result"] else "",
-                  r["result"].node_id[:12] if r["result"] else "",
+                [(r["idx"], short_id(r["id"]), r["state"], r["result"].status.value if r["result"] else "",
+                  human_number(r["result"].fuel_used) if r["result"] else "",
+                  f"{r['result'].wall_s:.4f}" if r["result"] else "",
+                  short_id(r["result"].node_id) if r["result"] else "",
                   (f"{len(r['result'].output)} bytes {r['result'].output_id[:12]}"
                    if r["state"] == TaskState.DONE and r["result"] is not None else r["reason"] or "(released)"))
-                 for r in rows])
+                 for r in rows], flex=("output / reason",))
     if output_dir is not None:
         click.echo(f"outputs written to {output_dir}")
 
@@ -154,7 +156,8 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 @click.option("--priority", type=Integer(-1000, 1000), default=0, help="Higher runs first (-1000 to 1000).")
 @click.option("--deadline", type=Seconds(1, MAX_DEADLINE_S),
               help="Seconds from now (1 to a year) after which the task is useless.")
-@click.option("--to", "to", metavar="NODE_ID", help="Run only on this peer.")
+@click.option("--to", "to", metavar="NODE_ID",
+              help="Run only on this node: its id or a unique prefix of it, as `gaia peers` shows.")
 @click.option("--anywhere", is_flag=True, help="Run on any node, this one included (the default).")
 @click.option("--redundancy", type=Integer(1, 9), default=1, show_default=True,
               help="Run each task on k nodes (1 to 9) and accept the output a majority agrees on.")
@@ -205,6 +208,7 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
              for data in payloads]
     job = None
     with ControlClient(state.home) as client:
+        to = resolve_node(client, to) if to else None
         try:
             with _interrupts_held():  # a job the node accepted always has its id printed
                 job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=module.name,
@@ -222,6 +226,28 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
     _show([{"job": job, **row} for row in rows], as_json, output_dir)
     if any(r["state"] != TaskState.DONE or not r["result"].ok for r in rows):
         raise SystemExit(TaskError.exit_code)
+
+
+def resolve_node(client: ControlClient, prefix: str) -> str:
+    """The full id of the one node (this one or a peer it knows) whose id starts with ``prefix``, as tables
+    show ids; UsageError saying why when none or several do."""
+    wanted = prefix.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{1,64}", wanted):
+        raise UsageError(f"--to {prefix!r} is not a node id or a prefix of one",
+                         hint="give the hex id (or its first characters) that `gaia peers` shows")
+    states = {p["node_id"]: p["state"] for p in client.call("peers")}
+    states.setdefault(client.call("status")["node_id"], "up")
+    matches = sorted(node for node in states if node.startswith(wanted))
+    if not matches:
+        raise UsageError(f"--to {prefix}: no node this node knows has an id starting with {wanted!r}",
+                         hint="`gaia peers` lists the peers it knows; a peer must have met this node first")
+    if len(matches) > 1:
+        raise UsageError(f"--to {prefix} matches {len(matches)} nodes: {', '.join(short_id(m) for m in matches)}",
+                         hint="give more characters of the id")
+    if states[matches[0]] != "up":
+        click.echo(f"note: peer {short_id(matches[0])} is {states[matches[0]]}: the job's tasks wait for it",
+                   err=True)
+    return matches[0]
 
 
 @click.command()
@@ -405,4 +431,4 @@ def print_jobs(jobs: list[dict[str, Any]], as_json: bool) -> None:
         return
     print_table(None, ["job", "name", "status", "tasks"],
                 [(j["job"], j["name"], j["status"], ", ".join(f"{k} {v}" for k, v in j["tasks"].items()))
-                 for j in jobs])
+                 for j in jobs], flex=("name", "tasks"))

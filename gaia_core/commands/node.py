@@ -14,7 +14,7 @@ import click
 
 from gaia_core import daemon, logs
 from gaia_core.commands.params import DAY_S, Address, Integer, Seconds
-from gaia_core.console import print_json, print_table
+from gaia_core.console import human_number, print_json, print_table, short_id
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError
 from gaia_core.model import MAX_CORES, SCORE
@@ -189,8 +189,8 @@ def _rewards_table(rows: list[dict[str, Any]]) -> None:
         click.echo("rewards  none yet")
         return
     print_table("rewards", ["node", "role", "tasks", "verified", "credit", "fuel", "cpu s", "energy J"],
-                [(r["node_id"][:16], r["role"], r["tasks"], r["verified"], f"{r['credit']:.4g}", r["fuel"], r["cpu_s"],
-                  r["energy_j"]) for r in rows])
+                [(short_id(r["node_id"]), r["role"], r["tasks"], r["verified"], human_number(r["credit"]),
+                  human_number(r["fuel"]), human_number(r["cpu_s"]), human_number(r["energy_j"])) for r in rows])
 
 
 @click.command()
@@ -206,10 +206,12 @@ def peers(state: State, as_json: bool) -> None:
         click.echo("no peers yet (set [network] bootstrap or pass --bootstrap to `gaia node`)")
         return
     now = time.time()
-    print_table(None, ["node", "name", "address", "state", "last seen", "rtt ms", "load", "score", "refused"],
-                [(r["node_id"][:16], r["name"], r["address"], r["state"], f"{now - r['last_seen']:.1f}s ago",
-                  None if r["rtt_ms"] is None else f"{r['rtt_ms']:.2f}", r["load"],
-                  r["benchmark"].get(SCORE), counts_text(r["refused"])) for r in rows])
+    print_table(None, ["node", "name", "address", "state", "seen", "rtt ms", "load", "score", "refused"],
+                [(short_id(r["node_id"]), r["name"], r["address"].partition("#")[0].removeprefix("tcp://"), r["state"],
+                  f"{now - r['last_seen']:.0f}s", None if r["rtt_ms"] is None else f"{r['rtt_ms']:.1f}",
+                  None if r["load"] is None else f"{r['load']:.2f}",
+                  human_number(r["benchmark"].get(SCORE)),
+                  counts_text(r["refused"])) for r in rows], flex=("name", "address", "refused"))
 
 
 #: Printed on stderr by a reading command that found no node and read state.db instead.
