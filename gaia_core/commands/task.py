@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from gaia_core.errors import PluginError, TaskError, UsageError
 from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult
 from gaia_core.state import State
 
+#: A container image named by digest (``gaia task run --image``).
+IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
 
 @click.group()
 def task() -> None:
@@ -44,7 +48,9 @@ def _summary(result: TaskResult, output_file: Path | None) -> dict[str, object]:
 
 
 @task.command("run")
-@click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("module", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--image", metavar="sha256:DIGEST",
+              help="Run this container image (task kind oci) instead of MODULE; --entry is its command line.")
 @click.option("--input", "source", metavar="FILE|-", help="Input bytes: a file, or '-' for stdin. Default: empty.")
 @click.option("--entry", type=EntryName(),
               help="Export to call (e.g. matmul). Default: the module's one task export, or _start for a WASI command.")
@@ -61,12 +67,20 @@ def _summary(result: TaskResult, output_file: Path | None) -> dict[str, object]:
               help="Write the output bytes to this file.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def run(state: State, module: Path, source: str | None, entry: str | None, fuel: int, timeout: float,
-        memory: int, allowed: tuple[str, ...], kind: str, output_file: Path | None, as_json: bool) -> None:
-    """Run MODULE once on this machine and print status, output, fuel and time.
+def run(state: State, module: Path | None, image: str | None, source: str | None, entry: str | None, fuel: int,
+        timeout: float, memory: int, allowed: tuple[str, ...], kind: str, output_file: Path | None,
+        as_json: bool) -> None:
+    """Run MODULE (or --image) once on this machine and print status, output, fuel and time.
 
     Exit status 0 when the task ends ok, 7 when it fails (trap, budget, invalid module...).
     """
+    if (module is None) == (image is None):
+        raise UsageError("give either MODULE or --image sha256:DIGEST", hint="see `gaia task run --help`")
+    if image is not None:
+        if not IMAGE_DIGEST.fullmatch(image):
+            raise UsageError(f"--image {image!r} is not an image digest",
+                             hint="name the image by its id: sha256: and 64 hex digits (docker images --no-trunc)")
+        kind = "oci"
     spec = state.plugins().runners_by_kind().get(kind)
     if spec is None:
         raise PluginError(f"no active runner for task kind {kind!r}",
@@ -76,9 +90,13 @@ def run(state: State, module: Path, source: str | None, entry: str | None, fuel:
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20, capabilities=frozenset(allowed))
     admitted = state.config().admission
     data = b"" if source is None else read_input(source, admitted)
-    module_bytes = read_module(module, admitted)
-    the_task = Task.create(module_bytes, input=data, entry=entry_or_default(entry, module_bytes, module.name),
-                           kind=kind, limits=limits)
+    if image is not None and entry is not None:
+        the_task = Task(module_id=image.removeprefix("sha256:"), input=data, entry=entry, kind=kind, limits=limits)
+    else:
+        assert module is not None
+        module_bytes = read_module(module, admitted)
+        the_task = Task.create(module_bytes, input=data, entry=entry_or_default(entry, module_bytes, module.name),
+                               kind=kind, limits=limits)
     context = state.context()
     admission.check(the_task, context)
     runner = spec.factory(context)

@@ -25,9 +25,12 @@ def gaia_validate_task(task: Task, envelope: Envelope | None, context: NodeConte
     try:
         if runner is not None:
             runner.check(task)
-        elif task.module is not None or not DockerSettings.from_config(context.config).allows(image_of(task)):
-            raise Refusal(Status.REJECTED, f"image {image_of(task)} is not allowed on this node, or the task "
-                          "carries module bytes; list the digest in [runner_docker] allow")
+        elif task.module is not None:
+            raise Refusal(Status.INVALID, "an oci task names its image by digest in module_id and carries no "
+                          "module bytes")
+        elif not DockerSettings.from_config(context.config).allows(image_of(task)):
+            raise Refusal(Status.REJECTED, f"image {image_of(task)} is not allowed on this node (default deny); "
+                          "the operator lists it in [runner_docker] allow")
     except Refusal as exc:
         reason = "bad_module" if exc.status is Status.INVALID else "no_runner"
         raise RejectedError(reason, exc.message, hint="see docs/docker.md") from None
