@@ -251,10 +251,10 @@ impl<'a> Memory<'a> {
 
     /// The region of `len` f32/i32 elements at guest pointer `ptr`, checked against the memory.
     fn span(&self, name: &str, ptr: i64, len: usize) -> Result<Span, TensorError> {
-        let start = match usize::try_from(ptr) {
-            Ok(p) => p,
-            // A wasm i32 pointer above 2 GiB arrives negative: read it as the unsigned offset.
-            Err(_) if (i64::from(i32::MIN)..0).contains(&ptr) => (ptr + (1i64 << 32)) as usize,
+        // A wasm i32 pointer above 2 GiB arrives negative: it is read as the unsigned offset.
+        let unsigned = if ptr < 0 { ptr + (1i64 << 32) } else { ptr };
+        let start = match u32::try_from(unsigned) {
+            Ok(p) => p as usize,
             Err(_) => return err(format!("{name}={ptr} is not a 32-bit pointer")),
         };
         if !start.is_multiple_of(4) {
@@ -1141,7 +1141,8 @@ fn exp_f64(x: f32) -> f64 {
     if x.is_nan() {
         return f64::NAN;
     }
-    let x = f64::from(x.clamp(-104.0, 89.0)); // beyond: 0 and inf once rounded to f32
+    // Beyond +-104, e^x and e^-x round to 0 and inf as f32, also inside sigmoid's 1 / (1 + e^-x).
+    let x = f64::from(x.clamp(-104.0, 104.0));
     let kf = (x * LOG2E + ROUND) - ROUND;
     let r = (x - kf * LN2_HI) - kf * LN2_LO; // |r| <= 0.35
     // Taylor series to r^11/11! (truncation below 2e-16 relative on |r| <= 0.35), Horner form.
@@ -1149,7 +1150,7 @@ fn exp_f64(x: f32) -> f64 {
     for d in [3_628_800.0, 362_880.0, 40_320.0, 5_040.0, 720.0, 120.0, 24.0, 6.0, 2.0, 1.0, 1.0] {
         p = p * r + 1.0 / d;
     }
-    // 2^k for k in [-151, 129]: built from bits (exact, no libm).
+    // 2^k for k in [-151, 151]: built from bits (exact, no libm).
     let k = kf as i64;
     p * f64::from_bits(((k + 1023) as u64) << 52)
 }
