@@ -220,6 +220,13 @@ def test_run_of_an_unknown_model_or_bad_output_name_is_a_usage_error(capsys: pyt
     assert code == 2 and one_error(out).startswith("Error: no model 'nope'")
     code, out = gaia(capsys, "model", "run", "nope", "--input", str(tmp_path / "x.npy"), "--output", "o.csv")
     assert code == 2 and "must end in .npy or .json" in one_error(out)
+    code, out = gaia(capsys, "model", "run", "nope", "--input", str(tmp_path / "x.npy"), "--output",
+                     str(tmp_path / "missing" / "y.npy"))
+    assert code == 2 and "no directory" in one_error(out)  # found out before the job runs, not after
+    code, out = gaia(capsys, "model", "run", "nope", "--input", str(tmp_path / "absent.npy"))
+    assert code == 2 and "samples file" in one_error(out) and "does not exist" in out
+    code, out = gaia(capsys, "model", "import", str(tmp_path / "absent.onnx"))
+    assert code == 2 and "ONNX file" in one_error(out) and "does not exist" in out
 
 
 def test_a_corrupt_stored_model_is_found_out(capsys: pytest.CaptureFixture[str], gaia_home: Home, onnx_file: Path,

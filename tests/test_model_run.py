@@ -114,3 +114,11 @@ def test_model_run_through_a_devnet_with_redundancy_two(tmp_path: Path,
         assert wrong.returncode == 6 and "model digits-cnn takes (N, 2, 12, 12)" in wrong.stderr
         jobs = json.loads(gaia_process(homes[0], "task", "list", "--json").stdout)
         assert len(jobs) == 1  # the wrong input submitted nothing
+        rows = json.loads(gaia_process(homes[0], "task", "result", summary["job"], "--json").stdout)
+        assert len(rows) == 4 and all("output_hex" not in row for row in rows)  # saved, so released
+        starved = gaia_process(homes[0], "model", "run", "digits-cnn", "--input", str(samples), "--fuel", "1000",
+                               check=False, timeout=120)
+        assert starved.returncode == 7 and "task 0 of 1 failed" in starved.stderr, starved.stderr
+        job = starved.stderr.split()[1].rstrip(":")
+        rows = json.loads(gaia_process(homes[0], "task", "result", job, "--json").stdout)
+        assert rows[0]["status"] == "out_of_fuel"  # kept on the node, to look at or retry

@@ -48,6 +48,8 @@ def import_(state: State, file: Path, name: str | None, as_json: bool) -> None:
     """
     from gaia_core.models.onnx_import import import_onnx  # onnx loads only for this command
 
+    if not file.is_file():
+        raise UsageError(f"ONNX file {str(file)!r} does not exist", hint="give the path of a .onnx file")
     data = read_input(str(file), state.config().admission)
     stored = ModelStore(state.home).add(import_onnx(data, source=file.name), name=name or file.stem,
                                         source=file.name)
@@ -118,6 +120,11 @@ def run(state: State, name: str, source: Path, output_file: Path | None, batch_s
     """
     if output_file is not None and output_file.suffix not in (".npy", ".json"):
         raise UsageError(f"--output {output_file} must end in .npy or .json", hint="e.g. --output outputs.npy")
+    if output_file is not None and not output_file.absolute().parent.is_dir():
+        raise UsageError(f"--output {output_file}: no directory {str(output_file.absolute().parent)!r}",
+                         hint="create it first, or write the outputs elsewhere")
+    if not source.is_file():
+        raise UsageError(f"samples file {str(source)!r} does not exist", hint="give a .npy file of samples")
     if local and (to or redundancy > 1):
         raise UsageError("--local runs here: it takes neither --to nor --redundancy")
     store = ModelStore(state.home)
@@ -135,10 +142,16 @@ def run(state: State, name: str, source: Path, output_file: Path | None, batch_s
     module = interpreter_module()
     submitter = {} if local else {"submitter": state.identity().node_id}
     tasks = [Task.create(module, input=x, entry="infer", limits=limits, **submitter) for x in inputs]
-    job, results = (None, _run_here(state, tasks)) if local else _run_on_network(
-        state, tasks, label=f"model {stored.name}", redundancy=redundancy, to=to, quiet=as_json)
-    outputs = join_outputs([r.output for r in results], [len(batch) for batch in batches], graph)
-    _write(outputs, output_file, stored, job, as_json)
+    counts = [len(batch) for batch in batches]
+    if local:
+        results = _run_here(state, tasks)
+        _write(join_outputs([r.output for r in results], counts, graph), output_file, stored, None, as_json)
+        return
+    with ControlClient(state.home) as client:
+        job, results = _run_on_network(client, tasks, label=f"model {stored.name}", redundancy=redundancy, to=to,
+                                       quiet=as_json)
+        _write(join_outputs([r.output for r in results], counts, graph), output_file, stored, job, as_json)
+        client.call("results", job=job, release=True)  # saved: the node may now forget the job's payloads
 
 
 def interpreter_module() -> bytes:
@@ -173,22 +186,23 @@ def _run_here(state: State, tasks: list[Task]) -> list[TaskResult]:
     return results
 
 
-def _run_on_network(state: State, tasks: list[Task], *, label: str, redundancy: int, to: str | None,
+def _run_on_network(client: ControlClient, tasks: list[Task], *, label: str, redundancy: int, to: str | None,
                     quiet: bool) -> tuple[str, list[TaskResult]]:
-    """Submit the tasks as one job through the running node, wait, and return its id and results in order."""
+    """Submit the tasks as one job through the running node, wait, and return its id and results in order.
+
+    The node keeps the job's payloads: a failed task can be retried, and outputs not yet saved are not lost.
+    """
     job = None
-    with ControlClient(state.home) as client:
-        try:
-            job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=label,
-                              redundancy=redundancy, to=to)
-            click.echo(f"job {job}: {len(tasks)} task(s) submitted; Ctrl-C stops waiting, not the job", err=True)
-            wait_for_job(client, job, timeout=max(60.0, 4 * tasks[0].limits.timeout_s * len(tasks)),
-                         label=label, progress=not quiet)
-            rows = decode_results(client.call("results", job=job, release=True))
-        except KeyboardInterrupt:
-            if job is None:
-                raise
-            raise stopped_waiting(job, "waiting") from None
+    try:
+        job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=label, redundancy=redundancy, to=to)
+        click.echo(f"job {job}: {len(tasks)} task(s) submitted; Ctrl-C stops waiting, not the job", err=True)
+        wait_for_job(client, job, timeout=max(60.0, 4 * tasks[0].limits.timeout_s * len(tasks)), label=label,
+                     progress=not quiet)
+        rows = decode_results(client.call("results", job=job))
+    except KeyboardInterrupt:
+        if job is None:
+            raise
+        raise stopped_waiting(job, "waiting") from None
     for row in rows:
         result = row["result"]
         if row["state"] != TaskState.DONE or result is None or not result.ok:
@@ -210,8 +224,9 @@ def _write(outputs: np.ndarray, output_file: Path | None, stored: StoredModel, j
             else:
                 output_file.write_text(json.dumps(outputs.tolist()) + "\n", encoding="utf-8")
         except OSError as exc:
+            kept = f"the outputs stay on the node: `gaia task result {job} --output DIR`, or " if job else ""
             raise UsageError(f"cannot write {output_file}: {exc.strerror or exc}",
-                             hint="choose another --output") from None
+                             hint=f"{kept}choose another --output") from None
     if as_json:
         print_json(summary if output_file is not None else {**summary, "outputs": outputs.tolist()})
     elif output_file is not None:
