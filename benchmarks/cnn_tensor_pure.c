@@ -6,6 +6,15 @@
 float expf(float);
 
 void gt_gemm(const float *a, const float *b, float *c, int m, int n, int k, int flags) {
+    if ((flags & GT_TRANS_B) && !(flags & GT_TRANS_A)) {  /* rows of A and B both contiguous: dot products */
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                float acc = flags & GT_ACCUMULATE ? c[i * n + j] : 0.0f;
+                for (int p = 0; p < k; p++) acc += a[i * k + p] * b[j * k + p];
+                c[i * n + j] = acc;
+            }
+        return;
+    }
     for (int i = 0; i < m; i++) {
         float *row = c + i * n;
         if (!(flags & GT_ACCUMULATE))

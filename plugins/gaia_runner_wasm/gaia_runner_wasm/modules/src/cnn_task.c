@@ -99,24 +99,41 @@ static u32 xorshift32(u32 *state) {
     return *state = x;
 }
 
-/* Gradients of the summed loss over the `rows` samples in p (after forward) into g (the params' layout);
- * p->probs becomes d loss / d logits. `dpool`, `cols`, `per_row` and `ones` are scratch. */
-static void backward(const cnn_t *m, const pass_t *p, const u32 *labels, u32 rows, float *g, float *dpool,
-                     float *cols, float *per_row, const float *ones) {
+/* Scratch for a backward pass over up to `rows` samples. */
+typedef struct { float *dpool, *cols, *cols_t, *ones; } scratch_t;
+
+static scratch_t alloc_scratch(const cnn_t *m, u32 rows) {
+    const u32 pixels = m->h * m->w, cols = rows * m->k * m->k * pixels;
+    scratch_t t = {floats(rows * m->feat), floats(cols), floats(cols), floats(rows * pixels)};
+    for (u32 i = 0; i < rows * pixels; i++) t.ones[i] = 1.0f;
+    return t;
+}
+
+/* dst[b, a, :] = src[a, b, :] for an (outer × inner) grid of `len`-float rows: data movement only. */
+static void swap_axes(const float *src, float *dst, u32 outer, u32 inner, u32 len) {
+    for (u32 a = 0; a < outer; a++)
+        for (u32 b = 0; b < inner; b++)
+            __builtin_memcpy(dst + (b * outer + a) * len, src + (a * inner + b) * len, 4 * len);
+}
+
+/* Gradients of the summed loss over the `rows` samples in p (after forward) into g (the params' layout).
+ * p->probs becomes d loss / d logits; p->conv, p->act and the scratch are overwritten. The convolution's
+ * gradients are one gemm each over every (sample, position) pair: the batch is moved to the middle axis. */
+static void backward(const cnn_t *m, const pass_t *p, const u32 *labels, u32 rows, float *g, const scratch_t *t) {
     const int r = (int)rows, f = (int)m->filters, h = (int)m->h, w = (int)m->w, k = (int)m->k;
     const int classes = (int)m->classes, feat = (int)m->feat, kk = k * k, hw = h * w;
     float *gwc = g, *gbc = gwc + kk * f, *gwd = gbc + f, *gbd = gwd + feat * classes;
     for (u32 s = 0; s < rows; s++) p->probs[s * m->classes + labels[s]] -= 1.0f;
     gt_gemm(p->pooled, p->probs, gwd, feat, classes, r, GT_TRANS_A);
     gt_sum_rows(p->probs, gbd, r, classes);
-    gt_gemm(p->probs, m->wd, dpool, r, feat, classes, GT_TRANS_B);
-    gt_maxpool2d_backward(dpool, p->argmax, p->act, r, f, h, w, 2, 2);  /* act becomes d loss / d relu out */
-    gt_relu_backward(p->conv, p->act, p->conv, r * f * hw);               /* conv becomes d loss / d conv out */
-    gt_gemm(p->conv, ones, per_row, r * f, 1, hw, 0);
-    gt_sum_rows(per_row, gbc, r, f);
-    gt_im2col(p->x, cols, r, h, w, k, k, 1, k / 2);  /* the batch as channels: rows s*kk.. are sample s */
-    for (u32 s = 0; s < rows; s++)
-        gt_gemm(p->conv + s * m->filters * hw, cols + s * kk * hw, gwc, f, kk, hw, GT_TRANS_B | (s ? GT_ACCUMULATE : 0));
+    gt_gemm(p->probs, m->wd, t->dpool, r, feat, classes, GT_TRANS_B);
+    gt_maxpool2d_backward(t->dpool, p->argmax, p->act, r, f, h, w, 2, 2);  /* act: d loss / d relu out */
+    gt_relu_backward(p->conv, p->act, p->conv, r * f * hw);                  /* conv: d loss / d conv out */
+    swap_axes(p->conv, p->act, rows, m->filters, (u32)hw);                   /* act: [filter, sample, pos] */
+    gt_gemm(p->act, t->ones, gbc, f, 1, r * hw, 0);
+    gt_im2col(p->x, t->cols, r, h, w, k, k, 1, k / 2);  /* the batch as channels: [sample, kk, pos] */
+    swap_axes(t->cols, t->cols_t, rows, (u32)kk, (u32)hw);                   /* [kk, sample, pos] */
+    gt_gemm(p->act, t->cols_t, gwc, f, kk, r * hw, GT_TRANS_B);
 }
 
 GAIA_EXPORT("train") u64 train_entry(const unsigned char *in, u32 len) {
@@ -141,9 +158,8 @@ GAIA_EXPORT("train") u64 train_entry(const unsigned char *in, u32 len) {
         perm[i] = i;
     }
     const pass_t p = alloc_pass(&m, batch);
-    float *g = floats(m.count), *dpool = floats(batch * m.feat), *cols = floats(batch * m.k * m.k * pixels);
-    float *per_row = floats(batch * m.filters), *ones = floats(pixels);
-    for (u32 i = 0; i < pixels; i++) ones[i] = 1.0f;
+    const scratch_t scratch = alloc_scratch(&m, batch);
+    float *g = floats(m.count);
     if (!state) state = 0x9e3779b9u;
     float loss = 0.0f;
     for (u32 epoch = 0; epoch < epochs; epoch++) {
@@ -163,7 +179,7 @@ GAIA_EXPORT("train") u64 train_entry(const unsigned char *in, u32 len) {
                 const float q = p.probs[s * m.classes + labels[s]];
                 loss -= logf(q > 1e-30f ? q : 1e-30f);
             }
-            backward(&m, &p, labels, rows, g, dpool, cols, per_row, ones);
+            backward(&m, &p, labels, rows, g, &scratch);
             gt_axpy(-lr / (float)rows, g, m.params, (int)m.count);
         }
         loss /= (float)n;
