@@ -70,6 +70,24 @@ def test_a_damaged_task_input_is_refused_by_the_task_with_a_message(runner: wasm
     assert result.status == Status.INVALID and result.message.endswith(message), result
 
 
+def test_random_damage_to_a_model_never_escapes_the_sandbox(runner: wasm.WasmRunner) -> None:
+    """200 task inputs with bytes of the model changed at random: each ends ok, refused or trapped, no error."""
+    proto = onnx_models.cnn_exported(np.random.default_rng(0))
+    model = import_onnx(proto.SerializeToString()).encode()
+    x = onnx_models.samples(proto, 2)
+    rng = np.random.default_rng(2024)
+    seen = set()
+    for _ in range(200):
+        damaged = bytearray(model)
+        for at in rng.integers(8, len(model) - 4 * 60, size=int(rng.integers(1, 4))):  # header, values, ops
+            damaged[at] = int(rng.integers(0, 256))
+        result = runner.run(Task.create(interpreter_module(), input=task_input(bytes(damaged), x), entry="infer",
+                                        limits=Limits(fuel=10**9, memory_bytes=64 << 20)))
+        assert result.status in (Status.OK, Status.INVALID, Status.TRAP, Status.OUT_OF_MEMORY), result
+        seen.add(result.status)
+    assert Status.INVALID in seen
+
+
 @pytest.fixture
 def cnn_files(tmp_path: Path) -> tuple[onnx.ModelProto, Path, Path]:
     """A CNN exported at batch 1, its .onnx file and 10 samples in an .npy file."""
