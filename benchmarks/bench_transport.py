@@ -5,6 +5,8 @@ Prints ``<measure>: gaia=X baseline=Y ratio=Z``:
   RTT p50 / p99 (µs, sequential request/reply vs raw DEALER/ROUTER echo; lower is better)
   64KiB payload (MB/s, one-way; higher is better)
   ed25519 sign+verify (µs per message: the floor GAIA's signed envelopes add)
+  evidence sign+verify (µs per result: a batch of 256 results sealed by one signature over their
+    Merkle root, with every inclusion path, vs one Ed25519 signature and verification per result)
 GAIA's pair first exchanges signed records, so each kernel binds the other's Curve key and
 messages go unsigned (authenticated by the channel), as between running nodes; ``--signed``
 measures before any binding, every message Ed25519-signed and verified.
@@ -26,11 +28,12 @@ import attrs
 import zmq
 
 from gaia_comm_zmq.transport import ZmqTransport
-from gaia_core import codec
+from gaia_core import codec, evidence
 from gaia_core.config import Config, Home
 from gaia_core.envelope import open_envelope, seal
-from gaia_core.identity import Identity
+from gaia_core.identity import Identity, verify_signature
 from gaia_core.inbound import RECORD, Gate
+from gaia_core.jobs.messages import RESULTS, ResultFrames, open_results, seal_results
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import NodeContext, PeerInfo
 
@@ -199,6 +202,25 @@ def sign_verify_us(n: int = 2000) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
+def evidence_us(batch: int = 256, rounds: int = 20) -> tuple[float, float, float]:
+    """µs per result of a delivery of ``batch`` results sealed once (the worker seals, the submitter opens),
+    µs per result for every inclusion path, and µs to sign and verify each result on its own instead."""
+    identity = Identity.generate()
+    pairs: list[ResultFrames] = [(b"r" * 300 + i.to_bytes(4, "big"), b"p" * 560) for i in range(batch)]
+    start = time.perf_counter()
+    for _ in range(rounds):
+        open_results(seal(identity, RESULTS, seal_results(identity, pairs), sign=False))
+    delivery = (time.perf_counter() - start) / (rounds * batch) * 1e6
+    start = time.perf_counter()
+    evidence.paths([codec.canonical_bytes(list(p)) for p in pairs])
+    path = (time.perf_counter() - start) / batch * 1e6
+    start = time.perf_counter()
+    for result, proof in pairs[: batch // 4]:
+        data = result + proof
+        assert verify_signature(identity.node_id, identity.sign(data), data)
+    return delivery, path, (time.perf_counter() - start) / (batch // 4) * 1e6
+
+
 def pct(samples: list[float], q: float) -> float:
     return statistics.quantiles(samples, n=100)[int(q) - 1] * 1e6
 
@@ -217,6 +239,9 @@ def main() -> None:
         mb = len(LARGE) / 1e6
         line("64KiB payload MB/s", gaia_oneway(root / "t3", LARGE, N_LARGE) * mb, raw_oneway(LARGE, N_LARGE) * mb)
         print(f"ed25519 seal+open per message us: {sign_verify_us():.1f}", flush=True)
+        delivery, path, each = evidence_us()
+        line("evidence sign+verify us/result (one signature per 256 vs one each; target <= 10)", delivery, each)
+        print(f"evidence inclusion path per result us (only for a result checked on its own): {path:.1f}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import math
 import os
 import threading
 import time
+from typing import Protocol
 
 from gaia_core.codec import canonical_bytes
 from gaia_core.errors import SignatureError
@@ -55,6 +56,33 @@ def seal(identity: Identity, kind: str, body: bytes, *, now: float | None = None
     return Envelope(env.kind, env.sender, env.sent_at, env.nonce, env.body, identity.sign(signed_bytes(env)))
 
 
+class Stamped(Protocol):
+    """What the replay guard reads of a message: an envelope, or a batch of evidence (gaia_core.evidence)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def sent_at(self) -> float: ...
+    @property
+    def nonce(self) -> bytes: ...
+
+
+def check_time(env: Stamped, now: float, window_s: float = DEFAULT_WINDOW_S) -> None:
+    """Raise :class:`Refused` unless ``env``'s time is finite and within ``window_s`` of ``now``."""
+    if not math.isfinite(env.sent_at):  # NaN compares false with everything: it would pass the window
+        raise Refused("bad_time", f"{env.kind} envelope from {env.sender[:12]} has no valid time "
+                      f"({env.sent_at!r})", hint="the sender must stamp seconds since the epoch")
+    skew = now - env.sent_at
+    if abs(skew) > window_s:
+        raise Refused(
+            "stale", f"stale {env.kind} envelope from {env.sender[:12]}: sent {skew:+.0f}s from now "
+            f"(window ±{window_s:.0f}s)",
+            hint="check both machines' clocks (NTP)",
+        )
+
+
 class ReplayGuard:
     """Remembers (sender, nonce, scope) for the freshness window; thread-safe and bounded."""
 
@@ -65,22 +93,13 @@ class ReplayGuard:
         self._lock = threading.Lock()
         self._next_purge = 0.0
 
-    def check(self, env: Envelope, now: float, *, scope: str = "") -> None:
+    def check(self, env: Stamped, now: float, *, scope: str = "") -> None:
         """Record ``env`` or raise :class:`Refused` if its time is not finite, it is stale or was seen before.
 
         ``scope`` names a part of the envelope checked on its own, e.g. one task of an envelope
         that carries a batch: each (envelope, scope) pair is accepted once.
         """
-        if not math.isfinite(env.sent_at):  # NaN compares false with everything: it would pass the window
-            raise Refused("bad_time", f"{env.kind} envelope from {env.sender[:12]} has no valid time "
-                          f"({env.sent_at!r})", hint="the sender must stamp seconds since the epoch")
-        skew = now - env.sent_at
-        if abs(skew) > self.window_s:
-            raise Refused(
-                "stale", f"stale {env.kind} envelope from {env.sender[:12]}: sent {skew:+.0f}s from now "
-                f"(window ±{self.window_s:.0f}s)",
-                hint="check both machines' clocks (NTP)",
-            )
+        check_time(env, now, self.window_s)
         key = (env.sender, env.nonce, scope)
         with self._lock:
             if now >= self._next_purge:  # on a schedule only: a full cache must not cost a rebuild per call

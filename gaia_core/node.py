@@ -27,7 +27,7 @@ from gaia_core.blobs.tasks import TaskBlobs
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError, ValidationError
 from gaia_core.inbound import MAX_RECORD_BYTES, RECORD, Gate
-from gaia_core.jobs.messages import OFFER, RESULTS, SETTLED, OfferAnswer, OfferReply
+from gaia_core.jobs.messages import OFFER, RESULTS, SETTLED, OfferAnswer, OfferReply, open_results, seal_results
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
 from gaia_core.outbox import Outbox, Pending
 from gaia_core.plugins import Plugins
@@ -333,7 +333,8 @@ class Node:
 
     def _deliver(self, origin: str, items: list[Pending]) -> bool:
         """Send one batch of results to ``origin``; on failure they go back to the outbox, which backs off."""
-        body = msgpack.packb([[codec.encode(p.result), codec.encode(p.proof) if p.proof else None] for p in items])
+        body = seal_results(self.identity, [(codec.encode(p.result), codec.encode(p.proof) if p.proof else None)
+                                            for p in items])  # one signature for the batch
         self.jobs.earnings.delivering(origin, [p.result for p in items])  # durable before the submitter can grant
         try:
             reply = self.transport.request(origin, RESULTS, body, timeout=10.0)
@@ -372,7 +373,7 @@ class Node:
             return codec.encode(OfferReply(self._on_offer(envelope)))
         if envelope.kind == RESULTS:
             items = []
-            for result_frame, proof_frame in _frames(envelope, pairs=True):
+            for result_frame, proof_frame in open_results(envelope):
                 result = codec.decode(result_frame, TaskResult)
                 proof = codec.decode(proof_frame, Proof) if proof_frame else None
                 items.append((result, proof))
@@ -513,22 +514,13 @@ class Node:
         }
 
 
-def _frames(envelope: Envelope, *, pairs: bool = False) -> list[Any]:
-    """The list of byte frames in a peer's request body (``pairs``: of [frame, frame or None]); ValidationError
-    otherwise."""
+def _frames(envelope: Envelope) -> list[Any]:
+    """The list of byte frames in a peer's request body; ValidationError otherwise."""
     try:
         frames = msgpack.unpackb(envelope.body)
     except (ValueError, TypeError, msgpack.UnpackException):  # msgpack's errors for bad bytes
         frames = None
-
-    def ok(item: Any) -> bool:
-        if not pairs:
-            return isinstance(item, bytes)
-        return (isinstance(item, list) and len(item) == 2 and isinstance(item[0], bytes)
-                and (item[1] is None or isinstance(item[1], bytes)))
-
-    if not isinstance(frames, list) or not all(ok(item) for item in frames):
+    if not isinstance(frames, list) or not all(isinstance(item, bytes) for item in frames):
         raise ValidationError(f"malformed {envelope.kind} body from {envelope.sender[:12]}: not a msgpack list of "
-                              + ("[result, proof] pairs" if pairs else "frames"),
-                              hint="the peer runs an incompatible version")
+                              "frames", hint="the peer runs an incompatible version")
     return frames

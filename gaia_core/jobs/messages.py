@@ -1,7 +1,10 @@
 """The typed records a submitter and its workers exchange (encoded by :mod:gaia_core.codec).
 
 * ``task.offer``: a list of task frames; the worker answers an :class:`OfferReply`.
-* ``task.results``: a list of (result, proof) frames; the submitter answers :class:`ResultAcks`.
+* ``task.results``: ``[seal, [[result, proof or None], ...]]``: the (result, proof) frames and one
+  :class:`~gaia_core.evidence.BatchSeal` over all of them, signed by the worker (:func:`seal_results`,
+  :func:`open_results`), so each result is the worker's signed evidence whatever the channel was;
+  the submitter answers :class:`ResultAcks`.
 * ``task.settled``: a :class:`Settlement`, from submitter to worker, for credit decided after the
   result's delivery was acknowledged (a redundancy quorum completed by another replica, a
   spot-check that ran later). The worker answers an empty body.
@@ -10,12 +13,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
+import msgpack
 from attrs import field, frozen, validators as v
 
-from gaia_core.model import VerdictStatus
+from gaia_core import codec, evidence
+from gaia_core.envelope import Refused
+from gaia_core.errors import CodecError, ValidationError
+from gaia_core.identity import Identity
+from gaia_core.model import Envelope, VerdictStatus
 from gaia_core.rewards import Credit
 
 OFFER = "task.offer"
@@ -86,3 +95,49 @@ class Settlement:
     """Credit a submitter decided after it acknowledged the results (every row durable before it is sent)."""
 
     credits: tuple[Credit, ...] = field(converter=_credits)
+
+
+#: A result frame and its proof frame (None without a proof), as a ``task.results`` message carries them.
+ResultFrames = tuple[bytes, "bytes | None"]
+
+
+def _leaf(pair: ResultFrames) -> bytes:
+    return codec.canonical_bytes([pair[0], pair[1] or b""])
+
+
+def seal_results(identity: Identity, pairs: Sequence[ResultFrames]) -> bytes:
+    """The body of a ``task.results`` message: ``pairs`` and one signature over the Merkle root of them all."""
+    seal = evidence.seal_batch(identity, RESULTS, [_leaf(p) for p in pairs])
+    return msgpack.packb([codec.encode(seal), [list(p) for p in pairs]])
+
+
+def open_results(envelope: Envelope) -> list[ResultFrames]:
+    """The (result, proof) frames of a ``task.results`` message, after its batch seal checked out.
+
+    The seal must be the sender's, fresh, and cover exactly these frames; ValidationError otherwise.
+    A retried delivery of the same batch is taken again (results are idempotent), so no nonce is used up.
+    """
+    try:
+        seal_frame, raw = msgpack.unpackb(envelope.body)
+        seal = codec.decode(seal_frame, evidence.BatchSeal, max_bytes=1024)
+        pairs: list[Any] = raw if isinstance(raw, list) else []
+        if not isinstance(raw, list) or not all(_is_pair(p) for p in pairs):
+            raise ValueError("not a list of [result, proof] pairs")
+    except (ValueError, TypeError, CodecError, msgpack.UnpackException) as exc:
+        raise ValidationError(f"malformed {envelope.kind} body from {envelope.sender[:12]}: not a batch seal and "
+                              f"[result, proof] pairs ({str(exc)[:200]})",
+                              hint="the peer runs an incompatible version") from None
+    frames = [(p[0], p[1]) for p in pairs]
+    try:
+        if seal.sender != envelope.sender or seal.kind != RESULTS:
+            raise Refused("forged", f"the batch seal is {seal.sender[:12]}'s {seal.kind}, not the sender's results")
+        evidence.open_batch(seal, [_leaf(p) for p in frames])
+    except Refused as refused:
+        raise ValidationError(f"{envelope.kind} from {envelope.sender[:12]} refused: {refused}",
+                              hint="the results must be sealed by the node that ran them") from None
+    return frames
+
+
+def _is_pair(item: object) -> bool:
+    return (isinstance(item, list) and len(item) == 2 and isinstance(item[0], bytes)
+            and (item[1] is None or isinstance(item[1], bytes)))

@@ -1,0 +1,98 @@
+"""Evidence signed once per batch: one Ed25519 signature over the Merkle root of many items.
+
+What outlives the channel it came on (a worker's results, ledger evidence) is signed, but not one
+signature per item: :func:`seal_batch` signs a :class:`BatchSeal` (kind, signer, time, nonce, item
+count and the Merkle root of the items, :func:`gaia_core.hashing.merkle_root`), and each item stays
+verifiable on its own with :func:`verify_item`: the seal, the item's index and its inclusion path
+(:func:`paths`, the sibling hashes of :class:`gaia_core.blobs.merkle.Tree`). A whole batch is checked
+with :func:`open_batch`: one root, one signature, then the seal's time and nonce through a
+:class:`~gaia_core.envelope.ReplayGuard`, so a stale or replayed batch is refused as an envelope is.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import os
+import time
+from collections.abc import Sequence
+
+from attrs import Attribute, field, frozen, validators as v
+
+from gaia_core.blobs.merkle import HASH_SIZE, Tree, leaf_hash, verify as verify_path
+from gaia_core.codec import canonical_bytes
+from gaia_core.envelope import DEFAULT_WINDOW_S, Refused, ReplayGuard, check_time
+from gaia_core.hashing import merkle_root
+from gaia_core.identity import Identity, verify_signature
+from gaia_core.model import MAX_TIME
+
+_DOMAIN = b"gaia-batch-v1\x00"
+#: Most items one seal covers (a path is then at most 16 hashes).
+MAX_ITEMS = 1 << 16
+
+
+def _finite_time(_inst: object, attribute: Attribute[float], value: float) -> None:
+    if not (math.isfinite(value) and 0 <= value <= MAX_TIME):
+        raise ValueError(f"{attribute.name} must be a POSIX time (seconds since 1970), got {value!r}")
+
+
+@frozen
+class BatchSeal:
+    """The signed header of a batch: who sealed how many items of what kind, when, under which root."""
+
+    kind: str = field(validator=(v.instance_of(str), v.min_len(1), v.max_len(64)))
+    sender: str = field(validator=(v.instance_of(str), v.matches_re(r"[0-9a-f]{64}")))
+    sent_at: float = field(converter=float, validator=_finite_time)
+    nonce: bytes = field(validator=(v.instance_of(bytes), v.min_len(16), v.max_len(16)))
+    count: int = field(validator=(v.instance_of(int), v.ge(1), v.le(MAX_ITEMS)))
+    root: bytes = field(validator=(v.instance_of(bytes), v.min_len(HASH_SIZE), v.max_len(HASH_SIZE)))
+    signature: bytes = field(default=b"", validator=(v.instance_of(bytes), v.max_len(64)))
+
+
+def signed_bytes(seal: BatchSeal) -> bytes:
+    """The exact bytes a seal's signature covers."""
+    return _DOMAIN + canonical_bytes([seal.kind, seal.sender, seal.sent_at, seal.nonce, seal.count, seal.root])
+
+
+def seal_batch(identity: Identity, kind: str, items: Sequence[bytes], *, now: float | None = None) -> BatchSeal:
+    """Sign ``items`` (1 to :data:`MAX_ITEMS` of them) as one batch of ``kind``: one signature for all."""
+    if not 1 <= len(items) <= MAX_ITEMS:
+        raise ValueError(f"a batch holds 1 to {MAX_ITEMS} items, got {len(items)}")
+    seal = BatchSeal(kind, identity.node_id, time.time() if now is None else now, os.urandom(16), len(items),
+                     merkle_root(items))
+    return BatchSeal(seal.kind, seal.sender, seal.sent_at, seal.nonce, seal.count, seal.root,
+                     identity.sign(signed_bytes(seal)))
+
+
+def paths(items: Sequence[bytes]) -> list[list[bytes]]:
+    """The inclusion path of each of ``items`` in its batch's tree, in order (for :func:`verify_item`)."""
+    tree = Tree([leaf_hash(item) for item in items])
+    return [tree.proof(i) for i in range(len(items))]
+
+
+def open_batch(seal: BatchSeal, items: Sequence[bytes], guard: ReplayGuard | None = None, *, fresh: bool = True,
+               now: float | None = None) -> None:
+    """Accept ``items`` as the batch ``seal`` covers, or raise :class:`~gaia_core.envelope.Refused`.
+
+    One Merkle root and one signature check for the whole batch. ``fresh``: the seal's time must be
+    within the freshness window of ``now``; with ``guard`` (fresh either way), its (sender, nonce) must also
+    be new there: leave it out where the same batch may come again, e.g. a retried delivery that is idempotent.
+    """
+    if len(items) != seal.count:
+        raise Refused("forged", f"{seal.kind} batch from {seal.sender[:12]} holds {len(items)} items, "
+                      f"its seal says {seal.count}")
+    if not hmac.compare_digest(merkle_root(items), seal.root):
+        raise Refused("forged", f"{seal.kind} batch from {seal.sender[:12]}: items do not hash to the sealed root")
+    if not verify_signature(seal.sender, seal.signature, signed_bytes(seal)):
+        raise Refused("forged", f"{seal.kind} batch seal is not signed by {seal.sender[:12]}")
+    now = time.time() if now is None else now
+    if fresh:
+        check_time(seal, now, guard.window_s if guard is not None else DEFAULT_WINDOW_S)
+    if guard is not None:
+        guard.check(seal, now, scope="batch")
+
+
+def verify_item(seal: BatchSeal, index: int, item: bytes, path: Sequence[bytes]) -> bool:
+    """True when ``item`` is item ``index`` of the batch ``seal`` covers and the seal is its sender's."""
+    return (verify_path(seal.root, seal.count, index, leaf_hash(item), path)
+            and verify_signature(seal.sender, seal.signature, signed_bytes(seal)))
