@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnx
@@ -17,7 +17,7 @@ def _weights(rng: np.random.Generator, **arrays: tuple[int, ...]) -> list[onnx.T
 
 
 def model(nodes: list[onnx.NodeProto], inputs: dict[str, list[int | str]], outputs: dict[str, list[int | str]],
-          initializers: list[onnx.TensorProto] = (), opset: int = OPSET) -> onnx.ModelProto:  # type: ignore[assignment]
+          initializers: Sequence[onnx.TensorProto] = (), opset: int = OPSET) -> onnx.ModelProto:
     """A model of ``nodes`` with float inputs and outputs of the given shapes."""
     graph = helper.make_graph(nodes, "test", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
                                               for n, s in inputs.items()],
@@ -82,7 +82,7 @@ def cnn_exported(rng: np.random.Generator) -> onnx.ModelProto:
 def dynamic_flatten(rng: np.random.Generator) -> onnx.ModelProto:
     """torch's ``x.view(x.size(0), -1)`` exported with a dynamic batch: Shape, Gather, Unsqueeze, Concat,
     Reshape; then a Gemm and, at opset 11, a Softmax that flattens from its axis."""
-    def const(name: str, values: list[int]) -> onnx.TensorProto:
+    def const(name: str, values: int | list[int]) -> onnx.TensorProto:
         return numpy_helper.from_array(np.array(values, np.int64), name)
 
     nodes = [helper.make_node("Shape", ["x"], ["shape"]),
@@ -93,9 +93,8 @@ def dynamic_flatten(rng: np.random.Generator) -> onnx.ModelProto:
              helper.make_node("Gemm", ["f", "w", "b"], ["z"], transB=1),
              helper.make_node("Reshape", ["z", "split"], ["z3"]),
              helper.make_node("Softmax", ["z3"], ["y"], axis=1)]
-    weights = [*_weights(rng, w=(8, 18), b=(8,)), const("zero", 0), const("minus_one", [-1]),  # type: ignore[arg-type]
+    weights = [*_weights(rng, w=(8, 18), b=(8,)), const("zero", 0), const("minus_one", [-1]),
                const("split", [-1, 2, 4])]
-    weights[2] = numpy_helper.from_array(np.array(0, np.int64), "zero")
     return model(nodes, {"x": ["N", 2, 3, 3]}, {"y": ["N", 2, 4]}, weights, opset=11)
 
 

@@ -97,7 +97,7 @@ def test_constant_only_nodes_are_folded_at_import() -> None:
 def _conv_model(**attrs: object) -> onnx.ModelProto:
     w = numpy_helper.from_array(np.ones((2, 2, 3, 3), np.float32), "w")
     node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv0", **attrs)
-    return onnx_models.model([node], {"x": [1, 2, 8, 8]}, {"y": [1, 2, None, None]}, [w])  # type: ignore[list-item]
+    return onnx_models.model([node], {"x": [1, 2, 8, 8]}, {"y": [1, 2, "h", "w"]}, [w])
 
 
 def _unary(op: str, out: list[int | str] | None = None, **attrs: object) -> onnx.ModelProto:
