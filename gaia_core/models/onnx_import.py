@@ -351,7 +351,7 @@ class _Lowering:
             self._refuse(f"only 2-D convolutions are supported (data {list(dims)} per sample)")
         if attrs.get("group", 1) != 1:
             self._refuse(f"grouped convolution (group={attrs['group']}) is not supported",
-                         "use group=1 (no depthwise or grouped convolutions)")
+                         "export with group=1: GAIA runs no depthwise or grouped convolutions")
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
             self._refuse(f"dilations {list(attrs['dilations'])} are not supported", "use dilations 1")
         if weights.shape[1] != dims[0]:
@@ -497,5 +497,5 @@ def _info(name: str, array: np.ndarray) -> onnx.ValueInfoProto:
 
 
 def _supported_hint() -> str:
-    return "GAIA runs " + ", ".join(RUNNABLE) + " (and folds constant-only " + ", ".join(
-        sorted(set(FOLDABLE) - set(RUNNABLE))) + "); see docs/models.md"
+    return "GAIA runs " + ", ".join(RUNNABLE) + "; it folds " + ", ".join(
+        sorted(set(FOLDABLE) - set(RUNNABLE))) + " of constants; see docs/models.md"
