@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from gaia_core.codec import structure
 from gaia_core.commands.params import DAY_S, Seconds
-from gaia_core.console import console, print_json, print_table
+from gaia_core.console import console, err_console, human_number, print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError, PluginError
 from gaia_core.model import BenchmarkReport, Measurement, ResourceSample
@@ -51,8 +52,8 @@ def _human(e: Measurement) -> str:
         return "unknown"
     if e.unit == "B" and isinstance(e.value, (int, float)):
         return f"{e.value / 2**30:.2f} GiB"
-    if isinstance(e.value, float):
-        return f"{e.value:,.3g} {e.unit}".strip() if e.value < 1e4 else f"{e.value:,.0f} {e.unit}".strip()
+    if isinstance(e.value, (int, float)) and not isinstance(e.value, bool):
+        return f"{human_number(e.value)} {e.unit}".strip()
     return f"{e.value} {e.unit}".strip()
 
 
@@ -70,19 +71,27 @@ def bench(state: State, as_json: bool, quick: bool, refresh: bool) -> None:
     --refresh to measure again.
     """
     providers = _providers(state)
+    started = time.time()
+    reports = []
     try:
-        report = BenchmarkReport()
         for provider in providers:
-            report = report.merge(_measure(provider, quick=quick, refresh=refresh))
+            name = type(provider).__module__.partition(".")[0]
+            with err_console.status(f"measuring with {name}… (a full run takes about 10 s, --quick a few)"):
+                reports.append(_measure(provider, quick=quick, refresh=refresh))
     finally:
         _close(providers)
+    report = functools.reduce(BenchmarkReport.merge, reports)
+    measured_at = min(r.measured_at for r in reports)  # when the oldest figure was measured
+    cached = measured_at < started
     if as_json:
-        print_json({"measured_at": report.measured_at,
+        print_json({"measured_at": measured_at, "cached": cached,
                     "entries": [attrs.asdict(e) for e in report.entries]})
         return
-    print_table(f"Benchmark ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(report.measured_at))})",
+    when = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(measured_at))
+    print_table(f"Benchmark measured {when}" + (" (cached; --refresh measures again)" if cached else ""),
                 ["measure", "value", "source", "provider", "note"],
-                [(e.name, _human(e), e.source, e.provider, e.reason) for e in report.entries])
+                [(e.name, _human(e), e.source, e.provider, e.reason) for e in report.entries],
+                flex=("value", "provider", "note"))
     click.echo("source: measured = timed on this machine; estimated = energy model; "
                "reported = OS or driver; unknown = see note.")
 

@@ -1,8 +1,9 @@
 """The cached report: JSON under the node's cache dir, with its time and whether it was quick.
 
 A cached report is used while younger than ``max_age_s``; one that is stale,
-from a quick run when a full one is wanted, or unreadable in any way is
-ignored (and so re-measured), never an error.
+from a quick run when a full one is wanted, measured under another configuration
+(its ``config`` fingerprint: cores offered, energy-model settings), or unreadable
+in any way is ignored (and so re-measured), never an error.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ FILENAME = "bench-psutil.json"
 class ReportCache:
     """One JSON file holding the last report of this provider."""
 
-    def __init__(self, path: Path, max_age_s: float) -> None:
+    def __init__(self, path: Path, max_age_s: float, config: str = "") -> None:
         self.path = path
         self.max_age_s = max_age_s
+        self.config = config  # what the measurement depends on; a report measured under another is stale
         #: Why the last :meth:`load` found nothing usable ("" after a hit).
         self.reason = ""
 
@@ -35,6 +37,7 @@ class ReportCache:
                 raise ValueError(f"not a format-{FORMAT} report")
             report = codec.structure(data["report"], BenchmarkReport)
             was_quick = data["quick"]
+            config = data.get("config", "")
         except FileNotFoundError:
             self.reason = "no cached report"
             return None
@@ -44,6 +47,9 @@ class ReportCache:
         age = time.time() - report.measured_at
         if not 0 <= age <= self.max_age_s:
             self.reason = f"cached report is {age:.0f} s old (max {self.max_age_s:.0f} s)"
+            return None
+        if config != self.config:
+            self.reason = "the configuration changed since the cached report (cores offered or [bench-psutil])"
             return None
         if was_quick is not False and not quick:
             self.reason = "cached report is from a quick run"
@@ -55,6 +61,6 @@ class ReportCache:
         """Write ``report`` atomically (a crash leaves the old file or the new one)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        payload = {"format": FORMAT, "quick": quick, "report": codec.unstructure(report)}
+        payload = {"format": FORMAT, "quick": quick, "config": self.config, "report": codec.unstructure(report)}
         tmp.write_text(json.dumps(payload), encoding="utf-8")
         os.replace(tmp, self.path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -31,10 +32,13 @@ class PsutilBenchmark:
     def __init__(self, context: NodeContext, *, nvml: object | None = None) -> None:
         self.context = context
         self.settings = Settings.from_config(context.config)
-        self.cache = ReportCache(context.home.cache_dir / FILENAME, self.settings.cache_max_age_s)
         self.logical_cores = psutil.cpu_count(logical=True) or os.cpu_count() or 1
         offered = context.config.node.cores
         self.cores = min(offered, self.logical_cores) if offered else self.logical_cores
+        measured_under = json.dumps({"cores": self.cores, "cpu_tdp_w": self.settings.cpu_tdp_w,
+                                     "watts_per_core": self.settings.watts_per_core,
+                                     "powercap_root": str(self.settings.powercap_root)}, sort_keys=True)
+        self.cache = ReportCache(context.home.cache_dir / FILENAME, self.settings.cache_max_age_s, measured_under)
         self.model = EnergyModel(self.settings.per_core_w(self.logical_cores), self.logical_cores)
         self.rapl = Rapl(self.settings.powercap_root)
         self.power = PowerMeter(self.rapl)
