@@ -199,14 +199,18 @@ def test_import_of_a_bad_file_is_one_line_and_exit_6(capsys: pytest.CaptureFixtu
     (np.array(["a"] * 12), "holds <U1, not numbers"),
     (np.full((2, 12), np.inf, np.float32), "holds NaN or infinite values"),
     (None, "is not a NumPy .npy array"),
+    ("npz", "is an archive of arrays, not one .npy array"),
 ])
 def test_run_refuses_bad_samples_before_sending_anything(capsys: pytest.CaptureFixture[str], gaia_home: Home,
                                                          onnx_file: Path, tmp_path: Path,
-                                                         samples: np.ndarray | None, message: str) -> None:
+                                                         samples: np.ndarray | str | None, message: str) -> None:
     assert gaia(capsys, "model", "import", str(onnx_file))[0] == 0
     path = tmp_path / "x.npy"
     if samples is None:
         path.write_text("1,2,3\n")
+    elif isinstance(samples, str):
+        with path.open("wb") as out:
+            np.savez(out, a=np.zeros((1, 12)))
     else:
         np.save(path, samples)
     code, out = gaia(capsys, "model", "run", "digits", "--input", str(path))

@@ -21,9 +21,12 @@ def load_samples(path: Path, graph: Graph, *, name: str) -> np.ndarray:
     except (OSError, ValueError, EOFError) as exc:
         raise ValidationError(f"{path} is not a NumPy .npy array ({exc})",
                               hint="save the samples with numpy.save(path, array)") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
-        raise ValidationError(f"{path} holds {getattr(array, 'dtype', 'no array')}, not numbers",
-                              hint="save a float32 array of samples")
+    if not isinstance(array, np.ndarray):
+        array.close()  # an .npz archive of several arrays
+        raise ValidationError(f"{path} is an archive of arrays, not one .npy array",
+                              hint="save the samples with numpy.save(path, array)")
+    if array.dtype.kind not in "fiub":
+        raise ValidationError(f"{path} holds {array.dtype}, not numbers", hint="save a float32 array of samples")
     want = graph.input_dims
     if array.shape == want:
         array = array[np.newaxis]
