@@ -180,6 +180,15 @@ def test_import_keeps_one_private_copy_per_content_and_ls_rm_follow_names(capsys
     assert "no models" in gaia(capsys, "model", "ls")[1]
 
 
+def test_importing_under_a_taken_name_replaces_its_model(capsys: pytest.CaptureFixture[str], gaia_home: Home,
+                                                         onnx_file: Path, tmp_path: Path) -> None:
+    old = json.loads(gaia(capsys, "model", "import", str(onnx_file), "--json")[1])
+    onnx.save(onnx_models.cnn(np.random.default_rng(0)), tmp_path / "cnn.onnx")
+    new = json.loads(gaia(capsys, "model", "import", str(tmp_path / "cnn.onnx"), "--name", "digits", "--json")[1])
+    assert new["id"] != old["id"] and new["input_dims"] == [2, 12, 12]
+    assert sorted(p.name for p in (gaia_home.root / "models").iterdir()) == [f"{new['id']}.gaiam", "digits.json"]
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"not a model", "Error: bad.onnx is not an ONNX model"),
     (None, "Error: bad.onnx (node 'n0', Exp): operator Exp is not supported"),
