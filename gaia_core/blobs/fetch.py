@@ -164,6 +164,11 @@ class Fetcher:
             thread.start()
         for thread in threads:
             thread.join()
+        if not errors:
+            try:
+                self.store.sync(blob)  # what was written before a cut is kept for the next try
+            except BlobError as exc:
+                errors.append(exc)
         if errors:
             raise errors[0]
         if self.store.has(blob):

@@ -10,8 +10,9 @@ Layout (directories 0700, files 0600)::
 Nothing unverified is ever kept: a file is added by streaming it into ``tmp/`` chunk by chunk (never
 held whole), fsynced, then renamed to ``data/<id>``; a fetched chunk is checked against the blob's
 root with its inclusion proof before it is written, and its bit is set in the index only after the
-write is fsynced, so a cut resumes from the chunks already verified. The CLI and a running node open
-the same store (SQLite in WAL mode takes the concurrent writes).
+write is fdatasynced (every few chunks, and when a fetch ends), so a cut resumes from the chunks
+already verified. The CLI and a running node open the same store (SQLite in WAL mode takes the
+concurrent writes).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from gaia_core.errors import GaiaError
 
 #: The store's size cap unless ``gaia blob cap`` set another: 8 GiB.
 DEFAULT_CAP_BYTES = 8 << 30
+#: Fetched chunks written between two fdatasyncs (a kill -9 may cost this many; a cut that the fetch sees, none).
+SYNC_CHUNKS = 16
 #: Merkle trees kept in memory for serving chunks.
 TREE_CACHE = 16
 
@@ -107,6 +110,7 @@ class BlobStore:
         try:
             self._db = sqlite3.connect(index, timeout=10.0, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash may lose the last commits, never corrupt
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise BlobError(f"cannot open the blob index {index}: {exc}",
@@ -115,10 +119,14 @@ class BlobStore:
             path.chmod(PRIVATE_FILE)
         self._lock = threading.RLock()
         self._trees: dict[str, Tree] = {}
+        self._pending: dict[str, dict[int, bytes]] = {}  # blob -> chunk index -> leaf hash: written, not yet synced
 
     def close(self) -> None:
-        """Close the index."""
+        """Make the chunks written so far durable, then close the index."""
         with self._lock:
+            for blob in list(self._pending):
+                with contextlib.suppress(BlobError):  # e.g. the disk is full: those chunks are fetched again
+                    self.sync(blob)
             self._db.close()
 
     # ------------------------------------------------------------------ reading the index
@@ -262,6 +270,7 @@ class BlobStore:
         with self._lock:
             self._db.execute("DELETE FROM blobs WHERE id = ?", (blob,))
             self._trees.pop(blob, None)
+            self._pending.pop(blob, None)
         for sub in ("data", "partial"):
             (self.root / sub / blob).unlink(missing_ok=True)
 
@@ -368,8 +377,10 @@ class BlobStore:
     def put_chunk(self, blob: str, index: int, data: bytes, proof: Sequence[bytes]) -> bool:
         """Write fetched chunk ``index`` of ``blob`` if it verifies against the root; False (nothing kept) if not.
 
-        When the last chunk lands, the blob is complete: moved to ``data/`` after one last check of
-        the whole tree. A full disk is a BlobError; what was verified before stays.
+        Written chunks are made durable (fdatasync, then their bits in the index) every
+        :data:`SYNC_CHUNKS` chunks and by :meth:`sync`; when the last one is, the blob is complete:
+        moved to ``data/`` after one last check of the whole tree. A full disk is a BlobError; what
+        was verified before stays.
         """
         row = self._row(blob)
         if row is None or row[4]:
@@ -381,12 +392,22 @@ class BlobStore:
         leaf = leaf_hash(data)
         if not verify(root, count, index, leaf, proof):
             return False
-        partial = self.root / "partial" / blob
+        with self._io(blob) as fd:
+            os.pwrite(fd, data, index * CHUNK_SIZE)
+        with self._lock:
+            pending = self._pending.setdefault(blob, {})
+            pending[index] = leaf
+            if len(pending) >= SYNC_CHUNKS or len(pending) + row[3].count(1) >= count:
+                self.sync(blob)
+        return True
+
+    @contextlib.contextmanager
+    def _io(self, blob: str) -> Iterator[int]:
+        """The partial file of ``blob`` open for writing; an OSError becomes a BlobError (a full disk says so)."""
         try:
-            fd = os.open(partial, os.O_WRONLY)
+            fd = os.open(self.root / "partial" / blob, os.O_WRONLY)
             try:
-                os.pwrite(fd, data, index * CHUNK_SIZE)
-                os.fdatasync(fd)
+                yield fd
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -394,18 +415,24 @@ class BlobStore:
                 raise BlobError(f"disk full while fetching blob {blob[:16]}…: the chunks verified so far are kept",
                                 hint=f"free space under {self.root}, then run the task again") from None
             raise BlobError(f"cannot write blob {blob[:16]}…: {exc.strerror or exc}") from None
+
+    def sync(self, blob: str) -> None:
+        """Make the chunks of ``blob`` written so far durable: fdatasync, then mark them held in the index."""
         with self._lock:
+            pending = self._pending.pop(blob, None)
             now = self._row(blob)
-            if now is None or now[4]:
-                return True
+            if not pending or now is None or now[4]:
+                return
+            with self._io(blob) as fd:
+                os.fdatasync(fd)
             leaves, have = bytearray(now[2]), bytearray(now[3])
-            leaves[index * HASH_SIZE:(index + 1) * HASH_SIZE] = leaf
-            have[index] = 1
+            for index, leaf in pending.items():
+                leaves[index * HASH_SIZE:(index + 1) * HASH_SIZE] = leaf
+                have[index] = 1
             self._db.execute("UPDATE blobs SET leaves = ?, have = ?, last_used = ? WHERE id = ?",
                              (bytes(leaves), bytes(have), time.time(), blob))
-            if have.count(1) == count:
-                self._complete(blob, root, bytes(leaves))
-        return True
+            if have.count(1) == len(have):
+                self._complete(blob, now[1], bytes(leaves))
 
     def _complete(self, blob: str, root: bytes, leaves: bytes) -> None:
         if self._tree(blob, leaves).root != root:  # cannot happen with verified chunks; never keep a wrong blob
