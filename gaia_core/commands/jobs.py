@@ -19,6 +19,7 @@ import click
 from rich.progress import Progress
 
 from gaia_core import codec
+from gaia_core.commands import inputs as inputs_mod
 from gaia_core.commands.params import (
     MAX_DEADLINE_S,
     MAX_FUEL,
@@ -32,7 +33,7 @@ from gaia_core.commands.params import (
     read_module,
 )
 from gaia_core.console import human_number, print_json, print_table, short_id
-from gaia_core.control import ControlClient
+from gaia_core.control import MAX_FRAME, ControlClient
 from gaia_core.errors import GaiaError, TaskError, UsageError
 from gaia_core.model import JobStatus, Limits, Task, TaskResult, TaskState
 from gaia_core.state import State
@@ -88,6 +89,8 @@ def stopped_waiting(job: str, doing: str) -> SystemExit:
     return SystemExit(INTERRUPTED)
 
 
+#: Bytes a task's encoding adds to its module and input (limits, ids, entry), a generous bound.
+TASK_OVERHEAD = 4096
 #: Outputs up to this size are printed as text; larger ones need --output.
 PRINT_LIMIT = 64 << 10
 
@@ -142,9 +145,9 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 
 @click.command()
 @click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--input", "inputs", multiple=True, metavar="FILE|-",
-              type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-              help="Input file ('-' for stdin); repeat for one task per input. Default: one empty input.")
+@click.option("--input", "inputs", multiple=True, metavar="FILE|DIR|GLOB|@LIST|-",
+              help="One task per input file: a file, a directory's files, a quoted glob, @LIST (a file of paths), "
+              "or '-' for stdin; repeatable. Default: one empty input.")
 @click.option("--entry", type=EntryName(),
               help="Export to call. Default: the module's one task export, or _start for a WASI command.")
 @click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
@@ -202,7 +205,13 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
     admitted = state.config().admission
     module_bytes = read_module(module, admitted)
     entry = entry_or_default(entry, module_bytes, module.name)
-    payloads = [read_input(name, admitted) for name in inputs] or [b""]
+    names = inputs_mod.expand(inputs)
+    total = inputs_mod.check_sizes(names, admitted)  # every size checked before any input is read
+    frame = total + max(1, len(names)) * (len(module_bytes) + TASK_OVERHEAD)
+    if frame > MAX_FRAME:
+        raise UsageError(f"a job of {len(names)} inputs is about {frame:,} bytes (module included in each task); "
+                         f"one submission takes at most {MAX_FRAME:,}", hint="split the inputs across several jobs")
+    payloads = [read_input(name, admitted) for name in inputs_mod.progress(names, show=not as_json)] or [b""]
     tasks = [Task.create(module_bytes, input=data, entry=entry, limits=limits, submitter=identity.node_id,
                          priority=priority, deadline=time.time() + deadline if deadline else None)
              for data in payloads]

@@ -123,31 +123,37 @@ def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _too_large(what: str, name: str, size: str, limit: int, setting: str, remedy: str) -> UsageError:
+    return UsageError(f"{what} {name} is {size} bytes; this node takes at most {limit:,} ({setting})",
+                      hint=f"{remedy}, or raise {setting} in config.toml")
+
+
+def _file_size(source: str, limit: int, *, what: str, setting: str, remedy: str) -> int:
+    """The size of file ``source``: UsageError when it is not a file or is over ``limit`` bytes (nothing read)."""
+    path = Path(source)
+    if not path.is_file():
+        raise UsageError(f"{what} file {source!r} does not exist", hint="give a file path, or '-' for stdin")
+    length = path.stat().st_size
+    if length > limit:
+        raise _too_large(what, repr(source), f"{length:,}", limit, setting, remedy)
+    return length
+
+
 def _read_limited(source: str, limit: int, *, what: str, setting: str, remedy: str) -> bytes:
     """The bytes of file ``source`` ('-': stdin), refused by size before reading when over ``limit`` bytes.
 
     UsageError naming the file, its size and ``setting`` (the config key holding ``limit``); no more than
     ``limit`` + 1 bytes are ever read (stdin, or a file that grows while it is read).
     """
-    name = "on stdin" if source == "-" else repr(source)
-
-    def too_large(size: str) -> UsageError:
-        return UsageError(f"{what} {name} is {size} bytes; this node takes at most {limit:,} ({setting})",
-                          hint=f"{remedy}, or raise {setting} in config.toml")
-
     if source == "-":
         data = _read_at_most(sys.stdin.buffer, limit)
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise UsageError(f"{what} file {source!r} does not exist", hint="give a file path, or '-' for stdin")
-        length = path.stat().st_size
-        if length > limit:
-            raise too_large(f"{length:,}")
-        with path.open("rb") as fh:
+        _file_size(source, limit, what=what, setting=setting, remedy=remedy)
+        with Path(source).open("rb") as fh:
             data = _read_at_most(fh, limit)
     if len(data) > limit:
-        raise too_large(f"over {limit:,}")
+        name = "on stdin" if source == "-" else repr(source)
+        raise _too_large(what, name, f"over {limit:,}", limit, setting, remedy)
     return data
 
 
@@ -157,10 +163,19 @@ def read_module(module: str | Path, limits: AdmissionSection) -> bytes:
                          setting="[admission] max_module_bytes", remedy="shrink the module")
 
 
+_INPUT = {"what": "input", "setting": "[admission] max_input_bytes", "remedy": "split the input across several tasks"}
+
+
+def input_size(source: str, limits: AdmissionSection) -> int:
+    """The size of input file ``source`` ('-': its limit), refused before reading when over ``max_input_bytes``."""
+    if source == "-":
+        return limits.max_input_bytes
+    return _file_size(source, limits.max_input_bytes, **_INPUT)
+
+
 def read_input(source: str, limits: AdmissionSection) -> bytes:
     """An input file's bytes ('-': stdin), refused by size before reading when over ``max_input_bytes``."""
-    return _read_limited(source, limits.max_input_bytes, what="input", setting="[admission] max_input_bytes",
-                         remedy="split the input across several tasks")
+    return _read_limited(source, limits.max_input_bytes, **_INPUT)
 
 
 def entry_or_default(entry: str | None, module: bytes, name: str) -> str:
