@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,7 +159,7 @@ def test_a_read_only_dashboard_refuses_every_action(nodes: Nodes) -> None:
 def test_a_port_in_use_is_one_line(nodes: Nodes) -> None:
     with pytest.raises(UsageError, match="cannot listen on 127.0.0.1:") as caught:
         Dashboard(nodes.home, port=nodes.board.guard.port).start()
-    assert "--dashboard-port" in str(caught.value)
+    assert "choose another port" in str(caught.value)
 
 
 def test_open_pages_are_bounded(nodes: Nodes) -> None:
@@ -259,36 +260,72 @@ def test_gaia_dashboard_without_a_node_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
 
 
+def _first_line_url(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """The port and token of the ``dashboard: URL`` line a command printed first."""
+    assert proc.stdout is not None
+    killer = threading.Timer(60, proc.kill)  # a command that never prints ends the read
+    killer.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        killer.cancel()
+    assert line.startswith("dashboard: http://127.0.0.1:"), line
+    url = line.split()[1]
+    return int(url.split(":")[2].split("/")[0]), url.split("token=")[1]
+
+
+def _get(port: int, token: str, path: str) -> Any:
+    """JSON of a GET with the token, or None unless it answered 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        return json.loads(response.read()) if response.status == 200 else None
+    finally:
+        connection.close()
+
+
+def _stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise
+
+
+def test_gaia_dashboard_serves_the_running_node_until_stopped(nodes: Nodes) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "gaia_core", "--home", str(nodes.home.root), "dashboard"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        port, token = _first_line_url(proc)
+        assert _get(port, token, "/api/status")["node_id"] == nodes.submitter.node_id
+    finally:
+        code = _stop(proc)
+    assert code == 0 and proc.stderr is not None and "Traceback" not in proc.stderr.read()
+
+
+def test_gaia_node_dashboard_on_a_port_in_use_is_one_line(nodes: Nodes, tmp_path: Path) -> None:
+    home = make_home(tmp_path, "busy")
+    proc = subprocess.run([sys.executable, "-m", "gaia_core", "--home", str(home.root), "node", "--dashboard",
+                           "--dashboard-port", str(nodes.board.guard.port)],
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and "the dashboard cannot listen on 127.0.0.1:" in proc.stderr
+    assert "Traceback" not in proc.stderr and "node started" not in proc.stderr
+
+
 def test_gaia_node_dashboard_serves_the_node_it_runs(tmp_path: Path) -> None:
     home = make_home(tmp_path, "solo")
     proc = subprocess.Popen([sys.executable, "-m", "gaia_core", "--home", str(home.root), "node", "--dashboard"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # printed before the node starts; bounded by the stop below on failure
-        assert line.startswith("dashboard: http://127.0.0.1:"), line
-        url = line.split()[1]
-        port, token = int(url.split(":")[2].split("/")[0]), url.split("token=")[1]
-
-        def status() -> Any:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            try:
-                connection.request("GET", "/api/status", headers={"Authorization": f"Bearer {token}"})
-                response = connection.getresponse()
-                return json.loads(response.read()) if response.status == 200 else None
-            finally:
-                connection.close()
-
-        answer = wait_for(status, timeout=60, what="the node behind the dashboard")
+        port, token = _first_line_url(proc)  # printed before the node starts
+        answer = wait_for(lambda: _get(port, token, "/api/status"), timeout=60, what="the node behind the dashboard")
         assert answer["name"] == "solo"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    assert proc.returncode == 0
+        code = _stop(proc)
+    assert code == 0
     with pytest.raises(OSError):  # the dashboard went with the node
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
@@ -358,6 +395,32 @@ def test_the_page_shows_jobs_and_peers_and_follows_a_job_to_its_end(nodes: Nodes
              timeout=20, what="the rewards on the page")
     assert "node started" in _text(browser, "#logs")
     _screenshot(browser, tmp_path, "dashboard.png")
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+def test_the_page_cancels_a_job_with_its_csrf_token(nodes: Nodes, browser: Any) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    board = nodes.board
+    browser.get(board.url)
+    job = submit(nodes.home, slow_tasks(nodes.submitter.node_id, 12), name="cancel-from-page")
+
+    def click_cancel() -> bool:
+        try:  # the rows are redrawn as the job's counts change: a row found may be gone by the click
+            rows = [r for r in browser.find_elements(By.CSS_SELECTOR, "#jobs tbody tr") if job[:16] in r.text]
+            buttons = rows[0].find_elements(By.TAG_NAME, "button") if rows else []
+            if buttons:
+                buttons[0].click()
+            return bool(buttons)
+        except StaleElementReferenceException:
+            return False
+
+    wait_for(click_cancel, timeout=20, what="the job's cancel button")
+    wait_for(lambda: call(nodes.home, "job", job=job)["status"] == "cancelled", timeout=20, what="the job cancelled")
+    wait_for(lambda: "cancelled" in next(r for r in _text(browser, "#jobs").splitlines() if job[:16] in r),
+             timeout=20, what="the page to show the job cancelled")
     errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
 

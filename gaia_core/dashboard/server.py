@@ -125,7 +125,7 @@ class Dashboard:
         except OSError as exc:
             self.stop()
             raise UsageError(f"the dashboard cannot listen on {self.guard.host}:{self.guard.port}: "
-                             f"{exc.strerror or exc}", hint="choose another --dashboard-port (0: any free port)"
+                             f"{exc.strerror or exc}", hint="choose another port (0: any free port)"
                              ) from None
         return self.url
 

@@ -9,6 +9,7 @@ const actions = document.querySelector('meta[name="gaia-actions"]').content === 
 let points = [];
 let interval = 1;
 let lastAt = 0;
+let shownJobs = "";
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -146,8 +147,10 @@ function render(update) {
     if (points.length > keep) points = points.slice(-keep);
   }
   Object.keys(CHARTS).forEach(chart);
-  fill("jobs", update.jobs.map((j) => [el("td", short(j.job)), j.name, el("td", j.status, `status-${j.status}`),
+  const jobsKey = JSON.stringify(update.jobs);  // unchanged jobs keep their rows (and a button being clicked)
+  if (jobsKey !== shownJobs) fill("jobs", update.jobs.map((j) => [el("td", short(j.job)), j.name, el("td", j.status, `status-${j.status}`),
     progress(j), counts(j.tasks), cancelButton(j)]), 6);
+  shownJobs = jobsKey;
   const share = Object.entries(s.queue.share || {}).map(([who, f]) => `${short(who)} ${num(100 * f, 0)} %`).join(", ");
   const earned = s.rewards.filter((r) => r.role === "earned");
   fill("served", [
