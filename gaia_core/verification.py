@@ -6,7 +6,8 @@ equal output ids an exact test.
 
 * **Redundancy** (BOINC's validator rule): the same task runs on ``k`` nodes; a canonical
   output needs ``k // 2 + 1`` matching output ids. Nodes that returned anything else are
-  flagged.
+  flagged. Work that is not bit-deterministic (float inference in containers) is compared
+  with a :class:`Tolerance` instead: outputs that agree within it count as one.
 * **Spot-check**: a fraction of tasks is re-executed locally and the output ids and fuel compared.
   The choice is a keyed hash of the task id, so a peer cannot tell which of its tasks will
   be checked, yet asking twice about one task gives one answer.
@@ -28,6 +29,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 from attrs import field, frozen, validators as v
 
 from gaia_core.errors import ValidationError
@@ -95,9 +97,44 @@ def vote(result: TaskResult) -> str:
     return f"status:{result.status.value}"
 
 
-def quorum_of(results: Iterable[TaskResult], k: int | None = None) -> Quorum:
-    """:func:`quorum` over results, each voting with :func:`vote`."""
-    return quorum({r.node_id: vote(r) for r in results}, k)
+@frozen
+class Tolerance:
+    """A verification option for outputs that are little-endian float32 arrays (containers are not
+    bit-deterministic): two outputs agree when they have the same length and each pair of elements
+    is within ``atol + rtol * max(|a|, |b|)``; NaN and infinity never agree."""
+
+    rtol: float = field(default=1e-5, converter=float, validator=[v.ge(0.0), v.le(1.0)])
+    atol: float = field(default=1e-6, converter=float, validator=[v.ge(0.0), v.le(1e6)])
+
+    def agree(self, a: bytes, b: bytes) -> bool:
+        """True when outputs ``a`` and ``b`` are the same float32 array within this tolerance."""
+        if len(a) != len(b) or len(a) % 4:
+            return False
+        x, y = np.frombuffer(a, "<f4").astype(np.float64), np.frombuffer(b, "<f4").astype(np.float64)
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            return False
+        return bool((np.abs(x - y) <= self.atol + self.rtol * np.maximum(np.abs(x), np.abs(y))).all())
+
+    def votes(self, results: Iterable[TaskResult]) -> dict[str, str]:
+        """Each ok result votes for the output id of the first output (in output id order) it agrees with."""
+        chosen: list[TaskResult] = []
+        votes: dict[str, str] = {}
+        for result in sorted((r for r in results if r.ok), key=lambda r: r.output_id):
+            same = next((c for c in chosen if self.agree(c.output, result.output)), None)
+            if same is None:
+                chosen.append(same := result)
+            votes[result.node_id] = same.output_id
+        return votes
+
+
+def quorum_of(results: Iterable[TaskResult], k: int | None = None, tolerance: Tolerance | None = None) -> Quorum:
+    """:func:`quorum` over results, each voting with :func:`vote`, or for an output it agrees with
+    within ``tolerance`` when one is given."""
+    results = list(results)
+    votes = {r.node_id: vote(r) for r in results}
+    if tolerance is not None:
+        votes.update(tolerance.votes(results))
+    return quorum(votes, k)
 
 
 def compare(remote: TaskResult, local: TaskResult) -> Verdict:

@@ -55,6 +55,7 @@ def make_runner(node_context: NodeContext) -> Iterator[Callable[..., DockerRunne
 @pytest.fixture(scope="session")
 def suid_image(client: docker.DockerClient) -> str:
     """busybox plus /opt/suid/cat: a copy of busybox owned by root with the setuid bit."""
+    import hashlib
     import io
     import tarfile
 
@@ -70,4 +71,5 @@ def suid_image(client: docker.DockerClient) -> str:
         info = tarfile.TarInfo("opt/suid/cat")
         info.mode, info.size, info.uid, info.gid = 0o4755, len(data), 0, 0
         tar.addfile(info, io.BytesIO(data))
-    return import_rootfs(client, buffer.getvalue())
+    rootfs = buffer.getvalue()
+    return import_rootfs(client, hashlib.sha256(rootfs).hexdigest(), lambda path: path.write_bytes(rootfs))
