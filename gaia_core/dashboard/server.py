@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from importlib import resources
@@ -119,24 +120,22 @@ class Dashboard:
 
     def start(self) -> str:
         """Serve; return :attr:`url`. UsageError when the address cannot be bound."""
-        self._thread.start()
+        host = self.guard.host
         try:
-            asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(START_TIMEOUT_S)
+            listening = socket.create_server((host, self.guard.port),
+                                             family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         except OSError as exc:
-            self.stop()
-            raise UsageError(f"the dashboard cannot listen on {self.guard.host}:{self.guard.port}: "
-                             f"{exc.strerror or exc}", hint="choose another port (0: any free port)"
-                             ) from None
+            raise UsageError(f"the dashboard cannot listen on {host}:{self.guard.port}: {exc.strerror or exc}",
+                             hint="choose another port (0: any free port)") from None
+        self.guard.port = listening.getsockname()[1]
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(listening), self._loop).result(START_TIMEOUT_S)
         return self.url
 
-    async def _serve(self) -> None:
+    async def _serve(self, listening: socket.socket) -> None:
         self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.guard.host, self.guard.port, reuse_address=True)
-        await site.start()
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        self.guard.port = sockets[0].getsockname()[1] if sockets else self.guard.port
+        await web.SockSite(self._runner, listening).start()
 
     def stop(self) -> None:
         """Close every page's stream and stop serving; safe to call twice."""
