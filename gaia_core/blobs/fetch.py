@@ -51,7 +51,7 @@ class Fetcher:
         self._clock = clock
         self._banned: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._fetching: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
+        self._fetching: dict[str, threading.Lock] = {}  # one fetch per blob at a time
 
     def banned(self, peer: str) -> bool:
         """True while ``peer`` is left out for having lied."""
@@ -71,9 +71,16 @@ class Fetcher:
         """Fetch every one of ``blobs`` not complete here, asking ``peers`` in order; BlobError if one cannot be had."""
         deadline = self._clock() + timeout
         for blob in blobs:
-            with self._fetching[blob]:  # two tasks naming one blob fetch it once
-                if not self.store.has(blob):
-                    self._fetch(blob, peers, deadline)
+            with self._lock:
+                fetching = self._fetching.setdefault(blob, threading.Lock())
+            try:
+                with fetching:  # two tasks naming one blob fetch it once
+                    if not self.store.has(blob):
+                        self._fetch(blob, peers, deadline)
+            finally:
+                with self._lock:
+                    if not fetching.locked():
+                        self._fetching.pop(blob, None)
 
     def _ask(self, peer: str, request: ChunkRequest, deadline: float) -> ChunkReply | None:
         """The peer's answer, None when it failed to give one (busy, gone, slow); a lie strikes it."""
