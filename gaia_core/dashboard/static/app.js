@@ -109,7 +109,9 @@ function cancelButton(job) {
     button.disabled = true;
     const reply = await fetch(`/api/jobs/${encodeURIComponent(job.job)}/cancel`,
       { method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" });
-    if (!reply.ok) showError(`cancel failed: ${(await reply.text()).slice(0, 300)}`);
+    const notice = document.getElementById("notice");
+    notice.hidden = reply.ok;
+    notice.textContent = reply.ok ? "" : `cancel failed: ${(await reply.text()).slice(0, 300)}`;
   });
   td.append(button);
   return td;
@@ -176,10 +178,11 @@ function connect() {
     interval = data.interval;
   });
   source.onmessage = (event) => render(JSON.parse(event.data));
-  source.onerror = () => {
+  source.onerror = () => {  // the browser reconnects by itself, unless the dashboard refused (restarted: new token)
     const live = document.getElementById("live");
     live.className = "live off";
-    live.textContent = "reconnecting to the dashboard…";
+    live.textContent = source.readyState === EventSource.CLOSED
+      ? "the dashboard went away: open the URL it printed again" : "reconnecting to the dashboard…";
   };
 }
 
