@@ -67,6 +67,11 @@ class Home:
         return self.root / "state.db"
 
     @property
+    def pause_file(self) -> Path:
+        """Present while the node is paused (`gaia pause`), so a restart stays paused."""
+        return self.root / "paused"
+
+    @property
     def log_file(self) -> Path:
         """A background node's JSON-lines log."""
         return self.root / "node.log"
@@ -127,9 +132,18 @@ class NodeSection:
 
     name: str = ""
     cores: int = field(default=0, validator=[v.ge(0), v.le(MAX_CORES)])  # 0 = every core
+    #: The share of this machine's logical cores that run tasks at most (BOINC's "use at most N% of the CPUs").
+    cpu_percent: int = field(default=100, validator=[v.instance_of(int), v.ge(1), v.le(100)])
     listen: str = field(default="tcp://127.0.0.1:7700", validator=_address)
     advertise: str = ""  # address peers should dial; defaults to listen
     log_level: str = field(default="info", validator=v.in_({"debug", "info", "warning", "error"}))
+
+    def task_cores(self) -> int:
+        """How many tasks run at once: ``cores`` (0: every logical core), below 100 ``cpu_percent`` at most
+        that share of the logical cores (at least 1)."""
+        logical = os.cpu_count() or 1
+        wanted = self.cores or logical
+        return wanted if self.cpu_percent == 100 else max(1, min(wanted, logical * self.cpu_percent // 100))
 
 
 @frozen

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Collection, Iterable, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
@@ -59,7 +62,13 @@ def human_number(value: float | None) -> str:
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
                 flex: Collection[str] = ()) -> None:
-    """Render rows as a compact rich table that fits the terminal (80 columns when not one).
+    """Print :func:`make_table`'s table."""
+    console.print(make_table(title, columns, rows, flex=flex))
+
+
+def make_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+               flex: Collection[str] = ()) -> Table:
+    """Rows as a compact rich table that fits the terminal (80 columns when not one).
 
     Cells of the ``flex`` columns (names, free text) are cut with an ellipsis when the table would not fit;
     the others (ids, numbers) are never cut.
@@ -76,7 +85,39 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
         table.add_column(column, no_wrap=True, overflow="ellipsis", width=width)
     for row in cells:
         table.add_row(*row)
-    console.print(table)
+    return table
+
+
+def every(interval: float, count: int = 0) -> Iterator[int]:
+    """1, 2, 3, ... with ``interval`` seconds between them, ``count`` of them (0: without end)."""
+    shown = 0
+    while True:
+        shown += 1
+        yield shown
+        if count and shown >= count:
+            return
+        time.sleep(interval)
+
+
+def watch(render: Callable[[], RenderableType], *, interval: float, count: int = 0) -> None:
+    """Show ``render()`` and redraw it every ``interval`` seconds, ``count`` times (0: until Ctrl-C); when
+    the output is not a terminal, each view is printed after the last."""
+    if not console.is_terminal:
+        with contextlib.suppress(KeyboardInterrupt):
+            for _ in every(interval, count):
+                console.print(render(), crop=False)
+        return
+    with Live(console=console, auto_refresh=False) as live:
+        with contextlib.suppress(KeyboardInterrupt):
+            for _ in every(interval, count):
+                live.update(render(), refresh=True)
+
+
+def stream_json(fetch: Callable[[], Any], *, interval: float, count: int = 0) -> None:
+    """Print ``fetch()`` as one JSON line every ``interval`` seconds, ``count`` times (0: until Ctrl-C)."""
+    with contextlib.suppress(KeyboardInterrupt):
+        for _ in every(interval, count):
+            print_json(fetch(), compact=True)
 
 
 def error(message: str) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -37,6 +36,8 @@ from gaia_core.store import Store
 
 log = logging.getLogger("gaia.node")
 
+#: Seconds a submitter waits before offering a paused node a task again.
+PAUSED_RETRY_S = 60.0
 #: Peers' NodeRecords kept at most (each up to inbound.MAX_RECORD_BYTES); the node's own kind is inbound.RECORD.
 MAX_PEER_RECORDS = 1024
 #: Results per delivery message.
@@ -63,7 +64,10 @@ class Node:
         self.identity = identity
         self.node_id = self.identity.node_id
         config = context.config
-        self.cores = config.node.cores or os.cpu_count() or 1
+        self.cores = config.node.task_cores()
+        self._paused = threading.Event()  # `gaia pause`: no task taken or started until `gaia resume`
+        if context.home.pause_file.exists():
+            self._paused.set()
         self.runners = {kind: spec.factory(context) for kind, spec in runner_specs.items()}
         self.benchmarks = [spec.factory(context) for _, spec in plugins.specs("benchmark")]
         # per-task cost (energy, measured or estimated), offered by benchmark providers that have ``meter()``
@@ -181,6 +185,17 @@ class Node:
             benchmark=self.report.summary(), load=self.load(),
         )
 
+    def pause(self, paused: bool) -> bool:
+        """Pause (take and start no task; running ones finish) or resume this node; kept across restarts."""
+        if paused:
+            self.context.home.pause_file.touch(mode=0o600)
+            self._paused.set()
+        else:
+            self.context.home.pause_file.unlink(missing_ok=True)
+            self._paused.clear()
+        log.info("node paused" if paused else "node resumed")
+        return paused
+
     def load(self) -> float:
         """Queued plus running tasks per offered core."""
         return (self.queue.stats().depth + self._running) / self.cores
@@ -198,6 +213,9 @@ class Node:
         try:
             if self._stopping.is_set():
                 raise RejectedError("queue_full", "this node is stopping", hint="send the task to another node")
+            if self._paused.is_set() and origin != self.node_id:  # its own tasks queue and wait for `gaia resume`
+                raise RejectedError("queue_full", "this node is paused by its operator",
+                                    hint="send the task to another node", retry_after=PAUSED_RETRY_S)
             admission.check(task, self.context, envelope=envelope, claimed_id=claimed_id)
         except RejectedError as exc:
             self.store.bump({"rejected": 1, f"rejected.{exc.reason}": 1})
@@ -218,6 +236,9 @@ class Node:
 
     def _worker_loop(self) -> None:
         while not self._stop.is_set():
+            if self._paused.is_set() and not self._stopping.is_set():  # queued tasks wait for `gaia resume`
+                self._stop.wait(0.25)
+                continue
             task = self.queue.next(timeout=0.25)
             if task is None:
                 if self._stopping.is_set():  # the queue is closed: nothing more will come
@@ -461,6 +482,7 @@ class Node:
         return {
             "node_id": self.node_id, "name": self.context.config.node.name, "version": __version__,
             "address": self.address, "uptime_s": round(time.time() - self.started_at, 1), "cores": self.cores,
+            "paused": self._paused.is_set(),
             "peers": {"up": sum(p.state == "up" for p in peers), "total": len(peers)},
             "refused": self.refused(),
             "admission": {k.removeprefix("rejected."): v for k, v in stats.items() if k.startswith("rejected.")},
@@ -510,6 +532,7 @@ class Node:
             "results": self.jobs.job_results,
             "cancel": self.jobs.cancel, "retry": self.jobs.retry,
             "jobs": self.jobs.list_jobs,
+            "pause": lambda: self.pause(True), "resume": lambda: self.pause(False),
             "stop": stop,
         }
 

@@ -11,10 +11,21 @@ from typing import Any
 
 import attrs
 import click
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 
 from gaia_core import daemon, logs
 from gaia_core.commands.params import DAY_S, Address, Integer, Seconds
-from gaia_core.console import human_number, print_json, print_table, short_id
+from gaia_core.console import (
+    console,
+    human_number,
+    make_table,
+    print_json,
+    short_id,
+    stream_json,
+    watch as console_watch,
+)
 from gaia_core.control import ControlClient
 from gaia_core.errors import NodeError
 from gaia_core.model import MAX_CORES, SCORE
@@ -150,32 +161,63 @@ def call(state: State, method: str, **params: Any) -> Any:
         return client.call(method, **params)
 
 
+_watch_options = [
+    click.option("--watch", is_flag=True, help="Redraw every --interval seconds until Ctrl-C (--json: a line each)."),
+    click.option("--interval", type=Seconds(0.1, DAY_S), default=2.0, show_default=True,
+                 help="Seconds between redraws with --watch."),
+    click.option("--count", type=Integer(0, 1_000_000), default=0, help="With --watch: stop after N redraws."),
+]
+
+
+def _watchable(command: Any) -> Any:
+    for option in reversed(_watch_options):
+        command = option(command)
+    return command
+
+
+def _show(state: State, method: str, view: Any, as_json: bool, watch: bool, interval: float, count: int) -> None:
+    """Print the node's answer to ``method`` (through ``view``, or as JSON) once, or redrawn with ``--watch``."""
+    if not watch:
+        info = call(state, method)
+        if as_json:
+            print_json(info)
+        else:
+            console.print(view(info), crop=False)
+    elif as_json:
+        stream_json(lambda: call(state, method), interval=interval, count=count)
+    else:
+        console_watch(lambda: view(call(state, method)), interval=interval, count=count)
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_watchable
 @click.pass_obj
-def status(state: State, as_json: bool) -> None:
+def status(state: State, as_json: bool, watch: bool, interval: float, count: int) -> None:
     """Show the running node: uptime, peers, queue, refusals, outbox, tasks, benchmark and rewards."""
-    info = call(state, "status")
-    if as_json:
-        print_json(info)
-        return
+    _show(state, "status", _status_view, as_json, watch, interval, count)
+
+
+def _status_view(info: dict[str, Any]) -> Group:
     queue = info["queue"]
-    click.echo(f"node     {info['node_id']}  {info['name']}")
-    click.echo(f"address  {info['address']}   uptime {info['uptime_s']:.0f}s   cores {info['cores']}")
-    click.echo(f"peers    {info['peers']['up']} up of {info['peers']['total']}")
-    click.echo(f"queue    {queue['depth']} queued / {queue['capacity']}, {info['running']} running, "
-               f"{queue['admitted']} admitted, rejected: {counts_text(queue['rejected'])}")
     refused = {**info["refused"], "admission": info["admission"]}
-    click.echo("refused  " + ("; ".join(f"{who}: {counts_text(by)}" for who, by in refused.items() if by) or "none"))
     outbox = info["outbox"]
     dropped = {k.removeprefix("dropped_"): v for k, v in outbox.items() if k.startswith("dropped_")}
-    click.echo(f"outbox   {outbox['results']} results ({outbox['bytes']} bytes) for {outbox['submitters']} "
-               f"submitter(s), dropped: {counts_text(dropped)}")
-    click.echo("tasks    " + (", ".join(f"{k} {v:.0f}" for k, v in info["tasks"].items()) or "none yet"))
-    click.echo("jobs     " + (", ".join(f"{k} {v}" for k, v in info["jobs"].items()) or "none"))
     bench = info["benchmark"]
-    click.echo("bench    " + (", ".join(f"{k}={v:.3g}" for k, v in list(bench.items())[:6]) or "no benchmark plugin"))
-    _rewards_table(info["rewards"])
+    lines = [
+        f"node     {info['node_id']}  {info['name']}" + ("  PAUSED (`gaia resume`)" if info.get("paused") else ""),
+        f"address  {info['address']}   uptime {info['uptime_s']:.0f}s   cores {info['cores']}",
+        f"peers    {info['peers']['up']} up of {info['peers']['total']}",
+        f"queue    {queue['depth']} queued / {queue['capacity']}, {info['running']} running, "
+        f"{queue['admitted']} admitted, rejected: {counts_text(queue['rejected'])}",
+        "refused  " + ("; ".join(f"{who}: {counts_text(by)}" for who, by in refused.items() if by) or "none"),
+        f"outbox   {outbox['results']} results ({outbox['bytes']} bytes) for {outbox['submitters']} "
+        f"submitter(s), dropped: {counts_text(dropped)}",
+        "tasks    " + (", ".join(f"{k} {v:.0f}" for k, v in info["tasks"].items()) or "none yet"),
+        "jobs     " + (", ".join(f"{k} {v}" for k, v in info["jobs"].items()) or "none"),
+        "bench    " + (", ".join(f"{k}={v:.3g}" for k, v in list(bench.items())[:6]) or "no benchmark plugin"),
+    ]
+    return Group(*(Text(line, no_wrap=True, overflow="ignore") for line in lines), _rewards_view(info["rewards"]))
 
 
 def counts_text(counts: dict[str, int]) -> str:
@@ -184,29 +226,43 @@ def counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{reason} {count}" for reason, count in ordered if count) or "none"
 
 
-def _rewards_table(rows: list[dict[str, Any]]) -> None:
+def _rewards_view(rows: list[dict[str, Any]]) -> Group:
+    """The ledger summary: what this node earned and granted in all, then the table by node and role."""
     if not rows:
-        click.echo("rewards  none yet")
-        return
-    print_table("rewards", ["node", "role", "tasks", "verified", "credit", "fuel", "cpu s", "energy J"],
-                [(short_id(r["node_id"]), r["role"], r["tasks"], r["verified"], human_number(r["credit"]),
-                  human_number(r["fuel"]), human_number(r["cpu_s"]), human_number(r["energy_j"])) for r in rows])
+        return Group(Text("rewards  none yet"))
+    totals = [_total(rows, "earned", "from", "submitter"), _total(rows, "granted", "to", "worker")]
+    table = make_table("rewards", ["node", "role", "tasks", "verified", "credit", "fuel", "cpu s", "energy J"],
+                       [(short_id(r["node_id"]), r["role"], r["tasks"], r["verified"], human_number(r["credit"]),
+                         human_number(r["fuel"]), human_number(r["cpu_s"]), human_number(r["energy_j"]))
+                        for r in rows])
+    return Group(*(Text(line) for line in totals if line), table)
+
+
+def _total(rows: list[dict[str, Any]], role: str, preposition: str, counterpart: str) -> str:
+    """One line of the earnings summary, e.g. ``earned   1.23k credit for 120 tasks (118 verified) from 3 ...``."""
+    mine = [r for r in rows if r["role"] == role]
+    if not mine:
+        return ""
+    credit = sum(r["credit"] or 0 for r in mine)
+    tasks, verified = sum(r["tasks"] for r in mine), sum(r["verified"] or 0 for r in mine)
+    return (f"{role:<8} {human_number(credit)} credit for {tasks} tasks ({verified} verified) {preposition} "
+            f"{len(mine)} {counterpart}{'s' if len(mine) != 1 else ''}")
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_watchable
 @click.pass_obj
-def peers(state: State, as_json: bool) -> None:
+def peers(state: State, as_json: bool, watch: bool, interval: float, count: int) -> None:
     """List the peers the running node knows: state, last seen, RTT, load, score, refusals by reason."""
-    rows = call(state, "peers")
-    if as_json:
-        print_json(rows)
-        return
+    _show(state, "peers", _peers_view, as_json, watch, interval, count)
+
+
+def _peers_view(rows: list[dict[str, Any]]) -> Text | Table:
     if not rows:
-        click.echo("no peers yet (set [network] bootstrap or pass --bootstrap to `gaia node`)")
-        return
+        return Text("no peers yet (set [network] bootstrap or pass --bootstrap to `gaia node`)")
     now = time.time()
-    print_table(None, ["node", "name", "address", "state", "seen", "rtt ms", "load", "score", "refused"],
+    return make_table(None, ["node", "name", "address", "state", "seen", "rtt ms", "load", "score", "refused"],
                 [(short_id(r["node_id"]), r["name"], r["address"].partition("#")[0].removeprefix("tcp://"), r["state"],
                   f"{now - r['last_seen']:.0f}s", None if r["rtt_ms"] is None else f"{r['rtt_ms']:.1f}",
                   None if r["load"] is None else f"{r['load']:.2f}",
@@ -277,7 +333,7 @@ def rewards(state: State, as_json: bool) -> None:
     if as_json:
         print_json(rows)
     else:
-        _rewards_table(rows)
+        console.print(_rewards_view(rows))
 
 
 @click.command()
