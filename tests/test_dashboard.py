@@ -425,6 +425,19 @@ def test_the_page_cancels_a_job_with_its_csrf_token(nodes: Nodes, browser: Any) 
     assert not errors, errors
 
 
+def test_a_peers_name_is_text_never_markup(nodes: Nodes, browser: Any, tmp_path: Path) -> None:
+    """A peer chooses its own name: one that is HTML shows as those characters and runs nothing."""
+    hostile = '<img src=x onerror="window.gaiaPwned=1"><b>bold</b>'
+    home = make_home(tmp_path, "hostile", {"node": {"name": hostile},
+                                           "network": {"bootstrap": [nodes.submitter.address]}})
+    with running(build_node(home, load_plugins()), drain_s=2.0):
+        browser.get(nodes.board.url)
+        wait_for(lambda: hostile in _text(browser, "#peers"), timeout=30, what="the hostile name, as text")
+        assert browser.execute_script("return window.gaiaPwned === undefined && !document.querySelector('#peers img')")
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
 def test_the_browser_is_refused_without_the_token(nodes: Nodes, browser: Any, tmp_path: Path) -> None:
     browser.delete_all_cookies()
     browser.get(f"{nodes.board.guard.origin}/")
