@@ -78,14 +78,23 @@ def test_cap_evicts_least_recently_used_unpinned(store: BlobStore, tmp_path: Pat
     assert store.evict() == [a.id]
 
 
-def test_release_removes_fetched_unpinned_blobs_only(store: BlobStore, tmp_path: Path) -> None:
-    source = _file(tmp_path / "x", 3000)
-    added = store.add_file(source)
+def test_release_removes_fetched_unpinned_blobs_no_task_holds(store: BlobStore, tmp_path: Path) -> None:
+    added = store.add_file(_file(tmp_path / "x", 3000)).id
     fetched = _fetch_whole(store, _file(tmp_path / "y", 4000, 3))
     pinned = _fetch_whole(store, _file(tmp_path / "z", 5000, 5))
     store.pin(pinned)
-    assert store.release([added.id, fetched, pinned]) == [fetched]
-    assert {i.id for i in store.blobs()} == {added.id, pinned}
+    data, _, tree = _source_tree(_file(tmp_path / "w", CHUNK_SIZE + 1, 7))
+    partial = blob_id(len(data), tree.root)
+    store.begin(partial, len(data), tree.root)
+    every = [added, fetched, pinned, partial]
+    store.hold(every)
+    store.hold([fetched])  # a second task naming it
+    assert store.set_cap(0) == []  # held or pinned: nothing evicted
+    assert store.release(every) == []  # the second task still holds it
+    assert store.release([fetched]) == [fetched]
+    assert {i.id for i in store.blobs()} == {added, pinned, partial}  # a partial fetch stays for a retry
+    assert sorted(store.evict()) == sorted([added, partial])  # released: the cap (0) takes them now
+    assert [i.id for i in store.blobs()] == [pinned]
 
 
 def _source_tree(path: Path) -> tuple[bytes, list[bytes], Tree]:

@@ -17,6 +17,7 @@ concurrent writes).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import os
@@ -119,6 +120,7 @@ class BlobStore:
             path.chmod(PRIVATE_FILE)
         self._lock = threading.RLock()
         self._trees: dict[str, Tree] = {}
+        self._held: collections.Counter[str] = collections.Counter()  # blob -> tasks of this process using it
         self._pending: dict[str, dict[int, bytes]] = {}  # blob -> chunk index -> leaf hash: written, not yet synced
 
     def close(self) -> None:
@@ -282,10 +284,8 @@ class BlobStore:
         return self.info(blob)
 
     def evict(self, *, keep: str = "") -> list[str]:
-        """Remove the least recently used unpinned blobs until the store is within its cap; the ids removed.
-
-        ``keep`` (the blob just added or being fetched) is never removed.
-        """
+        """Remove the least recently used blobs, neither pinned nor held, until the store is within its cap;
+        the ids removed. ``keep`` (the blob just added or being fetched) is never removed."""
         removed: list[str] = []
         with self._lock:
             over = self.used_bytes() - self.cap_bytes
@@ -296,19 +296,33 @@ class BlobStore:
             for blob, size in rows:
                 if over <= 0:
                     break
+                if self._held[blob] > 0:
+                    continue
                 self._drop(blob)
                 removed.append(blob)
                 over -= size
         return removed
 
+    def hold(self, blobs: Sequence[str]) -> None:
+        """A task of this process uses ``blobs``: the cap does not evict them until :meth:`release`."""
+        with self._lock:
+            self._held.update(blobs)
+
     def release(self, blobs: Sequence[str]) -> list[str]:
-        """Remove those of ``blobs`` that were fetched for a task and are not pinned (privacy); the ids removed."""
+        """A task that held ``blobs`` is over: those no task holds any more that were fetched complete for a
+        task and are not pinned are removed (privacy); the ids removed. A partial fetch stays for a retry
+        (until the cap evicts it or ``gaia blob rm``)."""
         removed = []
-        for blob in blobs:
-            row = self._row(blob)
-            if row is not None and row[6] and not row[5]:
-                self._drop(blob)
-                removed.append(blob)
+        with self._lock:
+            self._held.subtract(blobs)
+            for blob in set(blobs):
+                if self._held[blob] > 0:
+                    continue
+                del self._held[blob]
+                row = self._row(blob)
+                if row is not None and row[4] and row[6] and not row[5]:
+                    self._drop(blob)
+                    removed.append(blob)
         return removed
 
     # ------------------------------------------------------------------ serving chunks to peers

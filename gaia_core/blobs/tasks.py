@@ -1,13 +1,13 @@
 """The node's side of blobs: serve chunks to peers, fetch a task's blobs before it runs, release them after.
 
 A task's blobs are fetched from its submitter first, then from the other peers that are up (the
-first :data:`~gaia_core.blobs.fetch.MAX_SOURCES` that hold a copy). Once no admitted task names a
-fetched blob any more it is removed (privacy), unless the operator pinned it (``gaia blob pin``).
+first :data:`~gaia_core.blobs.fetch.MAX_SOURCES` that hold a copy). While a task runs its blobs are
+held (the cap does not evict them); once no running task names a fetched blob any more it is
+removed (privacy), unless the operator pinned it (``gaia blob pin``).
 """
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +35,6 @@ class TaskBlobs:
         self.transport = transport
         self._strike = strike
         self._parts: tuple[BlobStore, BlobServer, Fetcher] | None = None
-        self._in_use: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
 
     def _open(self) -> tuple[BlobStore, BlobServer, Fetcher]:
@@ -66,8 +65,7 @@ class TaskBlobs:
     def prepare(self, task: Task, origin: str) -> TaskResult | None:
         """Fetch the blobs ``task`` lacks before it runs (from ``origin`` first, then the peers that are up);
         None when all are here, else an ``error`` result saying why."""
-        with self._lock:
-            self._in_use.update(task.blobs)
+        self.store.hold(task.blobs)
         peers = [origin, *(p.node_id for p in self.transport.peers() if p.state == "up" and p.node_id != origin)]
         timeout = FETCH_TIMEOUT_S if task.deadline is None else min(FETCH_TIMEOUT_S, task.deadline - time.time())
         try:
@@ -78,9 +76,4 @@ class TaskBlobs:
 
     def release(self, task: Task) -> list[str]:
         """``task`` is over: remove the fetched, unpinned blobs no other running task names; the ids removed."""
-        with self._lock:
-            self._in_use.subtract(task.blobs)
-            done = [b for b in set(task.blobs) if self._in_use[b] <= 0]
-            for blob in done:
-                del self._in_use[blob]
-        return self.store.release(done)
+        return self.store.release(task.blobs)
