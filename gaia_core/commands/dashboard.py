@@ -15,11 +15,6 @@ from gaia_core.dashboard.security import LOOPBACK
 from gaia_core.dashboard.server import Dashboard
 from gaia_core.state import State
 
-#: Help of the options ``gaia dashboard`` and ``gaia node --dashboard`` share.
-HOST_HELP = "Address to serve on (default 127.0.0.1: this machine only)."
-PORT_HELP = "Port to serve on (0: any free port; the URL printed says which)."
-ACTIONS_HELP = "Let the page cancel jobs (CSRF-protected); read-only otherwise."
-
 
 def start(state: State, *, host: str, port: int, interval: float, actions: bool,
           logs: LogTail | None = None) -> Dashboard:
@@ -34,11 +29,14 @@ def start(state: State, *, host: str, port: int, interval: float, actions: bool,
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help=HOST_HELP)
-@click.option("--port", type=Integer(0, 65535), default=0, show_default=True, help=PORT_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on (127.0.0.1: this machine only).")
+@click.option("--port", type=Integer(0, 65535), default=0, show_default=True,
+              help="Port to serve on (0: any free port; the URL printed says which).")
 @click.option("--interval", type=Seconds(0.2, 60.0), default=1.0, show_default=True,
               help="Seconds between the page's updates (0.2 to 60).")
-@click.option("--allow-actions", "actions", is_flag=True, help=ACTIONS_HELP)
+@click.option("--allow-actions", "actions", is_flag=True,
+              help="Let the page cancel jobs (CSRF-protected); read-only otherwise.")
 @click.pass_obj
 def dashboard(state: State, host: str, port: int, interval: float, actions: bool) -> None:
     """Serve a live web page of the running node: status, charts, jobs, peers, rewards, log.
