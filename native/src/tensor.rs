@@ -6,7 +6,8 @@
 //!
 //! **Determinism rule.** Every output element is computed in one fixed order, the order written in
 //! `gaia_tensor.h`; no fused multiply-add (each product is rounded to f32, then added); `exp`,
-//! `tanh` and `sigmoid` are computed here from IEEE basic operations only (never the platform libm).
+//! `tanh` and `sigmoid` are computed here from IEEE basic operations only (never the platform libm);
+//! every NaN written is [`CANONICAL_NAN`].
 //! SIMD code paths vectorise across *output* elements only (columns of C), never across a
 //! reduction, so every [`Path`] gives identical bits (tested in `tests/tensor.rs` and pytest).
 //!
@@ -18,6 +19,8 @@ use std::marker::PhantomData;
 
 /// Fuel charged for any call, on top of its work: the cost of crossing into the host.
 pub const CALL_COST: u64 = 64;
+/// The one NaN an op writes (quiet, positive, no payload), whatever NaN the arithmetic made.
+pub const CANONICAL_NAN: u32 = 0x7fc0_0000;
 /// Fuel per element of an op evaluating `exp` (sigmoid, tanh, softmax).
 pub const EXP_COST: u64 = 16;
 /// Rows of the reduction dimension handled per pass (packing is bounded by this many rows).
@@ -584,7 +587,35 @@ impl Plan {
         u64::try_from(work + u128::from(CALL_COST)).unwrap_or(u64::MAX)
     }
 
+    /// The f32 region the op writes (argmax outputs are i32).
+    fn float_output(&self) -> Span {
+        match *self {
+            Plan::Gemm { c, .. } => c,
+            Plan::Conv { y, .. } | Plan::Maxpool { y, .. } | Plan::Avgpool { y, .. } | Plan::Unary { y, .. } => y,
+            Plan::Axpy { y, .. } => y,
+            Plan::Im2col { cols, .. } => cols,
+            Plan::Col2im { x, .. } | Plan::BiasAdd { x, .. } => x,
+            Plan::MaxpoolBack { dx, .. } => dx,
+            Plan::Binary { out, .. } => out,
+            Plan::Rows { op: Op::ArgmaxRows, out, .. } => Span { start: out.start, len: 0 },
+            Plan::Rows { out, .. } => out,
+        }
+    }
+
     fn run(self, mem: &Memory<'_>, alpha: f32, path: Path) -> Result<(), TensorError> {
+        let out = self.float_output();
+        self.compute(mem, alpha, path)?;
+        // SAFETY: the views `compute` made are gone; this is the only one.
+        let out = unsafe { mem.write::<f32>(out) };
+        // NaN bits differ between CPUs (x86 makes 0xFFC00000, Arm 0x7FC00000, and payloads travel
+        // differently): every NaN written is the canonical one, as the engine's own float arithmetic.
+        for v in out.iter_mut().filter(|v| v.is_nan()) {
+            *v = f32::from_bits(CANONICAL_NAN);
+        }
+        Ok(())
+    }
+
+    fn compute(self, mem: &Memory<'_>, alpha: f32, path: Path) -> Result<(), TensorError> {
         // SAFETY (every `read`/`write` below): `Plan::new` checked each output region disjoint from
         // every other region of the op, except elementwise outputs, which either equal an input
         // (then only the output view is made and read in place) or are disjoint from it.
@@ -800,22 +831,44 @@ mod x86 {
 
     /// The gemm driver compiled for each instruction set.
     #[target_feature(enable = "avx")]
-    pub(super) unsafe fn gemm_avx2(g: &mut super::Gemm<'_>) {
-        unsafe { g.run::<__m256, 6, 2>() }
+    pub(super) unsafe fn gemm_avx2(g: &mut super::Gemm<'_>, scratch: &mut [f32]) {
+        unsafe { g.run::<__m256, 6, 2>(scratch) }
     }
 
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn gemm_avx512(g: &mut super::Gemm<'_>) {
-        unsafe { g.run::<__m512, 8, 2>() }
+    pub(super) unsafe fn gemm_avx512(g: &mut super::Gemm<'_>, scratch: &mut [f32]) {
+        unsafe { g.run::<__m512, 8, 2>(scratch) }
     }
 
-    pub(super) fn gemm_sse2(g: &mut super::Gemm<'_>) {
+    pub(super) fn gemm_sse2(g: &mut super::Gemm<'_>, scratch: &mut [f32]) {
         // SAFETY: SSE2 is part of x86-64.
-        unsafe { g.run::<__m128, 4, 2>() }
+        unsafe { g.run::<__m128, 4, 2>(scratch) }
     }
 }
 
-/// One C = op(A).op(B) (+ C) problem, with its packing buffers.
+/// Scratch kept by each thread between calls, up to this many floats (16 MiB): buffers from the
+/// allocator would be fresh pages, zeroed by the kernel on first touch, on every call.
+const SCRATCH_KEPT: usize = 4 << 20;
+
+thread_local! {
+    static GEMM_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static CONV_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` on `len` floats of this thread's `cache` (taken out meanwhile, so nesting is safe).
+fn with_scratch<R>(cache: &'static std::thread::LocalKey<std::cell::RefCell<Vec<f32>>>, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = cache.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let out = f(&mut buf[..len]);
+    if buf.len() <= SCRATCH_KEPT {
+        cache.with(|c| *c.borrow_mut() = buf);
+    }
+    out
+}
+
+/// One C = op(A).op(B) (+ C) problem.
 struct Gemm<'a> {
     m: usize,
     n: usize,
@@ -828,17 +881,21 @@ struct Gemm<'a> {
 }
 
 impl Gemm<'_> {
+    /// Floats of scratch [`Gemm::run`] needs on any path (MR <= 8, NV*W <= 32).
+    fn scratch_len(&self) -> usize {
+        (self.n + 32 + self.m + 8) * KC.min(self.k) + 8 * 32
+    }
+
     /// Blocks of MR rows x NV*W columns of C; k ascending in passes of at most KC rows, each pass
     /// reloading the f32 partial sums the previous one stored (exactly the same arithmetic).
     #[inline(always)]
-    unsafe fn run<V: Lanes, const MR: usize, const NV: usize>(&mut self) {
+    unsafe fn run<V: Lanes, const MR: usize, const NV: usize>(&mut self, scratch: &mut [f32]) {
         let nr = NV * V::W;
         let (m, n, k) = (self.m, self.n, self.k);
         let panels = n.div_ceil(nr);
         let blocks = m.div_ceil(MR);
-        let mut bpack = vec![0.0f32; panels * nr * KC.min(k)];
-        let mut apack = vec![0.0f32; blocks * MR * KC.min(k)];
-        let mut tile = vec![0.0f32; MR * nr];
+        let (bpack, rest) = scratch.split_at_mut(panels * nr * KC.min(k));
+        let (apack, tile) = rest.split_at_mut(blocks * MR * KC.min(k));
         let mut p0 = 0;
         while p0 < k {
             let kc = KC.min(k - p0);
@@ -950,19 +1007,19 @@ fn gemm(path: Path, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mu
         return;
     }
     let mut g = Gemm { m, n, k, a, b, c, ldc, accumulate };
-    match path {
+    with_scratch(&GEMM_SCRATCH, g.scratch_len(), |s| match path {
         // SAFETY: plain f32 arithmetic needs no CPU feature.
-        Path::Scalar => unsafe { g.run::<f32, 4, 4>() },
+        Path::Scalar => unsafe { g.run::<f32, 4, 4>(s) },
         #[cfg(target_arch = "x86_64")]
-        Path::Sse2 => x86::gemm_sse2(&mut g),
+        Path::Sse2 => x86::gemm_sse2(&mut g, s),
         // SAFETY: a path is only constructed by `Path::parse`/`best`, which check the CPU has it.
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => unsafe { x86::gemm_avx2(&mut g) },
+        Path::Avx2 => unsafe { x86::gemm_avx2(&mut g, s) },
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512 => unsafe { x86::gemm_avx512(&mut g) },
+        Path::Avx512 => unsafe { x86::gemm_avx512(&mut g, s) },
         #[cfg(not(target_arch = "x86_64"))]
-        _ => unsafe { g.run::<f32, 4, 4>() },
-    }
+        _ => unsafe { g.run::<f32, 4, 4>(s) },
+    });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1004,8 +1061,16 @@ fn col2im(cols: &[f32], x: &mut [f32], win: &Window) {
 /// patch and CONV_TILE output positions, so host scratch stays small whatever the shapes.
 #[allow(clippy::too_many_arguments)]
 fn conv2d(path: Path, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32], n: usize, oc: usize, win: &Window) {
+    let (patch, plane) = (win.c * win.kh * win.kw, win.oh * win.ow);
+    with_scratch(&CONV_SCRATCH, KC.min(patch) * CONV_TILE.min(plane), |cols| {
+        conv2d_images(path, x, w, bias, y, n, oc, win, cols)
+    });
+}
+
+/// [`conv2d`] with its im2col tile buffer.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_images(path: Path, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32], n: usize, oc: usize, win: &Window, cols: &mut [f32]) {
     let (patch, plane, image) = (win.c * win.kh * win.kw, win.oh * win.ow, win.c * win.h * win.wd);
-    let mut cols = vec![0.0f32; KC.min(patch) * CONV_TILE.min(plane)];
     for b in 0..n {
         let (xb, yb) = (&x[b * image..(b + 1) * image], &mut y[b * oc * plane..(b + 1) * oc * plane]);
         let mut q0 = 0;

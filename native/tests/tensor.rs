@@ -249,3 +249,21 @@ fn signatures_and_paths() {
     assert_eq!(Path::available()[0], Path::Scalar);
     assert!(Path::parse("scalar").is_ok() && Path::parse("neon9").is_err());
 }
+
+#[test]
+fn every_nan_written_is_canonical() {
+    let mut mem = Mem::new(64);
+    // inf * 0 makes 0xFFC00000 on x86; a NaN input with a payload and sign travels through max/copy
+    mem.set(0, &[f32::INFINITY, f32::from_bits(0xffc0_1234), 1.0, 2.0]);
+    mem.set(4, &[0.0, 1.0, 1.0, 1.0]);
+    for path in Path::available() {
+        mem.call(Op::Gemm, &[0, 16, 32, 1, 1, 4, 0], path).unwrap();
+        assert_eq!(mem.get(8, 1), [t::CANONICAL_NAN], "{path:?}");
+    }
+    mem.call(Op::Mul, &[0, 16, 48, 4], Path::best()).unwrap();
+    assert_eq!(mem.get(12, 2), [t::CANONICAL_NAN, t::CANONICAL_NAN]);
+    mem.call(Op::Maxpool2d, &[4, 48, 0, 1, 1, 2, 2, 2, 2], Path::best()).unwrap(); // window NaN, 1, 2, 0
+    assert_eq!(mem.get(12, 1), [t::CANONICAL_NAN]);
+    mem.call(Op::Im2col, &[0, 64, 1, 1, 4, 1, 1, 1, 0], Path::best()).unwrap();
+    assert_eq!(mem.get(16, 4), [f32::INFINITY.to_bits(), t::CANONICAL_NAN, 1.0f32.to_bits(), 2.0f32.to_bits()]);
+}

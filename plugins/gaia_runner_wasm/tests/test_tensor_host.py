@@ -33,7 +33,8 @@ def runner(tmp_path_factory: pytest.TempPathFactory):
 def task(op: str, args: list[int], blob: np.ndarray, mask: int, limits: Limits = LIMITS, alpha: float = 0.0) -> Task:
     """A tensor_test.wasm task calling ``op``; arguments whose bit is set in ``mask`` are blob offsets."""
     words = [struct.unpack("<i", struct.pack("<f", alpha))[0], *args] if op == "axpy" else list(args)
-    header = struct.pack("<2I13i", INDEX[op], mask, *(words + [0] * (13 - len(words))))
+    words = (words + [0] * 13)[:13]
+    header = struct.pack("<2I13i", INDEX[op], mask, *words)
     return Task.create(MODULE, entry="call", input=header.ljust(64, b"\0") + blob.tobytes(), limits=limits)
 
 

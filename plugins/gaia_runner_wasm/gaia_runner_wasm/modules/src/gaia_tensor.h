@@ -14,7 +14,9 @@
  *   - each call is charged to fuel by the work it does (multiply-adds and elements touched);
  *   - results are bit-identical on every machine and every code path: each output element is computed
  *     in the fixed order written below, with no fused multiply-add (every product is rounded to f32
- *     before it is added), and exp/tanh/sigmoid are GAIA's own deterministic functions, not libm's.
+ *     before it is added), exp/tanh/sigmoid are GAIA's own deterministic functions (computed in
+ *     double precision, rounded once: within 1 ulp), not libm's, and every NaN an op writes is the
+ *     canonical 0x7FC00000 (as with the engine's own float arithmetic).
  *
  * Output sizes: conv2d/im2col oh = (h + 2*pad - kh) / stride + 1, ow = (wd + 2*pad - kw) / stride + 1;
  * pooling (no padding) oh = (h - k) / stride + 1, ow = (wd - k) / stride + 1. */
