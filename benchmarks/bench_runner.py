@@ -2,12 +2,14 @@
 
 Prints ``<measure>: gaia=X baseline=Y ratio=Z`` lines:
 
-* matmul and SGD kernels run as WASM tasks vs the same C (modules/src/kernels.c) compiled here
-  with ``gcc -O3 -ffp-contract=off -shared`` and called through ctypes (target ratio <= 1.25);
+* matmul and SGD kernels run as pure-WASM tasks (matmul_wasm.wasm, mlp.wasm) vs the same C
+  (modules/src/kernels.c) compiled here with ``gcc -O3 -ffp-contract=off -shared`` and called through
+  ctypes (target ratio <= 1.25); the shipped matmul.wasm (tensor host API) beside them;
 * per-task overhead of a trivial task with its module cached (p50/p99, µs) vs bare wasmtime
   instantiating and calling the same module;
 * the cost of fuel metering and of epoch interruption: the same kernel with each on and off, and
-  of NaN canonicalization (the kernel call alone, engines differing only in that setting);
+  of NaN canonicalization (the kernel calls alone, engines differing only in that setting), beside
+  the cost of canonicalizing a declared f32 output after the run instead (docs/task-abi.md);
 * 1 vs 2 worker threads on CPU-bound tasks (target ratio >= 1.8 on a machine with 2+ cores).
 
 Kernel timings are the best of REPEATS runs (robust to other load on the machine); the scaling
@@ -27,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 import attrs
+import numpy as np
 import wasmtime
 
 from gaia_core.config import Config, Home
@@ -84,18 +87,20 @@ def wasm_wall(runner: WasmRunner, task: Task) -> float:
     return min(times)
 
 
-def bench_kernels(lib: ctypes.CDLL, runner: WasmRunner) -> Task:
+def bench_kernels(lib: ctypes.CDLL, runner: WasmRunner) -> tuple[Task, Task]:
     n = MATMUL_N
     rng = random.Random(1)
     a = w.f32([rng.uniform(-1, 1) for _ in range(n * n)])
     b = w.f32([rng.uniform(-1, 1) for _ in range(n * n)])
-    matmul = w.matmul_task(a, b, n, n, n)
+    host_api = w.matmul_task(a, b, n, n, n)
+    matmul = Task.create(pure_matmul(), entry="matmul", input=host_api.input, limits=host_api.limits)
     out = (ctypes.c_float * (n * n))()
     ca, cb = (ctypes.c_float * len(a)).from_buffer(a), (ctypes.c_float * len(b)).from_buffer(b)
     native = best_time(lambda: lib.matmul(ca, cb, out, n, n, n))
     wasm = wasm_wall(runner, matmul)
     assert w.decode_matrix(runner.run(matmul).output).tobytes() == bytes(out), "WASM and native results differ"
     line(f"matmul {n}x{n}x{n} f32 wasm vs native C (s)", wasm, native)
+    line(f"matmul {n}x{n}x{n} f32 shipped task (tensor host API) vs native C (s)", wasm_wall(runner, host_api), native)
 
     data = w.load_digits()
     model = w.Mlp.init(64, 32, 10, seed=0)
@@ -111,7 +116,7 @@ def bench_kernels(lib: ctypes.CDLL, runner: WasmRunner) -> Task:
         lib.sgd_train(params, cx, cy, len(data), 64, 32, 10, epochs, batch, lr, seed, ws, perm)
 
     line(f"sgd {epochs} epochs on 1797 digits wasm vs native C (s)", wasm_wall(runner, train), best_time(native_sgd))
-    return matmul
+    return matmul, train
 
 
 def bench_overhead(runner: WasmRunner) -> None:
@@ -151,27 +156,46 @@ def bench_metering(home: Home, matmul: Task) -> None:
     line("matmul with fuel + epochs (the node's default) vs none (s)", wasm_wall(runner_for(home), matmul), off)
 
 
-def bench_nan_canonicalization(matmul: Task) -> None:
-    """The matmul kernel call alone, in engines differing only in NaN canonicalization."""
+def pure_matmul() -> bytes:
+    """The matmul task in pure WebAssembly (no host API): what the engine settings act on."""
+    return resources.files("gaia_runner_wasm").joinpath("modules", "matmul_wasm.wasm").read_bytes()
+
+
+def bench_nan_canonicalization(matmul: Task, train: Task) -> None:
+    """Pure-WASM kernel calls alone, in engines differing only in NaN canonicalization, and the cost of
+    canonicalizing a declared f32 output instead (one pass over the output bytes after the run)."""
     from gaia_runner_wasm.sandbox import engine_config
 
-    medians = {}
-    for canonical in (True, False):
-        config = engine_config(1 << 20, Metering(fuel=False, epochs=False))
-        config.cranelift_nan_canonicalization = canonical
-        engine = wasmtime.Engine(config)
-        pre = wasmtime.Linker(engine).instantiate_pre(wasmtime.Module(engine, w.module_bytes("matmul")))
-        times = []
-        for _ in range(REPEATS):
-            store = wasmtime.Store(engine)
-            exports = pre.instantiate(store).exports(store)
-            ptr = exports["gaia_alloc"](store, len(matmul.input))
-            exports["memory"].write(store, matmul.input, ptr)
-            start = time.perf_counter()
-            exports["matmul"](store, ptr, len(matmul.input))
-            times.append(time.perf_counter() - start)
-        medians[canonical] = min(times)
-    line("matmul kernel call with NaN canonicalization vs without (s)", medians[True], medians[False])
+    for name, task in (("matmul", matmul), ("sgd", train)):
+        best = {}
+        for canonical in (True, False):
+            config = engine_config(1 << 20, Metering(fuel=False, epochs=False))
+            config.cranelift_nan_canonicalization = canonical
+            engine = wasmtime.Engine(config)
+            module = pure_matmul() if name == "matmul" else w.module_bytes("mlp")
+            pre = wasmtime.Linker(engine).instantiate_pre(wasmtime.Module(engine, module))
+            times = []
+            for _ in range(REPEATS):
+                store = wasmtime.Store(engine)
+                exports = pre.instantiate(store).exports(store)
+                ptr = exports["gaia_alloc"](store, len(task.input))
+                exports["memory"].write(store, task.input, ptr)
+                start = time.perf_counter()
+                packed = exports[task.entry](store, ptr, len(task.input))
+                times.append(time.perf_counter() - start)
+                output = exports["memory"].read(store, packed >> 32, (packed >> 32) + (packed & 0xFFFFFFFF))
+            best[canonical] = min(times)
+        line(f"{name} kernel call with NaN canonicalization vs without (s)", best[True], best[False])
+        canonicalize = best_time(lambda data=output: canonical_f32(data))
+        line(f"{name} kernel call without canonicalization + canonicalizing its f32 output vs with (s)",
+             best[False] + canonicalize, best[True])
+
+
+def canonical_f32(data: bytes) -> bytes:
+    """``data`` as f32 values with every NaN replaced by the canonical 0x7FC00000."""
+    values = np.frombuffer(data[: len(data) // 4 * 4], "<u4").copy()
+    values[(values & 0x7F800000 == 0x7F800000) & (values & 0x007FFFFF != 0)] = 0x7FC00000
+    return values.tobytes() + data[len(data) // 4 * 4:]
 
 
 def bench_scaling(home: Home, matmul: Task) -> None:
@@ -196,11 +220,11 @@ def main() -> None:
         home = Home(Path(tmp))
         lib = native_kernels(Path(tmp))
         runner = runner_for(home)
-        matmul = bench_kernels(lib, runner)
+        matmul, train = bench_kernels(lib, runner)
         bench_overhead(runner)
         runner.close()
         bench_metering(home, matmul)
-        bench_nan_canonicalization(matmul)
+        bench_nan_canonicalization(matmul, train)
         bench_scaling(home, matmul)
 
 
