@@ -8,7 +8,8 @@ Prints ``<measure>: gaia=X baseline=Y ratio=Z`` lines:
   clang to a module with no imports) — seconds, lower is better;
 * inference tasks of 120 images per second, both ways — higher is better.
 
-Timings are the best of a few runs. Needs clang with the wasm32 target and wasi-libc (as ``make wasm``).
+Times are this process's CPU seconds (the tasks run on the calling thread), best of a few runs, so that
+other load on the machine does not count. Needs clang with the wasm32 target and wasi-libc (as ``make wasm``).
 Run: ``python benchmarks/bench_cnn.py`` (under a minute on 2 cores).
 """
 
@@ -53,14 +54,14 @@ def as_module(task: Task, module: bytes) -> Task:
 
 
 def best(runner: WasmRunner, tasks: list[Task], repeats: int) -> float:
-    """The best wall time of running ``tasks`` one after another (after one warm-up run)."""
+    """The best CPU time of running ``tasks`` one after another (after one warm-up run)."""
     times = []
     for _ in range(repeats + 1):
-        start = time.perf_counter()
+        start = time.process_time()
         for task in tasks:
             result = runner.run(task)
             assert result.status is Status.OK, result.message
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times[1:])
 
 
