@@ -5,6 +5,8 @@ asked again, a cut resumes from the chunks already verified, and the per-peer se
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -127,3 +129,37 @@ def test_the_server_bounds_requests_per_peer(tmp_path: Path, source_file: Path) 
     assert [c.index for c in answer.chunks] == [0]
     assert codec.decode(server.on_request(seal(other, CHUNKS, codec.encode(ChunkRequest("1" * 64)))),
                         ChunkReply).missing
+
+
+FULL_DISK_CHILD = """
+import resource, signal, sys
+from pathlib import Path
+from gaia_core.blobs import BlobError, BlobStore
+from gaia_core.blobs.fetch import Fetcher
+from gaia_core.blobs.protocol import BlobServer
+from gaia_core.envelope import seal
+from gaia_core.identity import Identity
+
+root, source = Path(sys.argv[1]), Path(sys.argv[2])
+server = BlobServer(BlobStore(root / "server"))
+blob = server.store.add_file(source).id
+me = Identity.generate()
+worker = BlobStore(root / "worker")
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 20, 2 << 20))  # no file may grow past 2 MiB: a full disk
+fetcher = Fetcher(worker, lambda peer, kind, body, timeout: server.on_request(seal(me, kind, body)), print)
+try:
+    fetcher.ensure([blob], ["a"], timeout=30)
+except BlobError as exc:
+    print(exc)
+print(len(worker.blobs()), sorted(p.name for p in (root / "worker" / "partial").iterdir()))
+"""
+
+
+def test_no_room_for_a_blob_is_one_error_and_nothing_half_made(tmp_path: Path, source_file: Path) -> None:
+    run = subprocess.run([sys.executable, "-c", FULL_DISK_CHILD, str(tmp_path), str(source_file)],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    message, left = run.stdout.splitlines()
+    assert message.startswith("cannot make room for blob ") and "free space under" in message
+    assert left == "0 []"
