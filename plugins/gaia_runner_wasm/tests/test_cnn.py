@@ -96,7 +96,7 @@ def test_forward_pass_matches_the_numpy_reference(runners) -> None:
     data = _digits(40)
     result = runners[0].run(cnn.infer_task(model, data.x))
     assert result.status is Status.OK, result.message
-    got = np.asarray(w._from_le("f", result.output)).reshape(40, 10)
+    got = np.frombuffer(result.output, dtype="<f4").reshape(40, 10)
     np.testing.assert_allclose(got, reference_forward(model, data.x)[3], rtol=1e-4, atol=1e-6)
 
 
