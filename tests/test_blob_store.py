@@ -117,6 +117,10 @@ def test_chunks_verify_before_they_are_kept_and_a_cut_resumes(tmp_path: Path) ->
     store = BlobStore(tmp_path / "blobs")
     with pytest.raises(BlobError, match="not those of blob"):
         store.begin(blob, len(data) + 1, tree.root)  # a peer lying about the size
+    store.set_cap(len(data) - 1)
+    with pytest.raises(BlobError, match="over this store's cap"):
+        store.begin(blob, len(data), tree.root)  # a task naming a blob bigger than the cap evicts nothing for it
+    store.set_cap(len(data))
     assert store.begin(blob, len(data), tree.root) == [0, 1, 2, 3]
     assert not store.put_chunk(blob, 1, chunks[2], tree.proof(2))  # the wrong chunk for its index
     assert not store.put_chunk(blob, 1, chunks[1][:-1] + b"\x00", tree.proof(1))  # one byte changed

@@ -361,11 +361,15 @@ class BlobStore:
     def begin(self, blob: str, size: int, root: bytes) -> list[int]:
         """Get ready to fetch ``blob`` of ``size`` bytes with Merkle ``root``; the chunk indexes still missing.
 
-        BlobError when ``size`` and ``root`` are not those of ``blob`` (a peer lied) or there is no room.
+        BlobError when ``size`` and ``root`` are not those of ``blob`` (a peer lied), the blob is bigger than
+        the cap (nothing is evicted for it) or there is no room.
         A partial file from an earlier cut is kept: its verified chunks are not fetched again.
         """
         if blob_id(size, root) != check_id(blob):
             raise BlobError(f"size {size} and root {root.hex()[:16]}… are not those of blob {blob[:16]}…")
+        if size > self.cap_bytes:
+            raise BlobError(f"blob {blob[:16]}… is {size:,} bytes, over this store's cap of {self.cap_bytes:,}",
+                            hint="raise the cap with gaia blob cap MIB, or send the task to a node with room")
         with self._lock:
             row = self._row(blob)
             if row is None:
