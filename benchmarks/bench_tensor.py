@@ -7,6 +7,7 @@ Prints ``<measure>: gaia=X baseline=Y ratio=Z`` lines, in GFLOP/s (2 flops per m
   (modules/src/kernels.c) compiled here with ``gcc -O3 -march=native``, single thread; beside it
   the same task in pure WebAssembly (matmul_wasm.wasm) and numpy/OpenBLAS on one thread (the limit
   in view, with FMA and its own summation order);
+* MLP inference (mlp.wasm on the host API vs mlp_wasm.wasm in pure WebAssembly), tasks/s;
 * conv2d (8 images 16x32x32, 32 filters 3x3, pad 1) as a WASM task calling gt_conv2d
   (tensor_test.wasm: the task copies its input in and its tensors out) vs a direct convolution loop
   in C with ``gcc -O3 -march=native``, and numpy (im2col + one matmul) on one thread.
@@ -161,6 +162,17 @@ def bench_matmul(runner: WasmRunner, tmp: Path | None) -> None:
          gflop / kernel, gflop / best_time(lambda: a @ b))
 
 
+def bench_mlp_inference(runner: WasmRunner) -> None:
+    data = w.load_digits()
+    model = w.Mlp.init(64, 32, 10, seed=0)
+    task = w.infer_task(model, data.x)
+    host, out = task_time(runner, task)
+    pure_module = resources.files("gaia_runner_wasm").joinpath("modules", "mlp_wasm.wasm").read_bytes()
+    pure, pure_out = task_time(runner, Task.create(pure_module, entry="infer", input=task.input, limits=task.limits))
+    assert w.predictions(out, 10) == w.predictions(pure_out, 10), "host API and pure-WASM MLPs disagree"
+    line(f"mlp 64-32-10 inference on {len(data)} digits (tasks/s) host API vs pure-WASM task", 1 / host, 1 / pure)
+
+
 def conv_task(x: np.ndarray, wt: np.ndarray, bias: np.ndarray, y_len: int) -> Task:
     """A tensor_test.wasm task calling gt_conv2d on x, w, bias (blob offsets) into y."""
     module = resources.files("gaia_runner_wasm").joinpath("modules", "tensor_test.wasm").read_bytes()
@@ -223,6 +235,7 @@ def main() -> None:
         try:
             bench_matmul(runner, gcc)
             bench_conv(runner, gcc)
+            bench_mlp_inference(runner)
         finally:
             runner.close()
 
