@@ -200,3 +200,16 @@ def test_cli_errors_are_one_line_and_keep_nothing(tmp_path: Path) -> None:
     assert "Traceback" not in full.stderr
     assert not list((home / "blobs" / "tmp").iterdir()) and not list((home / "blobs" / "data").iterdir())
     assert json.loads(_gaia(home, "ls", "--json").stdout)["blobs"] == []
+
+
+def test_get_to_a_reader_that_leaves_early_stops_quietly(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    blob = _gaia(home, "add", str(_file(tmp_path / "big", 3 * CHUNK_SIZE))).stdout.strip()
+    env = {**os.environ, "GAIA_HOME": str(home), "GAIA_LOAD_PLUGINS": ""}
+    with subprocess.Popen([sys.executable, "-m", "gaia_core", "blob", "get", blob], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert len(proc.stdout.read(10)) == 10
+        proc.stdout.close()  # as `| head -c 10` does
+        assert proc.wait(timeout=60) == 141
+        assert proc.stderr.read() == b""

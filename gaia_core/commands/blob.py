@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -82,10 +83,14 @@ def get(state: State, blob_id: str, output: Path | None) -> None:
         if output is not None:
             store.export(blob_id, output)
             return
-        with open(store.path(blob_id), "rb") as src:
-            while chunk := src.read(1 << 20):
-                sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+        try:
+            with open(store.path(blob_id), "rb") as src:
+                while chunk := src.read(1 << 20):
+                    sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:  # the reader left (e.g. `| head`): stop quietly, as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(141) from None
     finally:
         store.close()
 
