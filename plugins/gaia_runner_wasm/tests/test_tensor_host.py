@@ -129,6 +129,18 @@ def test_calls_are_charged_to_fuel_by_their_work(runner: WasmRunner) -> None:
     assert (status, fuel) == (Status.OUT_OF_FUEL, f64 - 100)
 
 
+def test_worker_threads_charge_their_own_tasks(runner: WasmRunner) -> None:
+    # each worker thread's calls go to its own task's fuel, with the GIL released in the kernel
+    blob = np.random.default_rng(3).standard_normal(3 * 128 * 128).astype(np.float32)
+    tasks = [task("gemm", [0, 128 * 128 * 4, 2 * 128 * 128 * 4, 128, 128, 128, 0], blob, 0b111)
+             for _ in range(6)] + [task("relu", [0, 0, 16], blob, 0b11) for _ in range(6)]
+    results = runner.run_many(tasks)
+    assert all(r.status is Status.OK for r in results)
+    assert len({(r.output, r.fuel_used) for r in results[:6]}) == 1
+    assert len({(r.output, r.fuel_used) for r in results[6:]}) == 1
+    assert results[0].fuel_used - results[6].fuel_used > 128**3
+
+
 def test_unmetered_runner_runs_tensor_calls(tmp_path: Path) -> None:
     from gaia_runner_wasm import Metering
 
