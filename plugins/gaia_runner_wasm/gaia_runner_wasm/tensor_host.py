@@ -26,9 +26,12 @@ _UNMETERED = 2**64 - 1
 
 
 class _Meter(threading.local):
-    """The store whose fuel pays for this thread's tensor calls (the guest's thread runs them)."""
+    """The run under way on this thread (the guest's thread makes its tensor calls): the store whose
+    fuel pays for them, and the guest's memory once a call has looked it up."""
 
+    active: bool = False
     store: wasmtime.Store | None = None
+    memory: wasmtime.Memory | None = None
 
 
 _meter = _Meter()
@@ -36,12 +39,15 @@ _meter = _Meter()
 
 @contextmanager
 def metered(store: wasmtime.Store | None) -> Iterator[None]:
-    """Charge the tensor calls made on this thread meanwhile to ``store``'s fuel (None: no metering)."""
-    previous, _meter.store = _meter.store, store
+    """Charge the tensor calls made on this thread meanwhile to ``store``'s fuel (None: no metering).
+
+    One run (one store) at a time per thread: the guest's memory is looked up once per run.
+    """
+    _meter.active, _meter.store, _meter.memory = True, store, None
     try:
         yield
     finally:
-        _meter.store = previous
+        _meter.active, _meter.store, _meter.memory = False, None, None
 
 
 def func_type(params: str) -> wasmtime.FuncType:
@@ -80,9 +86,14 @@ def _host_function(name: str, params: str) -> Callable[..., None]:
 
 
 def _call(caller: wasmtime.Caller, name: str, args: list[int], alpha: float) -> None:
-    memory = caller.get("memory")
-    if not isinstance(memory, wasmtime.Memory):
-        raise wasmtime.Trap(f"gaia_tensor.{name}: the module exports no memory named 'memory'")
+    memory = _meter.memory
+    if memory is None:
+        found = caller.get("memory")
+        if not isinstance(found, wasmtime.Memory):
+            raise wasmtime.Trap(f"gaia_tensor.{name}: the module exports no memory named 'memory'")
+        memory = found
+        if _meter.active:
+            _meter.memory = memory
     store = _meter.store
     budget = store.get_fuel() if store is not None else _UNMETERED
     try:
