@@ -35,6 +35,8 @@ BAN_S = 600.0
 MAX_FAILURES = 5
 #: Peers asked whether they hold a blob.
 MAX_SOURCES = 8
+#: Seconds each of them has to answer that question.
+ASK_S = 5.0
 
 Request = Callable[[str, str, bytes, float], bytes]
 
@@ -82,9 +84,9 @@ class Fetcher:
                     if not fetching.locked():
                         self._fetching.pop(blob, None)
 
-    def _ask(self, peer: str, request: ChunkRequest, deadline: float) -> ChunkReply | None:
-        """The peer's answer, None when it failed to give one (busy, gone, slow); a lie strikes it."""
-        timeout = max(0.1, min(30.0, deadline - self._clock()))
+    def _ask(self, peer: str, request: ChunkRequest, deadline: float, *, wait: float = 30.0) -> ChunkReply | None:
+        """The peer's answer within ``wait`` s, None when it failed to give one (busy, gone, slow); a lie strikes it."""
+        timeout = max(0.1, min(wait, deadline - self._clock()))
         try:
             body = self._request(peer, CHUNKS, codec.encode(request), timeout)
         except GaiaError:
@@ -103,7 +105,7 @@ class Fetcher:
         """The peers (of the first MAX_SOURCES not banned) that hold ``blob``, and one of their answers."""
         sources, answer = [], None
         for peer in [p for p in peers if not self.banned(p)][:MAX_SOURCES]:
-            reply = self._ask(peer, ChunkRequest(blob), deadline)
+            reply = self._ask(peer, ChunkRequest(blob), deadline, wait=ASK_S)
             if reply is not None and not reply.missing:
                 sources.append(peer)
                 answer = reply
@@ -122,8 +124,8 @@ class Fetcher:
         errors: list[BlobError] = []
         turn = [0]
 
-        def pick() -> tuple[str, list[int]] | None:
-            """The next batch and the peer to ask, or None when nothing is left to hand out."""
+        def pick() -> tuple[str, int] | None:
+            """The next chunk and the peer to ask for it, or None when nothing is left to hand out."""
             with lock:
                 while True:
                     usable = [p for p in sources if failures[p] < MAX_FAILURES and not self.banned(p)]
@@ -132,25 +134,22 @@ class Fetcher:
                     idle = [p for p in usable if p not in busy] or usable
                     peer = idle[turn[0] % len(idle)]
                     turn[0] += 1
-                    batch = [todo.popleft()]
                     busy.add(peer)
-                    return peer, batch
+                    return peer, todo.popleft()
 
         def stream() -> None:
             while (job := pick()) is not None:
-                peer, batch = job
-                reply = self._ask(peer, ChunkRequest(blob, batch), deadline)
-                kept: set[int] = set()
+                peer, index = job
+                reply = self._ask(peer, ChunkRequest(blob, (index,)), deadline)
                 if reply is not None and reply.missing:
                     reply = None  # it dropped the blob meanwhile
+                chunk = next((c for c in reply.chunks if c.index == index), None) if reply is not None else None
+                kept = False
                 try:
-                    for chunk in reply.chunks if reply is not None else ():
-                        if chunk.index not in batch or chunk.index in kept:
-                            continue
-                        if not self.store.put_chunk(blob, chunk.index, chunk.data, chunk.proof):
-                            self._lied(peer, f"chunk {chunk.index} does not verify")
-                            break
-                        kept.add(chunk.index)
+                    if chunk is not None:
+                        kept = self.store.put_chunk(blob, index, chunk.data, chunk.proof)
+                        if not kept:
+                            self._lied(peer, f"chunk {index} does not verify")
                 except BlobError as exc:  # e.g. a full disk: stop every stream, keep what verified
                     with lock:
                         errors.append(exc)
@@ -159,11 +158,11 @@ class Fetcher:
                     return
                 with lock:
                     busy.discard(peer)
-                    if reply is None or len(kept) < len(batch):
+                    if not kept:
                         failures[peer] += 1
+                        todo.append(index)
                         if reply is None and failures[peer] > 1:
                             lock.wait(min(0.05 * failures[peer], 0.5))  # a busy peer: back off a little
-                    todo.extend(i for i in batch if i not in kept)
 
         threads = [threading.Thread(target=stream, name=f"gaia-blob-{i}", daemon=True)
                    for i in range(min(self.streams, SERVING_PER_PEER * len(sources), len(todo)))]
@@ -171,11 +170,10 @@ class Fetcher:
             thread.start()
         for thread in threads:
             thread.join()
-        if not errors:
-            try:
-                self.store.sync(blob)  # what was written before a cut is kept for the next try
-            except BlobError as exc:
-                errors.append(exc)
+        try:
+            self.store.sync(blob)  # what was written before a cut is kept for the next try
+        except BlobError as exc:
+            errors.append(exc)
         if errors:
             raise errors[0]
         if self.store.has(blob):
