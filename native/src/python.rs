@@ -164,8 +164,9 @@ impl WritableBuf {
         // released exactly once by `Drop` on this thread (`WritableBuf` is not `Send`).
         let rc = unsafe { ffi::PyObject_GetBuffer(obj.as_ptr(), &mut *view, ffi::PyBUF_WRITABLE) };
         if rc != 0 {
-            return Err(PyErr::take(obj.py())
-                .unwrap_or_else(|| PyBufferError::new_err("expected a writable buffer (the guest memory)")));
+            return Err(PyErr::take(obj.py()).unwrap_or_else(|| {
+                PyBufferError::new_err("expected a writable buffer (the guest memory)")
+            }));
         }
         Ok(WritableBuf(view))
     }
@@ -221,7 +222,9 @@ fn tensor_call(
 ) -> PyResult<u64> {
     let value_err = |e: tensor::TensorError| PyValueError::new_err(e.to_string());
     let op = tensor::Op::parse(op).map_err(value_err)?;
-    let path = path.map_or(Ok(tensor::Path::best()), tensor::Path::parse).map_err(value_err)?;
+    let path = path
+        .map_or(Ok(tensor::Path::best()), tensor::Path::parse)
+        .map_err(value_err)?;
     let mut buf = WritableBuf::get(memory)?;
     let prepared = tensor::Prepared::new(buf.as_mut_slice(), op, &args).map_err(value_err)?;
     let cost = prepared.cost();
@@ -239,13 +242,19 @@ fn tensor_call(
 /// The ``gaia_tensor`` functions: import name -> WASM parameter types (``i`` i32, ``f`` f32).
 #[pyfunction]
 fn tensor_signatures() -> Vec<(&'static str, &'static str)> {
-    tensor::Op::ALL.iter().map(|op| (op.name(), op.params())).collect()
+    tensor::Op::ALL
+        .iter()
+        .map(|op| (op.name(), op.params()))
+        .collect()
 }
 
 /// The tensor kernel paths this CPU can run, slowest first (``scalar`` always).
 #[pyfunction]
 fn tensor_paths() -> Vec<&'static str> {
-    tensor::Path::available().into_iter().map(tensor::Path::name).collect()
+    tensor::Path::available()
+        .into_iter()
+        .map(tensor::Path::name)
+        .collect()
 }
 
 /// A task key: the caller's own `str` object (no copy on push, the same object back on pop).

@@ -70,10 +70,16 @@ impl Path {
 
     /// The path named `name` if this CPU can run it.
     pub fn parse(name: &str) -> Result<Path, TensorError> {
-        let names = Path::available().iter().map(|p| p.name()).collect::<Vec<_>>();
+        let names = Path::available()
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>();
         match Path::available().into_iter().find(|p| p.name() == name) {
             Some(p) => Ok(p),
-            None => err(format!("unknown or unavailable tensor path {name:?}; this CPU has {}", names.join(", "))),
+            None => err(format!(
+                "unknown or unavailable tensor path {name:?}; this CPU has {}",
+                names.join(", ")
+            )),
         }
     }
 
@@ -95,7 +101,9 @@ impl Path {
 
     /// The fastest path this CPU can run.
     pub fn best() -> Path {
-        *Path::available().last().expect("scalar is always available")
+        *Path::available()
+            .last()
+            .expect("scalar is always available")
     }
 }
 
@@ -249,7 +257,11 @@ impl<'a> Memory<'a> {
         if !(bytes.as_ptr() as usize).is_multiple_of(4) {
             return err("the guest memory is not 4-byte aligned".into());
         }
-        Ok(Memory { base: bytes.as_mut_ptr(), len: bytes.len(), _bytes: PhantomData })
+        Ok(Memory {
+            base: bytes.as_mut_ptr(),
+            len: bytes.len(),
+            _bytes: PhantomData,
+        })
     }
 
     /// The region of `len` f32/i32 elements at guest pointer `ptr`, checked against the memory.
@@ -286,7 +298,9 @@ impl<'a> Memory<'a> {
         for (i, &(out, o)) in outputs.iter().enumerate() {
             for &(name, s) in inputs.iter().chain(&outputs[i + 1..]) {
                 if o.overlaps(s) {
-                    return err(format!("output {out} overlaps {name}; give it its own buffer"));
+                    return err(format!(
+                        "output {out} overlaps {name}; give it its own buffer"
+                    ));
                 }
             }
         }
@@ -298,7 +312,10 @@ impl<'a> Memory<'a> {
     fn in_place_or_disjoint(out: (&str, Span), inputs: &[(&str, Span)]) -> Result<(), TensorError> {
         for &(name, s) in inputs {
             if s != out.1 && out.1.overlaps(s) {
-                return err(format!("output {} partly overlaps {name}; use the same pointer or a separate buffer", out.0));
+                return err(format!(
+                    "output {} partly overlaps {name}; use the same pointer or a separate buffer",
+                    out.0
+                ));
             }
         }
         Ok(())
@@ -332,7 +349,14 @@ impl<'a> Memory<'a> {
 /// Run `op` with the guest's `args` (every parameter but axpy's `alpha`, which is given apart) on
 /// `memory`, when its cost fits `budget`. Returns the cost, also when it did not fit (then nothing
 /// was read or written). Errors name the bad argument; nothing is written then either.
-pub fn call(memory: &mut [u8], op: Op, args: &[i64], alpha: f32, budget: u64, path: Path) -> Result<u64, TensorError> {
+pub fn call(
+    memory: &mut [u8],
+    op: Op,
+    args: &[i64],
+    alpha: f32,
+    budget: u64,
+    path: Path,
+) -> Result<u64, TensorError> {
     let prepared = Prepared::new(memory, op, args)?;
     let cost = prepared.cost();
     if cost <= budget {
@@ -352,7 +376,11 @@ impl<'a> Prepared<'a> {
     pub fn new(memory: &'a mut [u8], op: Op, args: &[i64]) -> Result<Self, TensorError> {
         let expected = op.params().chars().filter(|&c| c == 'i').count();
         if args.len() != expected {
-            return err(format!("{} takes {expected} integer arguments, got {}", op.name(), args.len()));
+            return err(format!(
+                "{} takes {expected} integer arguments, got {}",
+                op.name(),
+                args.len()
+            ));
         }
         let mem = Memory::new(memory)?;
         let plan = Plan::new(op, args, &mem)?;
@@ -386,7 +414,15 @@ struct Window {
 }
 
 impl Window {
-    fn new(c: usize, h: usize, wd: usize, kh: usize, kw: usize, stride: usize, pad: usize) -> Result<Self, TensorError> {
+    fn new(
+        c: usize,
+        h: usize,
+        wd: usize,
+        kh: usize,
+        kw: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self, TensorError> {
         let ph = h.saturating_add(pad.saturating_mul(2));
         let pw = wd.saturating_add(pad.saturating_mul(2));
         if ph < kh || pw < kw {
@@ -394,7 +430,17 @@ impl Window {
                 "window {kh}x{kw} is larger than the padded input {ph}x{pw} (h={h}, wd={wd}, pad={pad})"
             ));
         }
-        Ok(Window { c, h, wd, kh, kw, stride, pad, oh: (ph - kh) / stride + 1, ow: (pw - kw) / stride + 1 })
+        Ok(Window {
+            c,
+            h,
+            wd,
+            kh,
+            kw,
+            stride,
+            pad,
+            oh: (ph - kh) / stride + 1,
+            ow: (pw - kw) / stride + 1,
+        })
     }
 
     fn image(&self) -> Result<usize, TensorError> {
@@ -412,18 +458,81 @@ impl Window {
 
 /// An op with its arguments checked and its regions resolved.
 enum Plan {
-    Gemm { a: Span, b: Span, c: Span, m: usize, n: usize, k: usize, ta: bool, tb: bool, acc: bool },
-    Conv { x: Span, w: Span, bias: Option<Span>, y: Span, n: usize, oc: usize, win: Window },
-    Im2col { x: Span, cols: Span, win: Window },
-    Col2im { cols: Span, x: Span, win: Window },
-    Maxpool { x: Span, y: Span, argmax: Option<Span>, planes: usize, win: Window },
-    MaxpoolBack { dy: Span, argmax: Span, dx: Span },
-    Avgpool { x: Span, y: Span, planes: usize, win: Window },
-    Binary { op: Op, a: Span, b: Span, out: Span },
-    Axpy { x: Span, y: Span },
-    BiasAdd { x: Span, bias: Span, cols: usize },
-    Unary { op: Op, x: Span, y: Span },
-    Rows { op: Op, x: Span, out: Span, rows: usize, cols: usize },
+    Gemm {
+        a: Span,
+        b: Span,
+        c: Span,
+        m: usize,
+        n: usize,
+        k: usize,
+        ta: bool,
+        tb: bool,
+        acc: bool,
+    },
+    Conv {
+        x: Span,
+        w: Span,
+        bias: Option<Span>,
+        y: Span,
+        n: usize,
+        oc: usize,
+        win: Window,
+    },
+    Im2col {
+        x: Span,
+        cols: Span,
+        win: Window,
+    },
+    Col2im {
+        cols: Span,
+        x: Span,
+        win: Window,
+    },
+    Maxpool {
+        x: Span,
+        y: Span,
+        argmax: Option<Span>,
+        planes: usize,
+        win: Window,
+    },
+    MaxpoolBack {
+        dy: Span,
+        argmax: Span,
+        dx: Span,
+    },
+    Avgpool {
+        x: Span,
+        y: Span,
+        planes: usize,
+        win: Window,
+    },
+    Binary {
+        op: Op,
+        a: Span,
+        b: Span,
+        out: Span,
+    },
+    Axpy {
+        x: Span,
+        y: Span,
+    },
+    BiasAdd {
+        x: Span,
+        bias: Span,
+        cols: usize,
+    },
+    Unary {
+        op: Op,
+        x: Span,
+        y: Span,
+    },
+    Rows {
+        op: Op,
+        x: Span,
+        out: Span,
+        rows: usize,
+        cols: usize,
+    },
 }
 
 impl Plan {
@@ -433,7 +542,9 @@ impl Plan {
                 let (m, n, k) = (size("m", a[3])?, size("n", a[4])?, size("k", a[5])?);
                 let flags = a[6];
                 if !(0..8).contains(&flags) {
-                    return err(format!("flags={flags}: only TRANS_A (1), TRANS_B (2) and ACCUMULATE (4) exist"));
+                    return err(format!(
+                        "flags={flags}: only TRANS_A (1), TRANS_B (2) and ACCUMULATE (4) exist"
+                    ));
                 }
                 let (sa, sb, sc) = (
                     mem.span("a", a[0], product("m*k", &[m, k])?)?,
@@ -441,13 +552,36 @@ impl Plan {
                     mem.span("c", a[2], product("m*n", &[m, n])?)?,
                 );
                 Memory::disjoint(&[("c", sc)], &[("a", sa), ("b", sb)])?;
-                Plan::Gemm { a: sa, b: sb, c: sc, m, n, k, ta: flags & 1 != 0, tb: flags & 2 != 0, acc: flags & 4 != 0 }
+                Plan::Gemm {
+                    a: sa,
+                    b: sb,
+                    c: sc,
+                    m,
+                    n,
+                    k,
+                    ta: flags & 1 != 0,
+                    tb: flags & 2 != 0,
+                    acc: flags & 4 != 0,
+                }
             }
             Op::Conv2d => {
                 let n = size("n", a[4])?;
-                let (c, h, wd, oc) = (size("c", a[5])?, size("h", a[6])?, size("wd", a[7])?, size("oc", a[8])?);
+                let (c, h, wd, oc) = (
+                    size("c", a[5])?,
+                    size("h", a[6])?,
+                    size("wd", a[7])?,
+                    size("oc", a[8])?,
+                );
                 let (kh, kw) = (positive("kh", a[9])?, positive("kw", a[10])?);
-                let win = Window::new(c, h, wd, kh, kw, positive("stride", a[11])?, size("pad", a[12])?)?;
+                let win = Window::new(
+                    c,
+                    h,
+                    wd,
+                    kh,
+                    kw,
+                    positive("stride", a[11])?,
+                    size("pad", a[12])?,
+                )?;
                 let x = mem.span("x", a[0], product("x size", &[n, win.image()?])?)?;
                 let w = mem.span("w", a[1], product("w size", &[oc, win.patch()?])?)?;
                 let bias = mem.nullable("bias", a[2], oc)?;
@@ -455,12 +589,28 @@ impl Plan {
                 let mut inputs = vec![("x", x), ("w", w)];
                 inputs.extend(bias.map(|b| ("bias", b)));
                 Memory::disjoint(&[("y", y)], &inputs)?;
-                Plan::Conv { x, w, bias, y, n, oc, win }
+                Plan::Conv {
+                    x,
+                    w,
+                    bias,
+                    y,
+                    n,
+                    oc,
+                    win,
+                }
             }
             Op::Im2col | Op::Col2im => {
                 let (c, h, wd) = (size("c", a[2])?, size("h", a[3])?, size("wd", a[4])?);
                 let (kh, kw) = (positive("kh", a[5])?, positive("kw", a[6])?);
-                let win = Window::new(c, h, wd, kh, kw, positive("stride", a[7])?, size("pad", a[8])?)?;
+                let win = Window::new(
+                    c,
+                    h,
+                    wd,
+                    kh,
+                    kw,
+                    positive("stride", a[7])?,
+                    size("pad", a[8])?,
+                )?;
                 let cols_len = product("cols size", &[win.patch()?, win.out_plane()?])?;
                 if op == Op::Im2col {
                     let x = mem.span("x", a[0], win.image()?)?;
@@ -491,10 +641,18 @@ impl Plan {
                         let mut outs = vec![("y", y)];
                         outs.extend(argmax.map(|s| ("argmax", s)));
                         if x_len > i32::MAX as usize && argmax.is_some() {
-                            return err(format!("x has {x_len} elements; argmax indices must fit an int"));
+                            return err(format!(
+                                "x has {x_len} elements; argmax indices must fit an int"
+                            ));
                         }
                         Memory::disjoint(&outs, &[("x", x)])?;
-                        Plan::Maxpool { x, y, argmax, planes, win }
+                        Plan::Maxpool {
+                            x,
+                            y,
+                            argmax,
+                            planes,
+                            win,
+                        }
                     }
                     Op::Maxpool2dBackward => {
                         let dy = mem.span("dy", a[0], y_len)?;
@@ -513,9 +671,18 @@ impl Plan {
             }
             Op::Add | Op::Mul | Op::ReluBackward => {
                 let len = size("len", a[3])?;
-                let (sa, sb, out) = (mem.span("a", a[0], len)?, mem.span("b", a[1], len)?, mem.span("out", a[2], len)?);
+                let (sa, sb, out) = (
+                    mem.span("a", a[0], len)?,
+                    mem.span("b", a[1], len)?,
+                    mem.span("out", a[2], len)?,
+                );
                 Memory::in_place_or_disjoint(("out", out), &[("a", sa), ("b", sb)])?;
-                Plan::Binary { op, a: sa, b: sb, out }
+                Plan::Binary {
+                    op,
+                    a: sa,
+                    b: sb,
+                    out,
+                }
             }
             Op::Axpy => {
                 let len = size("len", a[2])?;
@@ -553,7 +720,13 @@ impl Plan {
                 } else {
                     Memory::disjoint(&[("out", out)], &[("x", x)])?;
                 }
-                Plan::Rows { op, x, out, rows, cols }
+                Plan::Rows {
+                    op,
+                    x,
+                    out,
+                    rows,
+                    cols,
+                }
             }
         })
     }
@@ -562,14 +735,20 @@ impl Plan {
     /// touched; [`EXP_COST`] per element for ops evaluating exp. Saturates at u64::MAX.
     fn cost(&self) -> u64 {
         let work: u128 = match *self {
-            Plan::Gemm { a, b, c, m, n, k, .. } => (m * n) as u128 * k as u128 + (a.len + b.len + c.len) as u128,
-            Plan::Conv { x, w, y, n, win, .. } => {
+            Plan::Gemm {
+                a, b, c, m, n, k, ..
+            } => (m * n) as u128 * k as u128 + (a.len + b.len + c.len) as u128,
+            Plan::Conv {
+                x, w, y, n, win, ..
+            } => {
                 // per image: oc x (c*kh*kw) x (oh*ow) multiply-adds, plus the im2col copy
                 let patch = (win.c * win.kh * win.kw) as u128;
                 let plane = (win.oh * win.ow) as u128;
                 (y.len as u128) * patch + n as u128 * patch * plane + (x.len + w.len) as u128
             }
-            Plan::Im2col { x, cols, .. } | Plan::Col2im { cols, x, .. } => (x.len + cols.len) as u128,
+            Plan::Im2col { x, cols, .. } | Plan::Col2im { cols, x, .. } => {
+                (x.len + cols.len) as u128
+            }
             Plan::Maxpool { x, y, win, .. } | Plan::Avgpool { x, y, win, .. } => {
                 y.len as u128 * (win.kh * win.kw) as u128 + x.len as u128
             }
@@ -578,10 +757,20 @@ impl Plan {
             Plan::Axpy { y, .. } => y.len as u128 * 3,
             Plan::BiasAdd { x, .. } => x.len as u128 * 2,
             Plan::Unary { op, y, .. } => {
-                y.len as u128 * if op == Op::Relu { 2 } else { u128::from(EXP_COST) }
+                y.len as u128
+                    * if op == Op::Relu {
+                        2
+                    } else {
+                        u128::from(EXP_COST)
+                    }
             }
             Plan::Rows { op, x, .. } => {
-                x.len as u128 * if op == Op::Softmax { u128::from(EXP_COST) } else { 1 }
+                x.len as u128
+                    * if op == Op::Softmax {
+                        u128::from(EXP_COST)
+                    } else {
+                        1
+                    }
             }
         };
         u64::try_from(work + u128::from(CALL_COST)).unwrap_or(u64::MAX)
@@ -591,13 +780,23 @@ impl Plan {
     fn float_output(&self) -> Span {
         match *self {
             Plan::Gemm { c, .. } => c,
-            Plan::Conv { y, .. } | Plan::Maxpool { y, .. } | Plan::Avgpool { y, .. } | Plan::Unary { y, .. } => y,
+            Plan::Conv { y, .. }
+            | Plan::Maxpool { y, .. }
+            | Plan::Avgpool { y, .. }
+            | Plan::Unary { y, .. } => y,
             Plan::Axpy { y, .. } => y,
             Plan::Im2col { cols, .. } => cols,
             Plan::Col2im { x, .. } | Plan::BiasAdd { x, .. } => x,
             Plan::MaxpoolBack { dx, .. } => dx,
             Plan::Binary { out, .. } => out,
-            Plan::Rows { op: Op::ArgmaxRows, out, .. } => Span { start: out.start, len: 0 },
+            Plan::Rows {
+                op: Op::ArgmaxRows,
+                out,
+                ..
+            } => Span {
+                start: out.start,
+                len: 0,
+            },
             Plan::Rows { out, .. } => out,
         }
     }
@@ -621,24 +820,93 @@ impl Plan {
         // (then only the output view is made and read in place) or are disjoint from it.
         unsafe {
             match self {
-                Plan::Gemm { a, b, c, m, n, k, ta, tb, acc } => {
+                Plan::Gemm {
+                    a,
+                    b,
+                    c,
+                    m,
+                    n,
+                    k,
+                    ta,
+                    tb,
+                    acc,
+                } => {
                     let (a, b, c) = (mem.read::<f32>(a), mem.read::<f32>(b), mem.write::<f32>(c));
-                    let a = if ta { Mat { data: a, rs: 1, cs: m } } else { Mat { data: a, rs: k, cs: 1 } };
-                    let b = if tb { Mat { data: b, rs: 1, cs: k } } else { Mat { data: b, rs: n, cs: 1 } };
+                    let a = if ta {
+                        Mat {
+                            data: a,
+                            rs: 1,
+                            cs: m,
+                        }
+                    } else {
+                        Mat {
+                            data: a,
+                            rs: k,
+                            cs: 1,
+                        }
+                    };
+                    let b = if tb {
+                        Mat {
+                            data: b,
+                            rs: 1,
+                            cs: k,
+                        }
+                    } else {
+                        Mat {
+                            data: b,
+                            rs: n,
+                            cs: 1,
+                        }
+                    };
                     gemm(path, m, n, k, a, b, c, n, acc);
                 }
-                Plan::Conv { x, w, bias, y, n, oc, win } => {
+                Plan::Conv {
+                    x,
+                    w,
+                    bias,
+                    y,
+                    n,
+                    oc,
+                    win,
+                } => {
                     let bias = bias.map(|s| mem.read::<f32>(s));
-                    conv2d(path, mem.read(x), mem.read(w), bias, mem.write(y), n, oc, &win);
+                    conv2d(
+                        path,
+                        mem.read(x),
+                        mem.read(w),
+                        bias,
+                        mem.write(y),
+                        n,
+                        oc,
+                        &win,
+                    );
                 }
-                Plan::Im2col { x, cols, win } => im2col(mem.read(x), mem.write(cols), &win, 0, win.patch()?, 0, win.oh * win.ow),
+                Plan::Im2col { x, cols, win } => im2col(
+                    mem.read(x),
+                    mem.write(cols),
+                    &win,
+                    0,
+                    win.patch()?,
+                    0,
+                    win.oh * win.ow,
+                ),
                 Plan::Col2im { cols, x, win } => col2im(mem.read(cols), mem.write(x), &win),
-                Plan::Maxpool { x, y, argmax, planes, win } => {
+                Plan::Maxpool {
+                    x,
+                    y,
+                    argmax,
+                    planes,
+                    win,
+                } => {
                     let argmax = argmax.map(|s| mem.write::<i32>(s));
                     maxpool(mem.read(x), mem.write(y), argmax, planes, &win);
                 }
-                Plan::MaxpoolBack { dy, argmax, dx } => maxpool_backward(mem.read(dy), mem.read(argmax), mem.write(dx))?,
-                Plan::Avgpool { x, y, planes, win } => avgpool(mem.read(x), mem.write(y), planes, &win),
+                Plan::MaxpoolBack { dy, argmax, dx } => {
+                    maxpool_backward(mem.read(dy), mem.read(argmax), mem.write(dx))?
+                }
+                Plan::Avgpool { x, y, planes, win } => {
+                    avgpool(mem.read(x), mem.write(y), planes, &win)
+                }
                 Plan::Binary { op, a, b, out } => match op {
                     Op::Add => binary(mem, a, b, out, |a, b| a + b),
                     Op::Mul => binary(mem, a, b, out, |a, b| a * b),
@@ -658,7 +926,13 @@ impl Plan {
                     Op::Sigmoid => unary(mem, x, y, sigmoid),
                     _ => unary(mem, x, y, tanh),
                 },
-                Plan::Rows { op, x, out, rows, cols } => match op {
+                Plan::Rows {
+                    op,
+                    x,
+                    out,
+                    rows,
+                    cols,
+                } => match op {
                     Op::Softmax if x == out => softmax_rows(mem.write(out), None, cols),
                     Op::Softmax => softmax_rows(mem.write(out), Some(mem.read(x)), cols),
                     Op::SumRows => sum_rows(mem.read(x), mem.write(out), rows, cols),
@@ -680,11 +954,19 @@ unsafe fn binary(mem: &Memory<'_>, a: Span, b: Span, out: Span, f: impl Fn(f32, 
         let o = mem.write::<f32>(out);
         match (a == out, b == out) {
             (true, true) => o.iter_mut().for_each(|v| *v = f(*v, *v)),
-            (true, false) => o.iter_mut().zip(mem.read::<f32>(b)).for_each(|(v, &b)| *v = f(*v, b)),
-            (false, true) => o.iter_mut().zip(mem.read::<f32>(a)).for_each(|(v, &a)| *v = f(a, *v)),
+            (true, false) => o
+                .iter_mut()
+                .zip(mem.read::<f32>(b))
+                .for_each(|(v, &b)| *v = f(*v, b)),
+            (false, true) => o
+                .iter_mut()
+                .zip(mem.read::<f32>(a))
+                .for_each(|(v, &a)| *v = f(a, *v)),
             (false, false) => {
                 let (a, b) = (mem.read::<f32>(a), mem.read::<f32>(b));
-                o.iter_mut().zip(a.iter().zip(b)).for_each(|(v, (&a, &b))| *v = f(a, b));
+                o.iter_mut()
+                    .zip(a.iter().zip(b))
+                    .for_each(|(v, (&a, &b))| *v = f(a, b));
             }
         }
     }
@@ -701,7 +983,9 @@ unsafe fn unary(mem: &Memory<'_>, x: Span, y: Span, f: impl Fn(f32) -> f32) {
         if x == y {
             o.iter_mut().for_each(|v| *v = f(*v));
         } else {
-            o.iter_mut().zip(mem.read::<f32>(x)).for_each(|(v, &x)| *v = f(x));
+            o.iter_mut()
+                .zip(mem.read::<f32>(x))
+                .for_each(|(v, &x)| *v = f(x));
         }
     }
 }
@@ -856,7 +1140,11 @@ thread_local! {
 }
 
 /// Run `f` on `len` floats of this thread's `cache` (taken out meanwhile, so nesting is safe).
-fn with_scratch<R>(cache: &'static std::thread::LocalKey<std::cell::RefCell<Vec<f32>>>, len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+fn with_scratch<R>(
+    cache: &'static std::thread::LocalKey<std::cell::RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
     let mut buf = cache.with(|c| std::mem::take(&mut *c.borrow_mut()));
     if buf.len() < len {
         buf.resize(len, 0.0);
@@ -928,7 +1216,9 @@ impl Gemm<'_> {
                         let c = &mut self.c[start..end];
                         // SAFETY: `c` holds rows MR x ldc ending at column nr of the last row;
                         // the packs hold kc*MR and kc*nr floats.
-                        unsafe { micro::<V, MR, NV>(kc, block, panel, c.as_mut_ptr(), self.ldc, acc) };
+                        unsafe {
+                            micro::<V, MR, NV>(kc, block, panel, c.as_mut_ptr(), self.ldc, acc)
+                        };
                     } else {
                         for r in 0..MR {
                             for col in 0..nr {
@@ -940,7 +1230,9 @@ impl Gemm<'_> {
                             }
                         }
                         // SAFETY: `tile` holds MR x nr floats.
-                        unsafe { micro::<V, MR, NV>(kc, block, panel, tile.as_mut_ptr(), nr, true) };
+                        unsafe {
+                            micro::<V, MR, NV>(kc, block, panel, tile.as_mut_ptr(), nr, true)
+                        };
                         for r in 0..rows {
                             let row = (i0 + r) * self.ldc + j0;
                             self.c[row..row + cols].copy_from_slice(&tile[r * nr..r * nr + cols]);
@@ -959,7 +1251,14 @@ impl Gemm<'_> {
 /// The CPU supports `V`; `a` holds kc*MR floats, `b` kc*NV*W, and `c` MR rows of NV*W floats
 /// `ldc` apart.
 #[inline(always)]
-unsafe fn micro<V: Lanes, const MR: usize, const NV: usize>(kc: usize, a: &[f32], b: &[f32], c: *mut f32, ldc: usize, accumulate: bool) {
+unsafe fn micro<V: Lanes, const MR: usize, const NV: usize>(
+    kc: usize,
+    a: &[f32],
+    b: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     let nr = NV * V::W;
     debug_assert!(a.len() >= kc * MR && b.len() >= kc * nr);
     unsafe {
@@ -994,7 +1293,17 @@ unsafe fn micro<V: Lanes, const MR: usize, const NV: usize>(kc: usize, a: &[f32]
 
 /// C[m, n] (row stride `ldc`) = a . b (+ C when `accumulate`), on `path`.
 #[allow(clippy::too_many_arguments)]
-fn gemm(path: Path, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mut [f32], ldc: usize, accumulate: bool) {
+fn gemm(
+    path: Path,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Mat<'_>,
+    b: Mat<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -1006,7 +1315,16 @@ fn gemm(path: Path, m: usize, n: usize, k: usize, a: Mat<'_>, b: Mat<'_>, c: &mu
         }
         return;
     }
-    let mut g = Gemm { m, n, k, a, b, c, ldc, accumulate };
+    let mut g = Gemm {
+        m,
+        n,
+        k,
+        a,
+        b,
+        c,
+        ldc,
+        accumulate,
+    };
     with_scratch(&GEMM_SCRATCH, g.scratch_len(), |s| match path {
         // SAFETY: plain f32 arithmetic needs no CPU feature.
         Path::Scalar => unsafe { g.run::<f32, 4, 4>(s) },
@@ -1035,7 +1353,8 @@ fn im2col(x: &[f32], cols: &mut [f32], win: &Window, r0: usize, r1: usize, q0: u
         for (q, v) in (q0..q1).zip(out.iter_mut()) {
             let (oy, ox) = (q / win.ow, q % win.ow);
             let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
-            *v = if iy >= win.pad && ix >= win.pad && iy - win.pad < win.h && ix - win.pad < win.wd {
+            *v = if iy >= win.pad && ix >= win.pad && iy - win.pad < win.h && ix - win.pad < win.wd
+            {
                 x[(ci * win.h + iy - win.pad) * win.wd + ix - win.pad]
             } else {
                 0.0
@@ -1049,7 +1368,10 @@ fn col2im(cols: &[f32], x: &mut [f32], win: &Window) {
     for r in 0..win.c * win.kh * win.kw {
         let (ci, ky, kx) = (r / (win.kh * win.kw), r / win.kw % win.kh, r % win.kw);
         for q in 0..plane {
-            let (iy, ix) = ((q / win.ow) * win.stride + ky, (q % win.ow) * win.stride + kx);
+            let (iy, ix) = (
+                (q / win.ow) * win.stride + ky,
+                (q % win.ow) * win.stride + kx,
+            );
             if iy >= win.pad && ix >= win.pad && iy - win.pad < win.h && ix - win.pad < win.wd {
                 x[(ci * win.h + iy - win.pad) * win.wd + ix - win.pad] += cols[r * plane + q];
             }
@@ -1060,19 +1382,47 @@ fn col2im(cols: &[f32], x: &mut [f32], win: &Window) {
 /// Each image: y = W . im2col(x) (+ bias per output channel), in tiles of at most KC rows of the
 /// patch and CONV_TILE output positions, so host scratch stays small whatever the shapes.
 #[allow(clippy::too_many_arguments)]
-fn conv2d(path: Path, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32], n: usize, oc: usize, win: &Window) {
+fn conv2d(
+    path: Path,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    n: usize,
+    oc: usize,
+    win: &Window,
+) {
     let (patch, plane) = (win.c * win.kh * win.kw, win.oh * win.ow);
-    with_scratch(&CONV_SCRATCH, KC.min(patch) * CONV_TILE.min(plane), |cols| {
-        conv2d_images(path, x, w, bias, y, n, oc, win, cols)
-    });
+    with_scratch(
+        &CONV_SCRATCH,
+        KC.min(patch) * CONV_TILE.min(plane),
+        |cols| conv2d_images(path, x, w, bias, y, n, oc, win, cols),
+    );
 }
 
 /// [`conv2d`] with its im2col tile buffer.
 #[allow(clippy::too_many_arguments)]
-fn conv2d_images(path: Path, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32], n: usize, oc: usize, win: &Window, cols: &mut [f32]) {
-    let (patch, plane, image) = (win.c * win.kh * win.kw, win.oh * win.ow, win.c * win.h * win.wd);
+fn conv2d_images(
+    path: Path,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    n: usize,
+    oc: usize,
+    win: &Window,
+    cols: &mut [f32],
+) {
+    let (patch, plane, image) = (
+        win.c * win.kh * win.kw,
+        win.oh * win.ow,
+        win.c * win.h * win.wd,
+    );
     for b in 0..n {
-        let (xb, yb) = (&x[b * image..(b + 1) * image], &mut y[b * oc * plane..(b + 1) * oc * plane]);
+        let (xb, yb) = (
+            &x[b * image..(b + 1) * image],
+            &mut y[b * oc * plane..(b + 1) * oc * plane],
+        );
         let mut q0 = 0;
         while q0 < plane {
             let q1 = plane.min(q0 + CONV_TILE);
@@ -1086,16 +1436,36 @@ fn conv2d_images(path: Path, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut
                 let r1 = patch.min(r0 + KC);
                 let tile = &mut cols[..(r1 - r0) * (q1 - q0)];
                 im2col(xb, tile, win, r0, r1, q0, q1);
-                let a = Mat { data: &w[r0..], rs: patch, cs: 1 };
-                let bm = Mat { data: tile, rs: q1 - q0, cs: 1 };
-                gemm(path, oc, q1 - q0, r1 - r0, a, bm, &mut yb[q0..], plane, r0 > 0);
+                let a = Mat {
+                    data: &w[r0..],
+                    rs: patch,
+                    cs: 1,
+                };
+                let bm = Mat {
+                    data: tile,
+                    rs: q1 - q0,
+                    cs: 1,
+                };
+                gemm(
+                    path,
+                    oc,
+                    q1 - q0,
+                    r1 - r0,
+                    a,
+                    bm,
+                    &mut yb[q0..],
+                    plane,
+                    r0 > 0,
+                );
                 r0 = r1;
             }
             q0 = q1;
         }
         if let Some(bias) = bias {
             for (o, &bo) in bias.iter().enumerate() {
-                yb[o * plane..(o + 1) * plane].iter_mut().for_each(|v| *v += bo);
+                yb[o * plane..(o + 1) * plane]
+                    .iter_mut()
+                    .for_each(|v| *v += bo);
             }
         }
     }
@@ -1125,8 +1495,15 @@ fn maxpool(x: &[f32], y: &mut [f32], mut argmax: Option<&mut [i32]>, planes: usi
 }
 
 fn maxpool_backward(dy: &[f32], argmax: &[i32], dx: &mut [f32]) -> Result<(), TensorError> {
-    if let Some((i, &bad)) = argmax.iter().enumerate().find(|&(_, &a)| usize::try_from(a).map_or(true, |a| a >= dx.len())) {
-        return err(format!("argmax[{i}]={bad} is outside dx ({} elements)", dx.len()));
+    if let Some((i, &bad)) = argmax
+        .iter()
+        .enumerate()
+        .find(|&(_, &a)| usize::try_from(a).map_or(true, |a| a >= dx.len()))
+    {
+        return err(format!(
+            "argmax[{i}]={bad} is outside dx ({} elements)",
+            dx.len()
+        ));
     }
     dx.fill(0.0);
     for (&g, &a) in dy.iter().zip(argmax) {
@@ -1164,7 +1541,9 @@ fn softmax_rows(y: &mut [f32], src: Option<&[f32]>, cols: usize) {
         if let Some(src) = src {
             row.copy_from_slice(&src[r * cols..(r + 1) * cols]);
         }
-        let m = row[1..].iter().fold(row[0], |m, &v| if v > m { v } else { m });
+        let m = row[1..]
+            .iter()
+            .fold(row[0], |m, &v| if v > m { v } else { m });
         let mut s = 0.0f32;
         for v in row.iter_mut() {
             *v = exp(*v - m);
@@ -1177,7 +1556,9 @@ fn softmax_rows(y: &mut [f32], src: Option<&[f32]>, cols: usize) {
 fn sum_rows(x: &[f32], out: &mut [f32], rows: usize, cols: usize) {
     out.fill(0.0);
     for r in 0..rows {
-        out.iter_mut().zip(&x[r * cols..(r + 1) * cols]).for_each(|(o, &v)| *o += v);
+        out.iter_mut()
+            .zip(&x[r * cols..(r + 1) * cols])
+            .for_each(|(o, &v)| *o += v);
     }
 }
 
@@ -1210,9 +1591,21 @@ fn exp_f64(x: f32) -> f64 {
     let x = f64::from(x.clamp(-104.0, 104.0));
     let kf = (x * LOG2E + ROUND) - ROUND;
     let r = (x - kf * LN2_HI) - kf * LN2_LO; // |r| <= 0.35
-    // Taylor series to r^11/11! (truncation below 2e-16 relative on |r| <= 0.35), Horner form.
+                                             // Taylor series to r^11/11! (truncation below 2e-16 relative on |r| <= 0.35), Horner form.
     let mut p = 1.0 / 39_916_800.0;
-    for d in [3_628_800.0, 362_880.0, 40_320.0, 5_040.0, 720.0, 120.0, 24.0, 6.0, 2.0, 1.0, 1.0] {
+    for d in [
+        3_628_800.0,
+        362_880.0,
+        40_320.0,
+        5_040.0,
+        720.0,
+        120.0,
+        24.0,
+        6.0,
+        2.0,
+        1.0,
+        1.0,
+    ] {
         p = p * r + 1.0 / d;
     }
     // 2^k for k in [-151, 151]: built from bits (exact, no libm).
