@@ -7,11 +7,14 @@ verified with its inclusion proof and fdatasync'ed before it counts). Prints
 ``<measure>: gaia=X baseline=Y ratio=Z``:
 
   256MiB blob (MB/s; baseline: raw pyzmq CURVE DEALER->ROUTER, 1 MiB messages, same bytes; higher is better)
+  256MiB blob vs this disk (MB/s; baseline: the store's write pattern alone on the same disk, half the bytes:
+    a fetch cannot beat it)
   resume after a cut (chunks sent twice per stream; the transport is stopped mid-fetch, then a fresh
     one and a fresh store on the same directory finish it; baseline: the target, 1)
   RSS growth 1GiB (MiB, this fetching process, sampled every 20 ms; baseline: the target, 64)
 
 Run: .venv/bin/python benchmarks/bench_blobs.py [--quick]   (--quick: 64 MiB and 256 MiB instead)
+The stores live under $TMPDIR (TMPDIR=/dev/shm takes the disk out of the measure).
 """
 
 from __future__ import annotations
@@ -166,6 +169,23 @@ def raw_curve_mb_s(size: int) -> float:
     return size / elapsed / 1e6
 
 
+def disk_mb_s(path: Path, size: int) -> float:
+    """MB/s of the store's write pattern on the benchmark's disk: 1 MiB pwrites, fdatasync every 16."""
+    data = os.urandom(MIB)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    start = time.perf_counter()
+    try:
+        for i in range(size // MIB):
+            os.pwrite(fd, data, i * MIB)
+            if i % 16 == 15:
+                os.fdatasync(fd)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return size / (time.perf_counter() - start) / 1e6
+
+
 def _rss() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -194,6 +214,9 @@ def main() -> None:
             gaia = THROUGHPUT_BYTES / seconds / 1e6
             print(f"{THROUGHPUT_BYTES // MIB}MiB blob (MB/s): gaia={gaia:.1f} baseline={raw:.1f} "
                   f"ratio={gaia / raw:.2f}", flush=True)
+            disk = disk_mb_s(root / "disk.bin", THROUGHPUT_BYTES // 2)
+            print(f"{THROUGHPUT_BYTES // MIB}MiB blob vs this disk's write rate (MB/s): gaia={gaia:.1f} "
+                  f"baseline={disk:.1f} ratio={gaia / disk:.2f}", flush=True)
 
             # resume after a cut: stop the fetching transport a third of the way, then finish with fresh ones
             chunks = THROUGHPUT_BYTES // CHUNK_SIZE
