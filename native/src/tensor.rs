@@ -443,6 +443,16 @@ impl Window {
         })
     }
 
+    /// The output columns `lo..hi` whose input column `ox * stride + kx - pad` is inside the image.
+    fn columns_inside(&self, kx: usize) -> (usize, usize) {
+        let lo = self.pad.saturating_sub(kx).div_ceil(self.stride);
+        let hi = (self.wd + self.pad)
+            .saturating_sub(kx)
+            .div_ceil(self.stride)
+            .min(self.ow);
+        (lo.min(hi), hi)
+    }
+
     fn image(&self) -> Result<usize, TensorError> {
         product("image size c*h*wd", &[self.c, self.h, self.wd])
     }
@@ -1189,11 +1199,18 @@ impl Gemm<'_> {
             let kc = KC.min(k - p0);
             let acc = self.accumulate || p0 > 0;
             for (jp, panel) in bpack.chunks_exact_mut(nr * kc).take(panels).enumerate() {
-                for p in 0..kc {
-                    for col in 0..nr {
-                        let j = jp * nr + col;
-                        panel[p * nr + col] = if j < n { self.b.at(p0 + p, j) } else { 0.0 };
+                let (j0, cols) = (jp * nr, nr.min(n - jp * nr));
+                for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                    if self.b.cs == 1 {
+                        // rows of B are contiguous: copy each panel row at once
+                        let start = (p0 + p) * self.b.rs + j0;
+                        dst[..cols].copy_from_slice(&self.b.data[start..start + cols]);
+                    } else {
+                        for (col, v) in dst[..cols].iter_mut().enumerate() {
+                            *v = self.b.at(p0 + p, j0 + col);
+                        }
                     }
+                    dst[cols..].fill(0.0);
                 }
             }
             for (ib, block) in apack.chunks_exact_mut(MR * kc).take(blocks).enumerate() {
@@ -1346,19 +1363,32 @@ fn gemm(
 /// Rows `r0..r1` and columns `q0..q1` of the im2col matrix of one image, written row-major into
 /// `cols` (row stride q1 - q0).
 fn im2col(x: &[f32], cols: &mut [f32], win: &Window, r0: usize, r1: usize, q0: usize, q1: usize) {
-    let width = q1 - q0;
+    let (width, hw) = (q1 - q0, win.h * win.wd);
     for r in r0..r1 {
         let (ci, ky, kx) = (r / (win.kh * win.kw), r / win.kw % win.kh, r % win.kw);
         let out = &mut cols[(r - r0) * width..(r - r0 + 1) * width];
-        for (q, v) in (q0..q1).zip(out.iter_mut()) {
-            let (oy, ox) = (q / win.ow, q % win.ow);
-            let (iy, ix) = (oy * win.stride + ky, ox * win.stride + kx);
-            *v = if iy >= win.pad && ix >= win.pad && iy - win.pad < win.h && ix - win.pad < win.wd
-            {
-                x[(ci * win.h + iy - win.pad) * win.wd + ix - win.pad]
+        let plane = &x[ci * hw..(ci + 1) * hw];
+        let (lo, hi) = win.columns_inside(kx);
+        // one output row (oy) at a time: its input row is inside or all padding
+        let mut q = q0;
+        while q < q1 {
+            let (oy, ox0) = (q / win.ow, q % win.ow);
+            let ox1 = win.ow.min(ox0 + q1 - q);
+            let seg = &mut out[q - q0..q - q0 + ox1 - ox0];
+            let iy = oy * win.stride + ky;
+            if iy < win.pad || iy - win.pad >= win.h {
+                seg.fill(0.0);
             } else {
-                0.0
-            };
+                let row = &plane[(iy - win.pad) * win.wd..(iy - win.pad + 1) * win.wd];
+                for (ox, v) in (ox0..ox1).zip(seg.iter_mut()) {
+                    *v = if ox >= lo && ox < hi {
+                        row[ox * win.stride + kx - win.pad]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            q += ox1 - ox0;
         }
     }
 }
