@@ -3,7 +3,7 @@
 What must survive a crash or ``kill -9`` lives here: the submitter's jobs and
 task table, the reward ledger and aggregated statistics. Task payloads are
 deleted once a job has delivered its results, or its retention has passed
-(``secure_delete`` overwrites them, and the WAL is truncated), so only ids,
+(``secure_delete`` overwrites them, the file is rewritten and the WAL truncated), so only ids,
 statuses and aggregates remain. Opening checks the file and its integrity and
 migrates its schema (``PRAGMA user_version``); a database that cannot be used is
 refused with a :class:`StateError` that says what to do.
@@ -386,7 +386,7 @@ class Store:
         """Delete the payloads of jobs that finished more than ``older_than_s`` ago; return those jobs' ids.
 
         Ids, statuses, counts, the ledger and statistics stay. The bytes leave the disk at once:
-        ``secure_delete`` overwrites them in the database and the WAL is truncated.
+        ``secure_delete`` overwrites them in the database, which is rewritten (VACUUM), and the WAL is truncated.
         """
         cutoff = time.time() - older_than_s
         with self._lock:
@@ -402,7 +402,7 @@ class Store:
         return jobs
 
     def scrub(self) -> None:
-        """Apply the job retention (once a minute), and after a purge truncate the WAL and free the pages.
+        """Apply the job retention (once a minute), and after a purge rewrite the file and truncate the WAL.
 
         Called by the node's housekeeping every 0.2 s; skipped while the disk is full (a purge
         needs room in the WAL first).
@@ -419,10 +419,12 @@ class Store:
 
     def _clear_purged(self) -> None:
         if self._dirty:
-            self._dirty = False
-            with self._lock:
-                self._db.execute("PRAGMA incremental_vacuum").fetchall()
+            with self._lock, self._refused_when_full():  # kept dirty on a full disk: done once there is room
+                # VACUUM rewrites every page: secure_delete zeroes deleted cells, but not the old copies of
+                # cells that b-tree balancing moved when a row grew, which freeing pages alone leaves behind
+                self._db.execute("VACUUM")
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._dirty = False
 
     def rows(self, sql: str, params: Iterable[Any] = ()) -> Iterator[dict[str, Any]]:
         """Rows of a query as dicts (after the deferred writes)."""
