@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,18 @@ def test_sizes_are_checked_before_any_input_is_read(gaia_home: Home, tmp_path: P
     err = capsys.readouterr().err
     assert f"input {str(big)!r} is 1,073,741,824 bytes" in err and "Traceback" not in err
     assert peak < 16 << 20, f"{peak:,} bytes allocated: an input was read"
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    module = tmp_path / "echo.wasm"
+    module.write_bytes(workloads.module_bytes("echo"))
+    home = Home(tmp_path / "home")
+    gaia(home, "init")
+    for command in ("run", "submit"):
+        done = gaia(home, "task", command, str(module), "--input", str(fifo), timeout=30, check=False)
+        assert done.returncode == 2 and f"input file {str(fifo)!r} is not a regular file" in done.stderr
 
 
 @pytest.fixture(scope="module")

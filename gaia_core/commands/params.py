@@ -7,6 +7,8 @@ into ``inf``; these types refuse both with one line that says what was wrong and
 from __future__ import annotations
 
 import math
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -132,7 +134,8 @@ def _file_size(source: str, limit: int, *, what: str, setting: str, remedy: str)
     """The size of file ``source``: UsageError when it is not a file or is over ``limit`` bytes (nothing read)."""
     path = Path(source)
     if not path.is_file():
-        raise UsageError(f"{what} file {source!r} does not exist", hint="give a file path, or '-' for stdin")
+        problem = "is not a regular file" if path.exists() else "does not exist"
+        raise UsageError(f"{what} file {source!r} {problem}", hint="give a file path, or '-' for stdin")
     length = path.stat().st_size
     if length > limit:
         raise _too_large(what, repr(source), f"{length:,}", limit, setting, remedy)
@@ -148,8 +151,19 @@ def _read_limited(source: str, limit: int, *, what: str, setting: str, remedy: s
     if source == "-":
         data = _read_at_most(sys.stdin.buffer, limit)
     else:
-        _file_size(source, limit, what=what, setting=setting, remedy=remedy)
-        with Path(source).open("rb") as fh:
+        try:  # non-blocking: a FIFO named here must not hang the command before it is refused
+            fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            raise UsageError(f"{what} file {source!r} does not exist",
+                             hint="give a file path, or '-' for stdin") from None
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fd)  # the file opened, sized before it is read
+            if not stat.S_ISREG(info.st_mode):
+                raise UsageError(f"{what} file {source!r} is not a regular file",
+                                 hint="give a file path, or '-' for stdin")
+            length = info.st_size
+            if length > limit:
+                raise _too_large(what, repr(source), f"{length:,}", limit, setting, remedy)
             data = _read_at_most(fh, limit)
     if len(data) > limit:
         name = "on stdin" if source == "-" else repr(source)
