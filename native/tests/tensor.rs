@@ -443,3 +443,31 @@ fn every_nan_written_is_canonical() {
         ]
     );
 }
+
+#[test]
+fn an_empty_memory_takes_empty_calls_only() {
+    let mut empty: [u8; 0] = [];
+    assert!(t::call(
+        &mut empty,
+        Op::Relu,
+        &[0, 0, 0],
+        0.0,
+        u64::MAX,
+        Path::best()
+    )
+    .is_ok());
+    let got = t::call(
+        &mut empty,
+        Op::Relu,
+        &[0, 0, 1],
+        0.0,
+        u64::MAX,
+        Path::best(),
+    )
+    .unwrap_err();
+    assert!(
+        got.to_string()
+            .contains("outside the guest memory (0 bytes)"),
+        "{got}"
+    );
+}
