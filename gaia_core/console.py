@@ -73,7 +73,7 @@ def make_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequenc
     Cells of the ``flex`` columns (names, free text) are cut with an ellipsis when the table would not fit;
     the others (ids, numbers) are never cut.
     """
-    cells = [["" if cell is None else escape(str(cell)) for cell in row] for row in rows]
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     widths = [max([len(column), *(len(row[i]) for row in cells)]) for i, column in enumerate(columns)]
     flexible = [i for i, column in enumerate(columns) if column in flex]
     room = console.width - 2 * (len(columns) - 1) - sum(w for i, w in enumerate(widths) if i not in flexible)
@@ -84,7 +84,7 @@ def make_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequenc
     for column, width in zip(columns, widths, strict=True):
         table.add_column(column, no_wrap=True, overflow="ellipsis", width=width)
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     return table
 
 
