@@ -51,7 +51,7 @@ pub enum Path {
     Scalar,
     /// 4 lanes (x86-64 baseline).
     Sse2,
-    /// 8 lanes.
+    /// 8 lanes (AVX2 CPUs).
     Avx2,
     /// 16 lanes.
     Avx512,
@@ -85,18 +85,26 @@ impl Path {
 
     /// The paths this CPU can run, slowest first.
     pub fn available() -> Vec<Path> {
-        let mut paths = vec![Path::Scalar];
+        [Path::Scalar, Path::Sse2, Path::Avx2, Path::Avx512]
+            .into_iter()
+            .filter(|p| p.runs_here())
+            .collect()
+    }
+
+    /// Whether this CPU can run the path (the CPU features are detected once, then cached).
+    pub fn runs_here(self) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            paths.push(Path::Sse2);
-            if std::arch::is_x86_feature_detected!("avx") {
-                paths.push(Path::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                paths.push(Path::Avx512);
+            match self {
+                Path::Scalar | Path::Sse2 => true,
+                Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+                Path::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             }
         }
-        paths
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Path::Scalar
+        }
     }
 
     /// The fastest path this CPU can run.
@@ -402,6 +410,9 @@ impl<'a> Prepared<'a> {
     /// Do the work; the only error left is an argmax index outside dx (maxpool2d_backward), found
     /// before anything is written.
     pub fn run(self, alpha: f32, path: Path) -> Result<(), TensorError> {
+        if !path.runs_here() {
+            return err(format!("this CPU cannot run the {} path", path.name()));
+        }
         self.plan.run(&self.mem, alpha, path)
     }
 }
@@ -1131,7 +1142,7 @@ mod x86 {
     }
 
     /// The gemm driver compiled for each instruction set.
-    #[target_feature(enable = "avx")]
+    #[target_feature(enable = "avx2")]
     pub(super) unsafe fn gemm_avx2(g: &mut super::Gemm<'_>, scratch: &mut [f32]) {
         unsafe { g.run::<__m256, 6, 2>(scratch) }
     }
@@ -1354,7 +1365,7 @@ fn gemm(
         Path::Scalar => unsafe { g.run::<f32, 4, 4>(s) },
         #[cfg(target_arch = "x86_64")]
         Path::Sse2 => x86::gemm_sse2(&mut g, s),
-        // SAFETY: a path is only constructed by `Path::parse`/`best`, which check the CPU has it.
+        // SAFETY: `Prepared::run`, the only way here, refused a path this CPU cannot run.
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => unsafe { x86::gemm_avx2(&mut g, s) },
         #[cfg(target_arch = "x86_64")]
