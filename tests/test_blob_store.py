@@ -213,3 +213,21 @@ def test_get_to_a_reader_that_leaves_early_stops_quietly(tmp_path: Path) -> None
         proc.stdout.close()  # as `| head -c 10` does
         assert proc.wait(timeout=60) == 141
         assert proc.stderr.read() == b""
+
+
+def test_a_damaged_or_missing_file_is_never_served_nor_exported(store: BlobStore, tmp_path: Path) -> None:
+    blob = store.add_file(_file(tmp_path / "w", 2 * CHUNK_SIZE + 3)).id
+    data = store.root / "data" / blob
+    data.chmod(0o600)
+    with open(data, "r+b") as damaged:
+        damaged.seek(CHUNK_SIZE + 5)
+        damaged.write(b"\xff\x00")
+    assert store.read_chunk(blob, 0)[0]  # the first chunk is sound
+    with pytest.raises(BlobError, match="damaged on disk \\(chunk 1"):
+        store.export(blob, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and store.blobs() == []  # removed, nothing written
+    gone = store.add_file(_file(tmp_path / "v", 10)).id
+    (store.root / "data" / gone).unlink()
+    with pytest.raises(UnknownBlob, match="is gone"):
+        store.read_chunk(gone, 0)
+    assert store.blobs() == []

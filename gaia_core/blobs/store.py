@@ -241,19 +241,52 @@ class BlobStore:
         self.evict(keep=blob)
         return self.info(blob)
 
+    def chunks(self, blob: str) -> Iterator[bytes]:
+        """The chunks of complete blob ``blob`` in order, each checked against its leaf hash as it is read
+        (a damaged file is removed: BlobError); marks it used."""
+        self.path(blob)
+        count = chunk_count(self.describe(blob)[0])
+        for index in range(count):
+            yield self._read(blob, index)[0]
+
+    def _read(self, blob: str, index: int) -> tuple[bytes, bytes]:
+        """Chunk ``index`` of complete blob ``blob`` checked against its leaf hash, and the leaves of the blob."""
+        row = self._row(check_id(blob))
+        if row is None or not row[4]:
+            raise UnknownBlob(f"no complete blob {blob} here")
+        size, leaves = row[0], row[2]
+        if not 0 <= index < chunk_count(size):
+            raise BlobError(f"blob {blob[:16]}… has no chunk {index}")
+        try:
+            with open(self.root / "data" / blob, "rb") as src:
+                data = os.pread(src.fileno(), chunk_length(size, index), index * CHUNK_SIZE)
+        except FileNotFoundError:
+            self._drop(blob)
+            raise UnknownBlob(f"the file of blob {blob[:16]}… is gone; removed from the index",
+                              hint="add or fetch it again") from None
+        leaf = leaves[index * HASH_SIZE:(index + 1) * HASH_SIZE]
+        if len(data) != chunk_length(size, index) or leaf_hash(data) != leaf:
+            self._drop(blob)
+            raise BlobError(f"blob {blob[:16]}… is damaged on disk (chunk {index} does not match its hash); removed",
+                            hint="add or fetch it again")
+        return data, leaves
+
     def export(self, blob: str, dest: Path) -> int:
-        """Copy complete blob ``blob`` to ``dest`` (temp file, fsync, rename); the bytes written."""
-        source = self.path(blob)
+        """Copy complete blob ``blob`` to ``dest`` (temp file, fsync, rename), every chunk checked as it is read;
+        the bytes written."""
         temp = dest.with_name(f".{dest.name}.gaia-{os.getpid()}.part")
         try:
-            with open(source, "rb") as src, _private_writer(temp) as out:
+            with _private_writer(temp) as out:
                 written = 0
-                while chunk := src.read(CHUNK_SIZE):
+                for chunk in self.chunks(blob):
                     out.write(chunk)
                     written += len(chunk)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, dest)
+        except BlobError:
+            temp.unlink(missing_ok=True)
+            raise
         except OSError as exc:
             temp.unlink(missing_ok=True)
             if _full(exc):
@@ -345,15 +378,8 @@ class BlobStore:
         return row[0], row[1]
 
     def read_chunk(self, blob: str, index: int) -> tuple[bytes, list[bytes]]:
-        """Chunk ``index`` of complete blob ``blob`` and its inclusion proof."""
-        row = self._row(check_id(blob))
-        if row is None or not row[4]:
-            raise UnknownBlob(f"no complete blob {blob} here")
-        size, leaves = row[0], row[2]
-        if not 0 <= index < chunk_count(size):
-            raise BlobError(f"blob {blob[:16]}… has no chunk {index}")
-        with open(self.root / "data" / blob, "rb") as src:
-            data = os.pread(src.fileno(), chunk_length(size, index), index * CHUNK_SIZE)
+        """Chunk ``index`` of complete blob ``blob`` (checked: a damaged file is never served) and its proof."""
+        data, leaves = self._read(blob, index)
         return data, self._tree(blob, leaves).proof(index)
 
     # ------------------------------------------------------------------ fetching from peers

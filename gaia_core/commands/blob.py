@@ -77,16 +77,15 @@ def ls(state: State, as_json: bool) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to this file (default: stdout).")
 @click.pass_obj
 def get(state: State, blob_id: str, output: Path | None) -> None:
-    """Write blob ID to a file (written whole, then renamed into place) or to stdout."""
+    """Write blob ID to a file (written whole, then renamed into place) or to stdout, checking every chunk."""
     store = home_store(state.home)
     try:
         if output is not None:
             store.export(blob_id, output)
             return
         try:
-            with open(store.path(blob_id), "rb") as src:
-                while chunk := src.read(1 << 20):
-                    sys.stdout.buffer.write(chunk)
+            for chunk in store.chunks(blob_id):
+                sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
         except BrokenPipeError:  # the reader left (e.g. `| head`): stop quietly, as cat does
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
