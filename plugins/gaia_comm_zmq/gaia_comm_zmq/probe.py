@@ -122,7 +122,9 @@ def _dial(ctx: zmq.Context, endpoint: str, key: bytes | None, *, settings: Setti
     failed = _handshake(monitor, endpoint, settings, timeout)
     if failed is not None:
         return failed
-    record = NodeRecord(node_id=identity.node_id, transport={"curve": curve.public} if curve is not None else {})
+    # Dated 1970: never newer than the record a peer already holds of this node, so the probe changes nothing there.
+    record = NodeRecord(node_id=identity.node_id, transport={"curve": curve.public} if curve is not None else {},
+                        updated_at=0.0)
     env = seal(identity, wire.HELLO, msgpack.packb([codec.encode(record), []], use_bin_type=True), now=clock())
     sent = clock()
     sock.send_multipart([wire.header(wire.REQUEST, 1, env), env.body])
