@@ -214,8 +214,11 @@ class Store:
         return self._full
 
     def close(self) -> None:
-        """Flush, checkpoint and close (what a full disk still refuses is logged and lost)."""
+        """Flush, rewrite the file after a purge not yet scrubbed, checkpoint and close (what a full disk still
+        refuses is logged and lost)."""
         self.flush()
+        with contextlib.suppress(DiskFull):  # on a full disk the freed bytes stay until a later purge rewrites it
+            self._clear_purged()
         with self._lock:
             if self._pending or self._counters:
                 log.error("disk full: state.db writes not saved at close; their tasks are still pending there",
