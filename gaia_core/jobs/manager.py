@@ -200,6 +200,9 @@ class JobManager:
                 for p, r in records.items()}
 
     def _send_offer(self, peer: str, slots: list[Slot]) -> None:
+        if peer == self.node.node_id:  # this node's own queue: admitted on the dispatcher's thread, no hop
+            self._offer(peer, slots)
+            return
         if self._background(self._pool, self._offer, peer, slots) is None:
             for slot in slots:  # stopping: the tasks stay pending in state.db
                 self.dispatcher.release(peer, slot)
