@@ -10,6 +10,7 @@ as ``out_of_fuel``.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,9 @@ class _Meter(threading.local):
     active: bool = False
     store: wasmtime.Store | None = None
     memory: wasmtime.Memory | None = None
+    #: A view of the memory's bytes, valid while its length is unchanged: wasmtime moves a memory
+    #: only when it grows. Making one costs more than most calls (ctypes), so it is kept.
+    buffer: ctypes.Array[ctypes.c_ubyte] | None = None
 
 
 _meter = _Meter()
@@ -43,11 +47,11 @@ def metered(store: wasmtime.Store | None) -> Iterator[None]:
 
     One run (one store) at a time per thread: the guest's memory is looked up once per run.
     """
-    _meter.active, _meter.store, _meter.memory = True, store, None
+    _meter.active, _meter.store, _meter.memory, _meter.buffer = True, store, None, None
     try:
         yield
     finally:
-        _meter.active, _meter.store, _meter.memory = False, None, None
+        _meter.active, _meter.store, _meter.memory, _meter.buffer = False, None, None, None
 
 
 def func_type(params: str) -> wasmtime.FuncType:
@@ -94,10 +98,15 @@ def _call(caller: wasmtime.Caller, name: str, args: list[int], alpha: float) -> 
         memory = found
         if _meter.active:
             _meter.memory = memory
+    buffer = _meter.buffer
+    if buffer is None or len(buffer) != memory.data_len(caller):
+        buffer = memory.get_buffer_ptr(caller)
+        if _meter.active:
+            _meter.buffer = buffer
     store = _meter.store
     budget = store.get_fuel() if store is not None else _UNMETERED
     try:
-        cost = gaia_native.tensor_call(name, memory.get_buffer_ptr(caller), args, alpha=alpha, budget=budget)
+        cost = gaia_native.tensor_call(name, buffer, args, alpha=alpha, budget=budget)
     except ValueError as exc:
         raise wasmtime.Trap(f"gaia_tensor.{name}: {exc}") from None
     if store is None:

@@ -173,6 +173,22 @@ def test_imports_are_checked_at_admission(runner: WasmRunner, imports: str, mess
     assert message in result.message
 
 
+def test_calls_after_the_memory_grows_see_all_of_it(runner: WasmRunner) -> None:
+    # relu on page 0, then the memory grows and relu runs in place on the new page (-1.0 -> 0.0)
+    module = bytes(wasmtime.wat2wasm(
+        '(module (import "gaia_tensor" "relu" (func $relu (param i32 i32 i32)))'
+        ' (memory (export "memory") 1) (func (export "gaia_alloc") (param i32) (result i32) (i32.const 1024))'
+        ' (func (export "run") (param i32 i32) (result i64)'
+        '  (call $relu (i32.const 0) (i32.const 64) (i32.const 16))'
+        '  (drop (memory.grow (i32.const 1)))'
+        '  (f32.store (i32.const 65536) (f32.const -1))'
+        '  (call $relu (i32.const 65536) (i32.const 65536) (i32.const 1))'
+        '  (i64.or (i64.shl (i64.const 65536) (i64.const 32)) (i64.const 4))))'))
+    result = runner.run(Task.create(module, entry="run", limits=LIMITS))
+    assert result.status is Status.OK, result.message
+    assert result.output == struct.pack("<f", 0.0)
+
+
 def test_a_module_without_memory_export_traps(runner: WasmRunner) -> None:
     # imports relu but exports its memory under another name: the call cannot find the memory
     module = bytes(wasmtime.wat2wasm(
