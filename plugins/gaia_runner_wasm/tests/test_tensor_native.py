@@ -57,7 +57,7 @@ def floats(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
 
 
-def test_every_x86_path_is_available_here() -> None:
+def test_paths_start_with_the_scalar_oracle() -> None:
     assert PATHS[0] == "scalar"
     assert len(PATHS) >= 1 and set(PATHS) <= {"scalar", "sse2", "avx2", "avx512"}
 
