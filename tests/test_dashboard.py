@@ -27,7 +27,7 @@ from nodes import call, echo_tasks, slow_tasks, submit, wait_job
 
 from gaia_core.config import Home
 from gaia_core.dashboard.logtail import TAIL_BYTES, FileTail, RingHandler
-from gaia_core.dashboard.security import COOKIE, CSRF_HEADER, HEADERS
+from gaia_core.dashboard.security import CSRF_HEADER, HEADERS
 from gaia_core.dashboard.server import MAX_STREAMS, Dashboard
 from gaia_core.errors import UsageError
 from gaia_core.node import Node
@@ -110,13 +110,29 @@ def test_the_printed_url_sets_a_strict_cookie_and_leaves_the_address_bar(nodes: 
     status, headers, _ = request(board, "/?" + board.url.split("?", 1)[1], token=None)
     assert status == 303 and headers["Location"] == "/"
     cookie = headers["Set-Cookie"]
-    assert cookie.startswith(f"{COOKIE}={board.guard.token};") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    status, headers, page = request(board, "/", token=None, headers={"Cookie": f"{COOKIE}={board.guard.token}"})
+    assert cookie.startswith(f"{board.guard.cookie}={board.guard.token};")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    jar = {"Cookie": f"{board.guard.cookie}={board.guard.token}"}
+    status, headers, page = request(board, "/", token=None, headers=jar)
     assert status == 200 and board.guard.csrf in page
     for name, value in HEADERS.items():
         assert headers[name] == value
     assert "default-src 'none'" in headers["Content-Security-Policy"]
     assert "http" not in page.replace(board.guard.origin, "").split("<body>")[0]  # nothing from another site
+
+
+def test_two_dashboards_in_one_browser_keep_their_own_cookies(nodes: Nodes) -> None:
+    """Cookies are per host, not per port: a browser that opened two dashboards (a devnet's nodes) sends
+    both cookies to each; each must still find its own token."""
+    other = Dashboard(nodes.home)
+    other.start()
+    try:
+        jar = "; ".join(f"{b.guard.cookie}={b.guard.token}" for b in (nodes.board, other))
+        for board in (nodes.board, other):
+            status, _, text = request(board, "/api/status", token=None, headers={"Cookie": jar})
+            assert status == 200, text
+    finally:
+        other.stop()
 
 
 def test_a_foreign_host_header_is_refused(nodes: Nodes) -> None:
@@ -141,6 +157,11 @@ def test_actions_need_the_csrf_token_and_the_page_origin(nodes: Nodes) -> None:
     answer = json.loads(text)
     assert answer.keys() == {"job", "status", "cancelled", "tasks"}  # what `gaia task cancel --json` prints
     assert answer["job"] == job and answer["status"] == "cancelled"
+    localhost = f"localhost:{board.guard.port}"  # a page opened at http://localhost:PORT sends that origin
+    job = submit(nodes.home, slow_tasks(nodes.submitter.node_id, 12), name="to-cancel-at-localhost")
+    status, _, text = request(board, f"/api/jobs/{job}/cancel", method="POST",
+                              headers={"Host": localhost, CSRF_HEADER: board.guard.csrf, "Origin": f"http://{localhost}"})
+    assert status == 200 and json.loads(text)["status"] == "cancelled", text
     status, _, text = request(board, "/api/jobs/nosuchjob/cancel", method="POST",
                               headers={CSRF_HEADER: board.guard.csrf})
     assert status == 400 and "nosuchjob" in json.loads(text)["error"]
@@ -177,6 +198,27 @@ def test_open_pages_are_bounded(nodes: Nodes) -> None:
             connection.close()
 
 
+def _raw(board: Dashboard, data: bytes) -> bytes:
+    """Send ``data`` as it is and read the answer until the server closes."""
+    with socket.create_connection(("127.0.0.1", board.guard.port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_malformed_request_is_a_400_and_no_traceback_in_the_log(nodes: Nodes,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """No token needed to send one: a traceback logged for each would let any local process fill the node's log."""
+    with caplog.at_level(logging.DEBUG):
+        too_long = _raw(nodes.board, b"GET /api/status?x=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        garbage = _raw(nodes.board, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http\r\n\r\n")
+    assert too_long.startswith(b"HTTP/1.0 400") and garbage.startswith(b"HTTP/1.0 400")
+    logged = [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    assert not logged, [r.getMessage() for r in logged]
+
+
 def test_without_a_node_the_api_and_the_page_say_so(tmp_path: Path) -> None:
     board = Dashboard(Home(tmp_path), interval=0.2)
     board.start()
@@ -197,12 +239,15 @@ def test_the_api_answers_what_the_cli_json_prints(nodes: Nodes) -> None:
     wait_job(home, job, timeout=60)
     status = api(board, "/api/status")
     assert status.keys() == call(home, "status").keys() and status["node_id"] == nodes.submitter.node_id
-    assert [p["node_id"] for p in api(board, "/api/peers")] == [p["node_id"] for p in call(home, "peers")]
+    peers = api(board, "/api/peers")
+    assert [p["node_id"] for p in peers] == [p["node_id"] for p in call(home, "peers")]
+    for peer in peers:  # the spot-check policy's trust in each peer
+        assert peer["trust"].keys() == {"streak", "trusted", "check_rate"} and 0 <= peer["trust"]["check_rate"] <= 1
     assert api(board, "/api/jobs?limit=5") == call(home, "jobs", limit=5)
     assert api(board, "/api/rewards") == call(home, "rewards")
     assert api(board, "/api/monitor").keys() == call(home, "sample").keys()
     assert isinstance(api(board, "/api/logs")["lines"], list)
-    for bad in ("0", "x", "1001", "-1"):
+    for bad in ("0", "x", "1001", "-1", "%C2%B2", "9" * 5000):  # "²" is a digit to str.isdigit, not to int
         code, _, text = request(board, f"/api/jobs?limit={bad}")
         assert code == 400 and "limit must be" in text
 
@@ -382,7 +427,7 @@ def test_the_page_shows_jobs_and_peers_and_follows_a_job_to_its_end(nodes: Nodes
     browser.get(board.url)
     assert browser.current_url == f"{board.guard.origin}/"  # the token left the address bar
     wait_for(lambda: nodes.worker.node_id[:16] in _text(browser, "#peers"), timeout=20, what="the peer on the page")
-    assert "up" in _text(browser, "#peers")
+    assert "up" in _text(browser, "#peers") and "streak" in _text(browser, "#peers")
     assert nodes.submitter.node_id in _text(browser, "#node-line")
     browser.execute_script("window.gaiaMarker = 1")
     job = submit(home, slow_tasks(nodes.submitter.node_id, 6), name="page-job")

@@ -1,12 +1,13 @@
 """The dashboard's guard: a secret token, a Host check, CSRF checks on actions, strict response headers.
 
 * Every request must carry the token printed at start: ``?token=`` in the URL (once: the page then
-  keeps it in an HttpOnly, SameSite=Strict cookie and drops it from the address bar), the cookie, or
-  ``Authorization: Bearer TOKEN`` (scripts).
+  keeps it in an HttpOnly, SameSite=Strict cookie named for the port, as Jupyter's are, and drops it
+  from the address bar), the cookie, or ``Authorization: Bearer TOKEN`` (scripts).
 * Bound to loopback, the Host header must name loopback, so a web site cannot reach the page through
   DNS rebinding.
 * An action (any method but GET and HEAD) is refused unless actions are enabled, and then needs the
-  page's CSRF token in ``X-CSRF-Token`` and, when the browser sends one, an ``Origin`` of the page itself.
+  page's CSRF token in ``X-CSRF-Token`` and, when the browser sends one, an ``Origin`` of the page itself
+  (the address it was opened at: ``127.0.0.1``, ``localhost`` or another the server listens on).
 * Every answer carries a Content-Security-Policy that allows nothing but the node's own scripts,
   styles and connections, and is neither cached, framed nor referred.
 """
@@ -60,6 +61,12 @@ class Guard:
     actions: bool = False
 
     @property
+    def cookie(self) -> str:
+        """The token cookie's name: one per port, so pages of two dashboards (a devnet's nodes) open in one
+        browser do not replace each other's cookie (cookies are per host, not per port)."""
+        return f"{COOKIE}_{self.port}"
+
+    @property
     def origin(self) -> str:
         """The page's own origin, as a browser sends it in ``Origin``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -76,7 +83,7 @@ class Guard:
         bearer = request.headers.get("Authorization", "")
         if bearer.startswith("Bearer "):
             return bearer.removeprefix("Bearer ")
-        return request.query.get("token") or request.cookies.get(COOKIE, "")
+        return request.query.get("token") or request.cookies.get(self.cookie, "")
 
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Refuse what fails a check with 403 and one line saying what to do; else serve it."""
@@ -88,11 +95,12 @@ class Guard:
             if not self.actions:
                 return refuse("this dashboard is read-only: start it with --allow-actions to cancel jobs")
             origin = request.headers.get("Origin")
-            if not same(request.headers.get(CSRF_HEADER, ""), self.csrf) or origin not in (None, self.origin):
+            # the page's origin is the address it was opened at (Host, checked above when on loopback)
+            if not same(request.headers.get(CSRF_HEADER, ""), self.csrf) or origin not in (None, f"http://{request.host}"):
                 return refuse("cross-site request refused: use the buttons of the dashboard page itself")
         if request.method == "GET" and request.path == "/" and "token" in request.query:
             response = web.Response(status=303, headers={"Location": "/"})  # the token in a cookie, off the address bar
-            response.set_cookie(COOKIE, self.token, httponly=True, samesite="Strict", path="/")
+            response.set_cookie(self.cookie, self.token, httponly=True, samesite="Strict", path="/")
             return response
         return await handler(request)
 

@@ -28,6 +28,7 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gaia_core.config import Home
 from gaia_core.dashboard.feed import NodeFeed, Unreachable
@@ -36,6 +37,8 @@ from gaia_core.dashboard.security import Guard, Handler, add_headers, new_secret
 from gaia_core.errors import GaiaError, UsageError
 
 log = logging.getLogger("gaia.dashboard")
+#: aiohttp's server logger for this dashboard (:func:`_client_fault` keeps a client's bad request out of it).
+http_log = logging.getLogger("gaia.dashboard.http")
 
 #: Pages (event streams) open at once; one more is refused with 503.
 MAX_STREAMS = 16
@@ -53,6 +56,15 @@ MAX_JOBS = 1000
 
 def _static(name: str) -> str:
     return resources.files("gaia_core.dashboard").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _client_fault(record: logging.LogRecord) -> bool:
+    """Drop aiohttp's report of a malformed request (a line too long, not HTTP at all): the client had its
+    400 saying why; logged, any local process could fill the node's log with tracebacks without the token."""
+    return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))
+
+
+http_log.addFilter(_client_fault)
 
 
 def _dumps(data: Any) -> str:
@@ -133,7 +145,8 @@ class Dashboard:
         return self.url
 
     async def _serve(self, listening: socket.socket) -> None:
-        self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, shutdown_timeout=1.0,
+                                    logger=http_log)
         await self._runner.setup()
         await web.SockSite(self._runner, listening).start()
 
@@ -240,7 +253,7 @@ class Dashboard:
 def _limit(request: web.Request) -> int:
     """The ``limit`` query parameter (1 to :data:`MAX_JOBS`, default 20); 400 with one line otherwise."""
     text = request.query.get("limit", "20")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_JOBS:
+    if not (text.isascii() and text.isdigit() and len(text) <= 4) or not 1 <= int(text) <= MAX_JOBS:
         raise web.HTTPBadRequest(text=f"limit must be a whole number from 1 to {MAX_JOBS}, got {text[:20]!r}\n")
     return int(text)
 
