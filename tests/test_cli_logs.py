@@ -96,7 +96,7 @@ def test_detach_failure_shows_the_error_and_the_hint_works(home: Home) -> None:
     try:
         assert "running in the background" in started.stdout
         unknown = gaia(home, "task", "result", "deadbeef", check=False)
-        assert unknown.returncode != 0 and "no job 'deadbeef' on this node" in unknown.stderr
+        assert unknown.returncode == 9 and "no job 'deadbeef' on this node" in unknown.stderr
         assert "not running" not in unknown.stderr
         module = home.root / "echo.wasm"
         module.write_bytes(workloads.module_bytes("echo"))

@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ from gaia_core.commands.params import (
 from gaia_core.console import human_number, print_json, print_table, short_id
 from gaia_core.control import MAX_FRAME, ControlClient
 from gaia_core.errors import GaiaError, TaskError, UsageError
+from gaia_core.jobs.jobstore import RESULTS_SQL, RESULTS_WITH_PROOFS_SQL, check_job_prefix, one_job
 from gaia_core.model import JobStatus, Limits, Task, TaskResult, TaskState
 from gaia_core.state import State
 
@@ -369,12 +371,18 @@ def result(state: State, job: str, output_dir: Path | None, proofs_dir: Path | N
 
     With --proofs DIR, check each written proof with `gaia proof verify DIR/<n>-<task id>.proof`.
     """
+    from gaia_core.commands.node import running_node
+
     if proofs_dir is not None:
         _private_dir(proofs_dir)
-    with ControlClient(state.home) as client:
-        status = client.call("job", job=job)
-        params = {"proofs": True} if proofs_dir is not None else {}
-        raw = client.call("results", job=status["job"], release=release, **params)
+    client = running_node(state)
+    if client is None:
+        status, raw = stored_results(state, job, proofs=proofs_dir is not None, release=release)
+    else:
+        with client:
+            status = client.call("job", job=job)
+            params = {"proofs": True} if proofs_dir is not None else {}
+            raw = client.call("results", job=status["job"], release=release, **params)
     written = None if proofs_dir is None else write_proofs(proofs_dir, raw)
     rows = decode_results([{k: v for k, v in row.items() if k not in ("task", "proof")} for row in raw])
     if written is not None:
@@ -386,6 +394,30 @@ def result(state: State, job: str, output_dir: Path | None, proofs_dir: Path | N
         click.echo(f"{len(written)} proof(s) written to {proofs_dir}; check one with "
                    f"`gaia proof verify {proofs_dir / '<file>.proof'}`"
                    + (f"; {len(rows) - len(written)} task(s) have no proof kept" if len(written) < len(rows) else ""))
+
+
+#: The jobs whose id starts with a prefix (at most 3), as the node's ``job`` control method describes one.
+_MATCHING_JOBS_SQL = ("SELECT id AS job, name, status, created, finished FROM jobs WHERE substr(id, 1, ?) = ? "
+                      "ORDER BY id LIMIT 3")
+
+
+def stored_results(state: State, job: str, *, proofs: bool, release: bool) -> tuple[dict[str, Any],
+                                                                                    list[dict[str, Any]]]:
+    """A job's status and result rows read from state.db (read-only) when no node runs, in the shapes of the
+    node's ``job`` and ``results`` control methods; UnknownJobError as the node would say it."""
+    from gaia_core.commands.node import OFFLINE_NOTE, read_state
+
+    if release:
+        raise UsageError("--release deletes the payloads from the node's state.db, and no node is running",
+                         hint="start the node (`gaia node --detach`) first, or leave out --release")
+    check_job_prefix(job)
+    matches = read_state(state, _MATCHING_JOBS_SQL, (len(job), job), note=False)
+    full = one_job(job, [m["job"] for m in matches])
+    status = next(m for m in matches if m["job"] == full)
+    click.echo(OFFLINE_NOTE, err=True)
+    rows = read_state(state, RESULTS_WITH_PROOFS_SQL if proofs else RESULTS_SQL, (status["job"],), note=False)
+    counts = Counter(row["state"] for row in rows)
+    return {**status, "tasks": dict(sorted(counts.items())), "total": len(rows)}, rows
 
 
 def proof_stem(idx: int, task_id: str) -> str:

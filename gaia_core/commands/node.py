@@ -282,11 +282,11 @@ def running_node(state: State) -> ControlClient | None:
         return None
 
 
-def read_state(state: State, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+def read_state(state: State, sql: str, params: tuple[Any, ...] = (), *, note: bool = True) -> list[dict[str, Any]]:
     """Rows of ``sql`` on the home's state.db opened read-only (sqlite URI ``mode=ro``), for when no node runs.
 
-    Says on stderr that the rows come from state.db; none when there is no state.db yet. StateError
-    (one line, exit 8) when the file is not a database GAIA can read.
+    Says on stderr (unless ``note`` is false) that the rows come from state.db; none when there is no
+    state.db yet. StateError (one line, exit 8) when the file is not a database GAIA can read.
     """
     import sqlite3
 
@@ -294,9 +294,11 @@ def read_state(state: State, sql: str, params: tuple[Any, ...] = ()) -> list[dic
 
     path = state.home.state_db
     if not path.exists():
-        click.echo(f"(node not running, and nothing recorded yet: no {path})", err=True)
+        if note:
+            click.echo(f"(node not running, and nothing recorded yet: no {path})", err=True)
         return []
-    click.echo(OFFLINE_NOTE, err=True)
+    if note:
+        click.echo(OFFLINE_NOTE, err=True)
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:

@@ -19,6 +19,35 @@ from gaia_core.store import Store
 
 _JOB_PREFIX = re.compile(r"[0-9a-f]{1,32}\Z")
 _HINT = "list jobs with `gaia task list`"
+#: A job's task outcome rows, in task order (:meth:`JobStore.results`).
+RESULTS_SQL = "SELECT idx, id, state, result, peers, attempts, reason FROM tasks WHERE job = ? ORDER BY idx"
+#: :data:`RESULTS_SQL` with each task's ``task`` and ``proof`` frames.
+RESULTS_WITH_PROOFS_SQL = ("SELECT t.idx, t.id, t.state, t.result, t.peers, t.attempts, t.reason, t.task, p.proof "
+                           "FROM tasks t LEFT JOIN proofs p ON p.job = t.job AND p.idx = t.idx "
+                           "WHERE t.job = ? ORDER BY t.idx")
+
+
+class UnknownJobError(NodeError):
+    """No job of this node has the id given, several start with the prefix given, or it is not hex (exit 9)."""
+
+    exit_code = 9
+
+
+def check_job_prefix(prefix: object) -> str:
+    """``prefix`` when it can start a job id (1 to 32 lowercase hex characters); UnknownJobError otherwise."""
+    if not isinstance(prefix, str) or not _JOB_PREFIX.match(prefix):
+        raise UnknownJobError(f"{str(prefix)[:40]!r} is not a job id: expected hex characters", hint=_HINT)
+    return prefix
+
+
+def one_job(prefix: str, matches: list[str]) -> str:
+    """The one id of ``matches`` (the jobs ``prefix`` matched); UnknownJobError when none or several."""
+    if not matches:
+        raise UnknownJobError(f"no job {prefix!r} on this node", hint=_HINT)
+    if len(matches) > 1:
+        raise UnknownJobError(f"job id prefix {prefix!r} is ambiguous: it matches {', '.join(matches[:2])}, ...",
+                              hint="give more characters of the job id")
+    return matches[0]
 
 
 class JobStore:
@@ -40,18 +69,10 @@ class JobStore:
                                  (task.id, job, i, codec.encode(task), to or "", now))
 
     def resolve(self, prefix: str) -> str:
-        """The id of the one job whose id starts with ``prefix``; NodeError when none or several do."""
-        if not isinstance(prefix, str) or not _JOB_PREFIX.match(prefix):
-            raise NodeError(f"{str(prefix)[:40]!r} is not a job id: expected hex characters", hint=_HINT)
-        rows = self.store.execute("SELECT id FROM jobs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 3",
-                                  (len(prefix), prefix))
-        if not rows:
-            raise NodeError(f"no job {prefix!r} on this node", hint=_HINT)
-        if len(rows) > 1:
-            matches = ", ".join(r[0] for r in rows[:2])
-            raise NodeError(f"job id prefix {prefix!r} is ambiguous: it matches {matches}, ...",
-                            hint="give more characters of the job id")
-        return rows[0][0]
+        """The id of the one job whose id starts with ``prefix``; UnknownJobError when none or several do."""
+        check_job_prefix(prefix)
+        return one_job(prefix, [r[0] for r in self.store.execute(
+            "SELECT id FROM jobs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 3", (len(prefix), prefix))])
 
     def unfinished(self) -> list[dict[str, Any]]:
         """The pending tasks of running jobs, with the job's redundancy (for resuming)."""
@@ -73,10 +94,10 @@ class JobStore:
         return dict(self.store.execute("SELECT state, COUNT(*) FROM tasks WHERE job = ? GROUP BY state", (job,)))
 
     def job(self, job: str) -> tuple[JobStatus, str, float, float | None]:
-        """A job's (status, name, created, finished); NodeError when there is none."""
+        """A job's (status, name, created, finished); UnknownJobError when there is none."""
         rows = self.store.execute("SELECT status, name, created, finished FROM jobs WHERE id = ?", (job,))
         if not rows:
-            raise NodeError(f"no job {job!r} on this node", hint=_HINT)
+            raise UnknownJobError(f"no job {job!r} on this node", hint=_HINT)
         status, name, created, finished = rows[0]
         return JobStatus(status), name, created, finished
 
@@ -122,12 +143,7 @@ class JobStore:
     def results(self, job: str, *, proofs: bool = False) -> Iterator[dict[str, Any]]:
         """Every task's outcome row of ``job``, in task order; ``proofs`` adds each task's ``task`` and ``proof``
         frames (None once purged, or when no verified result decided the task)."""
-        if proofs:
-            return self.store.rows("SELECT t.idx, t.id, t.state, t.result, t.peers, t.attempts, t.reason, t.task, "
-                                   "p.proof FROM tasks t LEFT JOIN proofs p ON p.job = t.job AND p.idx = t.idx "
-                                   "WHERE t.job = ? ORDER BY t.idx", (job,))
-        return self.store.rows("SELECT idx, id, state, result, peers, attempts, reason FROM tasks "
-                               "WHERE job = ? ORDER BY idx", (job,))
+        return self.store.rows(RESULTS_WITH_PROOFS_SQL if proofs else RESULTS_SQL, (job,))
 
     def release(self, job: str) -> None:
         """Delete a finished job's payloads."""
