@@ -82,14 +82,14 @@ def open_log(path: Path) -> BinaryIO:
     return os.fdopen(fd, "ab")
 
 
-def tail(path: Path, count: int, *, since: int = 0) -> list[str]:
+def tail(path: Path, count: int, *, since: int = 0, window: int = TAIL_BYTES) -> list[str]:
     """The last ``count`` lines of the log at ``path`` written after byte ``since`` (and within its last
-    :data:`TAIL_BYTES`), oldest first."""
+    ``window`` bytes), oldest first."""
     with path.open("rb") as log:
         end = log.seek(0, os.SEEK_END)
-        start = max(since, end - TAIL_BYTES)
+        start = max(since, end - window)
         log.seek(start)
-        data = log.read(TAIL_BYTES)
+        data = log.read(window)
     lines = data.decode("utf-8", "replace").splitlines()
     if start > since:
         lines = lines[1:]  # the first one is cut

@@ -504,8 +504,15 @@ class Node:
                          "name": record.name if record else "", "load": record.load if record else None,
                          "record_at": record.updated_at if record else None,
                          "benchmark": dict(record.benchmark) if record else {},
-                         "refused": self.gate.refusals.of(peer.node_id)})
+                         "refused": self.gate.refusals.of(peer.node_id), "trust": self.trust_of(peer.node_id)})
         return rows
+
+    def trust_of(self, peer: str) -> dict[str, Any]:
+        """What this node's spot-check policy holds of ``peer``: its streak of consecutive valid results, whether
+        that makes it trusted, and the fraction of its results checked now (docs/verification.md)."""
+        spot = self.jobs.spot
+        return {"streak": spot.trust.streak(peer), "trusted": spot.trust.trusted(peer),
+                "check_rate": spot.rate_for(peer)}
 
     def refused(self) -> dict[str, dict[str, int]]:
         """Messages refused, by reason: by the kernel (authentication, records) and by the transport (its bounds)."""

@@ -8,7 +8,7 @@ from collections import deque
 from pathlib import Path
 from typing import Protocol
 
-from gaia_core.logs import JsonLines
+from gaia_core.logs import JsonLines, tail
 
 #: Log lines the dashboard shows.
 TAIL_LINES = 50
@@ -66,15 +66,8 @@ class FileTail:
         self.size = size
 
     def lines(self) -> list[str]:
-        """The last lines of the file, oldest first."""
+        """The last lines of the file, oldest first (read once per update: only its last :data:`TAIL_BYTES`)."""
         try:
-            with self.path.open("rb") as log:
-                end = log.seek(0, 2)
-                log.seek(max(0, end - TAIL_BYTES))
-                data = log.read(TAIL_BYTES)
+            return tail(self.path, self.size, window=TAIL_BYTES)
         except OSError:
             return []
-        lines = data.decode("utf-8", "replace").splitlines()
-        if len(data) == TAIL_BYTES and end > TAIL_BYTES:
-            lines = lines[1:]  # the first one is cut
-        return lines[-self.size:]

@@ -101,6 +101,11 @@ function progress(job) {
   return td;
 }
 
+function trust(t) {  // the spot-check policy's view of a peer (gaia peers --json: trust)
+  if (!t) return "";
+  return `${t.trusted ? "trusted" : "untrusted"}, streak ${t.streak}, ${num(100 * t.check_rate, 0)} % checked`;
+}
+
 function cancelButton(job) {
   const td = el("td");
   if (!actions || job.status !== "running") return td;
@@ -164,7 +169,7 @@ function render(update) {
   ], 2);
   fill("peers", update.peers.map((p) => [short(p.node_id), p.name, p.address,
     el("td", p.state, `state-${p.state}`), num(p.rtt_ms, 2), num(p.load, 2), num((p.benchmark || {}).score, 3),
-    counts(p.refused)]), 8);
+    trust(p.trust), counts(p.refused)]), 9);
   fill("verification", Object.entries(s.verification).map(([k, v]) => [k.replace("verdicts.", ""), v]), 2);
   fill("rewards", s.rewards.map((r) => [short(r.node_id), r.role, r.tasks, r.verified, num(r.credit, 4), r.fuel,
     num(r.energy_j, 3)]), 7);
