@@ -14,9 +14,9 @@ modules, but these names keep their meaning within a major version. They are, as
 - the role protocols a provider satisfies and the spec records a role hook yields;
 - the records of the data model and the wire;
 - the exception hierarchy (raise these, with a message that says what to do);
-- helpers: content ids and Merkle roots, the codec (``codec.encode`` / ``codec.decode``,
-  which validate), admission (``admission.check``), envelopes, identities, configuration,
-  and the scheduler behind queues.
+- helpers: content ids and Merkle roots, the files of a task's blobs (``blob_paths``), the codec
+  (``codec.encode`` / ``codec.decode``, which validate), admission (``admission.check``), envelopes,
+  identities, configuration, and the scheduler behind queues.
 
 docs/plugin-authoring.md lists each name with its signature (generated from this module by
 ``python -m gaia_core.docgen``).
@@ -25,6 +25,7 @@ docs/plugin-authoring.md lists each name with its signature (generated from this
 from __future__ import annotations
 
 from gaia_core import admission, codec, hookimpl
+from gaia_core.blobs.tasks import blob_paths
 from gaia_core.config import Config, Home, load as load_config
 from gaia_core.envelope import Refused, ReplayGuard, open_envelope, seal
 from gaia_core.errors import (
@@ -138,6 +139,7 @@ __all__ = [
     "content_id",
     "blake3_digest",
     "merkle_root",
+    "blob_paths",
     "codec",
     "admission",
     "seal",

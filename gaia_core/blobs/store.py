@@ -492,6 +492,11 @@ def home_store(home: Home) -> BlobStore:
     return BlobStore(home.make_private().root / "blobs")
 
 
+def blob_file(home: Home, blob: str) -> Path:
+    """Where complete blob ``blob`` lies in the store of ``home`` (the file may be absent)."""
+    return home.root / "blobs" / "data" / check_id(blob)
+
+
 @contextlib.contextmanager
 def _private_writer(path: Path) -> Iterator[IO[bytes]]:
     """``path`` opened for writing, created 0600 or emptied."""

@@ -8,16 +8,18 @@ removed (privacy), unless the operator pinned it (``gaia blob pin``).
 
 from __future__ import annotations
 
+import stat
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from gaia_core.blobs.fetch import Fetcher
 from gaia_core.blobs.protocol import BlobServer
-from gaia_core.blobs.store import BlobError, BlobStore, home_store
+from gaia_core.blobs.store import BlobError, BlobStore, UnknownBlob, blob_file, home_store
 from gaia_core.config import Home
 from gaia_core.model import Envelope, Status, Task, TaskResult
-from gaia_core.roles import Transport
+from gaia_core.roles import NodeContext, Transport
 
 #: Seconds a task's blobs may take to arrive, unless its deadline comes first.
 FETCH_TIMEOUT_S = 600.0
@@ -77,3 +79,22 @@ class TaskBlobs:
     def release(self, task: Task) -> list[str]:
         """``task`` is over: remove the fetched, unpinned blobs no other running task names; the ids removed."""
         return self.store.release(task.blobs)
+
+
+def blob_paths(context: NodeContext, task: Task) -> tuple[Path, ...]:
+    """The files of ``task``'s blobs in the order of ``task.blobs``, for its runner to read (never write).
+
+    The node calls a runner only once every blob of the task is complete and verified in its store,
+    and the files stay in place for the whole run. BlobError (exit code 9) when one is not there:
+    the runner was called outside a node that fetched them.
+    """
+    paths = tuple(blob_file(context.home, blob) for blob in task.blobs)
+    for blob, path in zip(task.blobs, paths, strict=True):
+        try:
+            regular = stat.S_ISREG(path.stat().st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            raise UnknownBlob(f"blob {blob[:16]}… of task {task.id[:16]}… is not complete in the store of "
+                              f"{context.home.root}", hint="run the task on a node: it fetches a task's blobs first")
+    return paths

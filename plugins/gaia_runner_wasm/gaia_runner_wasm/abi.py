@@ -5,8 +5,9 @@
 * ``wasi``: a WASI command exporting ``_start``; entries are ``() -> ()`` exports (usually
   ``_start``). Input is stdin, output is stdout.
 
-A module may import only WASI (``wasi_snapshot_preview1``) and the tensor host API (``gaia_tensor``,
-see :mod:`gaia_runner_wasm.tensor_host`); any other import makes it invalid.
+A module may import only WASI (``wasi_snapshot_preview1``), the tensor host API (``gaia_tensor``,
+see :mod:`gaia_runner_wasm.tensor_host`) and the blob host API (``gaia_blob``, see
+:mod:`gaia_runner_wasm.blob_host`); any other import makes it invalid.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import enum
 import wasmtime
 from attrs import frozen
 
+from gaia_runner_wasm import blob_host, tensor_host
 from gaia_runner_wasm.sandbox import WASI_MODULE
-from gaia_runner_wasm.tensor_host import TENSOR_MODULE, import_problem
+
+#: The host modules a task may import, and the check of each import's name and type.
+_HOSTS = {tensor_host.TENSOR_MODULE: tensor_host.import_problem, blob_host.BLOB_MODULE: blob_host.import_problem}
 
 ALLOC_EXPORT = "gaia_alloc"
 MEMORY_EXPORT = "memory"
@@ -59,11 +63,13 @@ def _signature(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]
 
 def inspect(module: wasmtime.Module) -> Shape:
     """Detect the module's ABI and entries; AbiError for unknown imports or no known ABI."""
-    foreign = sorted(f"{i.module}::{i.name}" for i in module.imports if i.module not in (WASI_MODULE, TENSOR_MODULE))
+    known = {WASI_MODULE, *_HOSTS}
+    foreign = sorted(f"{i.module}::{i.name}" for i in module.imports if i.module not in known)
     if foreign:
-        raise AbiError(f"unknown import {foreign[0]}: a task module may import only {WASI_MODULE} and {TENSOR_MODULE}")
+        raise AbiError(f"unknown import {foreign[0]}: a task module may import only {WASI_MODULE}, "
+                       f"{' and '.join(_HOSTS)}")
     for i in module.imports:
-        problem = import_problem(i.name or "", i.type) if i.module == TENSOR_MODULE else None
+        problem = _HOSTS[i.module](i.name or "", i.type) if i.module in _HOSTS else None
         if problem:
             raise AbiError(problem)
     funcs = {e.name: _signature(e.type) for e in module.exports if isinstance(e.type, wasmtime.FuncType)}

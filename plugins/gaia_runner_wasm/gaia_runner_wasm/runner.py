@@ -21,8 +21,8 @@ from pathlib import Path
 import wasmtime
 from attrs import define, field
 
-from gaia_core.plugin_api import NodeContext, Status, Task, TaskResult, content_id
-from gaia_runner_wasm import sandbox, tensor_host
+from gaia_core.plugin_api import GaiaError, NodeContext, Status, Task, TaskResult, blob_paths, content_id
+from gaia_runner_wasm import blob_host, sandbox, tensor_host
 from gaia_runner_wasm.abi import ALLOC_EXPORT, FAIL_LENGTH, MEMORY_EXPORT, Abi, AbiError
 from gaia_runner_wasm.cache import Compiled, ModuleCache, has_artifact
 from gaia_runner_wasm.settings import Metering, RunnerSettings
@@ -94,6 +94,7 @@ class WasmRunner:
         self._node_id = context.identity.node_id if context.identity is not None else ""
         self._bare = wasmtime.Linker(self.engine)
         tensor_host.define(self._bare)
+        blob_host.define(self._bare)
         self._linkers: dict[frozenset[str], wasmtime.Linker] = {}
         self._lock = threading.Lock()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -167,6 +168,10 @@ class WasmRunner:
         except AbiError as exc:
             raise _Failed(Status.INVALID, str(exc)) from None
         limits = task.limits
+        try:
+            blobs = blob_paths(self.context, task)
+        except GaiaError as exc:
+            raise _Failed(Status.ERROR, str(exc)) from None
         store = wasmtime.Store(self.engine)
         try:
             store.set_limits(memory_size=limits.memory_bytes, table_elements=limits.max_table_elements,
@@ -176,10 +181,13 @@ class WasmRunner:
             if self.ticker is not None:
                 store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_s))
             try:
-                with tensor_host.metered(store if self.metering.fuel else None):
+                metered = store if self.metering.fuel else None
+                with tensor_host.metered(metered), blob_host.opened(blobs, metered):
                     outcome = self._execute(task, compiled, store)
             except _Failed as exc:  # the task ran (and used fuel) before it failed
                 outcome = _Outcome(exc.status, exc.message)
+            except GaiaError as exc:  # a blob gone before it could be opened
+                outcome = _Outcome(Status.ERROR, str(exc))
             fuel_used = limits.fuel - store.get_fuel() if self.metering.fuel else 0
             return outcome, fuel_used
         finally:
@@ -326,6 +334,7 @@ class WasmRunner:
                     if cached is None:
                         cached = self._linkers[capabilities] = sandbox.wasi_linker(self.engine, capabilities)
                         tensor_host.define(cached)
+                        blob_host.define(cached)
                     linker = cached
             pre = compiled.pres[capabilities] = linker.instantiate_pre(compiled.module)
         return pre
