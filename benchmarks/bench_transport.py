@@ -216,7 +216,7 @@ def evidence_us(batch: int = 256, rounds: int = 20) -> tuple[float, float, float
     path = (time.perf_counter() - start) / batch * 1e6
     start = time.perf_counter()
     for result, proof in pairs[: batch // 4]:
-        data = result + proof
+        data = result + (proof or b"")
         assert verify_signature(identity.node_id, identity.sign(data), data)
     return delivery, path, (time.perf_counter() - start) / (batch // 4) * 1e6
 
