@@ -28,7 +28,7 @@ from nodes import call, echo_tasks, slow_tasks, submit, wait_job
 from gaia_core.config import Home
 from gaia_core.dashboard.logtail import TAIL_BYTES, FileTail, RingHandler
 from gaia_core.dashboard.security import CSRF_HEADER, HEADERS
-from gaia_core.dashboard.server import MAX_STREAMS, Dashboard
+from gaia_core.dashboard.server import MAX_CONNECTIONS, MAX_STREAMS, Dashboard
 from gaia_core.errors import UsageError
 from gaia_core.node import Node
 
@@ -217,6 +217,27 @@ def test_a_malformed_request_is_a_400_and_no_traceback_in_the_log(nodes: Nodes,
     assert too_long.startswith(b"HTTP/1.0 400") and garbage.startswith(b"HTTP/1.0 400")
     logged = [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
     assert not logged, [r.getMessage() for r in logged]
+
+
+def test_idle_connections_are_bounded(tmp_path: Path) -> None:
+    """Sockets held open without a request (no token needed) cannot use up the node's file descriptors."""
+    board = Dashboard(Home(tmp_path))
+    board.start()
+    held: list[socket.socket] = []
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            held.append(socket.create_connection(("127.0.0.1", board.guard.port), timeout=10))
+        wait_for(lambda: len(board._runner.server.connections) == MAX_CONNECTIONS if board._runner and
+                 board._runner.server else False, timeout=10, what="the connections accepted")
+        assert _raw(board, b"GET / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 503")
+        for sock in held:
+            sock.close()
+        held.clear()
+        wait_for(lambda: request(board, "/api/logs")[0] == 200, timeout=10, what="the dashboard to serve again")
+    finally:
+        for sock in held:
+            sock.close()
+        board.stop()
 
 
 def test_without_a_node_the_api_and_the_page_say_so(tmp_path: Path) -> None:

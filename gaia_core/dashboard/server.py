@@ -42,6 +42,9 @@ http_log = logging.getLogger("gaia.dashboard.http")
 
 #: Pages (event streams) open at once; one more is refused with 503.
 MAX_STREAMS = 16
+#: Connections open at once, token or not; one more is answered 503 and closed (idle sockets held open by
+#: any local process would otherwise use up the node's file descriptors).
+MAX_CONNECTIONS = 64
 #: Seconds between comments on an idle event stream, so proxies and browsers keep it open.
 KEEPALIVE_S = 15.0
 #: Largest request body accepted (actions carry none).
@@ -109,6 +112,19 @@ class Hub:
             await asyncio.sleep(self.interval)
 
 
+class _Busy(asyncio.Protocol):
+    """A connection over :data:`MAX_CONNECTIONS`: one line, then closed (a second later, so that closing with
+    the request unread does not reset the connection before the client reads the line)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Answer 503 and close."""
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
+                        b"503: too many connections to this dashboard: close some pages\n")
+        transport.write_eof()
+        asyncio.get_running_loop().call_later(1.0, transport.close)
+
+
 class Dashboard:
     """The dashboard of the node serving ``home``, on ``host:port`` (0: a free port), from a background thread.
 
@@ -124,6 +140,7 @@ class Dashboard:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="gaia-dashboard", daemon=True)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     @property
     def url(self) -> str:
@@ -148,15 +165,27 @@ class Dashboard:
         self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, shutdown_timeout=1.0,
                                     logger=http_log)
         await self._runner.setup()
-        await web.SockSite(self._runner, listening).start()
+        server = self._runner.server
+        assert server is not None  # set up above
+
+        def accept() -> asyncio.BaseProtocol:
+            return server() if len(server.connections) < MAX_CONNECTIONS else _Busy()
+
+        self._listener = await asyncio.get_running_loop().create_server(accept, sock=listening)
+
+    async def _close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     def stop(self) -> None:
         """Close every page's stream and stop serving; safe to call twice."""
         if self._loop.is_closed():
             return
-        if self._runner is not None and self._loop.is_running():
+        if self._loop.is_running():
             with contextlib.suppress(Exception):  # stopping: what fails to close goes with the loop
-                asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(START_TIMEOUT_S)
+                asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(START_TIMEOUT_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread.is_alive():
             self._thread.join(START_TIMEOUT_S)
