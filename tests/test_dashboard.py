@@ -141,6 +141,23 @@ def test_a_foreign_host_header_is_refused(nodes: Nodes) -> None:
     assert status == 403 and "unexpected Host" in text
 
 
+def test_another_loopback_address_is_guarded_as_127_0_0_1(nodes: Nodes) -> None:
+    """--host 127.0.0.2 is loopback too: a rebinding site's Host is refused there, the bound address is not."""
+    board = Dashboard(nodes.home, host="127.0.0.2")
+    board.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.2", board.guard.port, timeout=10)
+        for host, expected in (("evil.example", 403), ("127.0.0.2", 200)):
+            connection.request("GET", "/api/logs", headers={"Host": f"{host}:{board.guard.port}",
+                                                            "Authorization": f"Bearer {board.guard.token}"})
+            response = connection.getresponse()
+            assert (response.status, host) == (expected, host), response.read()
+            response.read()
+        connection.close()
+    finally:
+        board.stop()
+
+
 def test_actions_need_the_csrf_token_and_the_page_origin(nodes: Nodes) -> None:
     board = nodes.board
     job = submit(nodes.home, slow_tasks(nodes.submitter.node_id, 12), name="to-cancel")

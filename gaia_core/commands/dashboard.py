@@ -11,7 +11,7 @@ import click
 from gaia_core.commands.params import Integer, Seconds
 from gaia_core.control import ControlClient
 from gaia_core.dashboard.logtail import LogTail
-from gaia_core.dashboard.security import LOOPBACK
+from gaia_core.dashboard.security import loopback
 from gaia_core.dashboard.server import Dashboard
 from gaia_core.state import State
 
@@ -19,7 +19,7 @@ from gaia_core.state import State
 def start(state: State, *, host: str, port: int, interval: float, actions: bool,
           logs: LogTail | None = None) -> Dashboard:
     """Start the dashboard of the node serving ``state.home`` and print its URL (with the token)."""
-    if host not in LOOPBACK:
+    if not loopback(host):
         click.echo(f"warning: the dashboard listens on {host}: anyone who can reach it there and learns the "
                    "token sees this node (plain HTTP, no TLS)", err=True)
     board = Dashboard(state.home, host=host, port=port, interval=interval, actions=actions, logs=logs)

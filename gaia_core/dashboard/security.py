@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
 
@@ -24,7 +25,6 @@ from aiohttp import web
 COOKIE = "gaia_dashboard"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -38,6 +38,14 @@ HEADERS = {
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address to listen on) is this machine only: localhost, 127.0.0.0/8, ::1."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def new_secret() -> str:
@@ -73,10 +81,12 @@ class Guard:
         return f"http://{host}:{self.port}"
 
     def host_ok(self, host: str) -> bool:
-        """Whether a request's Host header may reach this server (any, unless bound to loopback)."""
-        if self.host not in LOOPBACK:
+        """Whether a request's Host header may reach this server (any, unless bound to loopback: then the
+        loopback names and the bound address)."""
+        if not loopback(self.host):
             return True
-        return host in {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"}
+        return host in {f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}",
+                        self.origin.removeprefix("http://")}
 
     def token_of(self, request: web.Request) -> str:
         """The token a request carries, or ''."""
