@@ -767,12 +767,20 @@ impl Plan {
                 a, b, c, m, n, k, ..
             } => (m * n) as u128 * k as u128 + (a.len + b.len + c.len) as u128,
             Plan::Conv {
-                x, w, y, n, win, ..
+                x,
+                w,
+                y,
+                n,
+                oc,
+                win,
+                ..
             } => {
-                // per image: oc x (c*kh*kw) x (oh*ow) multiply-adds, plus the im2col copy
+                // per image: oc x (c*kh*kw) x (oh*ow) multiply-adds, plus the im2col copy (none when
+                // oc = 0: nothing is written), plus writing y (also when c*kh*kw = 0)
                 let patch = (win.c * win.kh * win.kw) as u128;
                 let plane = (win.oh * win.ow) as u128;
-                (y.len as u128) * patch + n as u128 * patch * plane + (x.len + w.len) as u128
+                let images = if oc == 0 { 0 } else { n as u128 };
+                (y.len as u128) * (patch + 1) + images * patch * plane + (x.len + w.len) as u128
             }
             Plan::Im2col { x, cols, .. } | Plan::Col2im { cols, x, .. } => {
                 (x.len + cols.len) as u128
@@ -792,13 +800,14 @@ impl Plan {
                         u128::from(EXP_COST)
                     }
             }
-            Plan::Rows { op, x, .. } => {
+            Plan::Rows { op, x, out, .. } => {
                 x.len as u128
                     * if op == Op::Softmax {
                         u128::from(EXP_COST)
                     } else {
                         1
                     }
+                    + out.len as u128
             }
         };
         u64::try_from(work + u128::from(CALL_COST)).unwrap_or(u64::MAX)
@@ -1466,6 +1475,9 @@ fn conv2d_images(
         win.oh * win.ow,
         win.c * win.h * win.wd,
     );
+    if oc == 0 {
+        return; // y is empty; the output plane may still be huge (padding), so walk none of it
+    }
     for b in 0..n {
         let (xb, yb) = (
             &x[b * image..(b + 1) * image],

@@ -304,6 +304,47 @@ fn a_call_over_budget_costs_its_work_and_does_nothing() {
 }
 
 #[test]
+fn conv2d_is_charged_for_every_output_and_walks_no_plane_without_outputs() {
+    // c = 0: no multiply-adds, but y (oc x 4 x 4) is still written (zeros), so it is charged
+    let mut mem = Mem::new(16);
+    let args = [0, 0, 0, 0, 1, 0, 4, 4, 1, 1, 1, 1, 0];
+    let cost = t::call(mem.bytes(), Op::Conv2d, &args, 0.0, u64::MAX, Path::best()).unwrap();
+    assert_eq!(cost, t::CALL_COST + 16);
+    // oc = 0 with a padding of 2^30: the output plane has 4.6e18 positions and y none; a cheap
+    // call must not walk that plane (it ran for ever, with the GIL held)
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut mem = Mem::new(4);
+        let args = [0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 1, 1 << 30];
+        let _ = done.send(t::call(
+            mem.bytes(),
+            Op::Conv2d,
+            &args,
+            0.0,
+            u64::MAX,
+            Path::best(),
+        ));
+    });
+    let got = wait.recv_timeout(std::time::Duration::from_secs(60));
+    assert!(matches!(got, Ok(Ok(_))), "{got:?}");
+}
+
+#[test]
+fn sum_rows_is_charged_for_the_row_it_writes() {
+    let mut mem = Mem::new(1024);
+    let cost = t::call(
+        mem.bytes(),
+        Op::SumRows,
+        &[0, 0, 0, 1024],
+        0.0,
+        u64::MAX,
+        Path::best(),
+    )
+    .unwrap();
+    assert_eq!(cost, t::CALL_COST + 1024);
+}
+
+#[test]
 fn elementwise_ops_work_in_place() {
     let mut mem = Mem::new(8);
     mem.set(0, &[-1.0, 2.0, -3.0, 4.0]);
