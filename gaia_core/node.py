@@ -300,6 +300,7 @@ class Node:
             try:
                 self.store.flush()
                 self.store.scrub()
+                self.blobs.sweep(self.jobs.jobstore.released)  # privacy: blobs only released jobs named
                 if self.benchmarks:
                     self._last_sample = self.benchmarks[0].sample()
                 self._take_dropped()

@@ -97,6 +97,22 @@ def test_release_removes_fetched_unpinned_blobs_no_task_holds(store: BlobStore, 
     assert [i.id for i in store.blobs()] == [pinned]
 
 
+def test_released_jobs_take_the_blobs_only_they_named(store: BlobStore, tmp_path: Path) -> None:
+    shared, alone, pinned, running = (store.add_file(_file(tmp_path / n, 1000 + seed, seed)).id
+                                      for seed, n in enumerate("abcd", 2))
+    kept = store.add_file(_file(tmp_path / "e", 77)).id  # named by no job: stays
+    store.pin(pinned)
+    store.use("j1", [shared, alone, pinned, running, "0" * 64])  # a blob it names need not be here
+    store.use("j2", [shared])
+    store.hold([running])  # a task of this node runs with it
+    assert sorted(store.using_jobs()) == ["j1", "j2"]
+    assert store.end_uses(["j1"]) == [alone]
+    assert {i.id for i in store.blobs()} == {shared, pinned, running, kept}
+    assert store.release([running]) == [running]  # gone once its task ends
+    assert store.end_uses(["j2"]) == [shared] and store.using_jobs() == []
+    assert {i.id for i in store.blobs()} == {pinned, kept}
+
+
 def _source_tree(path: Path) -> tuple[bytes, list[bytes], Tree]:
     data = path.read_bytes()
     chunks = [data[i:i + CHUNK_SIZE] for i in range(0, len(data), CHUNK_SIZE)]

@@ -50,11 +50,17 @@ CREATE TABLE IF NOT EXISTS blobs (
     have BLOB NOT NULL,           -- one byte per chunk: 1 once it is verified and on disk
     complete INTEGER NOT NULL,
     pinned INTEGER NOT NULL DEFAULT 0,
-    fetched INTEGER NOT NULL DEFAULT 0,  -- came from a peer for a task (removed when the task is released)
+    fetched INTEGER NOT NULL DEFAULT 0,  -- fetched for a task, or its job released: goes when no task holds it
     added REAL NOT NULL,
     last_used REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS uses (         -- jobs this node submitted that name a blob
+    blob TEXT NOT NULL,
+    job TEXT NOT NULL,
+    PRIMARY KEY (blob, job)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS uses_job ON uses (job);
 """
 
 
@@ -356,6 +362,41 @@ class BlobStore:
                 if row is not None and row[4] and row[6] and not row[5]:
                     self._drop(blob)
                     removed.append(blob)
+        return removed
+
+    # ------------------------------------------------------------------ the jobs of this node that name blobs
+
+    def use(self, job: str, blobs: Sequence[str]) -> None:
+        """Job ``job`` of this node names ``blobs``: once it is released they are removed (:meth:`end_uses`)."""
+        with self._lock:
+            self._db.executemany("INSERT OR IGNORE INTO uses (blob, job) VALUES (?, ?)",
+                                 [(blob, job) for blob in set(blobs)])
+
+    def using_jobs(self, limit: int = 500) -> list[str]:
+        """Up to ``limit`` jobs that name blobs of this store and were not released yet."""
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT DISTINCT job FROM uses LIMIT ?", (limit,))]
+
+    def end_uses(self, jobs: Sequence[str]) -> list[str]:
+        """Jobs ``jobs`` were released: the blobs no other job names any more are removed unless pinned (privacy);
+        the ids removed. One that a running task holds goes when that task ends (:meth:`release`)."""
+        removed = []
+        with self._lock:
+            named: set[str] = set()
+            for job in jobs:
+                named.update(row[0] for row in self._db.execute("SELECT blob FROM uses WHERE job = ?", (job,)))
+                self._db.execute("DELETE FROM uses WHERE job = ?", (job,))
+            for blob in sorted(named):
+                if self._db.execute("SELECT 1 FROM uses WHERE blob = ? LIMIT 1", (blob,)).fetchone():
+                    continue
+                row = self._row(blob)
+                if row is None or row[5]:
+                    continue
+                if self._held[blob] > 0:
+                    self._db.execute("UPDATE blobs SET fetched = 1 WHERE id = ?", (blob,))
+                    continue
+                self._drop(blob)
+                removed.append(blob)
         return removed
 
     # ------------------------------------------------------------------ serving chunks to peers

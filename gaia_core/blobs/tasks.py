@@ -3,15 +3,18 @@
 A task's blobs are fetched from its submitter first, then from the other peers that are up (the
 first :data:`~gaia_core.blobs.fetch.MAX_SOURCES` that hold a copy). While a task runs its blobs are
 held (the cap does not evict them); once no running task names a fetched blob any more it is
-removed (privacy), unless the operator pinned it (``gaia blob pin``).
+removed (privacy), unless the operator pinned it (``gaia blob pin``). On the submitter, the blobs a
+job names are removed once that job is released (its payloads deleted by ``--release`` or the
+retention) and no other unreleased job names them, unless pinned.
 """
 
 from __future__ import annotations
 
+import logging
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gaia_core.blobs.fetch import Fetcher
@@ -21,8 +24,12 @@ from gaia_core.config import Home
 from gaia_core.model import Envelope, Status, Task, TaskResult
 from gaia_core.roles import NodeContext, Transport
 
+log = logging.getLogger("gaia.blobs")
+
 #: Seconds a task's blobs may take to arrive, unless its deadline comes first.
 FETCH_TIMEOUT_S = 600.0
+#: Seconds between two looks for blobs that only released jobs named.
+SWEEP_S = 1.0
 
 
 class TaskBlobs:
@@ -38,6 +45,7 @@ class TaskBlobs:
         self._strike = strike
         self._parts: tuple[BlobStore, BlobServer, Fetcher] | None = None
         self._lock = threading.Lock()
+        self._next_sweep = 0.0
 
     def _open(self) -> tuple[BlobStore, BlobServer, Fetcher]:
         with self._lock:
@@ -79,6 +87,28 @@ class TaskBlobs:
     def release(self, task: Task) -> list[str]:
         """``task`` is over: remove the fetched, unpinned blobs no other running task names; the ids removed."""
         return self.store.release(task.blobs)
+
+    def named(self, job: str, tasks: Sequence[Task]) -> None:
+        """This node submitted ``job`` of ``tasks``: the blobs they name go once the job is released."""
+        blobs = [blob for task in tasks for blob in task.blobs]
+        if blobs:
+            self.store.use(job, blobs)
+
+    def sweep(self, released: Callable[[list[str]], list[str]]) -> list[str]:
+        """Remove the unpinned blobs that only released jobs named; ``released(jobs)`` says which of ``jobs``
+        are. The ids removed. Looks once per :data:`SWEEP_S` at most; touches nothing on a home that never
+        stored a blob."""
+        if time.monotonic() < self._next_sweep:
+            return []
+        self._next_sweep = time.monotonic() + SWEEP_S
+        if self._parts is None and not (self.home.root / "blobs" / "index.db").exists():
+            return []
+        jobs = self.store.using_jobs()
+        gone = released(jobs) if jobs else []
+        removed = self.store.end_uses(gone) if gone else []
+        if removed:
+            log.info("blobs of released jobs removed", extra={"blobs": len(removed), "jobs": len(gone)})
+        return removed
 
 
 def blob_paths(context: NodeContext, task: Task) -> tuple[Path, ...]:

@@ -149,6 +149,13 @@ class JobStore:
         """Delete a finished job's payloads."""
         self.store.purge_payloads(job)
 
+    def released(self, jobs: list[str]) -> list[str]:
+        """Those of ``jobs`` whose payloads are gone (released, pruned by the retention, or never stored)."""
+        marks = ",".join("?" * len(jobs))
+        kept = {row[0] for row in self.store.execute(
+            f"SELECT DISTINCT job FROM tasks WHERE job IN ({marks}) AND task IS NOT NULL", tuple(jobs))}
+        return [job for job in jobs if job not in kept]
+
     def recent(self, limit: int) -> list[str]:
         """The ids of the ``limit`` most recent jobs."""
         return [r[0] for r in self.store.execute("SELECT id FROM jobs ORDER BY created DESC LIMIT ?", (limit,))]

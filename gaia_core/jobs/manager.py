@@ -133,6 +133,7 @@ class JobManager:
         job = uuid.uuid4().hex[:16]
         # the job and its tasks are durable, in one transaction, before anything runs
         self.jobstore.create(job, name, redundancy, self.spot.rate, tasks, to)
+        self.node.blobs.named(job, tasks)  # privacy: the blobs the job names go once it is released
         with self._lock:
             self.progress[job] = {TaskState.PENDING: len(tasks)}
             for i, task in enumerate(tasks):
