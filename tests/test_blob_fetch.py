@@ -18,7 +18,7 @@ import pytest
 from gaia_core import codec
 from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore
 from gaia_core.blobs.fetch import Fetcher
-from gaia_core.blobs.protocol import CHUNKS, SERVING_PER_PEER, BlobServer, ChunkReply, ChunkRequest
+from gaia_core.blobs.protocol import CHUNKS, SERVING_PER_PEER, SERVING_TOTAL, BlobServer, ChunkReply, ChunkRequest
 from gaia_core.envelope import seal
 from gaia_core.errors import NodeError
 from gaia_core.identity import Identity
@@ -129,6 +129,39 @@ def test_the_server_bounds_requests_per_peer(tmp_path: Path, source_file: Path) 
     assert [c.index for c in answer.chunks] == [0]
     assert codec.decode(server.on_request(seal(other, CHUNKS, codec.encode(ChunkRequest("1" * 64)))),
                         ChunkReply).missing
+
+
+def test_whether_a_peer_holds_a_blob_is_answered_even_when_it_is_busy(tmp_path: Path, source_file: Path) -> None:
+    net = Network(tmp_path, source_file, ["a"])
+    server = net.servers["a"]
+    server._serving.update({net.me.node_id: SERVING_PER_PEER, "other": SERVING_TOTAL})
+    with pytest.raises(NodeError, match="busy"):
+        server.on_request(seal(net.me, CHUNKS, codec.encode(ChunkRequest(net.blob, (0,)))))
+    answer = codec.decode(server.on_request(seal(net.me, CHUNKS, codec.encode(ChunkRequest(net.blob)))), ChunkReply)
+    assert not answer.missing and answer.size == SIZE and not answer.chunks
+
+
+def test_peers_are_asked_at_once_and_silent_ones_do_not_hold_up_the_fetch(tmp_path: Path,
+                                                                         source_file: Path) -> None:
+    net = Network(tmp_path, source_file, ["late", "a"])
+    release, answered = threading.Event(), []
+
+    def request(peer: str, kind: str, body: bytes, timeout: float) -> bytes:
+        if peer.startswith("silent"):  # up, but answers only when its request times out (or the test ends)
+            release.wait(timeout)
+            answered.append(peer)
+            raise NodeError("timed out")
+        return net.request(peer, kind, body, timeout)
+
+    fetcher = Fetcher(BlobStore(tmp_path / "worker"), request, lambda _peer: None)
+    peers = [f"silent{i}" for i in range(5)] + ["late", "a"]
+    try:
+        fetcher.ensure([net.blob], peers, timeout=30)
+        assert answered == []  # the fetch did not wait for a silent peer (each had 5 s)
+    finally:
+        release.set()
+    assert fetcher.store.path(net.blob).read_bytes() == source_file.read_bytes()
+    assert net.asked["late"] >= 1 and net.asked["a"] >= 1  # both asked, both sources
 
 
 FULL_DISK_CHILD = """

@@ -14,6 +14,7 @@ is asked again later, up to :data:`MAX_FAILURES` times per fetch.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import threading
 import time
@@ -35,8 +36,10 @@ BAN_S = 600.0
 MAX_FAILURES = 5
 #: Peers asked whether they hold a blob.
 MAX_SOURCES = 8
-#: Seconds each of them has to answer that question.
+#: Seconds they have to answer that question (they are asked at once).
 ASK_S = 5.0
+#: Seconds the others still have once one has said it holds the blob.
+GRACE_S = 0.25
 
 Request = Callable[[str, str, bytes, float], bytes]
 
@@ -102,13 +105,32 @@ class Fetcher:
         return reply
 
     def _sources(self, blob: str, peers: Sequence[str], deadline: float) -> tuple[list[str], ChunkReply]:
-        """The peers (of the first MAX_SOURCES not banned) that hold ``blob``, and one of their answers."""
-        sources, answer = [], None
-        for peer in [p for p in peers if not self.banned(p)][:MAX_SOURCES]:
-            reply = self._ask(peer, ChunkRequest(blob), deadline, wait=ASK_S)
-            if reply is not None and not reply.missing:
-                sources.append(peer)
-                answer = reply
+        """The peers (of the first MAX_SOURCES not banned) that hold ``blob``, in the order of ``peers``, and one
+        of their answers.
+
+        They are asked at once, one small request each (a server answers it without taking one of its
+        serving slots): a peer that is slow or gone costs at most ASK_S, and once one peer has said it
+        holds the blob the others have GRACE_S more.
+        """
+        candidates = [p for p in peers if not self.banned(p)][:MAX_SOURCES]
+        holders: dict[str, ChunkReply] = {}
+        pool = concurrent.futures.ThreadPoolExecutor(max(1, len(candidates)), thread_name_prefix="gaia-blob-ask")
+        try:
+            asking = {pool.submit(self._ask, p, ChunkRequest(blob), deadline, wait=ASK_S): p for p in candidates}
+            until = self._clock() + ASK_S
+            while asking and self._clock() < until:
+                done, _ = concurrent.futures.wait(asking, timeout=until - self._clock(),
+                                                  return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    reply = future.result()
+                    if reply is not None and not reply.missing:
+                        holders[asking[future]] = reply
+                        until = min(until, self._clock() + GRACE_S)
+                    del asking[future]
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # a slow peer's request ends by its own timeout
+        sources = [p for p in candidates if p in holders]
+        answer = holders[sources[0]] if sources else None
         if answer is None:
             raise BlobError(f"no peer holds blob {blob}: asked {min(len(peers), MAX_SOURCES)}",
                             hint="add it on the submitter with gaia blob add before submitting the task")

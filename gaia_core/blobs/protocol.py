@@ -5,7 +5,8 @@ root); the answer carries the size and root of the blob (their hash is the blob 
 lie) and each chunk with its inclusion proof, or ``missing`` when this node holds no complete copy.
 A node serves at most :data:`SERVING_PER_PEER` such requests of one peer at a time and
 :data:`SERVING_TOTAL` in all (the rest of the transport's handlers stay free for task messages);
-past that it answers "busy" and the asker tries again or asks another peer.
+past that it answers "busy" and the asker tries again or asks another peer. A request for no chunks
+reads only the index and is answered at once, whatever else is being served.
 """
 
 from __future__ import annotations
@@ -91,8 +92,14 @@ class BlobServer:
         self._lock = threading.Lock()
 
     def on_request(self, envelope: Envelope) -> bytes:
-        """The encoded :class:`ChunkReply` to an authenticated request; NodeError("busy") past the bounds."""
+        """The encoded :class:`ChunkReply` to an authenticated request; NodeError("busy") past the bounds.
+
+        A request for no chunks (does this node hold the blob?) reads only the index: it is answered at
+        once, without taking a serving slot (the transport's own per-peer bounds still apply).
+        """
         request = codec.decode(envelope.body, ChunkRequest, max_bytes=4096)
+        if not request.indexes:
+            return codec.encode(self._answer(request))
         peer = envelope.sender
         with self._lock:
             if self._serving[peer] >= SERVING_PER_PEER or sum(self._serving.values()) >= SERVING_TOTAL:
