@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import stat
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,44 @@ def test_bad_weights_and_non_onnx_files_are_refused() -> None:
     proto.graph.initializer[0].float_data[:] = []
     proto.graph.initializer[0].raw_data = np.full((32, 12), np.nan, np.float32).tobytes()
     with pytest.raises(ModelError, match="a weight is NaN or infinite"):
+        _graph_of(proto)
+
+
+def test_a_tensor_with_external_data_is_refused_and_the_file_it_names_never_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # onnx reads a relative location from the working directory
+    (tmp_path / "secret.bin").write_bytes(np.arange(16, dtype=np.float32).tobytes())
+    weights = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4, 4], data_location=TensorProto.EXTERNAL)
+    weights.external_data.add(key="location", value="secret.bin")
+    as_initializer = onnx_models.model([helper.make_node("MatMul", ["x", "w"], ["y"])], {"x": ["N", 4]},
+                                       {"y": ["N", 4]}, [weights])
+    as_constant = onnx_models.model([helper.make_node("Constant", [], ["w"], value=weights),
+                                     helper.make_node("MatMul", ["x", "w"], ["y"])], {"x": ["N", 4]}, {"y": ["N", 4]})
+    for proto in (as_initializer, as_constant):
+        with pytest.raises(ModelError, match="tensor 'w' keeps its data in an external file"):
+            _graph_of(proto)
+
+
+def test_a_constant_too_large_is_refused_before_it_is_evaluated() -> None:
+    column = numpy_helper.from_array(np.ones((1 << 13, 1), np.float32), "a")
+    row = numpy_helper.from_array(np.ones((1, 1 << 14), np.float32), "b")
+    outer = onnx_models.model([helper.make_node("Add", ["a", "b"], ["c"], name="outer"),
+                               helper.make_node("MatMul", ["x", "c"], ["y"])], {"x": ["N", 1 << 13]},
+                              {"y": ["N", 1 << 14]}, [column, row])
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelError, match=r"\(node 'outer', Add\): a constant of 134,217,728 elements is too"):
+            _graph_of(outer)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20  # the 512 MiB sum was never made
+
+
+def test_an_opset_onnx_does_not_know_is_refused() -> None:
+    proto = _unary("Relu")
+    proto.opset_import[0].version = onnx.defs.onnx_opset_version() + 1
+    with pytest.raises(ModelError, match=r"uses ONNX opset \d+; this onnx package knows opsets 1 to"):
         _graph_of(proto)
 
 

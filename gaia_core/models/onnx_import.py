@@ -11,7 +11,7 @@ known. Anything else is refused with one line that names the operator and the no
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import numpy as np
@@ -53,6 +53,16 @@ def _parse(data: bytes, source: str) -> onnx.ModelProto:
         model = None
     if model is None or not model.ir_version or not model.graph.node:
         raise ModelError(f"{source} is not an ONNX model", hint="export it with torch.onnx.export, skl2onnx or tf2onnx")
+    external = next((t.name or "?" for t in _tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL),
+                    None)
+    if external is not None:
+        raise ModelError(f"{source}: tensor {external!r} keeps its data in an external file; GAIA reads no file a "
+                         "model names", hint="save the model with its weights inside it: save_as_external_data=False")
+    newest = onnx.defs.onnx_opset_version()
+    opset = _opset(model)
+    if not 1 <= opset <= newest:
+        raise ModelError(f"{source} uses ONNX opset {opset}; this onnx package knows opsets 1 to {newest}",
+                         hint="export the model with an opset this onnx release knows, or upgrade onnx")
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, ValueError) as exc:
@@ -92,6 +102,11 @@ def _fix_batch(value: onnx.ValueInfoProto, source: str) -> None:
         dims[0].dim_value = 1
 
 
+def _opset(model: onnx.ModelProto) -> int:
+    """The version of the default (ai.onnx) operator set the model imports."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
 def _first_line(exc: BaseException) -> str:
     text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     return text if len(text) <= 300 else text[:297] + "..."
@@ -102,7 +117,7 @@ class _Lowering:
 
     def __init__(self, model: onnx.ModelProto, source: str) -> None:
         self.model, self.source = model, source
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.opset = _opset(model)
         graph = model.graph
         self.shapes = {v.name: _dims(v) for v in (*graph.input, *graph.value_info, *graph.output)
                        if v.type.tensor_type.HasField("shape")}
@@ -257,8 +272,18 @@ class _Lowering:
     # ------------------------------------------------------------------ constants
 
     def _fold(self, node: onnx.NodeProto) -> None:
-        """Evaluate a node whose inputs are all constants with onnx's reference evaluator."""
+        """Evaluate a node whose inputs are all constants with onnx's reference evaluator, once its outputs'
+        inferred sizes are known to fit :data:`MAX_CONSTANT` (a small file can name a huge product)."""
         inputs = [name for name in node.input if name]
+        if any(self._fold_size(name) is None for name in node.output if name):
+            self._infer_node()
+        for name in filter(None, node.output):
+            size = self._fold_size(name)
+            if size is None:
+                self._refuse("the size of its result cannot be inferred before evaluating it",
+                             "export the model with constant folding: do_constant_folding=True in torch.onnx.export")
+            if size > MAX_CONSTANT:
+                self._refuse(f"a constant of {size:,} elements is too large (at most {MAX_CONSTANT:,})")
         sub = onnx.helper.make_model(
             onnx.helper.make_graph([node], "fold", [_info(name, self.consts[name]) for name in inputs],
                                    [onnx.helper.make_value_info(name, onnx.TypeProto()) for name in node.output]),
@@ -268,10 +293,12 @@ class _Lowering:
         except Exception as exc:  # noqa: BLE001 - any failure of the reference evaluator
             self._refuse(f"cannot evaluate it on its constant inputs: {_first_line(exc)}")
         for name, value in zip(node.output, results, strict=False):
-            array = np.asarray(value)
-            if array.size > MAX_CONSTANT:
-                self._refuse(f"a constant of {array.size:,} elements is too large (at most {MAX_CONSTANT:,})")
-            self.consts[name] = array
+            self.consts[name] = np.asarray(value)
+
+    def _fold_size(self, name: str) -> int | None:
+        """The element count of ``name`` by the inferred shapes; None when a dimension is not known."""
+        dims = self.shapes.get(name)
+        return None if dims is None or any(d < 0 for d in dims) else math.prod(dims)
 
     def _shape_of(self) -> None:
         """``Shape`` of an activation: its fixed shape, the batch counted as the model's own (for a Reshape)."""
@@ -488,6 +515,20 @@ def _dims(value: onnx.ValueInfoProto) -> tuple[int, ...]:
     """The inferred dims of a value (-1 for one that is not fixed)."""
     shape = value.type.tensor_type.shape
     return tuple(d.dim_value if d.HasField("dim_value") else -1 for d in shape.dim)
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor stored in ``graph``: initializers and node attributes, subgraphs' included."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attr in node.attribute:
+            yield from (attr.t, *attr.tensors)
+            for sparse in (attr.sparse_tensor, *attr.sparse_tensors):
+                yield from (sparse.values, sparse.indices)
+            for sub in (attr.g, *attr.graphs):
+                yield from _tensors(sub)
 
 
 def _info(name: str, array: np.ndarray) -> onnx.ValueInfoProto:
