@@ -310,6 +310,7 @@ def test_the_event_stream_sends_history_then_updates(nodes: Nodes) -> None:
     assert len(updates) >= 2 and updates[-1]["at"] > updates[0]["at"]
     assert updates[-1]["status"]["node_id"] == nodes.submitter.node_id
     assert {"cpu", "ram", "earned", "granted"} <= updates[-1]["point"].keys()
+    assert any(" INFO " in line for line in updates[-1]["logs"])  # as `gaia logs` prints them, not JSON
 
 
 # ---------------------------------------------------------------- log tail

@@ -18,6 +18,7 @@ from gaia_core.config import Home
 from gaia_core.control import ControlClient
 from gaia_core.dashboard.logtail import LogTail
 from gaia_core.errors import NodeError
+from gaia_core.logs import render
 
 #: Chart points kept: ten minutes at one update per second.
 HISTORY_POINTS = 600
@@ -67,10 +68,14 @@ class NodeFeed:
             update = {"at": at, "status": status, "peers": self.call("peers"),
                       "jobs": self.call("jobs", limit=JOBS_SHOWN), "monitor": self.call("sample")}
         except NodeError as exc:
-            return {"at": at, "error": str(exc), "logs": self.logs.lines()}
+            return {"at": at, "error": str(exc), "logs": self.log_lines()}
         point = chart_point(at, update["monitor"], status["rewards"])
         self.history.append(point)
-        return {**update, "point": point, "logs": self.logs.lines()}
+        return {**update, "point": point, "logs": self.log_lines()}
+
+    def log_lines(self) -> list[str]:
+        """The log tail as ``gaia logs`` prints it (``/api/logs`` has the JSON lines, as ``gaia logs --json``)."""
+        return [render(line) for line in self.logs.lines()]
 
     def close(self) -> None:
         """Close the connection to the node."""

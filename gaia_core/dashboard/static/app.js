@@ -25,6 +25,10 @@ function num(value, digits) {
   return typeof value === "number" ? value.toFixed(digits === undefined ? 0 : digits) : String(value);
 }
 
+function sig(value) {  // three significant digits: credit is often far below 1
+  return typeof value === "number" ? String(Number(value.toPrecision(3))) : num(value);
+}
+
 function counts(map) {
   const parts = Object.entries(map || {}).filter(([, n]) => n).sort((a, b) => b[1] - a[1]);
   return parts.map(([k, n]) => `${k} ${n}`).join(", ") || "none";
@@ -73,7 +77,7 @@ function chart(name) {
   }
   const top = Math.max(name === "power" || name === "rewards" ? 0 : 100, ...values) || 1;
   const t0 = points[0].at, span = Math.max(points[points.length - 1].at - t0, 1);
-  label.textContent = `now ${num(values[values.length - 1], 2)}, max ${num(top, 2)}`;
+  label.textContent = `now ${sig(values[values.length - 1])}, max ${sig(top)}`;
   svg.append(label);
   series.forEach((pts, i) => {
     const line = document.createElementNS(SVG, "polyline");
@@ -103,7 +107,7 @@ function progress(job) {
 
 function trust(t) {  // the spot-check policy's view of a peer (gaia peers --json: trust)
   if (!t) return "";
-  return `${t.trusted ? "trusted" : "untrusted"}, streak ${t.streak}, ${num(100 * t.check_rate, 0)} % checked`;
+  return `${t.trusted ? "trusted" : "untrusted"} (streak ${t.streak}), ${num(100 * t.check_rate, 0)} % checked`;
 }
 
 function cancelButton(job) {
@@ -165,13 +169,13 @@ function render(update) {
     ["admitted", s.queue.admitted], ["finished", counts(s.tasks)], ["rejected at admission", counts(s.admission)],
     ["share by submitter", share || "none queued"],
     ["results waiting for submitters", `${s.outbox.results} for ${s.outbox.submitters} submitter(s)`],
-    ["credit earned", earned.map((r) => `${short(r.node_id)}: ${num(r.credit, 4)} for ${r.tasks} task(s)`).join("; ") || "none yet"],
+    ["credit earned", earned.map((r) => `${short(r.node_id)}: ${sig(r.credit)} for ${r.tasks} task(s)`).join("; ") || "none yet"],
   ], 2);
-  fill("peers", update.peers.map((p) => [short(p.node_id), p.name, p.address,
+  fill("peers", update.peers.map((p) => [short(p.node_id), p.name, p.address.split("#")[0],  // no key: gaia peers
     el("td", p.state, `state-${p.state}`), num(p.rtt_ms, 2), num(p.load, 2), num((p.benchmark || {}).score, 3),
     trust(p.trust), counts(p.refused)]), 9);
   fill("verification", Object.entries(s.verification).map(([k, v]) => [k.replace("verdicts.", ""), v]), 2);
-  fill("rewards", s.rewards.map((r) => [short(r.node_id), r.role, r.tasks, r.verified, num(r.credit, 4), r.fuel,
+  fill("rewards", s.rewards.map((r) => [short(r.node_id), r.role, r.tasks, r.verified, sig(r.credit), r.fuel,
     num(r.energy_j, 3)]), 7);
 }
 
