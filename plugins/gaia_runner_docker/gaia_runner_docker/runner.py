@@ -124,8 +124,7 @@ class DockerRunner:
         self._lock = threading.Lock()
         self._live: set[str] = set()
         self._closed = False
-        self._tmp = Path(tempfile.mkdtemp(prefix="gaia-oci-"))
-        self._tmp.chmod(0o711)  # the container's user reads its input file by name, lists nothing
+        self._tmp: Path | None = None  # made at the first run: holds each run's input file
         self._client: docker.DockerClient | None = None
         #: Why the runner cannot run containers ('' when it can).
         self.unavailable = ""
@@ -189,7 +188,8 @@ class DockerRunner:
             for container in live:
                 _remove(client, container)
             client.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     # ----------------------------------------------------------------- one run
 
@@ -204,7 +204,7 @@ class DockerRunner:
     def _run(self, task: Task) -> tuple[Status, str, bytes]:
         self.check(task)
         client = self._engine()
-        run_dir = Path(tempfile.mkdtemp(dir=self._tmp))
+        run_dir = Path(tempfile.mkdtemp(dir=self._tmpdir()))
         try:
             run_dir.chmod(0o711)
             input_file = run_dir / "input"
@@ -213,6 +213,13 @@ class DockerRunner:
             return self._contain(client, task, input_file)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _tmpdir(self) -> Path:
+        with self._lock:
+            if self._tmp is None:
+                self._tmp = Path(tempfile.mkdtemp(prefix="gaia-oci-"))
+                self._tmp.chmod(0o711)  # the container's user reads its input file by name, lists nothing
+            return self._tmp
 
     def _contain(self, client: docker.DockerClient, task: Task, input_file: Path) -> tuple[Status, str, bytes]:
         try:
