@@ -123,6 +123,27 @@ def test_an_input_within_the_limit_runs(home: Home, module_file: Path, tmp_path:
 
 # ---------------------------------------------------------------- --entry left out
 
+@pytest.mark.parametrize(("options", "message"), [
+    (["--input", "{tmp}"], "input file '{tmp}' is not a regular file"),
+    (["--output", "{tmp}/file/out"], "cannot write --output {tmp}/file/out: {tmp}/file is not a directory"),
+])
+def test_paths_that_cannot_be_used_are_one_line(home: Home, module_file: Path, tmp_path: Path, options: list[str],
+                                                message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("a file, not a directory")
+    code, output = gaia(capsys, "task", "run", str(module_file), *(o.format(tmp=tmp_path) for o in options))
+    assert code == UsageError.exit_code
+    assert message.format(tmp=tmp_path) in one_error(output)
+
+
+def test_task_result_output_under_a_file_is_one_line(home: Home, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file").write_text("a file, not a directory")
+    for option in ("--output", "--proofs"):
+        code, output = gaia(capsys, "task", "result", "ab12", option, str(tmp_path / "file" / "out"))
+        assert code == UsageError.exit_code
+        assert f"cannot create {tmp_path / 'file' / 'out'}" in one_error(output)
+
+
 @pytest.mark.parametrize(("name", "output"), [("echo", "hi"), ("upper", "HI")], ids=["gaia-abi", "wasi-command"])
 def test_task_run_without_entry_calls_the_default(home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                   name: str, output: str) -> None:

@@ -126,10 +126,10 @@ def _row_json(row: dict[str, Any], with_output: bool) -> dict[str, Any]:
 
 def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) -> None:
     if output_dir is not None:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(output_dir)
         for row in rows:
             if row["result"] is not None:
-                (output_dir / f"{row['idx']:05d}.out").write_bytes(row["result"].output)
+                write_private(output_dir / f"{row['idx']:05d}.out", row["result"].output)
     if as_json:
         print_json([_row_json(r, output_dir is None) for r in rows])
         return
@@ -202,6 +202,8 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
     """The body of :func:`submit`; the id of the job is appended to ``accepted`` once the node accepted it."""
     if to and anywhere:
         raise UsageError("--to and --anywhere exclude each other")
+    if output_dir is not None:
+        private_dir(output_dir)  # before the job runs: --wait releases the outputs once they are shown
     identity = state.identity()
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20)
     admitted = state.config().admission
@@ -373,8 +375,9 @@ def result(state: State, job: str, output_dir: Path | None, proofs_dir: Path | N
     """
     from gaia_core.commands.node import running_node
 
-    if proofs_dir is not None:
-        _private_dir(proofs_dir)
+    for directory in (output_dir, proofs_dir):
+        if directory is not None:
+            private_dir(directory)  # before asking: --release deletes what could then not be written
     client = running_node(state)
     if client is None:
         status, raw = stored_results(state, job, proofs=proofs_dir is not None, release=release)
@@ -439,12 +442,12 @@ def write_proofs(directory: Path, rows: list[dict[str, Any]]) -> dict[int, Path]
                             hint="no proof files are written for it; check the node's state.db")
         stem = proof_stem(row["idx"], task_id)
         for suffix, data in frames.items():
-            _write_private(directory / f"{stem}.{suffix}", data)
+            write_private(directory / f"{stem}.{suffix}", data)
         written[row["idx"]] = directory / f"{stem}.proof"
     return written
 
 
-def _private_dir(path: Path) -> None:
+def private_dir(path: Path) -> None:
     """Create ``path`` (and its parents) with mode 0700 for a new leaf; UsageError when it cannot be used."""
     try:
         if not path.is_dir():
@@ -454,7 +457,7 @@ def _private_dir(path: Path) -> None:
         raise UsageError(f"cannot create {path}: {exc.strerror or exc}", hint="choose another directory") from None
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` with mode 0600; UsageError when it cannot be written."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -153,14 +153,18 @@ def _read_limited(source: str, limit: int, *, what: str, setting: str, remedy: s
     else:
         try:  # non-blocking: a FIFO named here must not hang the command before it is refused
             fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError:
+        except FileNotFoundError:
             raise UsageError(f"{what} file {source!r} does not exist",
                              hint="give a file path, or '-' for stdin") from None
+        except OSError as exc:
+            raise UsageError(f"cannot open {what} file {source!r}: {exc.strerror or exc}",
+                             hint="give a readable file, or '-' for stdin") from None
+        info = os.fstat(fd)  # the file opened, sized before it is read (and before fdopen refuses a directory)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise UsageError(f"{what} file {source!r} is not a regular file",
+                             hint="give a file path, or '-' for stdin")
         with os.fdopen(fd, "rb") as fh:
-            info = os.fstat(fd)  # the file opened, sized before it is read
-            if not stat.S_ISREG(info.st_mode):
-                raise UsageError(f"{what} file {source!r} is not a regular file",
-                                 hint="give a file path, or '-' for stdin")
             length = info.st_size
             if length > limit:
                 raise _too_large(what, repr(source), f"{length:,}", limit, setting, remedy)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from gaia_core import admission
-from gaia_core.commands.jobs import cancel, output_text, print_jobs, result, retry, submit, watch
+from gaia_core.commands.jobs import cancel, output_text, print_jobs, result, retry, submit, watch, write_private
 from gaia_core.commands.params import (
     MAX_FUEL,
     MAX_MEMORY_MIB,
@@ -87,6 +87,9 @@ def run(state: State, module: Path | None, image: str | None, source: str | None
                           hint="install one (e.g. `pip install gaia-runner-wasm`) or check `gaia plugins --all`")
     if entry is None and kind != "wasm":
         raise UsageError(f"--entry is required for tasks of kind {kind!r}", hint="give the entry to call")
+    if output_file is not None and not output_file.parent.is_dir():
+        raise UsageError(f"cannot write --output {output_file}: {output_file.parent} is not a directory",
+                         hint="create the directory first, or choose another file")
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20, capabilities=frozenset(allowed))
     admitted = state.config().admission
     data = b"" if source is None else read_input(source, admitted)
@@ -105,7 +108,7 @@ def run(state: State, module: Path | None, image: str | None, source: str | None
     finally:
         runner.close()
     if output_file is not None and result.ok:
-        output_file.write_bytes(result.output)
+        write_private(output_file, result.output)
     summary = _summary(result, output_file if result.ok else None)
     if as_json:
         print_json(summary)
