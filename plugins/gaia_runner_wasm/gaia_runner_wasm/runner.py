@@ -297,8 +297,10 @@ class WasmRunner:
                             peak_memory=peak)
         tail = stderr.value().decode("utf-8", "replace").strip()
         suffix = f"; stderr: {tail[-500:]}" if tail else ""
-        if isinstance(exc, wasmtime.Trap):
-            code = exc.trap_code
+        # this run's own gaia_tensor trap, whatever exception wasmtime-py delivered (tensor_host.trap_reason)
+        reason = tensor_host.trap_reason(exc)
+        if reason is not None or isinstance(exc, wasmtime.Trap):
+            code = exc.trap_code if reason is None and isinstance(exc, wasmtime.Trap) else None
             # a gaia_tensor call that does not fit the fuel left empties it, then traps without a code
             if code is wasmtime.TrapCode.OUT_OF_FUEL or (self.metering.fuel and store.get_fuel() == 0):
                 return _Outcome(Status.OUT_OF_FUEL, f"used all {limits.fuel} fuel", peak_memory=peak)
@@ -307,7 +309,7 @@ class WasmRunner:
             if code is wasmtime.TrapCode.STACK_OVERFLOW:
                 return _Outcome(Status.TRAP, f"wasm trap: stack overflow (stack limit {self.stack_bytes} "
                                 "bytes)" + suffix, peak_memory=peak)
-            what = code.name.lower().replace("_", " ") if code is not None else _first_line(exc)
+            what = code.name.lower().replace("_", " ") if code is not None else reason or _first_line(exc)
             if peak + 65536 > limits.memory_bytes:
                 return _Outcome(Status.OUT_OF_MEMORY, f"reached memory_bytes={limits.memory_bytes}, then "
                                 f"trapped ({what})" + suffix, peak_memory=peak)

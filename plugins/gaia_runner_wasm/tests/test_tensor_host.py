@@ -141,6 +141,26 @@ def test_worker_threads_charge_their_own_tasks(runner: WasmRunner) -> None:
     assert results[0].fuel_used - results[6].fuel_used > 128**3
 
 
+def test_a_refused_call_is_reported_to_its_own_task_only(runner: WasmRunner) -> None:
+    # wasmtime-py passes a host function's exception through one process-wide variable: with tasks
+    # trapping on several worker threads at once, one task's gaia_tensor error reached another task
+    # (and the first got a bare "error while executing"), a few times in a thousand
+    unreachable = wasmtime.wat2wasm(
+        '(module (memory (export "memory") 1) (func (export "gaia_alloc") (param i32) (result i32) i32.const 16)'
+        ' (func (export "run") (param i32 i32) (result i64) unreachable))')
+    blob = np.zeros(64, np.float32)
+    refused = [task("gemm", [0, 0, (1 << 30) + 4 * i, 4, 4, 4, 0], blob, 0b11) for i in range(300)]
+    trapping = [Task.create(unreachable, entry="run", input=i.to_bytes(2, "little"), limits=LIMITS)
+                for i in range(300)]
+    tasks = [t for pair in zip(refused, trapping, strict=True) for t in pair]
+    for _ in range(2):
+        results = runner.run_many(tasks)
+        for i, result in enumerate(results[0::2]):
+            assert result.message.startswith(f"wasm trap: gaia_tensor.gemm: c: 16 elements at {(1 << 30) + 4 * i} ")
+        for result in results[1::2]:
+            assert result.status is Status.TRAP and "gaia_tensor" not in result.message, result.message
+
+
 def test_unmetered_runner_runs_tensor_calls(tmp_path: Path) -> None:
     from gaia_runner_wasm import Metering
 
