@@ -4,7 +4,7 @@ The commands are read from the pages' code blocks: the lines starting with ``gai
 (a trailing ``  # comment`` dropped) and the ``$ gaia`` lines of ``console`` blocks, with the output shown
 below them. Each runs through ``bash -c`` with the venv's ``gaia`` on PATH, in a temporary home: README's
 "Use it" block in order in a fresh home (from the repository root, as a reader would); docs/cli.md's in
-a home with a running node, from a directory holding the files the examples name. An example whose output
+the same home afterwards (its node running), from a directory holding the files the examples name. An example whose output
 shows an ``Error:`` line must fail with that line (``…`` and ``...`` stand for anything, the example home
 ``/home/me/.local/share/gaia`` for the test's); every other one must succeed. Job ids in examples
 (``3f9a2c``, ``77be01``, ``9d41e6…``) stand for a job this test made, as they would for the reader's own.
@@ -137,15 +137,25 @@ def test_every_page_has_examples() -> None:
     assert len(examples("docs/cli.md")) >= 15
 
 
-def test_readme_use_it_block_in_order(tmp_path: Path) -> None:
-    home = Home(tmp_path / "readme")
-    shown = [e for e in examples("README.md") if "--plugins=" not in e.command]
+@pytest.fixture(scope="module")
+def readme_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
+    """A fresh home that ran README's "Use it" block in order, its node left running (resumed, devnet down)
+    for docs/cli.md's examples: one node start fewer than a home of their own."""
+    home = Home(tmp_path_factory.mktemp("readme") / "home")
     try:
-        for example in shown:
-            run(example, home, ROOT)
+        for example in examples("README.md"):
+            if "--plugins=" not in example.command:
+                run(example, home, ROOT)
+        for cleanup in ("resume", "devnet down"):
+            gaia(home, *cleanup.split())
+        yield home
     finally:
         for cleanup in ("resume", "devnet down", "stop"):
             gaia(home, *cleanup.split(), check=False)
+
+
+def test_readme_use_it_block_in_order(readme_home: Home) -> None:
+    assert json.loads(gaia(readme_home, "status", "--json").stdout)["paused"] is False
 
 
 def test_readme_node_with_plugins_runs_in_the_foreground(tmp_path: Path) -> None:
@@ -178,17 +188,6 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def node_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
-    home = Home(tmp_path_factory.mktemp("docs") / "home")
-    gaia(home, "init")
-    gaia(home, "node", "--detach", "--listen", "tcp://127.0.0.1:*")
-    try:
-        yield home
-    finally:
-        gaia(home, "stop", check=False)
-
-
-@pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The files docs/cli.md's examples name."""
     where = tmp_path_factory.mktemp("work")
@@ -204,7 +203,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
-def test_cli_page_examples(node_home: Home, workdir: Path, tmp_path: Path) -> None:
+def test_cli_page_examples(readme_home: Home, workdir: Path, tmp_path: Path) -> None:
+    node_home = readme_home
     module = workdir / "echo.wasm"
     job = json.loads(gaia(node_home, "task", "submit", str(module), "--input", str(workdir / "inputs.txt"),
                           "--input", str(workdir / "inputs.txt"), "--json").stdout)["job"]
