@@ -8,6 +8,7 @@ with redundancy 2 (both nodes must return the same bytes).
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
@@ -86,6 +87,33 @@ def test_random_damage_to_a_model_never_escapes_the_sandbox(runner: wasm.WasmRun
         assert result.status in (Status.OK, Status.INVALID, Status.TRAP, Status.OUT_OF_MEMORY), result
         seen.add(result.status)
     assert Status.INVALID in seen
+
+
+def test_fields_of_a_model_set_to_edge_values_are_refused_or_run(runner: wasm.WasmRunner) -> None:
+    """400 task inputs with one or two u32 fields of the model's header, value records or op records set to an
+    edge value (0, 1, 2^31, 2^32-1, NONE, n_values, 2^28 ...) or nudged by -2..2: each runs or is refused by
+    the interpreter's own checks, never trapped in a host call nor out of memory."""
+    proto = onnx_models.cnn_exported(np.random.default_rng(0))
+    model = import_onnx(proto.SerializeToString()).encode()
+    x = onnx_models.samples(proto, 2)
+    n_values, n_ops = struct.unpack_from("<2I", model, 12)
+    ops_at = 32 + 32 * n_values
+    fields = [20, 24, 28, *range(32, ops_at, 4), *range(ops_at, ops_at + 36 * n_ops, 4)]
+    edges = [0, 1, 2, 3, 7, 1 << 16, 1 << 28, (1 << 28) + 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF,
+             n_values - 1, n_values]
+    rng = np.random.default_rng(15)
+    seen = set()
+    for _ in range(400):
+        damaged = bytearray(model)
+        for _ in range(int(rng.integers(1, 3))):
+            at = int(rng.choice(fields))
+            nudged = struct.unpack_from("<I", damaged, at)[0] + int(rng.integers(-2, 3))
+            struct.pack_into("<I", damaged, at, (int(rng.choice(edges)) if rng.random() < 0.8 else nudged) % (1 << 32))
+        result = runner.run(Task.create(interpreter_module(), input=task_input(bytes(damaged), x), entry="infer",
+                                        limits=Limits(fuel=10**9, memory_bytes=64 << 20)))
+        assert result.status in (Status.OK, Status.INVALID), result
+        seen.add(result.status)
+    assert seen == {Status.OK, Status.INVALID}
 
 
 @pytest.fixture
