@@ -50,7 +50,7 @@ def test_task_result_reads_state_db_without_a_node(cli_runner: CliRunner, gaia_h
     rows = json.loads(shown.stdout)
     assert [(r["job"], r["idx"], r["state"]) for r in rows] == [("aa11", 0, "done"), ("aa11", 1, "failed")]
     assert rows[0]["output"] == "hello\n" and rows[0]["fuel_used"] == 42 and rows[1]["reason"].startswith("trap")
-    table = cli_runner.invoke(cli, ["task", "result", "aa1", "--output", str(tmp_path / "out"),
+    table = cli_runner.invoke(cli, ["task", "result", "AA1", "--output", str(tmp_path / "out"),
                                     "--proofs", str(tmp_path / "proofs")])
     assert table.exit_code == 0, table.output
     assert "job aa11 (first): running, done 1, failed 1" in table.stdout  # as the node's answer reads

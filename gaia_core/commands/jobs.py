@@ -413,7 +413,7 @@ def stored_results(state: State, job: str, *, proofs: bool, release: bool) -> tu
     if release:
         raise UsageError("--release deletes the payloads from the node's state.db, and no node is running",
                          hint="start the node (`gaia node --detach`) first, or leave out --release")
-    check_job_prefix(job)
+    job = check_job_prefix(job)
     matches = read_state(state, _MATCHING_JOBS_SQL, (len(job), job), note=False)
     full = one_job(job, [m["job"] for m in matches])
     status = next(m for m in matches if m["job"] == full)

@@ -34,10 +34,10 @@ class UnknownJobError(NodeError):
 
 
 def check_job_prefix(prefix: object) -> str:
-    """``prefix`` when it can start a job id (1 to 32 lowercase hex characters); UnknownJobError otherwise."""
-    if not isinstance(prefix, str) or not _JOB_PREFIX.match(prefix):
+    """``prefix`` in lowercase when it can start a job id (1 to 32 hex characters); UnknownJobError otherwise."""
+    if not isinstance(prefix, str) or not _JOB_PREFIX.match(prefix.lower()):
         raise UnknownJobError(f"{str(prefix)[:40]!r} is not a job id: expected hex characters", hint=_HINT)
-    return prefix
+    return prefix.lower()
 
 
 def one_job(prefix: str, matches: list[str]) -> str:
@@ -70,7 +70,7 @@ class JobStore:
 
     def resolve(self, prefix: str) -> str:
         """The id of the one job whose id starts with ``prefix``; UnknownJobError when none or several do."""
-        check_job_prefix(prefix)
+        prefix = check_job_prefix(prefix)
         return one_job(prefix, [r[0] for r in self.store.execute(
             "SELECT id FROM jobs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 3", (len(prefix), prefix))])
 
