@@ -257,6 +257,20 @@ def test_idle_connections_are_bounded(tmp_path: Path) -> None:
         board.stop()
 
 
+def test_a_node_that_stops_is_said_to_be_gone_at_the_first_call(tmp_path: Path) -> None:
+    """The connection to a node that stopped breaks: that call already says no node runs (503), as the next do."""
+    home = make_home(tmp_path, "brief")
+    board = Dashboard(home)
+    try:
+        with running(build_node(home, load_plugins()), drain_s=1.0):
+            board.start()
+            assert request(board, "/api/status")[0] == 200
+        status, _, text = request(board, "/api/status")
+        assert status == 503 and "no node is running" in json.loads(text)["error"], text
+    finally:
+        board.stop()
+
+
 def test_without_a_node_the_api_and_the_page_say_so(tmp_path: Path) -> None:
     board = Dashboard(Home(tmp_path), interval=0.2)
     board.start()

@@ -46,16 +46,21 @@ class NodeFeed:
         """One control call: :class:`Unreachable` when no node answers (the next call connects again),
         NodeError when the node refused it."""
         with self._lock:
-            if self._client is None:
-                try:
-                    self._client = ControlClient(self.home, timeout=CALL_TIMEOUT_S)
-                except NodeError as exc:
-                    raise Unreachable(exc.message, hint=exc.hint) from None
+            client = self._connect()
             try:
-                return self._client.call(method, **params)
+                return client.call(method, **params)
             except NodeError:
-                self._drop()  # a lost connection is opened again on the next call
+                self._drop()  # a refusal or a lost connection: connect again to tell which
+                self._connect()  # Unreachable when the node went away (not "lost the connection" as a refusal)
                 raise
+
+    def _connect(self) -> ControlClient:
+        if self._client is None:
+            try:
+                self._client = ControlClient(self.home, timeout=CALL_TIMEOUT_S)
+            except NodeError as exc:
+                raise Unreachable(exc.message, hint=exc.hint) from None
+        return self._client
 
     def snapshot(self) -> dict[str, Any]:
         """One update of the page: status, peers, jobs, the latest sample, a chart point and the log tail.
