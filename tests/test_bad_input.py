@@ -233,6 +233,17 @@ def test_bad_config_is_one_line_naming_the_file(home: Home, capsys: pytest.Captu
     assert line.startswith(f"Error: {home.config_file}: ") and message in line, output
 
 
+@pytest.mark.parametrize("value", ["1.5", "1e30", "1024.0"])
+def test_config_set_refuses_a_float_where_a_whole_number_belongs(home: Home, capsys: pytest.CaptureFixture[str],
+                                                                 value: str) -> None:
+    before = home.config_file.read_bytes()
+    code, output = gaia(capsys, "config", "set", "admission.max_input_bytes", value)
+    assert code == ConfigError.exit_code
+    assert "a whole number belongs here" in one_error(output)
+    assert home.config_file.read_bytes() == before
+    assert gaia(capsys, "config", "set", "admission.max_input_bytes", "1024")[0] == 0
+
+
 def test_a_plugin_table_is_not_taken_for_a_misspelling(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
     home.config_file.write_text("[queue-memory]\n[comm_zmq]\n[node]\nlisten = \"tcp://127.0.0.1:*\"\n",
                                 encoding="utf-8")

@@ -164,11 +164,15 @@ def set_(state: State, key: str, value: str) -> None:
     if isinstance(node.get(parts[-1]), dict):
         raise UsageError(f"cannot set {key!r}: it is a table", hint=f"set one of its keys, e.g. {key}.NAME")
     node[parts[-1]] = parsed
+    unchanged = f"{path} is unchanged; `gaia config show` shows the keys and their current values"
     try:
-        config_mod.from_dict(new, source=f"{key} = {toml_value(parsed)}")
+        built = config_mod.from_dict(new, source=f"{key} = {toml_value(parsed)}")
     except ConfigError as exc:
-        raise ConfigError(f"refused {exc.message}", hint=f"{path} is unchanged; `gaia config show` shows the "
-                                                          "keys and their current values") from None
+        raise ConfigError(f"refused {exc.message}", hint=unchanged) from None
+    effective = lookup(built.to_dict(), parts)
+    if isinstance(parsed, float) and isinstance(effective, int) and not isinstance(effective, bool):
+        raise ConfigError(f"refused {key} = {toml_value(parsed)}: a whole number belongs here, written without a "
+                          f"point or exponent (this would be read as {effective})", hint=unchanged)
     config_mod.write_private(home.make_private().config_file, _leading_comments(text) + config_mod.to_toml(new))
     click.echo(f"{key} = {toml_value(parsed)}  (written to {path})")
     from gaia_core.control import socket_path
