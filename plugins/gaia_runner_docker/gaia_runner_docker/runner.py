@@ -23,6 +23,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import urllib3
 from attrs import define, field
 from docker.types import LogConfig, Mount, Ulimit
 from docker.utils.socket import STDOUT, frames_iter
@@ -130,10 +131,15 @@ class DockerRunner:
         self.unavailable = ""
         try:
             self._client = engine.connect(self.settings)
-            engine.reap(self._client, context.home, context.log)
         except engine.EngineUnavailable as exc:
             self.unavailable = str(exc)
             context.log.warning("gaia-runner-docker is unavailable: %s", exc)
+        else:
+            try:
+                engine.reap(self._client, context.home, context.log)
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                context.log.warning("gaia-runner-docker could not remove containers left by an earlier run: %s",
+                                    engine.first_line(exc))
         _open_runners.add(self)
 
     # ----------------------------------------------------------------- public API
@@ -186,7 +192,11 @@ class DockerRunner:
             client, self._client = self._client, None
         if client is not None:
             for container in live:
-                _remove(client, container)
+                try:
+                    _remove(client, container)
+                except (docker.errors.DockerException, requests.RequestException) as exc:
+                    self.context.log.warning("gaia-runner-docker could not remove container %s: %s",
+                                             container[:12], engine.first_line(exc))
             client.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
@@ -287,7 +297,9 @@ class DockerRunner:
             try:
                 answer = client.api.wait(container, timeout=min(left, WAIT_SLICE_S))  # type: ignore[arg-type]
                 return int(answer["StatusCode"])  # requests takes float seconds; the stubs say int
-            except (requests.exceptions.Timeout, requests.exceptions.ConnectionError):  # still running
+            except requests.RequestException as exc:
+                if not still_running(exc):
+                    raise
                 if out.overflow.is_set():
                     break
         try:
@@ -295,6 +307,15 @@ class DockerRunner:
         except docker.errors.APIError:
             pass  # it ended meanwhile
         return None
+
+
+def still_running(exc: requests.RequestException) -> bool:
+    """True when a wait on the engine ended by its own read timeout (the container still runs), False
+    when the engine failed or went away."""
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and bool(exc.args) \
+        and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
 
 
 def _remove(client: docker.DockerClient, container: str) -> None:

@@ -115,3 +115,24 @@ def test_start_up_removes_containers_left_by_a_crash(make_runner: Callable[..., 
     client.api.start(orphan["Id"])
     make_runner(busybox)  # the node starts again
     assert leftovers(client, first) == []
+
+
+def test_a_wait_that_times_out_is_told_from_an_engine_gone(client: docker.DockerClient, busybox: str) -> None:
+    """Only a wait's own read timeout means "still running"; an engine that went away ends the run at once
+    (as ``error``) instead of being polled until the task's timeout."""
+    import requests
+
+    from gaia_runner_docker.runner import still_running
+
+    created = client.api.create_container(busybox, command=["sleep", "30"], network_disabled=True)
+    try:
+        client.api.start(created["Id"])
+        with pytest.raises(requests.RequestException) as timed:
+            client.api.wait(created["Id"], timeout=0.2)
+        assert still_running(timed.value)
+    finally:
+        client.api.remove_container(created["Id"], force=True)
+    gone = docker.APIClient(base_url="unix:///nonexistent/gaia-test/docker.sock", version="1.41")
+    with pytest.raises(requests.RequestException) as refused:
+        gone.wait("any", timeout=0.2)
+    assert not still_running(refused.value)
