@@ -413,7 +413,47 @@ impl<'a> Prepared<'a> {
         if !path.runs_here() {
             return err(format!("this CPU cannot run the {} path", path.name()));
         }
+        let _fp = StandardFp::enter();
         self.plan.run(&self.mem, alpha, path)
+    }
+}
+
+/// The IEEE default float environment for the length of a call: round to nearest, subnormals kept
+/// (no flush-to-zero, no denormals-are-zero). The calling thread's own mode (a library built with
+/// `-ffast-math` sets FTZ/DAZ when it loads) would otherwise change the bits of every path alike.
+struct StandardFp {
+    #[cfg(target_arch = "x86_64")]
+    saved: u32,
+}
+
+impl StandardFp {
+    /// MXCSR with every exception masked and nothing else set (the power-on value).
+    #[cfg(target_arch = "x86_64")]
+    const MXCSR: u32 = 0x1f80;
+
+    fn enter() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut saved = 0u32;
+            // SAFETY: stmxcsr/ldmxcsr read and write the 4 bytes given; the value loaded is valid.
+            unsafe {
+                std::arch::asm!("stmxcsr [{}]", in(reg) &mut saved, options(nostack, preserves_flags));
+                std::arch::asm!("ldmxcsr [{}]", in(reg) &Self::MXCSR, options(nostack, preserves_flags, readonly));
+            }
+            StandardFp { saved }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        StandardFp {}
+    }
+}
+
+impl Drop for StandardFp {
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: restores the value stmxcsr read in `enter`.
+        unsafe {
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &self.saved, options(nostack, preserves_flags, readonly));
+        }
     }
 }
 

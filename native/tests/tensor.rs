@@ -344,6 +344,44 @@ fn sum_rows_is_charged_for_the_row_it_writes() {
     assert_eq!(cost, t::CALL_COST + 1024);
 }
 
+/// Runs `f` with the thread's MXCSR set to `mode`, then restores it.
+#[cfg(target_arch = "x86_64")]
+fn with_mxcsr<R>(mode: u32, f: impl FnOnce() -> R) -> R {
+    let mut saved = 0u32;
+    // SAFETY: stmxcsr/ldmxcsr on 4-byte locals; the modes loaded are valid MXCSR values.
+    unsafe {
+        std::arch::asm!("stmxcsr [{}]", in(reg) &mut saved, options(nostack));
+        std::arch::asm!("ldmxcsr [{}]", in(reg) &mode, options(nostack, readonly));
+    }
+    let out = f();
+    unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &saved, options(nostack, readonly)) };
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn subnormals_and_rounding_ignore_the_callers_float_mode() {
+    // FTZ | DAZ | round toward zero, as a library built with -ffast-math or fesetround leaves a thread
+    let hostile = 0x1f80 | 0x8040 | 0x6000;
+    let (a, b) = (
+        [1e-20f32, 1e-40, 1.0, 1.0],
+        [1e-20f32, 1.0, 1.0, 0.75 * f32::EPSILON],
+    );
+    let product: Vec<u32> = a.iter().zip(&b).map(|(x, y)| (x * y).to_bits()).collect();
+    let sum: Vec<u32> = a.iter().zip(&b).map(|(x, y)| (x + y).to_bits()).collect();
+    assert_ne!(product[0], 0);
+    assert_eq!(sum[3], (1.0 + f32::EPSILON).to_bits());
+    for path in Path::available() {
+        let mut mem = Mem::new(16);
+        mem.set(0, &a);
+        mem.set(4, &b);
+        with_mxcsr(hostile, || mem.call(Op::Mul, &[0, 16, 32, 4], path)).unwrap();
+        with_mxcsr(hostile, || mem.call(Op::Add, &[0, 16, 48, 4], path)).unwrap();
+        assert_eq!(mem.get(8, 4), product, "mul on {path:?}");
+        assert_eq!(mem.get(12, 4), sum, "add on {path:?}");
+    }
+}
+
 #[test]
 fn elementwise_ops_work_in_place() {
     let mut mem = Mem::new(8);
