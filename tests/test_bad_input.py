@@ -74,6 +74,14 @@ def test_task_options_are_refused_in_one_line(home: Home, module_file: Path, cap
     assert one_error(output).startswith(f"Error: Invalid value for {message}"), output
 
 
+@pytest.mark.parametrize("to", ["", " ", "zz", "ab12!"])
+def test_submit_to_that_cannot_be_a_node_id_is_refused_before_any_node_is_asked(
+        home: Home, module_file: Path, capsys: pytest.CaptureFixture[str], to: str) -> None:
+    code, output = gaia(capsys, "task", "submit", str(module_file), "--to", to)
+    assert code == UsageError.exit_code  # not submitted anywhere ('' was taken as no --to), nor 8 for no node
+    assert f"--to {to!r} is not a node id" in one_error(output)
+
+
 @pytest.mark.parametrize("command", ["run", "submit"])
 def test_a_1_gib_input_is_refused_by_its_size_before_it_is_read(home: Home, module_file: Path, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str],

@@ -200,8 +200,10 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
             memory: int, priority: int, deadline: float | None, to: str | None, anywhere: bool, redundancy: int,
             wait: bool, output_dir: Path | None, as_json: bool, accepted: list[str]) -> None:
     """The body of :func:`submit`; the id of the job is appended to ``accepted`` once the node accepted it."""
-    if to and anywhere:
+    if to is not None and anywhere:
         raise UsageError("--to and --anywhere exclude each other")
+    if to is not None:
+        node_prefix(to)  # checked before anything is read or sent
     if output_dir is not None:
         private_dir(output_dir)  # before the job runs: --wait releases the outputs once they are shown
     identity = state.identity()
@@ -221,7 +223,7 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
              for data in payloads]
     job = None
     with ControlClient(state.home) as client:
-        to = resolve_node(client, to) if to else None
+        to = resolve_node(client, to) if to is not None else None
         try:
             with _interrupts_held():  # a job the node accepted always has its id printed
                 job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=module.name,
@@ -241,13 +243,19 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
         raise SystemExit(TaskError.exit_code)
 
 
-def resolve_node(client: ControlClient, prefix: str) -> str:
-    """The full id of the one node (this one or a peer it knows) whose id starts with ``prefix``, as tables
-    show ids; UsageError saying why when none or several do."""
+def node_prefix(prefix: str) -> str:
+    """``prefix`` (``--to``) as the start of a node id, in lowercase; UsageError when it cannot be one."""
     wanted = prefix.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{1,64}", wanted):
         raise UsageError(f"--to {prefix!r} is not a node id or a prefix of one",
                          hint="give the hex id (or its first characters) that `gaia peers` shows")
+    return wanted
+
+
+def resolve_node(client: ControlClient, prefix: str) -> str:
+    """The full id of the one node (this one or a peer it knows) whose id starts with ``prefix``, as tables
+    show ids; UsageError saying why when none or several do."""
+    wanted = node_prefix(prefix)
     states = {p["node_id"]: p["state"] for p in client.call("peers")}
     states.setdefault(client.call("status")["node_id"], "up")
     matches = sorted(node for node in states if node.startswith(wanted))
