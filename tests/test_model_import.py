@@ -289,6 +289,20 @@ def test_a_corrupt_stored_model_is_found_out(capsys: pytest.CaptureFixture[str],
     np.save(tmp_path / "x.npy", np.zeros((1, 12), np.float32))
     code, out = gaia(capsys, "model", "run", "digits", "--input", str(tmp_path / "x.npy"))
     assert code == 2 and "is corrupt" in one_error(out) and "gaia model rm" in out
+    stored.unlink()  # gone: one line, not a traceback
+    code, out = gaia(capsys, "model", "run", "digits", "--input", str(tmp_path / "x.npy"))
+    assert code == 2 and "cannot be read" in one_error(out) and "No such file" in out and "gaia model rm" in out
+
+
+def test_a_description_naming_files_outside_the_store_is_ignored(capsys: pytest.CaptureFixture[str],
+                                                                   gaia_home: Home, onnx_file: Path) -> None:
+    gaia(capsys, "model", "import", str(onnx_file), "--name", "good")
+    models = gaia_home.root / "models"
+    record = json.loads((models / "good.json").read_text())
+    (models / "renamed.json").write_text(json.dumps(record))  # its name says good.json
+    (models / "evil.json").write_text(json.dumps({**record, "name": "evil", "id": "../../outside"}))
+    code, out = gaia(capsys, "model", "ls", "--json")
+    assert code == 0 and [m["name"] for m in json.loads(out)] == ["good"]
 
 
 def test_an_invalid_name_is_refused(capsys: pytest.CaptureFixture[str], gaia_home: Home, onnx_file: Path) -> None:

@@ -24,6 +24,7 @@ from gaia_core.models.graph import Graph
 SUFFIX = ".gaiam"
 #: A model name: what ``gaia model run NAME`` finds it by.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ID = re.compile(r"[0-9a-f]{64}")
 
 
 @attrs.frozen
@@ -78,7 +79,10 @@ class ModelStore:
             try:
                 raw = json.loads(path.read_text(encoding="utf-8"))
                 raw.update(input_dims=tuple(raw["input_dims"]), output_dims=tuple(raw["output_dims"]))
-                models.append(StoredModel(**raw))
+                model = StoredModel(**raw)
+                if model.name != path.stem or not NAME.fullmatch(model.name) or not _ID.fullmatch(model.id):
+                    continue  # renamed or edited by hand: its name or id would name files outside the store
+                models.append(model)
             except (OSError, ValueError, TypeError, KeyError):
                 continue  # a description being written, or not one of ours
         return sorted(models, key=lambda m: (m.name, m.id))
@@ -98,7 +102,11 @@ class ModelStore:
 
     def read(self, model: StoredModel) -> bytes:
         """A stored model's compact bytes, checked against its id."""
-        data = (self.root / f"{model.id}{SUFFIX}").read_bytes()
+        try:
+            data = (self.root / f"{model.id}{SUFFIX}").read_bytes()
+        except OSError as exc:
+            raise UsageError(f"model {model.name} ({model.id[:12]}) cannot be read in {self.root}: {exc.strerror}",
+                             hint=f"remove it with `gaia model rm {model.id[:12]}` and import it again") from None
         if content_id(data) != model.id:
             raise UsageError(f"model {model.name} ({model.id[:12]}) is corrupt in {self.root}",
                              hint=f"remove it with `gaia model rm {model.id[:12]}` and import it again")
