@@ -39,6 +39,9 @@ def busybox_path() -> Path:
     path = Path(found)
     if not path.is_file():
         raise ImageError("busybox is not installed; apt-get install busybox-static")
+    if _shared_libraries([path]):
+        raise ImageError(f"{path} is linked dynamically and would not run alone in an image; "
+                         "apt-get install busybox-static")
     return path
 
 
