@@ -54,13 +54,19 @@ def human(entry: dict[str, Any]) -> str:
     return line + (f"\n{entry['exc']}" if entry.get("exc") else "")
 
 
-def render(line: str) -> str:
-    """A log file's line as :func:`human` writes it; a line that is not a JSON entry as it is."""
+def parse(line: str) -> dict[str, Any] | None:
+    """A log file's line as a JSON entry (an object); None for any other line (text, damaged or hostile JSON)."""
     try:
         entry = json.loads(line)
-    except ValueError:
-        return line
-    return human(entry) if isinstance(entry, dict) and "msg" in entry else line
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def render(line: str) -> str:
+    """A log file's line as :func:`human` writes it; a line that is not a JSON entry as it is."""
+    entry = parse(line)
+    return human(entry) if entry is not None and "msg" in entry else line
 
 
 def configure(level: str = "info", stream: IO[str] | None = None) -> None:
@@ -124,10 +130,7 @@ def last_error(path: Path, *, since: int = 0) -> str | None:
     for line in reversed(lines):
         if line.startswith("Error: "):
             return line.removeprefix("Error: ").strip()
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+        entry = parse(line)
+        if entry is not None and entry.get("level") in ("error", "critical"):
             return str(entry.get("msg", ""))
     return None

@@ -64,6 +64,15 @@ def test_gaia_logs_tail_json_and_missing(home: Home) -> None:
     assert logs.last_error(home.log_file) == "boom"
 
 
+def test_a_damaged_log_is_shown_not_a_traceback(home: Home) -> None:
+    nested = '{"msg": ' + "[" * 100_000  # json.loads recurses once per bracket
+    home.log_file.write_text(f"{nested}\n" + json.dumps({"level": "error", "msg": "the real error"}) + "\n")
+    shown = gaia(home, "logs", "-n", "2")
+    assert shown.stdout.splitlines()[0] == nested and "the real error" in shown.stdout
+    home.log_file.write_text(json.dumps({"level": "error", "msg": "the real error"}) + f"\n{nested}\n")
+    assert logs.last_error(home.log_file) == "the real error"
+
+
 def test_gaia_logs_follow(home: Home) -> None:
     home.log_file.write_text(json.dumps(ENTRY) + "\n")
     proc = subprocess.Popen([sys.executable, "-m", "gaia_core", "--home", str(home.root), "logs", "-f", "-n", "0"],
