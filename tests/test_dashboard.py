@@ -202,6 +202,7 @@ def test_a_port_in_use_is_one_line(nodes: Nodes) -> None:
 
 def test_open_pages_are_bounded(nodes: Nodes) -> None:
     board, opened = nodes.board, []
+    wait_for(lambda: not board.hub.streams, timeout=10, what="the pages of earlier tests to close")
     try:
         for _ in range(MAX_STREAMS):
             connection = http.client.HTTPConnection("127.0.0.1", board.guard.port, timeout=10)
@@ -541,3 +542,20 @@ def test_the_browser_is_refused_without_the_token(nodes: Nodes, browser: Any, tm
     browser.get(f"{nodes.board.guard.origin}/")
     assert _text(browser, "body").startswith("403 Forbidden: missing or wrong token")
     _screenshot(browser, tmp_path, "dashboard-refused.png")
+
+
+def test_the_page_says_why_its_event_stream_was_refused(nodes: Nodes, browser: Any) -> None:
+    """16 pages open already: the 17th says so (not 'open the URL again', which would not help)."""
+    board, opened = nodes.board, []
+    wait_for(lambda: not board.hub.streams, timeout=10, what="the pages of earlier tests to close")
+    try:
+        for _ in range(MAX_STREAMS):
+            connection = http.client.HTTPConnection("127.0.0.1", board.guard.port, timeout=10)
+            connection.request("GET", "/api/events", headers={"Authorization": f"Bearer {board.guard.token}"})
+            opened.append(connection)
+            assert connection.getresponse().status == 200
+        browser.get(board.url)
+        wait_for(lambda: "too many pages" in _text(browser, "#live"), timeout=20, what="the page to say why")
+    finally:
+        for connection in opened:
+            connection.close()

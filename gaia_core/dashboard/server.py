@@ -137,6 +137,7 @@ class Dashboard:
         self.feed = NodeFeed(home, logs or FileTail(home.log_file))
         self.guard = Guard(token=new_secret(), csrf=new_secret(), host=host, port=port, actions=actions)
         self.interval = interval
+        self.hub = Hub(self.feed, interval)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="gaia-dashboard", daemon=True)
         self._runner: web.AppRunner | None = None
@@ -203,7 +204,7 @@ class Dashboard:
 
         app = web.Application(middlewares=[guarded], client_max_size=MAX_BODY)
         app.on_response_prepare.append(add_headers)
-        hub = Hub(self.feed, self.interval)
+        hub = self.hub
         page = (_static("index.html").replace("__CSRF__", guard.csrf)
                 .replace("__ACTIONS__", "on" if guard.actions else "off"))
         files = {name: _static(name) for name in STATIC}

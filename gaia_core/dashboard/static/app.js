@@ -187,12 +187,22 @@ function connect() {
     interval = data.interval;
   });
   source.onmessage = (event) => render(JSON.parse(event.data));
-  source.onerror = () => {  // the browser reconnects by itself, unless the dashboard refused (restarted: new token)
+  source.onerror = () => {  // the browser reconnects by itself, unless the dashboard refused the stream
     const live = document.getElementById("live");
     live.className = "live off";
-    live.textContent = source.readyState === EventSource.CLOSED
-      ? "the dashboard went away: open the URL it printed again" : "reconnecting to the dashboard…";
+    live.textContent = "reconnecting to the dashboard…";
+    if (source.readyState === EventSource.CLOSED) refused().then((why) => { live.textContent = why; });
   };
+}
+
+async function refused() {  // why the event stream was refused, in the dashboard's own words when it gives them
+  try {
+    const reply = await fetch("/api/logs", { credentials: "same-origin" });
+    if (!reply.ok) return (await reply.text()).slice(0, 300);  // 403: a new token (the dashboard restarted)
+    return "too many pages of this dashboard are open: close one, then reload this page";
+  } catch {
+    return "the dashboard stopped: start it again and open the URL it prints";
+  }
 }
 
 setInterval(() => {
