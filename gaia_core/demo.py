@@ -29,7 +29,7 @@ from gaia_core.config import Home
 from gaia_core.control import ControlClient
 from gaia_core.errors import PluginError, TaskError
 from gaia_core.identity import Identity
-from gaia_core.model import Limits, Task, TaskResult
+from gaia_core.model import JobStatus, Limits, Task, TaskResult
 
 #: The workload ``gaia demo`` trains.
 WORKLOAD = "digits-mlp"
@@ -105,7 +105,7 @@ def find_workload(hook: pluggy.HookRelay, name: str = WORKLOAD) -> FederatedWork
 def wait_quietly(client: ControlClient, job: str, label: str, timeout: float) -> object:
     """Block until ``job`` ends (the node's ``wait`` call); TaskError after ``timeout`` seconds."""
     status = client.call("wait", job=job, timeout=timeout)
-    if status["status"] == "running":
+    if status["status"] == JobStatus.RUNNING:
         raise TaskError(f"{label}: job {job} did not finish within {timeout:.0f}s",
                         hint="a slow or overloaded machine; try fewer --shards or --nodes")
     return status
