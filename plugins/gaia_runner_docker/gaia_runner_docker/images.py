@@ -61,10 +61,11 @@ def busybox_rootfs() -> bytes:
     return buffer.getvalue()
 
 
-def import_rootfs(client: docker.DockerClient, recipe: str, build: Callable[[Path], object], *,
+def import_rootfs(client: docker.DockerClient, name: str, recipe: str, build: Callable[[Path], object], *,
                   changes: Iterable[str] = ()) -> str:
     """The id (``sha256:...``) of the image of ``recipe`` (a digest naming what goes in): found by its label,
-    else imported once from the rootfs tar that ``build`` writes to the path it is given."""
+    else imported once from the rootfs tar that ``build`` writes to the path it is given, and tagged
+    ``gaia/<name>:<recipe prefix>`` (so that ``docker image prune`` keeps it)."""
     found = client.api.images(filters={"label": f"{RECIPE_LABEL}={recipe}"}, quiet=True)
     if found:
         return str(found[0])
@@ -72,7 +73,8 @@ def import_rootfs(client: docker.DockerClient, recipe: str, build: Callable[[Pat
         tar_path = Path(scratch) / "rootfs.tar"
         build(tar_path)
         with tar_path.open("rb") as stream:
-            answer = client.api.import_image_from_data(stream, changes=[*changes, f"LABEL {RECIPE_LABEL}={recipe}"])
+            answer = client.api.import_image_from_data(stream, repository=f"gaia/{name}", tag=recipe[:16],
+                                                        changes=[*changes, f"LABEL {RECIPE_LABEL}={recipe}"])
     for line in str(answer).splitlines():
         status = json.loads(line).get("status", "") if line.strip().startswith("{") else ""
         if status.startswith("sha256:"):
@@ -83,7 +85,7 @@ def import_rootfs(client: docker.DockerClient, recipe: str, build: Callable[[Pat
 def busybox_image(client: docker.DockerClient) -> str:
     """The id of the local busybox image (built on first use)."""
     rootfs = busybox_rootfs()
-    return import_rootfs(client, hashlib.sha256(rootfs).hexdigest(), lambda path: path.write_bytes(rootfs))
+    return import_rootfs(client, "busybox", hashlib.sha256(rootfs).hexdigest(), lambda path: path.write_bytes(rootfs))
 
 
 def onnx_image(client: docker.DockerClient) -> str:
@@ -121,7 +123,7 @@ def onnx_image(client: docker.DockerClient) -> str:
                 else:
                     tar.addfile(info)
 
-    return import_rootfs(client, recipe, build, changes=["ENV PATH=/usr/local/bin:/bin",
+    return import_rootfs(client, "onnx", recipe, build, changes=["ENV PATH=/usr/local/bin:/bin",
                                                          "ENV PYTHONDONTWRITEBYTECODE=1"])
 
 

@@ -72,4 +72,5 @@ def suid_image(client: docker.DockerClient) -> str:
         info.mode, info.size, info.uid, info.gid = 0o4755, len(data), 0, 0
         tar.addfile(info, io.BytesIO(data))
     rootfs = buffer.getvalue()
-    return import_rootfs(client, hashlib.sha256(rootfs).hexdigest(), lambda path: path.write_bytes(rootfs))
+    return import_rootfs(client, "busybox-suid", hashlib.sha256(rootfs).hexdigest(),
+                         lambda path: path.write_bytes(rootfs))
