@@ -32,3 +32,12 @@ def test_a_dynamically_linked_busybox_is_refused(monkeypatch: pytest.MonkeyPatch
 def test_a_missing_package_is_named() -> None:
     with pytest.raises(images.ImageError, match="package no_such_package_here is not installed"):
         images.python_files(["no_such_package_here"])
+
+
+def test_built_images_are_tagged_so_a_prune_keeps_them(client: object, busybox: str) -> None:
+    import docker
+
+    assert isinstance(client, docker.DockerClient)
+    tags = client.api.inspect_image(busybox)["RepoTags"]
+    assert tags and all(tag.startswith("gaia/busybox:") for tag in tags)
+    assert busybox in client.api.images(filters={"dangling": False}, quiet=True)
