@@ -126,11 +126,32 @@ def status(home: Home) -> dict[str, Any]:
 
 
 def _pid(home: Home) -> int | None:
+    """The pid of the node running for ``home``; None when its pid file is absent or stale."""
     try:
         pid = int((home.root / "node.pid").read_text())
     except (OSError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if _alive(pid) and _runs_node_of(pid, home) else None
+
+
+def _runs_node_of(pid: int, home: Home) -> bool:
+    """False when ``pid`` runs something other than ``home``'s node (a node killed with -9 left its pid file,
+    and the pid went to another program); True when it is that node, or when the system cannot tell."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no procfs: trust the pid file
+    except OSError:
+        return True
+    if not any(arg == b"gaia_core" or arg.endswith(b"/gaia") for arg in argv[:3]):
+        return False  # not GAIA at all
+    if b"--home" not in argv[:-1]:
+        return True  # a node started by hand, its home in the environment
+    given = Path(os.fsdecode(argv[argv.index(b"--home") + 1]))
+    try:  # a relative --home is relative to that process's working directory
+        return os.path.samefile(Path(f"/proc/{pid}/cwd") / given, home.root)
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:
