@@ -12,6 +12,7 @@ still checked) but carries no signature of its own.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import threading
@@ -27,7 +28,7 @@ _DOMAIN = b"gaia-envelope-v1\x00"
 #: How far a timestamp may be from this node's clock, either way.
 DEFAULT_WINDOW_S = 60.0
 #: Every reason an envelope can be refused for here.
-REASONS = ("unsigned", "forged", "bad_time", "stale", "replayed", "replay_full")
+REASONS = ("unsigned", "forged", "bad_time", "stale", "replayed", "replay_full", "replay_share")
 
 
 class Refused(SignatureError):
@@ -84,12 +85,19 @@ def check_time(env: Stamped, now: float, window_s: float = DEFAULT_WINDOW_S) -> 
 
 
 class ReplayGuard:
-    """Remembers (sender, nonce, scope) for the freshness window; thread-safe and bounded."""
+    """Remembers (sender, nonce, scope) for the freshness window; thread-safe and bounded.
 
-    def __init__(self, window_s: float = DEFAULT_WINDOW_S, max_entries: int = 1_000_000) -> None:
+    ``max_per_sender`` bounds one sender's share of the ``max_entries``: past it, only that
+    sender's messages are refused (``replay_share``), so one peer cannot fill the cache for all.
+    """
+
+    def __init__(self, window_s: float = DEFAULT_WINDOW_S, max_entries: int = 1_000_000,
+                 max_per_sender: int | None = None) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
+        self.max_per_sender = max_entries if max_per_sender is None else max_per_sender
         self._seen: dict[tuple[str, bytes, str], float] = {}
+        self._per_sender: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._next_purge = 0.0
 
@@ -105,13 +113,19 @@ class ReplayGuard:
             if now >= self._next_purge:  # on a schedule only: a full cache must not cost a rebuild per call
                 cutoff = now - 2 * self.window_s
                 self._seen = {k: t for k, t in self._seen.items() if t > cutoff}
+                self._per_sender = collections.Counter(k[0] for k in self._seen)
                 self._next_purge = now + self.window_s / 4
             if key in self._seen:
                 raise Refused("replayed", f"replayed {env.kind} envelope from {env.sender[:12]}")
             if len(self._seen) >= self.max_entries:
                 raise Refused("replay_full", "replay cache is full; envelope refused",
                               hint="the node is under load; retry later")
+            if self._per_sender[env.sender] >= self.max_per_sender:
+                raise Refused("replay_share", f"{env.sender[:12]} sent more than {self.max_per_sender} messages "
+                              f"within {2 * self.window_s:.0f}s; its {env.kind} envelope is refused",
+                              hint="the sender must slow down; other peers are not affected")
             self._seen[key] = env.sent_at
+            self._per_sender[env.sender] += 1
 
 
 def open_envelope(env: Envelope, guard: ReplayGuard | None = None, *, now: float | None = None) -> Envelope:

@@ -8,7 +8,7 @@ the node. The gate accepts an envelope when
 - a vouched channel key, when given, is the one the sender's record binds (a transport that vouches
   for a wrong identity is caught even on signed messages);
 - its time is finite and within the freshness window, and it was not seen before (the gate's own
-  :class:`~gaia_core.envelope.ReplayGuard`).
+  :class:`~gaia_core.envelope.ReplayGuard`, in which each sender has a bounded share).
 
 Bindings are learnt only from fresh ``node.record`` announcements whose *signature* the gate verified,
 so a channel is never bound by a message that arrived on that channel alone; a record older than the
@@ -43,6 +43,9 @@ log = logging.getLogger("gaia.inbound")
 RECORD = "node.record"
 #: Largest record the gate decodes to learn a binding.
 MAX_RECORD_BYTES = 64 << 10
+#: Entries of the gate's replay cache that one sender may hold (of its 1,000,000): a peer that
+#: floods fills its own share and is refused (``replay_share``); every other peer is still served.
+PEER_REPLAY_SHARE = 62_500
 #: How an accepted envelope was authenticated: its own signature, or the bound channel's scheme.
 SIGNATURE = "signature"
 
@@ -121,7 +124,7 @@ class Gate:
     def __init__(self, handler: Handlers, *, guard: ReplayGuard | None = None, max_bindings: int = 100_000,
                  max_binding_bytes: int = 64 << 20, logger: logging.Logger | None = None) -> None:
         self._handler = handler
-        self._guard = guard or ReplayGuard()
+        self._guard = guard or ReplayGuard(max_per_sender=PEER_REPLAY_SHARE)
         self._max_bindings = max_bindings
         self._max_binding_bytes = max_binding_bytes
         # node id -> (the binding record's updated_at, its keys by scheme, their size in bytes)
