@@ -46,6 +46,7 @@ class PsutilBenchmark:
         self.process = psutil.Process()
         self._lock = threading.Lock()
         self._cpu_last = self._cpu_times()
+        self._rss_read = (0.0, 0)  # (when, bytes): the meter's RSS, refreshed once per sampling interval
         self._sampler: Sampler | None = None
 
     # -- capabilities ---------------------------------------------------------------------
@@ -161,7 +162,9 @@ class PsutilBenchmark:
 
         Energy comes from the RAPL counters read before and after the block when they are readable
         (``energy_source="measured"``), else from the energy model and the thread's CPU time
-        (``"estimated"``). Cheap enough to wrap every task: no full sample is taken.
+        (``"estimated"``), attributed to the task by its thread's CPU time. Cheap enough to wrap every
+        task: no full sample is taken, and the process's RSS is read from ``/proc`` at most once per
+        ``sample_interval_s`` (the peak is the larger of that reading and the sampler's in the window).
 
         Example::
 
@@ -176,10 +179,18 @@ class PsutilBenchmark:
         finally:
             cpu_s = time.thread_time() - cpu0
             ended, after = time.time(), self.rapl.read_uj()
-            peak = self._rss()
+            peak = self._recent_rss(ended)
             if self._sampler is not None:
                 peak = max(peak, self._sampler.peak_rss(started, ended))
             found.append(task_cost(self.rapl, before, after, ended - started, cpu_s, self.model, peak))
+
+    def _recent_rss(self, now: float) -> int:
+        """This process's RSS read at most once per sampling interval (a /proc read costs tens of µs)."""
+        at, rss = self._rss_read
+        if now - at >= self.settings.sample_interval_s or now < at:
+            rss = self._rss()
+            self._rss_read = (now, rss)
+        return rss
 
     def _rss(self) -> int:
         try:

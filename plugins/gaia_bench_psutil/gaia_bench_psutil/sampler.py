@@ -59,5 +59,11 @@ class Sampler:
 
     def peak_rss(self, since: float, until: float) -> int:
         """The largest process RSS sampled between ``since`` and ``until`` (0 when none)."""
+        peak = 0
         with self._lock:
-            return max((s.rss_bytes or 0 for s in self._samples if since <= s.at <= until), default=0)
+            for sample in reversed(self._samples):  # newest first: stop at the window's start, not the history's
+                if sample.at < since:
+                    break
+                if sample.at <= until:
+                    peak = max(peak, sample.rss_bytes or 0)
+        return peak

@@ -120,3 +120,24 @@ def test_gflops_per_watt_is_unknown_when_the_compute_score_is(psutil_benchmark: 
     assert power.value is not None
     assert per_watt.value is None and per_watt.source == "unknown"
     assert per_watt.reason == "cpu.gflops_all was not measured"
+
+
+def test_meter_reads_process_memory_once_per_sampling_interval(psutil_benchmark: PsutilBenchmark,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+    real = psutil_benchmark._rss
+
+    def counted() -> int:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(psutil_benchmark, "_rss", counted)
+    for _ in range(50):  # 50 tasks well inside one 1 s interval: one /proc read, not 50
+        with psutil_benchmark.meter() as cost:
+            pass
+        assert cost[0].peak_memory_bytes > 0
+    assert len(reads) == 1
+    psutil_benchmark._rss_read = (time.time() - psutil_benchmark.settings.sample_interval_s, 1)
+    with psutil_benchmark.meter() as cost:  # the reading is an interval old: read again
+        pass
+    assert len(reads) == 2 and cost[0].peak_memory_bytes > 1
