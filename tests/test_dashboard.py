@@ -328,6 +328,34 @@ def test_the_event_stream_sends_history_then_updates(nodes: Nodes) -> None:
     assert any(" INFO " in line for line in updates[-1]["logs"])  # as `gaia logs` prints them, not JSON
 
 
+def test_an_update_that_fails_is_on_the_page_and_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node whose answers the dashboard cannot read (another version): each update says so, the log once."""
+    board = Dashboard(Home(tmp_path), interval=0.2)
+
+    def unreadable() -> dict[str, Any]:
+        raise KeyError("rewards")
+
+    monkeypatch.setattr(board.feed, "snapshot", unreadable)
+    board.start()
+    connection = http.client.HTTPConnection("127.0.0.1", board.guard.port, timeout=10)
+    try:
+        with caplog.at_level(logging.INFO, logger="gaia.dashboard"):
+            connection.request("GET", "/api/events", headers={"Authorization": f"Bearer {board.guard.token}"})
+            response = connection.getresponse()
+            errors = []
+            deadline = time.monotonic() + 20
+            while len(errors) < 4 and time.monotonic() < deadline:
+                line = response.fp.readline().decode()
+                if line.startswith("data: ") and "error" in (update := json.loads(line.removeprefix("data: "))):
+                    errors.append(update["error"])
+    finally:
+        connection.close()
+        board.stop()
+    assert len(errors) == 4 and all("could not read the node: 'rewards'" in e for e in errors)
+    assert [r.getMessage() for r in caplog.records if r.name == "gaia.dashboard"] == ["dashboard update failed"]
+
+
 # ---------------------------------------------------------------- log tail
 
 

@@ -83,6 +83,7 @@ class Hub:
         self.streams: set[asyncio.Queue[str]] = set()
         self.latest: str | None = None
         self._wake = asyncio.Event()
+        self._failing = False
 
     def subscribe(self) -> asyncio.Queue[str]:
         """A queue that receives each update (the latest one at once, when there is one)."""
@@ -101,8 +102,11 @@ class Hub:
                 await self._wake.wait()
             try:
                 update = _dumps(await asyncio.to_thread(self.feed.snapshot))
+                self._failing = False
             except Exception as exc:  # say it on the page and keep polling
-                log.exception("dashboard update failed")
+                if not self._failing:  # once until an update succeeds again, not a traceback per second
+                    log.exception("dashboard update failed")
+                self._failing = True
                 update = _dumps({"at": time.time(), "error": f"the dashboard could not read the node: {exc}"})
             self.latest = update
             for queue in self.streams:
