@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -110,8 +111,9 @@ def follow(path: Path, *, poll_s: float = FOLLOW_POLL_S) -> Iterator[str]:
         while True:
             chunk = log.read(1 << 16)
             if not chunk:
-                if log.tell() > path.stat().st_size:
-                    log.seek(0)
+                with contextlib.suppress(OSError):  # removed: keep reading what is open, until Ctrl-C
+                    if log.tell() > path.stat().st_size:
+                        log.seek(0)
                 time.sleep(poll_s)
                 continue
             pending += chunk

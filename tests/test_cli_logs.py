@@ -89,6 +89,22 @@ def test_gaia_logs_follow(home: Home) -> None:
         proc.wait(timeout=10)
 
 
+def test_follow_survives_the_log_being_removed(home: Home) -> None:
+    home.log_file.write_text(json.dumps(ENTRY) + "\n")
+    proc = subprocess.Popen([sys.executable, "-m", "gaia_core", "--home", str(home.root), "logs", "-f", "-n", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "peer abc is down" in proc.stdout.readline()  # bounded: the process is stopped below
+        home.log_file.unlink()
+        time.sleep(1.0)  # several polls of the removed file
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+
+
 def test_detach_failure_shows_the_error_and_the_hint_works(home: Home) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
