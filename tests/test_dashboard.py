@@ -17,8 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ from nodes import call, echo_tasks, slow_tasks, submit, wait_job
 from gaia_core.config import Home
 from gaia_core.dashboard.logtail import TAIL_BYTES, FileTail, RingHandler
 from gaia_core.dashboard.security import CSRF_HEADER, HEADERS
-from gaia_core.dashboard.server import MAX_CONNECTIONS, MAX_STREAMS, Dashboard
+from gaia_core.dashboard.server import MAX_CONNECTIONS, MAX_STREAMS, STATIC, Dashboard
 from gaia_core.errors import UsageError
 from gaia_core.node import Node
 
@@ -354,6 +355,16 @@ def test_an_update_that_fails_is_on_the_page_and_logged_once(tmp_path: Path, cap
         board.stop()
     assert len(errors) == 4 and all("could not read the node: 'rewards'" in e for e in errors)
     assert [r.getMessage() for r in caplog.records if r.name == "gaia.dashboard"] == ["dashboard update failed"]
+
+
+def test_the_page_files_are_served_and_shipped_in_the_wheel() -> None:
+    """Each file of static/ is served, and matched by gaia-core's package data (a subfolder would not be)."""
+    static = ROOT / "gaia_core" / "dashboard" / "static"
+    files = {p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file()}
+    assert files == {*STATIC, "index.html"}
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["gaia_core"]
+    for name in files:
+        assert any(PurePosixPath("dashboard/static", name).match(pattern) for pattern in patterns), name
 
 
 # ---------------------------------------------------------------- log tail
