@@ -14,8 +14,6 @@ import random
 import threading
 import time
 
-import attrs
-
 from gaia_core.plugin_api import (
     Identity,
     IdentityError,
@@ -29,7 +27,7 @@ from gaia_core.plugin_api import (
 )
 from gaia_zk_mock import settings as settings_mod
 from gaia_zk_mock.settings import Settings
-from gaia_zk_mock.statement import BODY_BYTES, body, commitment, output_id, signed_bytes
+from gaia_zk_mock.statement import BODY_BYTES, body, commitment, output_id, signed_bytes, signing_bytes
 
 SCHEME = "mock-groth16"
 _WRONG_OUTPUT = "0" * 64
@@ -76,9 +74,11 @@ class MockProver:
         proving_s = self.settings.proving_s(result.fuel_used, slow=slow)
         if self.settings.simulate_time and proving_s > 0:
             time.sleep(proving_s)
-        unsigned = Proof(scheme=SCHEME, task_id=task.id, node_id=node_id, commitment=root, body=proof_body,
-                         proving_s=proving_s, simulated=True)
-        return attrs.evolve(unsigned, signature=self.identity.sign(signed_bytes(unsigned)))
+        proving_s, created_at = float(proving_s), time.time()
+        signature = self.identity.sign(signing_bytes(SCHEME, task.id, node_id, root, proof_body, proving_s, True,
+                                                     created_at))
+        return Proof(scheme=SCHEME, task_id=task.id, node_id=node_id, commitment=root, body=proof_body,
+                     signature=signature, proving_s=proving_s, simulated=True, created_at=created_at)
 
     def verify(self, proof: Proof, task: Task, result: TaskResult) -> Verdict:
         """Check ``proof`` against ``task`` and ``result``; every failure is an ``invalid`` verdict with a reason."""
@@ -123,6 +123,8 @@ class MockProver:
     def _inject(self) -> tuple[bool, bool, bool]:
         """Draw the configured failures for one proof: (invalid body, wrong commitment, slow)."""
         s = self.settings
+        if not (s.invalid_rate or s.wrong_commitment_rate or s.slow_rate):
+            return False, False, False  # no failures configured: nothing to draw
         with self._lock:
             draws = [self._random.random() for _ in range(3)]
         return draws[0] < s.invalid_rate, draws[1] < s.wrong_commitment_rate, draws[2] < s.slow_rate

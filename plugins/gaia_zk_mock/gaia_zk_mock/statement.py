@@ -10,9 +10,21 @@ the statement.
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
-from gaia_core.plugin_api import Proof, Task, TaskResult, ValidationError, blake3_digest, codec, content_id, merkle_root
+from gaia_core.plugin_api import (
+    Limits,
+    Proof,
+    Task,
+    TaskResult,
+    ValidationError,
+    blake3_digest,
+    codec,
+    content_id,
+    merkle_root,
+)
 
 #: Size of the simulated proof body: a Groth16 proof is three group elements (A, C in G1,
 #: B in G2); on BLS12-381 in compressed form that is 48 + 96 + 48 = 192 bytes.
@@ -38,18 +50,24 @@ def output_id(result: TaskResult) -> str:
 
 def commitment(task: Task, result: TaskResult, node_id: str, output: str) -> bytes:
     """The Merkle root over the statement's leaves (see :data:`LEAVES`), with output id ``output``."""
-    limits = attrs.astuple(task.limits, recurse=False)
     leaves = [
         bytes.fromhex(task.id),
         bytes.fromhex(task.module_id),
         bytes.fromhex(task.input_id),
-        codec.canonical_bytes([*limits[:-1], sorted(task.limits.capabilities)]),
+        _limits_leaf(task.limits),
         bytes.fromhex(node_id),
         result.status.value.encode(),
         bytes.fromhex(output),
         result.fuel_used.to_bytes(8, "big"),  # fuel below 2**64 is checked by prove()
     ]
     return merkle_root(leaves)
+
+
+@functools.lru_cache(maxsize=1024)
+def _limits_leaf(limits: Limits) -> bytes:
+    """The statement's leaf for ``limits`` (cached: a job's tasks share a few limits)."""
+    fields = attrs.astuple(limits, recurse=False)
+    return codec.canonical_bytes([*fields[:-1], sorted(limits.capabilities)])
 
 
 def body(commitment_root: bytes) -> bytes:
@@ -60,5 +78,12 @@ def body(commitment_root: bytes) -> bytes:
 
 def signed_bytes(proof: Proof) -> bytes:
     """The bytes the node signs: every field of the proof except the signature."""
-    return codec.canonical_bytes([_SIGN_DOMAIN, proof.scheme, proof.task_id, proof.node_id, proof.commitment,
-                            proof.body, proof.proving_s, proof.simulated, proof.created_at])
+    return signing_bytes(proof.scheme, proof.task_id, proof.node_id, proof.commitment, proof.body,
+                         proof.proving_s, proof.simulated, proof.created_at)
+
+
+def signing_bytes(scheme: str, task_id: str, node_id: str, commitment_root: bytes, proof_body: bytes,
+                  proving_s: float, simulated: bool, created_at: float) -> bytes:
+    """:func:`signed_bytes` of a proof with these fields, before the proof is built."""
+    return codec.canonical_bytes([_SIGN_DOMAIN, scheme, task_id, node_id, commitment_root, proof_body,
+                                  proving_s, simulated, created_at])
