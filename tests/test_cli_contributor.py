@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gaia_core.commands.service import UNIT
 from gaia_core.config import Home, NodeSection
 from tests.nodes import gaia, wait_until
 
@@ -98,6 +99,10 @@ def test_service_install_writes_a_valid_user_unit(tmp_path: Path, monkeypatch: p
     other = gaia(home, "service", "install", check=False)
     assert other.returncode == 2 and "--force" in other.stderr
     gaia(home, "service", "install", "--force")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(unit))  # a file where the directory belongs
+    refused = gaia(home, "service", "install", check=False)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"Error: cannot write {unit}/systemd/user/{UNIT}: Not a directory" in refused.stderr
 
 
 def test_shell_completion(tmp_path: Path) -> None:

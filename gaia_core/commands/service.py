@@ -65,10 +65,14 @@ def install(state: State, force: bool) -> None:
         raise UsageError(f"no node keys in {state.home.root}", hint="run `gaia init` first")
     path = unit_dir() / UNIT
     text = unit_text(sys.executable, state.home.root, state.plugin_list)
-    if path.exists() and path.read_text(encoding="utf-8") != text and not force:
-        raise UsageError(f"{path} exists and runs something else", hint="pass --force to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    try:
+        if path.exists() and path.read_text(encoding="utf-8") != text and not force:
+            raise UsageError(f"{path} exists and runs something else", hint="pass --force to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}",
+                         hint="check $XDG_CONFIG_HOME (or ~/.config): systemd reads user units from there") from None
     click.echo(f"wrote {path}")
     click.echo("start it now and at every login:\n"
                "  systemctl --user daemon-reload && systemctl --user enable --now gaia-node.service\n"
