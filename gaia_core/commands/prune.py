@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 import click
 
+from gaia_core.commands.params import MAX_DEADLINE_S, Seconds
 from gaia_core.console import print_json
 from gaia_core.state import State
 from gaia_core.store import Store
 
 
-def _seconds(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        raise click.BadParameter(f"{value} is not a number of seconds >= 0")
-    return value
-
-
 @click.command()
-@click.option("--older-than", "older_than", type=float, callback=_seconds, metavar="SECONDS",
+@click.option("--older-than", "older_than", type=Seconds(0, MAX_DEADLINE_S), metavar="SECONDS",
               help="Prune jobs that finished more than SECONDS ago (0 = every finished job). "
                    "Default: [privacy] job_retention_s.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: the jobs pruned.")
