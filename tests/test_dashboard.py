@@ -27,6 +27,7 @@ from inprocess import build_node, load_plugins, make_home, running, wait_for
 from nodes import call, echo_tasks, slow_tasks, submit, wait_job
 
 from gaia_core.config import Home
+from gaia_core.dashboard import server as server_mod
 from gaia_core.dashboard.logtail import TAIL_BYTES, FileTail, RingHandler
 from gaia_core.dashboard.security import CSRF_HEADER, HEADERS
 from gaia_core.dashboard.server import MAX_CONNECTIONS, MAX_STREAMS, STATIC, Dashboard
@@ -269,6 +270,23 @@ def test_a_node_that_stops_is_said_to_be_gone_at_the_first_call(tmp_path: Path) 
             assert request(board, "/api/status")[0] == 200
         status, _, text = request(board, "/api/status")
         assert status == 503 and "no node is running" in json.loads(text)["error"], text
+    finally:
+        board.stop()
+
+
+def test_an_idle_connection_is_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kept alive after its request and then idle: closed after IDLE_S (a browser's pool cannot fill the bound)."""
+    monkeypatch.setattr(server_mod, "IDLE_S", 0.5)
+    board = Dashboard(Home(tmp_path))
+    board.start()
+    try:
+        with socket.create_connection(("127.0.0.1", board.guard.port), timeout=10) as sock:
+            sock.sendall(f"GET /api/logs HTTP/1.1\r\nHost: 127.0.0.1:{board.guard.port}\r\n"
+                         f"Authorization: Bearer {board.guard.token}\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):  # ends when the server closes; the timeout fails the test
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"lines":[]}')
     finally:
         board.stop()
 

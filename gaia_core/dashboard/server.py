@@ -45,6 +45,8 @@ MAX_STREAMS = 16
 #: Connections open at once, token or not; one more is answered 503 and closed (idle sockets held open by
 #: any local process would otherwise use up the node's file descriptors).
 MAX_CONNECTIONS = 64
+#: Seconds a connection may stay idle between requests (aiohttp's default for a runner is an hour).
+IDLE_S = 15.0
 #: Seconds between comments on an idle event stream, so proxies and browsers keep it open.
 KEEPALIVE_S = 15.0
 #: Largest request body accepted (actions carry none).
@@ -168,7 +170,7 @@ class Dashboard:
 
     async def _serve(self, listening: socket.socket) -> None:
         self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, shutdown_timeout=1.0,
-                                    logger=http_log)
+                                    logger=http_log, keepalive_timeout=IDLE_S)
         await self._runner.setup()
         server = self._runner.server
         assert server is not None  # set up above
