@@ -180,6 +180,26 @@ def test_a_constant_too_large_is_refused_before_it_is_evaluated() -> None:
     assert peak < 64 << 20  # the 512 MiB sum was never made
 
 
+def test_huge_declared_shapes_are_refused_before_anything_that_size_is_made() -> None:
+    huge = [1, 4, 1 << 15, 1 << 15]  # 16 GiB per sample, in a file of a few hundred bytes
+    one = numpy_helper.from_array(np.ones((1,), np.float32), "c")
+    shifted = onnx_models.model([helper.make_node("Add", ["x", "c"], ["y"])], {"x": huge}, {"y": huge}, [one])
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelError, match=r"'x' has shape \[1, 4, 32768, 32768\]: 4,294,967,296 values per "
+                                             r"sample, the interpreter holds at most 268,435,456"):
+            _graph_of(shifted)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20
+    # within the interpreter's limit, a constant is still not repeated over 2^27 values per sample
+    large = [1, 2, 1 << 13, 1 << 13]
+    shifted = onnx_models.model([helper.make_node("Add", ["x", "c"], ["y"])], {"x": large}, {"y": large}, [one])
+    with pytest.raises(ModelError, match="would be repeated over a sample of 134,217,728 values"):
+        _graph_of(shifted)
+
+
 def test_an_opset_onnx_does_not_know_is_refused() -> None:
     proto = _unary("Relu")
     proto.opset_import[0].version = onnx.defs.onnx_opset_version() + 1

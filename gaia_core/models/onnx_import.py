@@ -28,8 +28,10 @@ RUNNABLE = ("Add", "AveragePool", "BatchNormalization", "Conv", "Div", "Dropout"
             "Squeeze", "Sub", "Tanh", "Unsqueeze")
 #: Operators also accepted when all their inputs are constants: evaluated at import.
 FOLDABLE = (*RUNNABLE, "Cast", "Concat", "Constant", "Gather", "Shape", "Slice", "Transpose")
-#: The largest constant import evaluates (elements).
+#: The largest constant import evaluates or makes (elements).
 MAX_CONSTANT = 1 << 26
+#: The largest activation of one sample (elements): onnx_interp's limit for a whole batch's buffer.
+MAX_ACTIVATION = 1 << 28
 _ELEMENTWISE = {"Relu": Opcode.RELU, "Sigmoid": Opcode.SIGMOID, "Tanh": Opcode.TANH}
 _VIEWS = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
 _ALIASES = ("Identity", "Dropout")
@@ -189,6 +191,9 @@ class _Lowering:
                          f"(batch {self.batch})", "GAIA runs a model sample by sample: keep the batch dimension first")
         if len(dims) - 1 > MAX_RANK:
             self._refuse(f"{name!r} has rank {len(dims)} (at most {MAX_RANK + 1})")
+        if math.prod(dims[1:]) > MAX_ACTIVATION:
+            self._refuse(f"{name!r} has shape {list(dims)}: {math.prod(dims[1:]):,} values per sample, "
+                         f"the interpreter holds at most {MAX_ACTIVATION:,}", "export a smaller model")
         self.values.append(Value(tuple(dims[1:])))
         return len(self.values) - 1
 
@@ -477,6 +482,9 @@ class _Lowering:
 
     def _per_sample(self, const: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
         """``const`` broadcast to one sample of shape ``dims``; refused if it needs more (or varies by sample)."""
+        if math.prod(dims) > MAX_CONSTANT:
+            self._refuse(f"constant of shape {list(const.shape)} would be repeated over a sample of "
+                         f"{math.prod(dims):,} values (at most {MAX_CONSTANT:,})")
         try:
             if np.broadcast_shapes(const.shape, (1, *dims)) != (1, *dims):
                 raise ValueError
