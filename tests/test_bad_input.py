@@ -7,14 +7,18 @@ checks that nothing was started, sent or read whole before the refusal.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import subprocess
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from gaia_core.cli import hoist_global_options, main
+from gaia_core.commands.jobs import write_private
 from gaia_core.config import Home
 from gaia_core.errors import ConfigError, NodeError, UsageError
 
@@ -141,6 +145,19 @@ def test_paths_that_cannot_be_used_are_one_line(home: Home, module_file: Path, t
     code, output = gaia(capsys, "task", "run", str(module_file), *(o.format(tmp=tmp_path) for o in options))
     assert code == UsageError.exit_code
     assert message.format(tmp=tmp_path) in one_error(output)
+
+
+def test_an_output_that_is_not_a_regular_file_keeps_its_mode(tmp_path: Path) -> None:
+    """``--output /dev/stdout`` (or /dev/null) is written, not made 0600 as GAIA's own output files are."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    pipe.chmod(0o644)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()))
+    reader.start()
+    write_private(pipe, b"data")
+    reader.join(timeout=10)
+    assert got == [b"data"] and stat.S_IMODE(pipe.stat().st_mode) == 0o644
 
 
 def test_task_result_output_under_a_file_is_one_line(home: Home, tmp_path: Path,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import sys
 import time
 from collections import Counter
@@ -146,7 +147,9 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 
 
 @click.command()
-@click.argument("module", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("module", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--image", metavar="sha256:DIGEST",
+              help="Run this container image (task kind oci) instead of MODULE; --entry is its command line.")
 @click.option("--input", "inputs", multiple=True, metavar="FILE|DIR|GLOB|@LIST|-",
               help="One task per input file: a file, a directory's files, a quoted glob, @LIST (a file of paths), "
               "or '-' for stdin; repeatable. Default: one empty input.")
@@ -166,23 +169,31 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 @click.option("--anywhere", is_flag=True, help="Run on any node, this one included (the default).")
 @click.option("--redundancy", type=Integer(1, 9), default=1, show_default=True,
               help="Run each task on k nodes (1 to 9) and accept the output a majority agrees on.")
+@click.option("--tolerance", metavar="RTOL[,ATOL]",
+              help="Replicas agree when their float outputs are within RTOL (relative) and ATOL (absolute, "
+              "default RTOL) instead of byte for byte; see --floats.")
+@click.option("--floats", type=click.Choice(FLOAT_FORMATS),
+              help="With --tolerance: the outputs are little-endian f32 (the default) or f64 arrays, or text "
+              "whose numbers are compared.")
 @click.option("--wait", is_flag=True,
               help="Wait for the job to finish and show its results (Ctrl-C stops waiting, not the job).")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path),
               help="With --wait: write each output to DIR/<n>.out.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | None, fuel: int, timeout: float,
-           memory: int, priority: int, deadline: float | None, to: str | None, anywhere: bool, redundancy: int,
-           wait: bool, output_dir: Path | None, as_json: bool) -> None:
-    """Submit MODULE as a job through the running node: one task per --input.
+def submit(state: State, module: Path | None, image: str | None, inputs: tuple[str, ...], entry: str | None,
+           fuel: int, timeout: float, memory: int, priority: int, deadline: float | None, to: str | None,
+           anywhere: bool, redundancy: int, tolerance: str | None, floats: str | None, wait: bool,
+           output_dir: Path | None, as_json: bool) -> None:
+    """Submit MODULE (or --image) as a job through the running node: one task per --input.
 
     The job id is printed as soon as the node has accepted the job. With --wait, Ctrl-C stops
     waiting (exit 130) and leaves the job running: follow it again with `gaia task watch JOB`.
     """
     accepted: list[str] = []
     try:
-        _submit(state, module, inputs, entry, fuel, timeout, memory, priority, deadline, to, anywhere, redundancy,
+        work = _Work(module, image, entry, _tolerance(tolerance, floats))
+        _submit(state, work, inputs, fuel, timeout, memory, priority, deadline, to, anywhere, redundancy,
                 wait, output_dir, as_json, accepted)
     except GaiaError as exc:
         if not as_json or accepted:  # once the job runs, an error is a plain line as for every command
@@ -196,12 +207,55 @@ def error_object(exc: GaiaError) -> dict[str, Any]:
     return {"error": exc.message, "hint": exc.hint, "kind": type(exc).__name__, "exit_code": exc.exit_code}
 
 
-def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | None, fuel: int, timeout: float,
+def image_id(image: str) -> str:
+    """The module id of an ``oci`` task running ``image`` (``--image sha256:DIGEST``); UsageError when it is
+    not named by digest."""
+    if not IMAGE_DIGEST.fullmatch(image):
+        raise UsageError(f"--image {image!r} is not an image digest",
+                         hint="name the image by its id: sha256: and 64 hex digits (docker images --no-trunc)")
+    return image.removeprefix("sha256:")
+
+
+def _tolerance(spec: str | None, floats: str | None) -> Tolerance | None:
+    """``--tolerance`` and ``--floats`` as a Tolerance (None: byte comparison); UsageError when wrong."""
+    if spec is None:
+        if floats is not None:
+            raise UsageError("--floats says how --tolerance reads the outputs; give --tolerance too")
+        return None
+    try:
+        return Tolerance.parse(spec, floats or "f32")
+    except ValidationError as exc:
+        raise UsageError(f"--tolerance: {exc.message}", hint=exc.hint) from None
+
+
+@attrs.frozen
+class _Work:
+    """What each task of a submitted job runs: MODULE's export ``entry``, or ``image`` with the command line
+    ``entry``; how its replicas are compared."""
+
+    module: Path | None
+    image: str | None
+    entry: str | None
+    tolerance: Tolerance | None
+
+    def check(self) -> None:
+        """UsageError when the command line does not name exactly one thing to run."""
+        if (self.module is None) == (self.image is None):
+            raise UsageError("give either MODULE or --image sha256:DIGEST", hint="see `gaia task submit --help`")
+        if self.image is not None:
+            image_id(self.image)
+            if self.entry is None:
+                raise UsageError("--entry is required with --image: the command line to run in the image",
+                                 hint='e.g. --entry "cat /gaia/input"')
+
+
+def _submit(state: State, work: _Work, inputs: tuple[str, ...], fuel: int, timeout: float,
             memory: int, priority: int, deadline: float | None, to: str | None, anywhere: bool, redundancy: int,
             wait: bool, output_dir: Path | None, as_json: bool, accepted: list[str]) -> None:
     """The body of :func:`submit`; the id of the job is appended to ``accepted`` once the node accepted it."""
     if to is not None and anywhere:
         raise UsageError("--to and --anywhere exclude each other")
+    work.check()
     if to is not None:
         node_prefix(to)  # checked before anything is read or sent
     if output_dir is not None:
@@ -209,8 +263,12 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
     identity = state.identity()
     limits = Limits(fuel=fuel, timeout_s=timeout, memory_bytes=memory << 20)
     admitted = state.config().admission
-    module_bytes = read_module(module, admitted)
-    entry = entry_or_default(entry, module_bytes, module.name)
+    if work.module is not None:
+        module_bytes, name = read_module(work.module, admitted), work.module.name
+        entry, kind, module_id = entry_or_default(work.entry, module_bytes, name), "wasm", content_id(module_bytes)
+    else:
+        assert work.image is not None and work.entry is not None  # work.check()
+        module_bytes, name, entry, kind, module_id = b"", work.image[:19], work.entry, "oci", image_id(work.image)
     names = inputs_mod.expand(inputs)
     total = inputs_mod.check_sizes(names, admitted)  # every size checked before any input is read
     frame = total + max(1, len(names)) * (len(module_bytes) + TASK_OVERHEAD)
@@ -218,16 +276,18 @@ def _submit(state: State, module: Path, inputs: tuple[str, ...], entry: str | No
         raise UsageError(f"a job of {len(names)} inputs is about {frame:,} bytes (module included in each task); "
                          f"one submission takes at most {MAX_FRAME:,}", hint="split the inputs across several jobs")
     payloads = [read_input(name, admitted) for name in inputs_mod.progress(names, show=not as_json)] or [b""]
-    tasks = [Task.create(module_bytes, input=data, entry=entry, limits=limits, submitter=identity.node_id,
-                         priority=priority, deadline=time.time() + deadline if deadline else None)
+    tasks = [Task(module_id=module_id, module=module_bytes or None, input=data, entry=entry, kind=kind,
+                  limits=limits, submitter=identity.node_id, priority=priority,
+                  deadline=time.time() + deadline if deadline else None)
              for data in payloads]
+    options = {} if work.tolerance is None else {"tolerance": attrs.asdict(work.tolerance)}
     job = None
     with ControlClient(state.home) as client:
         to = resolve_node(client, to) if to is not None else None
         try:
             with _interrupts_held():  # a job the node accepted always has its id printed
-                job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=module.name,
-                                  redundancy=redundancy, to=to)
+                job = client.call("submit", tasks=[codec.encode(t) for t in tasks], name=name,
+                                  redundancy=redundancy, to=to, **options)
                 accepted.append(job)
                 _announce(job, len(tasks), wait, as_json)
             if not wait:
@@ -466,10 +526,12 @@ def private_dir(path: Path) -> None:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600; UsageError when it cannot be written."""
+    """Write ``data`` to ``path``, a regular file with mode 0600 (a device or pipe such as /dev/stdout is
+    written as it is, its mode untouched); UsageError when it cannot be written."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # also when the file was there before
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)  # also when the file was there before
         with os.fdopen(fd, "wb") as out:
             out.write(data)
     except OSError as exc:
