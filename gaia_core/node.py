@@ -436,14 +436,20 @@ class Node:
             record = codec.decode(envelope.body, NodeRecord, max_bytes=MAX_RECORD_BYTES)
             if record.node_id != envelope.sender:
                 return
-            self._keep_record(record)
-            self.jobs.on_record(record)
+            if self._keep_record(record):
+                self.jobs.on_record(record)
 
-    def _keep_record(self, record: NodeRecord, *, up: bool | None = None) -> None:
-        """Keep a peer's ``record``, for MAX_PEER_RECORDS peers at most. Past that, a peer that is up
-        (``up``; asked of the transport when None) takes the place of the oldest one that is not, and
-        any other is refused (RejectedError), so identities that announced once and left cannot lock
-        the peers this node is connected to out."""
+    def _keep_record(self, record: NodeRecord, *, up: bool | None = None) -> bool:
+        """Keep a peer's ``record`` unless the one held is as new (``updated_at``): a record delivered
+        late or replayed never rolls a peer back; False when it was not kept.
+
+        For MAX_PEER_RECORDS peers at most. Past that, a peer that is up (``up``; asked of the
+        transport when None) takes the place of the oldest one that is not, and any other is refused
+        (RejectedError), so identities that announced once and left cannot lock the peers this node
+        is connected to out."""
+        held = self.peer_records.get(record.node_id)
+        if held is not None and record.updated_at <= held.updated_at:
+            return False
         if record.node_id not in self.peer_records and len(self.peer_records) >= MAX_PEER_RECORDS:
             connected = {p.node_id for p in self.transport.peers() if p.state == "up"}
             with self._lock:
@@ -456,6 +462,7 @@ class Node:
             self.jobs.forget_peer(gone)
         self.peer_records[record.node_id] = record
         self.first_seen.setdefault(record.node_id, time.time())
+        return True
 
     def on_peer(self, peer: PeerInfo) -> None:
         """A peer went up or down; re-send what it held when it went down."""

@@ -785,13 +785,36 @@ class ZmqTransport:
         """Take a peer's record (dialling it back when new) and the peers it knows (peer exchange)."""
         peer = self._peers.get(record.node_id)
         if peer is not None:
-            if peer.record is None or record.updated_at >= peer.record.updated_at:
+            if peer.record is None or record.updated_at > peer.record.updated_at:  # an older one never rolls back
+                moved = peer.record is not None and _dial_of(record) != _dial_of(peer.record)
                 peer.record = record
+                if moved:
+                    self._follow(peer, record)
         elif record.addresses:  # a dial-back is learnt, not configured: given up on if it never answers
             key = record.channel_keys().get("curve") if self.settings.curve else None
             self._dial(format_address(record.addresses[0], key), hinted=True)
         for address in hints:
             self._dial(address, hinted=True)
+
+    def _follow(self, peer: _Peer, record: NodeRecord) -> None:
+        """Dial ``peer`` where its newer ``record`` says it moved (another port and/or Curve key)."""
+        if not record.addresses:
+            return
+        key = record.channel_keys().get("curve") if self.settings.curve else None
+        address = format_address(record.addresses[0], key)
+        try:
+            endpoint, key = parse_address(address, curve=self.settings.curve)
+        except UsageError as exc:
+            self._log.warning("zmq transport: not following peer %s to %r: %s", (peer.node_id or "")[:12], address, exc)
+            return
+        pending = self._dials.get(endpoint)
+        if pending is not None and pending is not peer:
+            self._drop(pending)  # a dial of the new address that has not answered yet
+        self._dials.pop(peer.endpoint, None)
+        peer.address, peer.endpoint, peer.key, peer.binds_us = address, endpoint, key, False
+        self._dials[endpoint] = peer
+        self._redial(peer)
+        self._log.info("peer %s moved to %s: dialling it there", (peer.node_id or "")[:12], endpoint)
 
     def _drain_dealer(self, peer: _Peer) -> None:
         for _ in range(_DRAIN):
@@ -859,7 +882,8 @@ class ZmqTransport:
                 raise wire.Refused("not_allowed", f"node {record.node_id[:12]} is not on the allow-list")
             known = self._peers.get(record.node_id)
             if known is not None and known is not peer:
-                self._drop(peer)  # a second address of a known peer
+                self._drop(peer)  # a second address of a known peer (followed when its newer record moved there)
+                self._learn(record, hints)
                 return
             peer.node_id, peer.record = record.node_id, record
             self._peers[record.node_id] = peer
@@ -908,6 +932,11 @@ class ZmqTransport:
             self._internal_request(peer, wire.PING, b"")
         cutoff = mono - 2 * window
         self._internal = {c: sent for c, sent in self._internal.items() if sent[2] > cutoff}
+
+
+def _dial_of(record: NodeRecord) -> tuple[str | None, bytes | None]:
+    """Where ``record`` says to dial its node: its first address and its Curve key."""
+    return (record.addresses[0] if record.addresses else None), record.channel_keys().get("curve")
 
 
 def _peer_address(fd: int) -> str:
