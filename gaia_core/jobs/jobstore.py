@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gaia_core import codec
 from gaia_core.errors import NodeError
 from gaia_core.model import JobStatus, Proof, Task, TaskResult, TaskState
 from gaia_core.store import Store
+from gaia_core.verification import Tolerance
 
 _JOB_PREFIX = re.compile(r"[0-9a-f]{1,32}\Z")
 _HINT = "list jobs with `gaia task list`"
@@ -57,22 +58,32 @@ class JobStore:
         self.store = store
 
     def create(self, job: str, name: str, redundancy: int, spot_check: float, tasks: list[Task],
-               to: str | None) -> None:
-        """Write a job and its tasks in one transaction."""
+               to: str | None, tolerance: Tolerance | None = None, frames: Sequence[bytes] | None = None) -> None:
+        """Write a job, its ``tolerance`` (None: replicas compared byte for byte) and its tasks in one
+        transaction; ``frames``, when given, are the tasks' codec frames as decoded (not encoded again)."""
         now = time.time()
+        encoded = frames if frames is not None else [codec.encode(task) for task in tasks]
         with self.store.batch():
             self.store.defer("INSERT INTO jobs VALUES (?, ?, ?, 'running', ?, ?, NULL)",
                              (job, name, now, redundancy, spot_check))
-            for i, task in enumerate(tasks):
+            if tolerance is not None:
+                self.store.defer("INSERT INTO tolerances VALUES (?, ?, ?, ?)",
+                                 (job, tolerance.rtol, tolerance.atol, tolerance.floats))
+            for i, (task, frame) in enumerate(zip(tasks, encoded, strict=True)):
                 self.store.defer("INSERT INTO tasks (id, job, idx, state, task, peers, updated) "
                                  "VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-                                 (task.id, job, i, codec.encode(task), to or "", now))
+                                 (task.id, job, i, frame, to or "", now))
 
     def resolve(self, prefix: str) -> str:
         """The id of the one job whose id starts with ``prefix``; UnknownJobError when none or several do."""
         prefix = check_job_prefix(prefix)
         return one_job(prefix, [r[0] for r in self.store.execute(
             "SELECT id FROM jobs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 3", (len(prefix), prefix))])
+
+    def tolerance(self, job: str) -> Tolerance | None:
+        """How ``job``'s replicas are compared: its Tolerance, or None (byte for byte)."""
+        rows = self.store.execute("SELECT rtol, atol, floats FROM tolerances WHERE job = ?", (job,))
+        return Tolerance(*rows[0]) if rows else None
 
     def unfinished(self) -> list[dict[str, Any]]:
         """The pending tasks of running jobs, with the job's redundancy (for resuming)."""

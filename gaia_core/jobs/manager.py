@@ -29,7 +29,7 @@ from gaia_core.jobs.settlement import Settlement as Settler
 from gaia_core.jobs.unsettled import Unsettled
 from gaia_core.model import JobStatus, NodeRecord, Proof, Status, Task, TaskResult, TaskState, Verdict, VerdictStatus
 from gaia_core.rewards import Credit
-from gaia_core.verification import SpotCheck, combine
+from gaia_core.verification import SpotCheck, Tolerance, combine
 
 if TYPE_CHECKING:
     from gaia_core.node import Node
@@ -79,6 +79,7 @@ class JobManager:
         self.earnings = Earnings(node.ledger, node.store)
         self.unsettled = Unsettled(ledger=node.ledger)  # credits a worker has not taken yet: sent again, durably
         self.progress: dict[str, dict[str, int]] = {}  # running job -> task counts by state
+        self.tolerances: dict[str, Tolerance] = {}  # running job -> how its replicas are compared (else by bytes)
         self._idle: dict[str, float] = {}  # peer -> dispatcher time of its last record, when that had no load
         self._lock = self.dispatcher.lock
         self._job_finished = threading.Condition(self._lock)
@@ -117,12 +118,17 @@ class JobManager:
 
     # ------------------------------------------------------------------ submitting
 
-    def submit_frames(self, tasks: list[bytes], name: str = "", redundancy: int = 1, to: str | None = None) -> str:
-        """Control-socket entry: decode task frames and :meth:`submit` them."""
-        return self.submit([codec.decode(frame, Task) for frame in tasks], name=name, redundancy=redundancy, to=to)
+    def submit_frames(self, tasks: list[bytes], name: str = "", redundancy: int = 1, to: str | None = None,
+                      tolerance: dict[str, Any] | None = None) -> str:
+        """Control-socket entry: decode task frames (and the ``tolerance`` options) and :meth:`submit` them."""
+        return self.submit([codec.decode(frame, Task) for frame in tasks], name=name, redundancy=redundancy, to=to,
+                           tolerance=Tolerance.of(tolerance), frames=tasks)
 
-    def submit(self, tasks: list[Task], *, name: str = "", redundancy: int = 1, to: str | None = None) -> str:
-        """Create a job of ``tasks`` (each run on ``redundancy`` nodes) and return its id."""
+    def submit(self, tasks: list[Task], *, name: str = "", redundancy: int = 1, to: str | None = None,
+               tolerance: Tolerance | None = None, frames: list[bytes] | None = None) -> str:
+        """Create a job of ``tasks`` (each run on ``redundancy`` nodes) and return its id; its replicas
+        (and spot-checks) compare outputs within ``tolerance``, or byte for byte when it is None.
+        ``frames`` are the tasks' codec frames when they came encoded (stored as they are)."""
         if not tasks:
             raise ValidationError("a job needs at least one task")
         if redundancy < 1:
@@ -132,10 +138,12 @@ class JobManager:
                                   hint="drop --to, or use --redundancy 1")
         job = uuid.uuid4().hex[:16]
         # the job and its tasks are durable, in one transaction, before anything runs
-        self.jobstore.create(job, name, redundancy, self.spot.rate, tasks, to)
+        self.jobstore.create(job, name, redundancy, self.spot.rate, tasks, to, tolerance, frames)
         self.node.blobs.named(job, tasks)  # privacy: the blobs the job names go once it is released
         with self._lock:
             self.progress[job] = {TaskState.PENDING: len(tasks)}
+            if tolerance is not None:
+                self.tolerances[job] = tolerance
             for i, task in enumerate(tasks):
                 self.dispatcher.add(Slot(job, i, task, redundancy, to, wanted=redundancy))
         log.info("job submitted", extra={"job": job, "tasks": len(tasks), "redundancy": redundancy})
@@ -169,6 +177,9 @@ class JobManager:
                 count += 1
             for job in {row["job"] for row in rows} & set(self.progress):
                 self.progress[job] = self.jobstore.counts(job)
+                tolerance = self.jobstore.tolerance(job)
+                if tolerance is not None:
+                    self.tolerances[job] = tolerance
         return count
 
     # ------------------------------------------------------------------ dispatch
@@ -342,7 +353,7 @@ class JobManager:
     def _spot_checked(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict,
                       proof: Proof | None) -> None:
         try:
-            verdict = combine([verdict, self.settlement.reexecute(slot.task, result)])
+            verdict = combine([verdict, self.settlement.reexecute(slot.task, result, self.tolerances.get(slot.job))])
         except Exception:  # keep checking later results whatever this one raised
             log.exception("spot-check failed", extra={"task_id": result.task_id})
             verdict = Verdict(VerdictStatus.UNVERIFIED, "the spot-check itself failed", result.task_id, "spot-check")
@@ -378,7 +389,7 @@ class JobManager:
                 self._proofs.setdefault((slot.job, slot.idx), {})[sender] = proof
             with self.store.atomic():  # the granted rows and the settlements owed: one transaction
                 outcome = self.settlement.decide(slot.task, slot.redundancy, slot.results, sender, verdict,
-                                                 slot.observed)
+                                                 slot.observed, self.tolerances.get(slot.job))
                 mine = None if acked else outcome.credits.pop(sender, None)
                 owed = self._owe(outcome.credits)
                 confirm = mine if sender != self.node.node_id else None
@@ -469,6 +480,7 @@ class JobManager:
         counts[state] = counts.get(state, 0) + 1
         if not counts[TaskState.PENDING]:
             del self.progress[slot.job]
+            self.tolerances.pop(slot.job, None)
             self.dispatcher.job_ended(slot.job)
             self._job_finished.notify_all()
             if state is not TaskState.CANCELLED:
