@@ -65,10 +65,17 @@ CREATE TABLE IF NOT EXISTS proofs (
     PRIMARY KEY (job, idx)
 );
 """
+# Version 4: how a job's replicas are compared when it is not byte for byte (gaia_core.verification.Tolerance,
+# `gaia task submit --tolerance`): one row per such job; a job without one compares output ids.
+_SCHEMA_V4 = """
+CREATE TABLE IF NOT EXISTS tolerances (
+    job TEXT PRIMARY KEY, rtol REAL NOT NULL, atol REAL NOT NULL, floats TEXT NOT NULL
+);
+"""
 #: ``MIGRATIONS[i]`` takes the database from ``PRAGMA user_version`` i to i + 1 (0 is a new file, or one
 #: written before versions were recorded, whose tables version 1 creates if they are missing).
 #: To change the schema append a script; never edit one that has shipped.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)
 #: state.db and its journals: only the node's user may read them.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 from collections import Counter
@@ -97,20 +98,70 @@ def vote(result: TaskResult) -> str:
     return f"status:{result.status.value}"
 
 
+#: How a job's float outputs are read for a :class:`Tolerance` (``--floats``).
+FLOAT_FORMATS = ("f32", "f64", "text")
+#: A decimal number in a text output (sign, digits, point, exponent).
+_NUMBER = re.compile(rb"([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)")
+
+
 @frozen
 class Tolerance:
-    """A verification option for outputs that are little-endian float32 arrays (containers are not
-    bit-deterministic): two outputs agree when they have the same length and each pair of elements
-    is within ``atol + rtol * max(|a|, |b|)``; NaN and infinity never agree."""
+    """A verification option for float outputs (containers are not bit-deterministic): two outputs agree
+    when they hold as many numbers and each pair is within ``atol + rtol * max(|a|, |b|)``; NaN and
+    infinity never agree.
+
+    ``floats`` says how an output holds its numbers: ``f32`` or ``f64``, a little-endian array of
+    that type (as numpy's ``tobytes()`` writes it on x86 and ARM); ``text``, decimal numbers in
+    text (JSON, CSV, ``print``): the text between the numbers must be the same byte for byte.
+    """
 
     rtol: float = field(default=1e-5, converter=float, validator=[v.ge(0.0), v.le(1.0)])
     atol: float = field(default=1e-6, converter=float, validator=[v.ge(0.0), v.le(1e6)])
+    floats: str = field(default="f32", validator=v.in_(FLOAT_FORMATS))
+
+    @classmethod
+    def parse(cls, spec: str, floats: str = "f32") -> Tolerance:
+        """A tolerance from ``RTOL`` or ``RTOL,ATOL`` (``--tolerance``; ATOL defaults to RTOL);
+        ValidationError saying what is wrong."""
+        parts = spec.split(",")
+        try:
+            if len(parts) > 2:
+                raise ValueError("more than two numbers")
+            numbers = [float(part) for part in parts]
+            if not all(np.isfinite(numbers)):
+                raise ValueError("not a finite number")
+            return cls(numbers[0], numbers[-1], floats)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"tolerance {spec!r} is not RTOL or RTOL,ATOL ({exc})",
+                                  hint="e.g. --tolerance 1e-5 (relative and absolute) or 1e-4,1e-6; "
+                                  "RTOL at most 1, ATOL at most 1e6") from None
+
+    @classmethod
+    def of(cls, table: Mapping[str, object] | None) -> Tolerance | None:
+        """The tolerance a job's stored or submitted options describe (``{"rtol", "atol", "floats"}``),
+        or None for byte comparison; ValidationError when they are not one."""
+        if table is None:
+            return None
+        try:
+            return cls(**table)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"not a tolerance: {exc}",
+                                  hint="give rtol and atol (0 to 1, 0 to 1e6) and floats (f32, f64 or text)") from None
 
     def agree(self, a: bytes, b: bytes) -> bool:
-        """True when outputs ``a`` and ``b`` are the same float32 array within this tolerance."""
-        if len(a) != len(b) or len(a) % 4:
-            return False
-        x, y = np.frombuffer(a, "<f4").astype(np.float64), np.frombuffer(b, "<f4").astype(np.float64)
+        """True when outputs ``a`` and ``b`` hold the same numbers within this tolerance."""
+        if self.floats == "text":
+            parts_a, parts_b = _NUMBER.split(a), _NUMBER.split(b)
+            if len(parts_a) != len(parts_b) or parts_a[::2] != parts_b[::2]:
+                return False  # a different count of numbers, or other text between them
+            x = np.array([float(n) for n in parts_a[1::2]], dtype=np.float64)
+            y = np.array([float(n) for n in parts_b[1::2]], dtype=np.float64)
+        else:
+            width = 4 if self.floats == "f32" else 8
+            if len(a) != len(b) or len(a) % width:
+                return False
+            dtype = "<f4" if width == 4 else "<f8"
+            x, y = np.frombuffer(a, dtype).astype(np.float64), np.frombuffer(b, dtype).astype(np.float64)
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             return False
         return bool((np.abs(x - y) <= self.atol + self.rtol * np.maximum(np.abs(x), np.abs(y))).all())
@@ -137,12 +188,13 @@ def quorum_of(results: Iterable[TaskResult], k: int | None = None, tolerance: To
     return quorum(votes, k)
 
 
-def compare(remote: TaskResult, local: TaskResult) -> Verdict:
+def compare(remote: TaskResult, local: TaskResult, tolerance: Tolerance | None = None) -> Verdict:
     """Judge a peer's result against a local re-execution of the same task.
 
-    Deterministic runs must agree on status, output id and fuel used (a claimed fuel that the
-    re-execution does not reproduce exactly is an inflated claim). A local run that failed for a
-    reason outside the task (timeout, error, cancellation) proves nothing: ``unverified``.
+    Deterministic runs must agree on status, output id (or, with a ``tolerance``, outputs within
+    it) and fuel used (a claimed fuel that the re-execution does not reproduce exactly is an
+    inflated claim). A local run that failed for a reason outside the task (timeout, error,
+    cancellation) proves nothing: ``unverified``.
     """
     if remote.task_id != local.task_id:
         return Verdict(VerdictStatus.UNVERIFIED, "the local run is of another task", remote.task_id, "spot-check")
@@ -153,7 +205,11 @@ def compare(remote: TaskResult, local: TaskResult) -> Verdict:
         return Verdict(VerdictStatus.INVALID,
                        f"status {remote.status.value} but local re-execution ended {local.status.value}",
                        remote.task_id, "spot-check")
-    if not hmac.compare_digest(remote.output_id, local.output_id):
+    if tolerance is not None and remote.ok:
+        if not tolerance.agree(remote.output, local.output):
+            return Verdict(VerdictStatus.INVALID, f"output {remote.output_id} is not within rtol={tolerance.rtol:g}, "
+                           f"atol={tolerance.atol:g} of the local re-execution's", remote.task_id, "spot-check")
+    elif not hmac.compare_digest(remote.output_id, local.output_id):
         return Verdict(VerdictStatus.INVALID, f"output id {remote.output_id or '(none)'} but local re-execution gave "
                        f"{local.output_id or '(none)'}", remote.task_id, "spot-check")
     if remote.fuel_used != local.fuel_used:

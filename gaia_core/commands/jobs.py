@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 from rich.progress import Progress
 
@@ -36,11 +37,15 @@ from gaia_core.commands.params import (
 )
 from gaia_core.console import human_number, print_json, print_table, short_id
 from gaia_core.control import MAX_FRAME, ControlClient
-from gaia_core.errors import GaiaError, TaskError, UsageError
+from gaia_core.errors import GaiaError, TaskError, UsageError, ValidationError
+from gaia_core.hashing import content_id
 from gaia_core.jobs.jobstore import RESULTS_SQL, RESULTS_WITH_PROOFS_SQL, check_job_prefix, one_job
 from gaia_core.model import JobStatus, Limits, Task, TaskResult, TaskState
 from gaia_core.state import State
+from gaia_core.verification import FLOAT_FORMATS, Tolerance
 
+#: A container image named by digest (``--image`` of ``gaia task run`` and ``submit``).
+IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 #: Exit status of a command the user interrupted (Ctrl-C); the job keeps running on the node.
 INTERRUPTED = 130
 #: Seconds between two looks at a job's progress.

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import click
 
 from gaia_core import admission
-from gaia_core.commands.jobs import cancel, output_text, print_jobs, result, retry, submit, watch, write_private
+from gaia_core.commands.jobs import (
+    cancel,
+    image_id,
+    output_text,
+    print_jobs,
+    result,
+    retry,
+    submit,
+    watch,
+    write_private,
+)
 from gaia_core.commands.params import (
     MAX_FUEL,
     MAX_MEMORY_MIB,
@@ -25,9 +34,6 @@ from gaia_core.console import print_json
 from gaia_core.errors import PluginError, TaskError, UsageError
 from gaia_core.model import CAPABILITIES, Limits, Task, TaskResult
 from gaia_core.state import State
-
-#: A container image named by digest (``gaia task run --image``).
-IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @click.group()
@@ -77,9 +83,7 @@ def run(state: State, module: Path | None, image: str | None, source: str | None
     if (module is None) == (image is None):
         raise UsageError("give either MODULE or --image sha256:DIGEST", hint="see `gaia task run --help`")
     if image is not None:
-        if not IMAGE_DIGEST.fullmatch(image):
-            raise UsageError(f"--image {image!r} is not an image digest",
-                             hint="name the image by its id: sha256: and 64 hex digits (docker images --no-trunc)")
+        image_id(image)
         kind = "oci"
     spec = state.plugins().runners_by_kind().get(kind)
     if spec is None:
@@ -94,7 +98,7 @@ def run(state: State, module: Path | None, image: str | None, source: str | None
     admitted = state.config().admission
     data = b"" if source is None else read_input(source, admitted)
     if image is not None and entry is not None:
-        the_task = Task(module_id=image.removeprefix("sha256:"), input=data, entry=entry, kind=kind, limits=limits)
+        the_task = Task(module_id=image_id(image), input=data, entry=entry, kind=kind, limits=limits)
     else:
         assert module is not None
         module_bytes = read_module(module, admitted)

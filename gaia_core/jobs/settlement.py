@@ -20,7 +20,7 @@ from gaia_core.hashing import content_id
 from gaia_core.model import Proof, Task, TaskResult, TaskState, Verdict, VerdictStatus
 from gaia_core.rewards import Credit, Ledger
 from gaia_core.store import Store
-from gaia_core.verification import SpotCheck, agreed_fuel, compare, quorum_of
+from gaia_core.verification import SpotCheck, Tolerance, agreed_fuel, compare, quorum_of
 
 
 @define
@@ -76,13 +76,14 @@ class Settlement:
         """True when the spot-check policy picks ``sender``'s result of ``task`` for local re-execution."""
         return sender != self.node_id and self.spot.should_check(task.id, sender)
 
-    def reexecute(self, task: Task, result: TaskResult) -> Verdict:
-        """Run ``task`` here and compare status, output id and fuel with ``result`` (slow: off handler threads)."""
+    def reexecute(self, task: Task, result: TaskResult, tolerance: Tolerance | None = None) -> Verdict:
+        """Run ``task`` here and compare status, output id (or output within ``tolerance``) and fuel with
+        ``result`` (slow: off handler threads)."""
         runner = self.runners.get(task.kind)
         if runner is None:
             return Verdict(VerdictStatus.UNVERIFIED, "no local runner to re-execute", task.id, "spot-check")
         self.store.bump({"spot_checks": 1})
-        return compare(result, runner.run(task))
+        return compare(result, runner.run(task), tolerance)
 
     def reject(self, sender: str, task: Task, result: TaskResult, verdict: Verdict,
                observed_s: float | None = None) -> Credit:
@@ -93,13 +94,14 @@ class Settlement:
         return amount
 
     def decide(self, task: Task, redundancy: int, results: Mapping[str, TaskResult], sender: str,
-               verdict: Verdict, observed: Mapping[str, float]) -> Outcome:
+               verdict: Verdict, observed: Mapping[str, float], tolerance: Tolerance | None = None) -> Outcome:
         """Settle a task once ``sender``'s verified result joined ``results`` (node id -> result).
 
         With one replica, ``verdict`` (proof, and spot-check when one ran) decides. With more, a
-        quorum of output ids decides, and the replicas that agree must also agree on fuel: a
-        fuel claim the majority contradicts is invalid; two different claims and no majority ask
-        for another replica (up to twice the redundancy, then the smallest claim is credited).
+        quorum of output ids decides (outputs within the job's ``tolerance`` count as one, when it has
+        one), and the replicas that agree must also agree on fuel: a fuel claim the majority
+        contradicts is invalid; two different claims and no majority ask for another replica (up to
+        twice the redundancy, then the smallest claim is credited).
         """
         if len(results) < redundancy:
             return Outcome("waiting", Verdict(VerdictStatus.UNVERIFIED, "waiting for the other replicas", task.id,
@@ -107,7 +109,7 @@ class Settlement:
         verdicts: dict[str, Verdict] = {sender: verdict}
         fuel: int | None = None
         if redundancy > 1:
-            decided = quorum_of(results.values(), k=len(results))
+            decided = quorum_of(results.values(), k=len(results), tolerance=tolerance)
             if decided.canonical is None:
                 return self._no_quorum(task, redundancy, results, decided.verdict(sender, task.id),
                                        "no quorum among replicas")

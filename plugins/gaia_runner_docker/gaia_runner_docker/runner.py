@@ -11,6 +11,7 @@ start-up after a crash (:func:`gaia_runner_docker.engine.reap`).
 
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import tempfile
@@ -133,7 +134,9 @@ class DockerRunner:
             self._client = engine.connect(self.settings)
         except engine.EngineUnavailable as exc:
             self.unavailable = str(exc)
-            context.log.warning("gaia-runner-docker is unavailable: %s", exc)
+            # a warning only for an operator who allowed images: without an allowlist no container would run anyway
+            level = logging.WARNING if self.settings.allow else logging.INFO
+            context.log.log(level, "gaia-runner-docker is unavailable: %s", exc)
         else:
             try:
                 engine.reap(self._client, context.home, context.log)

@@ -3,6 +3,7 @@ that keeps serving through hostile containers, or runs WASM alone when no Docker
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -102,6 +103,16 @@ def test_no_engine_is_one_reason_and_a_refusal(node_context: NodeContext) -> Non
         assert result.status is Status.REJECTED and "gaia-runner-docker is unavailable" in result.message
     finally:
         runner.close()
+
+
+@pytest.mark.parametrize("images, level", [((), logging.INFO), ((SOME_IMAGE,), logging.WARNING)])
+def test_no_engine_warns_only_an_operator_who_allowed_images(node_context: NodeContext,
+                                                            caplog: pytest.LogCaptureFixture,
+                                                            images: tuple[str, ...], level: int) -> None:
+    caplog.set_level(logging.INFO)
+    DockerRunner(allowing(node_context, *images, base_url=NO_ENGINE)).close()
+    said = [r for r in caplog.records if "gaia-runner-docker is unavailable" in r.getMessage()]
+    assert [r.levelno for r in said] == [level]  # one line; users without Docker and an allowlist see no warning
 
 
 # ---------------------------------------------------------------------------- a real node
