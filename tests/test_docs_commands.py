@@ -4,11 +4,12 @@ The commands are read from the pages' code blocks: the lines starting with ``gai
 (a trailing ``  # comment`` dropped) and the ``$ gaia`` lines of ``console`` blocks, with the output shown
 below them. Each runs through ``bash -c`` with the venv's ``gaia`` on PATH, in a temporary home: README's
 "Use it" block in order in a fresh home (from the repository root, as a reader would); docs/cli.md's in
-the same home afterwards (its node running), from a directory holding the files the examples name. An example whose output
-shows an ``Error:`` line must fail with that line (``…`` and ``...`` stand for anything, the example home
-``/home/me/.local/share/gaia`` for the test's); every other one must succeed. Job ids in examples
-(``3f9a2c``, ``77be01``, ``9d41e6…``) stand for a job this test made, as they would for the reader's own.
-Long-running commands (``gaia logs -f``, a foreground ``gaia node``) run until they have shown they work.
+the same home afterwards (its node running), from a directory holding the files the examples name. An
+example whose output shows an ``Error:`` line must fail with that line (``…`` and ``...`` stand for
+anything, the example home ``/home/me/.local/share/gaia`` for the test's); every other one must succeed.
+Job ids in examples (``3f9a2c``, ``77be01``, ``9d41e6…``) stand for a job this test made, as they would for
+the reader's own. Long-running commands (``gaia logs -f``, a foreground ``gaia node``) run until they have
+shown they work.
 """
 
 from __future__ import annotations
