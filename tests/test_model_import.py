@@ -200,6 +200,20 @@ def test_huge_declared_shapes_are_refused_before_anything_that_size_is_made() ->
         _graph_of(shifted)
 
 
+def test_a_windowed_op_too_slow_to_evaluate_at_import_is_refused() -> None:
+    # 1 MiB of constants, 825 million multiply-adds in onnx.reference's Conv (half a minute here)
+    image = numpy_helper.from_array(np.ones((1, 1, 512, 512), np.float32), "image")
+    kernel = numpy_helper.from_array(np.ones((1, 1, 64, 64), np.float32), "kernel")
+    folded = onnx_models.model([helper.make_node("Conv", ["image", "kernel"], ["c"], name="slow"),
+                                helper.make_node("Reshape", ["c", "shape"], ["flat"]),
+                                helper.make_node("MatMul", ["x", "flat"], ["y"])], {"x": ["N", 449 * 449]},
+                               {"y": ["N", 1]},
+                               [image, kernel, numpy_helper.from_array(np.array([449 * 449, 1]), "shape")])
+    with pytest.raises(ModelError, match=r"\(node 'slow', Conv\): evaluating it on its constant inputs takes "
+                                         r"825,757,696 multiply-adds"):
+        _graph_of(folded)
+
+
 def test_an_opset_onnx_does_not_know_is_refused() -> None:
     proto = _unary("Relu")
     proto.opset_import[0].version = onnx.defs.onnx_opset_version() + 1

@@ -30,6 +30,9 @@ RUNNABLE = ("Add", "AveragePool", "BatchNormalization", "Conv", "Div", "Dropout"
 FOLDABLE = (*RUNNABLE, "Cast", "Concat", "Constant", "Gather", "Shape", "Slice", "Transpose")
 #: The largest constant import evaluates or makes (elements).
 MAX_CONSTANT = 1 << 26
+#: The most multiply-adds (or window comparisons) a windowed op evaluated at import may take: onnx.reference
+#: runs them at some 3e7 per second.
+MAX_FOLD_WORK = 1 << 26
 #: The largest activation of one sample (elements): onnx_interp's limit for a whole batch's buffer.
 MAX_ACTIVATION = 1 << 28
 _ELEMENTWISE = {"Relu": Opcode.RELU, "Sigmoid": Opcode.SIGMOID, "Tanh": Opcode.TANH}
@@ -289,6 +292,10 @@ class _Lowering:
                              "export the model with constant folding: do_constant_folding=True in torch.onnx.export")
             if size > MAX_CONSTANT:
                 self._refuse(f"a constant of {size:,} elements is too large (at most {MAX_CONSTANT:,})")
+        work = self._fold_work(node)
+        if work > MAX_FOLD_WORK:
+            self._refuse(f"evaluating it on its constant inputs takes {work:,} multiply-adds (at most "
+                         f"{MAX_FOLD_WORK:,})", "fold it when exporting, or feed it the model's input")
         sub = onnx.helper.make_model(
             onnx.helper.make_graph([node], "fold", [_info(name, self.consts[name]) for name in inputs],
                                    [onnx.helper.make_value_info(name, onnx.TypeProto()) for name in node.output]),
@@ -299,6 +306,16 @@ class _Lowering:
             self._refuse(f"cannot evaluate it on its constant inputs: {_first_line(exc)}")
         for name, value in zip(node.output, results, strict=False):
             self.consts[name] = np.asarray(value)
+
+    def _fold_work(self, node: onnx.NodeProto) -> int:
+        """Multiply-adds or comparisons of a windowed op (Conv, pools) on constants; 0 for the others."""
+        out = self._fold_size(node.output[0]) or 0
+        if node.op_type == "Conv":
+            weights = self.consts[node.input[1]]
+            return out * (weights.size // max(weights.shape[0], 1) if weights.ndim else 1)
+        if node.op_type in ("MaxPool", "AveragePool"):
+            return out * math.prod(self._attrs().get("kernel_shape", [1]))
+        return 0
 
     def _fold_size(self, name: str) -> int | None:
         """The element count of ``name`` by the inferred shapes; None when a dimension is not known."""
