@@ -8,6 +8,7 @@ node's transport reports once it serves (the devnet knows no address format).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,6 +79,8 @@ def _start_all(directory: Path, nodes: int, *, cores: int, extra: Mapping[str, M
             tables[table] = {**tables.get(table, {}), **values}
         home.root.mkdir(parents=True, exist_ok=True)
         home.config_file.write_text(config_mod.to_toml(tables), encoding="utf-8")
+        if i > 0:
+            _share_cache(Home(directory / "node0"), home)
         proc = _spawn(home, plugins)
         if i == 0:  # the others start in parallel once the first serves and says how to dial it
             ready.append(daemon.wait_ready(home, proc))
@@ -85,6 +88,23 @@ def _start_all(directory: Path, nodes: int, *, cores: int, extra: Mapping[str, M
         else:
             procs.append((home, proc))
     return ready + [daemon.wait_ready(home, proc) for home, proc in procs]
+
+
+def _share_cache(first: Home, home: Home) -> None:
+    """Copy the files at the top of the first node's cache (its benchmark report) that ``home`` lacks.
+
+    The nodes of a devnet run on one machine: measuring it again in each, all at once on shared cores,
+    takes longer and gives worse figures. A plugin re-measures when the report was made under another
+    configuration (a node with its own ``[node] cores``, say).
+    """
+    try:
+        files = [path for path in first.cache_dir.iterdir() if path.is_file()]
+        home.cache_dir.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            if not (home.cache_dir / path.name).exists():
+                shutil.copy2(path, home.cache_dir / path.name)
+    except OSError:  # a cache is an optimisation: the node measures for itself
+        return
 
 
 def start_node(home: Home, *, plugins: str | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gaia_core import devnet
+from gaia_core.config import Home
 from tests.nodes import wait_until
 
 
@@ -53,3 +54,18 @@ def test_a_node_started_with_a_relative_home_is_stopped(tmp_path: Path, processe
     assert devnet.down(directory, timeout=5) == 1
     assert not (directory / "node0" / "node.pid").exists()
     wait_until(lambda: not Path(f"/proc/{node.pid}").exists(), timeout=10, what="the node to be stopped")
+
+
+def test_later_nodes_start_with_the_first_nodes_cached_report(tmp_path: Path) -> None:
+    first, other = Home(tmp_path / "node0"), Home(tmp_path / "node1")
+    first.cache_dir.mkdir(parents=True)
+    (first.cache_dir / "bench-psutil.json").write_text("measured once")
+    (first.cache_dir / "wasm").mkdir()  # directories (compiled modules) stay with their node
+    other.cache_dir.mkdir(parents=True)
+    (other.cache_dir / "kept.json").write_text("its own")
+    devnet._share_cache(first, other)
+    assert (other.cache_dir / "bench-psutil.json").read_text() == "measured once"
+    assert not (other.cache_dir / "wasm").exists() and (other.cache_dir / "kept.json").read_text() == "its own"
+    (first.cache_dir / "kept.json").write_text("not copied over a file the node has")
+    devnet._share_cache(first, other)
+    assert (other.cache_dir / "kept.json").read_text() == "its own"
