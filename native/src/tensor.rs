@@ -1655,6 +1655,9 @@ fn softmax_rows(y: &mut [f32], src: Option<&[f32]>, cols: usize) {
 
 fn sum_rows(x: &[f32], out: &mut [f32], rows: usize, cols: usize) {
     out.fill(0.0);
+    if cols == 0 {
+        return; // no columns to sum: walking 2^31 empty rows would be work nobody is charged for
+    }
     for r in 0..rows {
         out.iter_mut()
             .zip(&x[r * cols..(r + 1) * cols])

@@ -330,7 +330,7 @@ fn conv2d_is_charged_for_every_output_and_walks_no_plane_without_outputs() {
 }
 
 #[test]
-fn sum_rows_is_charged_for_the_row_it_writes() {
+fn sum_rows_is_charged_for_the_row_it_writes_and_walks_no_empty_rows() {
     let mut mem = Mem::new(1024);
     let cost = t::call(
         mem.bytes(),
@@ -342,6 +342,22 @@ fn sum_rows_is_charged_for_the_row_it_writes() {
     )
     .unwrap();
     assert_eq!(cost, t::CALL_COST + 1024);
+    // 2^31 - 1 rows of no columns: nothing to read or write, and nothing walked (it took 10 s)
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut mem = Mem::new(4);
+        let args = [0, 0, i64::from(i32::MAX), 0];
+        let _ = done.send(t::call(
+            mem.bytes(),
+            Op::SumRows,
+            &args,
+            0.0,
+            u64::MAX,
+            Path::best(),
+        ));
+    });
+    let got = wait.recv_timeout(std::time::Duration::from_secs(5));
+    assert!(matches!(got, Ok(Ok(64))), "{got:?}");
 }
 
 /// Runs `f` with the thread's MXCSR set to `mode`, then restores it.
