@@ -29,8 +29,8 @@ from attrs import define, field
 from docker.types import LogConfig, Mount, Ulimit
 from docker.utils.socket import STDOUT, frames_iter
 
-from gaia_core.plugin_api import NodeContext, Status, Task, TaskResult, content_id
-from gaia_runner_docker import engine
+from gaia_core.plugin_api import GaiaError, NodeContext, Status, Task, TaskResult, blob_paths, content_id
+from gaia_runner_docker import archive, engine
 from gaia_runner_docker.settings import DockerSettings
 
 #: Where a task finds its input inside the container (read-only); also in ``$GAIA_INPUT``.
@@ -148,7 +148,8 @@ class DockerRunner:
     # ----------------------------------------------------------------- public API
 
     def check(self, task: Task) -> None:
-        """Raise :class:`Refusal` when this node will not run ``task`` (no engine, image not allowed or absent)."""
+        """Raise :class:`Refusal` when this node will not run ``task`` (no engine, image not allowed, or absent
+        while the task names no blob that could hold it)."""
         if task.module is not None:
             raise Refusal(Status.INVALID, "an oci task names its image by digest in module_id and carries no "
                           "module bytes")
@@ -157,11 +158,10 @@ class DockerRunner:
             raise Refusal(Status.REJECTED, f"image {image} is not allowed on this node (default deny); the "
                           "operator lists it in [runner_docker] allow")
         client = self._engine()
-        try:
-            client.api.inspect_image(image)
-        except docker.errors.NotFound:
+        if not task.blobs and not _present(client, image):
             raise Refusal(Status.REJECTED, f"image {image} is not on this node; the operator loads it "
-                          "(docker load or docker import) and checks its id") from None
+                          "(docker load or docker import) and checks its id, or the task names a blob "
+                          "holding it (docker save)")
         try:
             argv = shlex.split(task.entry)
         except ValueError as exc:
@@ -217,6 +217,8 @@ class DockerRunner:
     def _run(self, task: Task) -> tuple[Status, str, bytes]:
         self.check(task)
         client = self._engine()
+        if not _present(client, image_of(task)):
+            self._load(client, task)
         run_dir = Path(tempfile.mkdtemp(dir=self._tmpdir()))
         try:
             run_dir.chmod(0o711)
@@ -226,6 +228,32 @@ class DockerRunner:
             return self._contain(client, task, input_file)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _load(self, client: docker.DockerClient, task: Task) -> None:
+        """Load the task's image from the first of its blobs that is a ``docker save`` archive of it (checked
+        before loading); Refusal when none is."""
+        image = image_of(task)
+        try:
+            paths = blob_paths(self.context, task)
+        except GaiaError as exc:
+            raise Refusal(Status.REJECTED, f"image {image} is not on this node and its blobs are not here: "
+                          f"{exc}") from None
+        why = []
+        for blob, path in zip(task.blobs, paths, strict=True):
+            try:
+                held = archive.archive_image(path)
+                if held == image:
+                    archive.load(client, path, image)
+                    self.context.log.info("gaia-runner-docker loaded image %s from blob %s", image, blob[:16])
+                    if _present(client, image):
+                        return
+                    why.append(f"blob {blob[:16]}: the engine did not keep {image} after loading it")
+                else:
+                    why.append(f"blob {blob[:16]} holds {held}")
+            except archive.ArchiveError as exc:
+                why.append(f"blob {blob[:16]}: {exc}")
+        raise Refusal(Status.REJECTED, f"image {image} is not on this node and no blob of the task is a docker "
+                      f"save archive of it ({'; '.join(why)[:800]})")
 
     def _tmpdir(self) -> Path:
         with self._lock:
@@ -319,6 +347,15 @@ def still_running(exc: requests.RequestException) -> bool:
         return True
     return isinstance(exc, requests.exceptions.ConnectionError) and bool(exc.args) \
         and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
+
+
+def _present(client: docker.DockerClient, image: str) -> bool:
+    """True when the engine holds ``image``."""
+    try:
+        client.api.inspect_image(image)
+    except docker.errors.NotFound:
+        return False
+    return True
 
 
 def _remove(client: docker.DockerClient, container: str) -> None:
