@@ -160,6 +160,9 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
               "or '-' for stdin; repeatable. Default: one empty input.")
 @click.option("--entry", type=EntryName(),
               help="Export to call. Default: the module's one task export, or _start for a WASI command.")
+@click.option("--blob", "blobs", multiple=True, metavar="ID",
+              help="A blob every task reads (an id `gaia blob add` printed; repeatable), fetched by the worker "
+              "first; with --image, a `docker save` archive of the image for nodes that lack it.")
 @click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
               help="Fuel budget per task.")
 @click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
@@ -187,8 +190,8 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def submit(state: State, module: Path | None, image: str | None, inputs: tuple[str, ...], entry: str | None,
-           fuel: int, timeout: float, memory: int, priority: int, deadline: float | None, to: str | None,
-           anywhere: bool, redundancy: int, tolerance: str | None, floats: str | None, wait: bool,
+           blobs: tuple[str, ...], fuel: int, timeout: float, memory: int, priority: int, deadline: float | None,
+           to: str | None, anywhere: bool, redundancy: int, tolerance: str | None, floats: str | None, wait: bool,
            output_dir: Path | None, as_json: bool) -> None:
     """Submit MODULE (or --image) as a job through the running node: one task per --input.
 
@@ -197,7 +200,7 @@ def submit(state: State, module: Path | None, image: str | None, inputs: tuple[s
     """
     accepted: list[str] = []
     try:
-        work = _Work(module, image, entry, _tolerance(tolerance, floats))
+        work = _Work(module, image, entry, _tolerance(tolerance, floats), blobs)
         _submit(state, work, inputs, fuel, timeout, memory, priority, deadline, to, anywhere, redundancy,
                 wait, output_dir, as_json, accepted)
     except GaiaError as exc:
@@ -242,9 +245,14 @@ class _Work:
     image: str | None
     entry: str | None
     tolerance: Tolerance | None
+    blobs: tuple[str, ...] = ()
 
     def check(self) -> None:
-        """UsageError when the command line does not name exactly one thing to run."""
+        """UsageError when the command line does not name exactly one thing to run, or names a blob wrongly."""
+        bad = next((blob for blob in self.blobs if not re.fullmatch(r"[0-9a-f]{64}", blob)), None)
+        if bad is not None:
+            raise UsageError(f"--blob {bad!r} is not a blob id", hint="give the 64 hex characters `gaia blob add` "
+                             "or `gaia blob ls` shows")
         if (self.module is None) == (self.image is None):
             raise UsageError("give either MODULE or --image sha256:DIGEST", hint="see `gaia task submit --help`")
         if self.image is not None:
@@ -282,7 +290,7 @@ def _submit(state: State, work: _Work, inputs: tuple[str, ...], fuel: int, timeo
                          f"one submission takes at most {MAX_FRAME:,}", hint="split the inputs across several jobs")
     payloads = [read_input(name, admitted) for name in inputs_mod.progress(names, show=not as_json)] or [b""]
     tasks = [Task(module_id=module_id, module=module_bytes or None, input=data, entry=entry, kind=kind,
-                  limits=limits, submitter=identity.node_id, priority=priority,
+                  blobs=work.blobs, limits=limits, submitter=identity.node_id, priority=priority,
                   deadline=time.time() + deadline if deadline else None)
              for data in payloads]
     options = {} if work.tolerance is None else {"tolerance": attrs.asdict(work.tolerance)}

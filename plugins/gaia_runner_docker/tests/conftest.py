@@ -1,14 +1,19 @@
+import io
+import secrets
+import tarfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import attrs
 import docker
+import docker.errors
 import pytest
 
 from gaia_core.config import Config
 from gaia_core.roles import NodeContext
 from gaia_runner_docker import DockerRunner, DockerSettings
 from gaia_runner_docker.engine import EngineUnavailable, connect
-from gaia_runner_docker.images import ImageError, busybox_image
+from gaia_runner_docker.images import ImageError, busybox_image, busybox_rootfs, import_rootfs
 
 pytest_plugins = ["gaia_core.testing.fixtures"]
 
@@ -74,3 +79,45 @@ def suid_image(client: docker.DockerClient) -> str:
     rootfs = buffer.getvalue()
     return import_rootfs(client, "busybox-suid", hashlib.sha256(rootfs).hexdigest(),
                          lambda path: path.write_bytes(rootfs))
+
+
+def save(client: docker.DockerClient, image: str, path: Path) -> Path:
+    """``docker save IMAGE > path`` (by id: an archive without tags)."""
+    with path.open("wb") as out:
+        for chunk in client.api.get_image(image):
+            out.write(chunk)
+    return path
+
+
+def drop(client: docker.DockerClient, image: str) -> None:
+    """Remove ``image`` from the engine, if it is there."""
+    try:
+        client.api.remove_image(image, force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+@pytest.fixture(scope="session")
+def shipped(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """An image of this session's own (busybox and a 16-character /marker), saved by id to an archive and
+    removed from the engine: (its id, the archive)."""
+    marker = secrets.token_hex(8)
+    buffer = io.BytesIO(busybox_rootfs())
+    with tarfile.open(fileobj=buffer, mode="a") as tar:
+        info = tarfile.TarInfo("marker")
+        info.size, info.mode = len(marker), 0o644
+        tar.addfile(info, io.BytesIO(marker.encode()))
+    rootfs = buffer.getvalue()
+    image = import_rootfs(client, "blob-test", marker * 4, lambda path: path.write_bytes(rootfs))
+    archive = save(client, image, tmp_path_factory.mktemp("shipped") / "image.tar")
+    drop(client, image)
+    yield image, archive
+    drop(client, image)
+
+
+@pytest.fixture
+def absent(client: docker.DockerClient, shipped: tuple[str, Path]) -> Iterator[tuple[str, Path]]:
+    """:func:`shipped`, not on the engine when the test starts, removed again after it."""
+    drop(client, shipped[0])
+    yield shipped
+    drop(client, shipped[0])

@@ -3,57 +3,21 @@ the operator allows its id and the archive holds exactly that image (gaia_runner
 
 from __future__ import annotations
 
-import io
 import secrets
-import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import docker.errors
 import pytest
+from conftest import save
 
 from gaia_core.blobs.store import home_store
 from gaia_core.model import Status, Task
 from gaia_core.roles import NodeContext
 from gaia_runner_docker import DockerRunner
 from gaia_runner_docker.archive import ArchiveError, archive_image
-from gaia_runner_docker.images import busybox_rootfs, import_rootfs
 from gaia_runner_docker.runner import Refusal
-
-
-def _save(client: docker.DockerClient, image: str, path: Path) -> Path:
-    with path.open("wb") as out:
-        for chunk in client.api.get_image(image):
-            out.write(chunk)
-    return path
-
-
-def _drop(client: docker.DockerClient, image: str) -> None:
-    try:
-        client.api.remove_image(image, force=True)
-    except docker.errors.NotFound:
-        pass
-
-
-@pytest.fixture
-def shipped(client: docker.DockerClient, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """An image of its own (busybox and a marker file), saved by id to an archive and then removed from the
-    engine: (its id, the archive). Removed again after the test."""
-    marker = secrets.token_hex(8)
-    buffer = io.BytesIO(busybox_rootfs())
-    with tarfile.open(fileobj=buffer, mode="a") as tar:
-        info = tarfile.TarInfo("marker")
-        info.size, info.mode = len(marker), 0o644
-        tar.addfile(info, io.BytesIO(marker.encode()))
-    rootfs = buffer.getvalue()
-    image = import_rootfs(client, "blob-test", marker * 4, lambda path: path.write_bytes(rootfs))
-    archive = _save(client, image, tmp_path / "image.tar")
-    _drop(client, image)
-    try:
-        yield image, archive
-    finally:
-        _drop(client, image)
 
 
 def _task(node_context: NodeContext, image: str, *files: Path) -> Task:
@@ -74,9 +38,9 @@ def _present(client: docker.DockerClient, image: str) -> bool:
 
 
 def test_a_missing_image_is_loaded_from_the_tasks_blob_and_runs(
-        client: docker.DockerClient, shipped: tuple[str, Path], make_runner: Callable[..., DockerRunner],
+        client: docker.DockerClient, absent: tuple[str, Path], make_runner: Callable[..., DockerRunner],
         node_context: NodeContext) -> None:
-    image, archive = shipped
+    image, archive = absent
     assert archive_image(archive) == image and not _present(client, image)
     task = _task(node_context, image, archive)
     runner = make_runner(image)
@@ -87,9 +51,9 @@ def test_a_missing_image_is_loaded_from_the_tasks_blob_and_runs(
 
 
 def test_an_image_the_operator_did_not_allow_is_never_loaded(
-        client: docker.DockerClient, shipped: tuple[str, Path], make_runner: Callable[..., DockerRunner],
+        client: docker.DockerClient, absent: tuple[str, Path], make_runner: Callable[..., DockerRunner],
         node_context: NodeContext, busybox: str) -> None:
-    image, archive = shipped
+    image, archive = absent
     task = _task(node_context, image, archive)
     with pytest.raises(Refusal, match="not allowed"):
         make_runner(busybox).check(task)
@@ -98,10 +62,10 @@ def test_an_image_the_operator_did_not_allow_is_never_loaded(
 
 
 def test_an_archive_of_another_image_is_not_loaded(
-        client: docker.DockerClient, shipped: tuple[str, Path], make_runner: Callable[..., DockerRunner],
+        client: docker.DockerClient, absent: tuple[str, Path], make_runner: Callable[..., DockerRunner],
         node_context: NodeContext, busybox: str, tmp_path: Path) -> None:
-    image, _ = shipped
-    other = _save(client, busybox, tmp_path / "busybox.tar")  # a real archive, of busybox
+    image, _ = absent
+    other = save(client, busybox, tmp_path / "busybox.tar")  # a real archive, of busybox
     junk = tmp_path / "junk"
     junk.write_bytes(secrets.token_bytes(4096))
     result = make_runner(image).run(_task(node_context, image, junk, other))
@@ -112,6 +76,6 @@ def test_an_archive_of_another_image_is_not_loaded(
 
 def test_a_tagged_archive_is_refused_before_loading(client: docker.DockerClient, busybox: str,
                                                     tmp_path: Path) -> None:
-    tagged = _save(client, client.api.inspect_image(busybox)["RepoTags"][0], tmp_path / "tagged.tar")
+    tagged = save(client, client.api.inspect_image(busybox)["RepoTags"][0], tmp_path / "tagged.tar")
     with pytest.raises(ArchiveError, match="carries tags"):
         archive_image(tagged)

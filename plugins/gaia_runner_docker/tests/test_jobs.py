@@ -9,7 +9,9 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import docker
 import pytest
 from click.testing import CliRunner
 
@@ -17,6 +19,7 @@ from gaia_core import devnet
 from gaia_core.cli import cli
 from gaia_core.config import Home
 from gaia_core.errors import UsageError
+from gaia_core.identity import Identity
 
 #: Prints one number whose last digits differ between any two runs (busybox sh's $RANDOM).
 NOISY = "sh -c 'echo 1.00000$RANDOM'"
@@ -30,11 +33,13 @@ def gaia(home: Home, *args: str, timeout: float = 120.0) -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
-def two_nodes(tmp_path_factory: pytest.TempPathFactory, busybox: str) -> Iterator[list[Home]]:
-    """Two node processes that allow the busybox image and see each other; stopped afterwards."""
+def two_nodes(tmp_path_factory: pytest.TempPathFactory, busybox: str,
+              shipped: tuple[str, Path]) -> Iterator[list[Home]]:
+    """Two node processes that allow the busybox and shipped images and see each other; stopped afterwards."""
     directory = tmp_path_factory.mktemp("devnet")
+    allow = {"allow": [busybox, shipped[0]]}
     try:
-        devnet.up(directory, 2, extra={"zk_mock": {"simulate_time": False}, "runner_docker": {"allow": [busybox]}})
+        devnet.up(directory, 2, extra={"zk_mock": {"simulate_time": False}, "runner_docker": allow})
         devnet.wait_for_peers(directory)
         yield devnet.homes(directory)
     finally:
@@ -58,12 +63,28 @@ def test_without_a_tolerance_equal_outputs_agree_byte_for_byte(two_nodes: list[H
     assert row["state"] == "done" and row["output"] == "0.25\n" and len(row["peers"].split(",")) == 2
 
 
+def test_a_node_lacking_the_image_fetches_it_as_the_tasks_blob(two_nodes: list[Home], client: docker.DockerClient,
+                                                              absent: tuple[str, Path]) -> None:
+    image, archive = absent  # not on this machine's engine, which both nodes share
+    added = gaia(two_nodes[0], "blob", "add", str(archive), "--json")
+    assert added.returncode == 0, added.stderr[-2000:]
+    blob = json.loads(added.stdout)["id"]
+    worker = Identity.load(two_nodes[1].identity_dir).node_id
+    done = gaia(two_nodes[0], "task", "submit", "--image", image, "--entry", "cat /marker", "--blob", blob,
+                "--to", worker, "--wait", "--json")
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    [row] = json.loads(done.stdout)
+    assert row["state"] == "done" and row["node_id"] == worker and len(row["output"]) == 16
+    assert client.api.inspect_image(image)["Id"] == image  # node1 loaded it from the blob it fetched
+
+
 @pytest.mark.parametrize("args, words", [
     (["--image", "sha256:abc", "--entry", "true"], "not an image digest"),
     (["--image", "sha256:" + "ab" * 32], "--entry is required with --image"),
     ([], "give either MODULE or --image"),
     (["--image", "sha256:" + "ab" * 32, "--entry", "true", "--floats", "f64"], "give --tolerance too"),
     (["--image", "sha256:" + "ab" * 32, "--entry", "true", "--tolerance", "1e-5,x"], "not RTOL or RTOL,ATOL"),
+    (["--image", "sha256:" + "ab" * 32, "--entry", "true", "--blob", "xyz"], "not a blob id"),
 ])
 def test_bad_submit_command_lines_are_usage_errors(cli_runner: CliRunner, args: list[str], words: str) -> None:
     result = cli_runner.invoke(cli, ["task", "submit", *args])
