@@ -18,9 +18,17 @@ import pytest
 from gaia_core import codec
 from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore
 from gaia_core.blobs.fetch import Fetcher
-from gaia_core.blobs.protocol import CHUNKS, SERVING_PER_PEER, SERVING_TOTAL, BlobServer, ChunkReply, ChunkRequest
+from gaia_core.blobs.protocol import (
+    CHUNKS,
+    SERVING_PER_PEER,
+    SERVING_TOTAL,
+    BlobServer,
+    ChunkRequest,
+    decode_reply,
+    encode_reply,
+)
 from gaia_core.envelope import seal
-from gaia_core.errors import NodeError
+from gaia_core.errors import CodecError, NodeError
 from gaia_core.identity import Identity
 
 SIZE = 5 * CHUNK_SIZE + 999
@@ -58,9 +66,9 @@ class Network:
             raise NodeError(f"unknown peer {peer}")
         reply = self.servers[peer].on_request(seal(self.me, CHUNKS, body))
         if peer in self.liars:
-            answer = codec.decode(reply, ChunkReply)
+            answer = decode_reply(reply)
             bad = [attrs.evolve(c, data=bytes([c.data[0] ^ 1]) + c.data[1:]) for c in answer.chunks]
-            reply = codec.encode(attrs.evolve(answer, chunks=bad))
+            reply = encode_reply(attrs.evolve(answer, chunks=bad))
         return reply
 
 
@@ -125,10 +133,26 @@ def test_the_server_bounds_requests_per_peer(tmp_path: Path, source_file: Path) 
     with pytest.raises(NodeError, match="busy"):
         server.on_request(seal(net.me, CHUNKS, body))
     other = Identity.generate()
-    answer = codec.decode(server.on_request(seal(other, CHUNKS, body)), ChunkReply)
+    answer = decode_reply(server.on_request(seal(other, CHUNKS, body)))
     assert [c.index for c in answer.chunks] == [0]
-    assert codec.decode(server.on_request(seal(other, CHUNKS, codec.encode(ChunkRequest("1" * 64)))),
-                        ChunkReply).missing
+    assert decode_reply(server.on_request(seal(other, CHUNKS, codec.encode(ChunkRequest("1" * 64))))).missing
+
+
+def test_answers_carry_chunks_after_their_frame_and_malformed_ones_are_refused(tmp_path: Path,
+                                                                              source_file: Path) -> None:
+    net = Network(tmp_path, source_file, ["a"])
+    body = net.servers["a"].on_request(seal(net.me, CHUNKS, codec.encode(ChunkRequest(net.blob, (5, 0)))))
+    answer = decode_reply(body)
+    data = source_file.read_bytes()
+    assert [(c.index, c.data) for c in answer.chunks] == [(5, data[5 * CHUNK_SIZE:]), (0, data[:CHUNK_SIZE])]
+    assert body.endswith(data[5 * CHUNK_SIZE:] + data[:CHUNK_SIZE])  # the bytes as they are, after the frame
+    assert encode_reply(answer) == body
+    head = int.from_bytes(body[:4], "big")
+    for bad, why in [(b"", "cannot be well formed"), (body[:-1], "not the length its frame says"),
+                     (body + b"x", "not the length its frame says"), (b"\xff\xff\xff\xff" + body[4:], "does not fit"),
+                     (body[:4] + b"\x00" * head + body[4 + head:], "not valid msgpack")]:
+        with pytest.raises(CodecError, match=why):
+            decode_reply(bad)
 
 
 def test_whether_a_peer_holds_a_blob_is_answered_even_when_it_is_busy(tmp_path: Path, source_file: Path) -> None:
@@ -137,7 +161,7 @@ def test_whether_a_peer_holds_a_blob_is_answered_even_when_it_is_busy(tmp_path: 
     server._serving.update({net.me.node_id: SERVING_PER_PEER, "other": SERVING_TOTAL})
     with pytest.raises(NodeError, match="busy"):
         server.on_request(seal(net.me, CHUNKS, codec.encode(ChunkRequest(net.blob, (0,)))))
-    answer = codec.decode(server.on_request(seal(net.me, CHUNKS, codec.encode(ChunkRequest(net.blob)))), ChunkReply)
+    answer = decode_reply(server.on_request(seal(net.me, CHUNKS, codec.encode(ChunkRequest(net.blob)))))
     assert not answer.missing and answer.size == SIZE and not answer.chunks
 
 

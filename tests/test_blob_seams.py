@@ -9,9 +9,8 @@ from pathlib import Path
 import attrs
 from inprocess import build_node, load_plugins, make_home
 
-from gaia_core import codec
 from gaia_core.blobs import BlobStore
-from gaia_core.blobs.protocol import BlobServer, ChunkReply
+from gaia_core.blobs.protocol import BlobServer, decode_reply, encode_reply
 from gaia_core.envelope import seal
 from gaia_core.identity import Identity
 from gaia_core.model import Status, Task, Verdict
@@ -27,9 +26,9 @@ def test_a_peer_sending_a_bad_chunk_is_struck_by_the_node(tmp_path: Path) -> Non
 
     def lying_request(peer: str, kind: str, body: bytes, *, timeout: float) -> bytes:
         assert peer == liar.node_id
-        answer = codec.decode(server.on_request(seal(liar, kind, body)), ChunkReply)
+        answer = decode_reply(server.on_request(seal(liar, kind, body)))
         flipped = [attrs.evolve(c, data=c.data[:-1] + b"x") for c in answer.chunks]
-        return codec.encode(attrs.evolve(answer, chunks=flipped))
+        return encode_reply(attrs.evolve(answer, chunks=flipped))
 
     node = build_node(make_home(tmp_path, "worker"), load_plugins())
     try:

@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 
 from gaia_core import codec
 from gaia_core.blobs.merkle import blob_id
-from gaia_core.blobs.protocol import CHUNKS, MAX_REPLY_BYTES, SERVING_PER_PEER, ChunkReply, ChunkRequest
+from gaia_core.blobs.protocol import CHUNKS, SERVING_PER_PEER, ChunkReply, ChunkRequest, decode_reply
 from gaia_core.blobs.store import BlobError, BlobStore
 from gaia_core.errors import GaiaError
 
 log = logging.getLogger("gaia.blobs")
 
-#: Requests in flight at once for one blob (each up to MAX_CHUNKS_PER_REQUEST chunks).
+#: Requests in flight at once for one blob (each for one chunk).
 STREAMS = 8
 #: Seconds a peer that lied is not asked again for any blob.
 BAN_S = 600.0
@@ -95,7 +95,7 @@ class Fetcher:
         except GaiaError:
             return None
         try:
-            reply = codec.decode(body, ChunkReply, max_bytes=MAX_REPLY_BYTES)
+            reply = decode_reply(body)
         except GaiaError as exc:
             self._lied(peer, f"undecodable answer: {exc}")
             return None

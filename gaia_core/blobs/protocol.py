@@ -3,6 +3,9 @@
 A peer asks for up to :data:`MAX_CHUNKS_PER_REQUEST` chunks of one blob (none: only its size and
 root); the answer carries the size and root of the blob (their hash is the blob id, so they cannot
 lie) and each chunk with its inclusion proof, or ``missing`` when this node holds no complete copy.
+On the wire an answer is a small codec frame (everything but the chunks' bytes) followed by the bytes
+of the chunks, so a chunk is never packed into msgpack nor unpacked from it (:func:`encode_reply`,
+:func:`decode_reply`).
 A node serves at most :data:`SERVING_PER_PEER` such requests of one peer at a time and
 :data:`SERVING_TOTAL` in all (the rest of the transport's handlers stay free for task messages);
 past that it answers "busy" and the asker tries again or asks another peer. A request for no chunks
@@ -11,6 +14,7 @@ reads only the index and is answered at once, whatever else is being served.
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -20,7 +24,7 @@ from attrs import field, frozen, validators as v
 from gaia_core import codec
 from gaia_core.blobs.merkle import CHUNK_SIZE, HASH_SIZE
 from gaia_core.blobs.store import BlobStore, UnknownBlob
-from gaia_core.errors import NodeError
+from gaia_core.errors import CodecError, NodeError
 from gaia_core.model import Envelope
 
 #: The request kind.
@@ -33,8 +37,11 @@ SERVING_PER_PEER = 2
 SERVING_TOTAL = 3
 #: Hashes in one inclusion proof at most (a tree of 2**48 chunks).
 MAX_PROOF = 48
-#: The largest encoded answer (the chunks, their proofs, the frame around them).
-MAX_REPLY_BYTES = MAX_CHUNKS_PER_REQUEST * (CHUNK_SIZE + (MAX_PROOF + 2) * HASH_SIZE) + 4096
+#: The largest frame of an answer without its chunks' bytes (the chunks' proofs, the blob's size and root).
+MAX_HEAD_BYTES = MAX_CHUNKS_PER_REQUEST * (MAX_PROOF + 2) * (HASH_SIZE + 2) + 4096
+#: The largest encoded answer.
+MAX_REPLY_BYTES = 4 + MAX_HEAD_BYTES + MAX_CHUNKS_PER_REQUEST * CHUNK_SIZE
+_HEAD_LENGTH = struct.Struct("!I")
 
 _HEX64 = v.matches_re(r"[0-9a-f]{64}")
 _INDEX = (v.instance_of(int), v.ge(0), v.lt(1 << 48))
@@ -72,6 +79,32 @@ def _chunks(items: Iterable[Chunk]) -> tuple[Chunk, ...]:
 
 
 @frozen
+class _ChunkHead:
+    """A chunk on the wire: its index, length (its bytes follow the answer's frame) and proof."""
+
+    index: int = field(validator=_INDEX)
+    length: int = field(validator=(v.instance_of(int), v.ge(0), v.le(CHUNK_SIZE)))
+    proof: tuple[bytes, ...] = field(converter=_hashes, validator=v.deep_iterable(
+        v.and_(v.instance_of(bytes), v.min_len(HASH_SIZE), v.max_len(HASH_SIZE)), v.max_len(MAX_PROOF)))
+
+
+def _heads(items: Iterable[_ChunkHead]) -> tuple[_ChunkHead, ...]:
+    return tuple(items)
+
+
+@frozen
+class _ReplyHead:
+    """An answer on the wire without its chunks' bytes."""
+
+    blob: str = field(validator=_HEX64)
+    missing: bool = field(default=False, validator=v.instance_of(bool))
+    size: int = field(default=0, validator=_INDEX)
+    root: bytes = field(default=b"", validator=(v.instance_of(bytes), v.max_len(HASH_SIZE)))
+    chunks: tuple[_ChunkHead, ...] = field(default=(), converter=_heads, validator=v.deep_iterable(
+        v.instance_of(_ChunkHead), v.max_len(MAX_CHUNKS_PER_REQUEST)))
+
+
+@frozen
 class ChunkReply:
     """The answer: the blob's size and Merkle root and the chunks asked for, or ``missing``."""
 
@@ -81,6 +114,31 @@ class ChunkReply:
     root: bytes = field(default=b"", validator=(v.instance_of(bytes), v.max_len(HASH_SIZE)))
     chunks: tuple[Chunk, ...] = field(default=(), converter=_chunks, validator=v.deep_iterable(
         v.instance_of(Chunk), v.max_len(MAX_CHUNKS_PER_REQUEST)))
+
+
+def encode_reply(reply: ChunkReply) -> bytes:
+    """``reply`` on the wire: the length of its frame, the frame, then the chunks' bytes (one copy of each)."""
+    head = codec.encode(_ReplyHead(reply.blob, reply.missing, reply.size, reply.root,
+                                   [_ChunkHead(c.index, len(c.data), c.proof) for c in reply.chunks]))
+    return b"".join([_HEAD_LENGTH.pack(len(head)), head, *(c.data for c in reply.chunks)])
+
+
+def decode_reply(body: bytes) -> ChunkReply:
+    """The answer in ``body`` (from :func:`encode_reply`), validated; CodecError when it is malformed."""
+    if len(body) < _HEAD_LENGTH.size or len(body) > MAX_REPLY_BYTES:
+        raise CodecError(f"a blob answer of {len(body)} bytes cannot be well formed")
+    (length,) = _HEAD_LENGTH.unpack_from(body)
+    end = _HEAD_LENGTH.size + length
+    if length > MAX_HEAD_BYTES or end > len(body):
+        raise CodecError(f"a blob answer's frame of {length} bytes does not fit its {len(body)} bytes")
+    head = codec.decode(memoryview(body)[_HEAD_LENGTH.size:end], _ReplyHead, max_bytes=MAX_HEAD_BYTES)
+    if sum(c.length for c in head.chunks) != len(body) - end:
+        raise CodecError("a blob answer's chunks are not the length its frame says")
+    chunks = []
+    for c in head.chunks:
+        chunks.append(Chunk(c.index, body[end:end + c.length], c.proof))
+        end += c.length
+    return ChunkReply(head.blob, head.missing, head.size, head.root, chunks)
 
 
 class BlobServer:
@@ -99,14 +157,14 @@ class BlobServer:
         """
         request = codec.decode(envelope.body, ChunkRequest, max_bytes=4096)
         if not request.indexes:
-            return codec.encode(self._answer(request))
+            return encode_reply(self._answer(request))
         peer = envelope.sender
         with self._lock:
             if self._serving[peer] >= SERVING_PER_PEER or sum(self._serving.values()) >= SERVING_TOTAL:
                 raise NodeError("busy: serving as many blob chunks as it will at once; ask again shortly")
             self._serving[peer] += 1
         try:
-            return codec.encode(self._answer(request))
+            return encode_reply(self._answer(request))
         finally:
             with self._lock:
                 self._serving[peer] -= 1
