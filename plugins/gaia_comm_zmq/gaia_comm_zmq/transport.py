@@ -17,6 +17,7 @@ that binds it, and everything in insecure mode.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import os
 import random
@@ -267,9 +268,9 @@ class ZmqTransport:
             waiter = _Waiter(peer_id)
             self._waiters[corr] = waiter
             try:
-                env = seal(self._identity, kind, body, sign=not self.channel_bound(peer_id))
+                head = self._head(wire.REQUEST, corr, kind, body, sign=not self.channel_bound(peer_id))
                 deadline = struct.pack("!d", time.monotonic() + per_attempt)
-                self._cmd([b"req", peer_id.encode(), deadline, wire.header(wire.REQUEST, corr, env), env.body])
+                self._cmd([b"req", peer_id.encode(), deadline, head, body])
                 if waiter.event.wait(per_attempt):
                     if waiter.error is not None:
                         raise NodeError(f"peer {peer_id[:12]} refused {kind}: {waiter.error}")
@@ -292,12 +293,22 @@ class ZmqTransport:
             raise UsageError(f"message kind {kind!r} is reserved for the transport")
         unbound = any(not self.channel_bound(node_id) for node_id, peer in list(self._peers.items())
                       if peer.state == "up")
-        env = seal(self._identity, kind, body, sign=unbound)
-        signed = wire.header(wire.ANNOUNCE, 0, env) if unbound else b""  # for a peer that came up since: dropped
-        unsigned = wire.header(wire.ANNOUNCE, 0, env, signature=b"")
-        if not self._cmd([b"ann", unsigned, signed, env.body], block=False):
+        # signed for the peers that do not bind us; b"" (a peer that came up since: dropped) when all do
+        unsigned = self._head(wire.ANNOUNCE, 0, kind, body, sign=False)  # checks kind and body first
+        signed = self._head(wire.ANNOUNCE, 0, kind, body, sign=True) if unbound else b""
+        if not self._cmd([b"ann", unsigned, signed, body], block=False):
             with self._lock:
                 self._counts["announce_dropped"] += 1
+
+    def _head(self, mtype: int, corr: int, kind: str, body: bytes, *, sign: bool) -> bytes:
+        """The header frame of a new envelope of ``kind`` around ``body``: Ed25519-signed when ``sign``, else
+        unsigned (for a channel the receiver binds), built without an envelope object (µs per message)."""
+        if sign:
+            return wire.header(mtype, corr, seal(self._identity, kind, body))
+        if not (isinstance(kind, str) and 0 < len(kind) <= 64 and isinstance(body, bytes)):
+            raise UsageError(f"a message needs a kind of 1 to 64 characters and a bytes body, got {kind!r} and "
+                             f"{type(body).__name__}")
+        return wire.unsigned_header(mtype, corr, kind, self._identity.node_id)
 
     def channel_bound(self, peer_id: str) -> bool:
         """True when ``peer_id``'s kernel binds this node's Curve key, so messages to it go without a signature."""
@@ -474,8 +485,8 @@ class ZmqTransport:
             self._counts["reply_unroutable"] += 1
 
     def _reply(self, router: zmq.Socket, rid: bytes, mtype: int, corr: int, body: bytes, *, sign: bool = True) -> None:
-        env = seal(self._identity, wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND, body, sign=sign)
-        self._route(router, [rid, wire.header(mtype, corr, env), env.body])
+        kind = wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND
+        self._route(router, [rid, self._head(mtype, corr, kind, body, sign=sign), body])
 
     # ------------------------------------------------------------------ inbound: requests and announcements
 
@@ -509,7 +520,7 @@ class ZmqTransport:
         rid = rid_frame.bytes
         if mtype not in (wire.REQUEST, wire.ANNOUNCE):
             raise wire.Refused("unexpected", f"message type {mtype} on the listening socket")
-        channel = Channel("curve", _client_key(rid_frame)) if self.settings.curve else None
+        channel = _curve_channel(_client_key(rid_frame)) if self.settings.curve else None
         conn = channel.key if channel is not None else rid  # what one connection is known by
         if not self._allowed(env.sender):  # before the signature check: refusing costs nothing
             if self.settings.curve and len(self._denied) < _MAX_KEYS:
@@ -583,10 +594,10 @@ class ZmqTransport:
         except Exception:
             self._log.exception("message handler failed on %s from %s", env.kind, env.sender[:12])
             mtype, body = wire.ERROR, b"the peer's handler failed (see its log)"
-        reply = seal(self._identity, wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND, body,
-                     sign=not self.channel_bound(env.sender))
+        head = self._head(mtype, corr, wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND, body,
+                          sign=not self.channel_bound(env.sender))
         try:
-            self._cmd([b"rep", rid, wire.header(mtype, corr, reply), reply.body])
+            self._cmd([b"rep", rid, head, body])
         except NodeError:
             pass  # stopping: the requester's attempt times out
 
@@ -744,9 +755,10 @@ class ZmqTransport:
 
     def _internal_request(self, peer: _Peer, kind: str, body: bytes) -> None:
         corr = next(self._ids)
-        env = seal(self._identity, kind, body, sign=kind == wire.HELLO or not self.channel_bound(peer.node_id or ""))
+        head = self._head(wire.REQUEST, corr, kind, body,
+                          sign=kind == wire.HELLO or not self.channel_bound(peer.node_id or ""))
         self._internal[corr] = (kind, peer, time.monotonic())
-        self._send(peer, [wire.header(wire.REQUEST, corr, env), env.body], deadline=None)
+        self._send(peer, [head, body], deadline=None)
 
     def _hello(self, peer: _Peer) -> None:
         peer.hello_at = time.monotonic()
@@ -838,7 +850,7 @@ class ZmqTransport:
             raise wire.Refused("unexpected", f"message type {mtype} on a dialled socket")
         if not self._allowed(env.sender):
             raise wire.Refused("not_allowed", f"node {env.sender[:12]} is not on the allow-list")
-        self._handler.authenticate(env, Channel("curve", peer.key) if peer.key else None)  # type: ignore[union-attr]
+        self._handler.authenticate(env, _curve_channel(peer.key) if peer.key else None)  # type: ignore[union-attr]
         if peer.node_id is not None and env.sender != peer.node_id:
             raise wire.Refused("wrong_sender", f"{env.sender[:12]} answered for {peer.node_id[:12]}")
         internal = self._internal.get(corr)
@@ -950,6 +962,12 @@ def _peer_address(fd: int) -> str:
     except OSError:
         return ""
     return peer[0] if isinstance(peer, tuple) else ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _curve_channel(key: bytes) -> Channel:
+    """The Channel of a CurveZMQ client key, made once per key (not once per message)."""
+    return Channel("curve", key)
 
 
 def _client_key(frame: zmq.Frame) -> bytes:

@@ -12,6 +12,8 @@ the transport itself refuses a message has a reason name, counted by the transpo
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,11 +46,17 @@ class Refused(Exception):
         self.reason = reason
 
 
-def header(mtype: int, corr: int, env: Envelope, *, signature: bytes | None = None) -> bytes:
-    """The header frame of ``env`` sent as a message of type ``mtype`` (with ``signature`` instead of its own,
-    when given: ``b""`` sends a signed envelope unsigned)."""
-    return msgpack.packb([WIRE_VERSION, mtype, corr, env.kind, env.sender, env.sent_at, env.nonce,
-                          env.signature if signature is None else signature], use_bin_type=True)
+def header(mtype: int, corr: int, env: Envelope) -> bytes:
+    """The header frame of ``env`` sent as a message of type ``mtype``."""
+    return msgpack.packb([WIRE_VERSION, mtype, corr, env.kind, env.sender, env.sent_at, env.nonce, env.signature],
+                         use_bin_type=True)
+
+
+def unsigned_header(mtype: int, corr: int, kind: str, sender: str) -> bytes:
+    """The header frame of a new unsigned envelope from ``sender`` (now, a fresh nonce), for a channel the
+    receiver binds: the same bytes as :func:`header` of ``seal(..., sign=False)``, without building the envelope."""
+    return msgpack.packb([WIRE_VERSION, mtype, corr, kind, sender, time.time(), os.urandom(16), b""],
+                         use_bin_type=True)
 
 
 def parse(frames: list[bytes], max_bytes: int) -> tuple[int, int, Envelope]:

@@ -4,12 +4,13 @@ announcements of one drain handed to the handler pool in one call, one failure n
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import zmq
 
 from gaia_comm_zmq import wire
-from gaia_core.envelope import seal
+from gaia_core.errors import UsageError
 from gaia_core.identity import Identity
 from gaia_core.inbound import Gate
 from gaia_core.testing.conformance.transport import RecordingHandler, wait_for
@@ -77,10 +78,21 @@ def test_a_burst_of_announcements_all_arrive_and_a_failing_one_loses_no_other(bu
     assert sorted(e.body for e in handler.announces) == sorted(x for x in bodies if x != b"boom")
 
 
-def test_an_announcement_sent_unsigned_has_the_signed_ones_fields() -> None:
-    env = seal(Identity.generate(), "note", b"x")
-    signed = wire.parse([wire.header(wire.ANNOUNCE, 0, env), env.body], 1 << 20)[2]
-    unsigned = wire.parse([wire.header(wire.ANNOUNCE, 0, env, signature=b""), env.body], 1 << 20)[2]
-    assert signed.signature and not unsigned.signature
-    assert (unsigned.kind, unsigned.sender, unsigned.sent_at, unsigned.nonce) == \
-        (signed.kind, signed.sender, signed.sent_at, signed.nonce)
+def test_an_unsigned_header_parses_as_a_fresh_unsigned_envelope_of_its_sender() -> None:
+    sender = Identity.generate().node_id
+    before = time.time()
+    first, second = (wire.parse([wire.unsigned_header(wire.ANNOUNCE, 0, "note", sender), b"x"], 1 << 20)
+                     for _ in range(2))
+    for mtype, corr, env in (first, second):
+        assert (mtype, corr, env.kind, env.sender, env.body, env.signature) == (wire.ANNOUNCE, 0, "note", sender,
+                                                                                 b"x", b"")
+        assert before <= env.sent_at <= time.time() and len(env.nonce) == 16
+    assert first[2].nonce != second[2].nonce  # a fresh nonce per message: the replay guard tells them apart
+
+
+def test_a_message_of_a_bad_kind_or_body_is_refused_before_it_is_sent(build) -> None:
+    a, record_a = build()
+    a.start(Gate(RecordingHandler()), record_a)
+    for kind, body in (("", b"x"), ("k" * 65, b"x"), ("note", bytearray(b"x"))):
+        with pytest.raises(UsageError, match="kind of 1 to 64 characters and a bytes body"):
+            a.announce(kind, body)  # type: ignore[arg-type]
