@@ -104,8 +104,15 @@ def tail(path: Path, count: int, *, since: int = 0, window: int = TAIL_BYTES) ->
 
 
 def follow(path: Path, *, poll_s: float = FOLLOW_POLL_S) -> Iterator[str]:
-    """Each line appended to ``path`` from now on, as it comes (from the start again if the file is truncated)."""
-    with path.open("rb") as log:
+    """Each line appended to ``path`` from now on, as it comes (from the start again if the file is truncated;
+    waiting for it when it is not there yet, or was just removed)."""
+    while True:
+        try:
+            log = path.open("rb")
+            break
+        except FileNotFoundError:
+            time.sleep(poll_s)
+    with log:
         log.seek(0, os.SEEK_END)
         pending = b""
         while True:

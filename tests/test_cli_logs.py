@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,20 @@ def test_follow_survives_the_log_being_removed(home: Home) -> None:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130 and "Traceback" not in err, err
+
+
+def test_follow_waits_for_a_log_that_is_not_there_yet(tmp_path: Path) -> None:
+    path = tmp_path / "node.log"
+    got: list[str] = []
+    follower = threading.Thread(target=lambda: got.append(next(logs.follow(path, poll_s=0.01))), daemon=True)
+    follower.start()
+    time.sleep(0.3)  # it looks for the file before there is one
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:  # until the follower has opened it and read a line
+        with path.open("a") as log:
+            log.write("a line\n")
+        follower.join(timeout=0.05)
+    assert got == ["a line"]
 
 
 def test_detach_failure_shows_the_error_and_the_hint_works(home: Home) -> None:
