@@ -15,6 +15,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -26,7 +27,16 @@ from gaia_core.blobs.tasks import TaskBlobs
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError, ValidationError
 from gaia_core.inbound import MAX_RECORD_BYTES, RECORD, Gate
-from gaia_core.jobs.messages import OFFER, RESULTS, SETTLED, OfferAnswer, OfferReply, open_results, seal_results
+from gaia_core.jobs.messages import (
+    CREDITS,
+    OFFER,
+    RESULTS,
+    SETTLED,
+    OfferAnswer,
+    OfferReply,
+    open_results,
+    seal_results,
+)
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
 from gaia_core.outbox import Outbox, Pending
 from gaia_core.plugins import Plugins
@@ -44,6 +54,8 @@ MAX_PEER_RECORDS = 1024
 DELIVERY_BATCH = 256
 #: Deliveries in flight at once, each to a different submitter.
 DELIVERY_WORKERS = 8
+#: Seconds stop() gives a delivery whose request the stopped transport failed to put its results back.
+STOP_GRACE_S = 2.0
 #: The message of a task's ``cancelled`` result when this node stopped before running it. A remote
 #: submitter gets it back and re-sends the task elsewhere; this node's own such tasks get no result:
 #: they stay pending in state.db and run after the next start.
@@ -91,6 +103,7 @@ class Node:
         self.outbox = Outbox(per_submitter_bytes=privacy.outbox_bytes_per_submitter, total_bytes=privacy.outbox_bytes,
                              max_age_s=privacy.retention_s, failing_slots=DELIVERY_WORKERS // 2)
         self._deliveries = concurrent.futures.ThreadPoolExecutor(DELIVERY_WORKERS, thread_name_prefix="gaia-deliver")
+        self._in_flight: set[concurrent.futures.Future[Any]] = set()  # on _deliveries: stop() waits for them
         self._running = 0
         self._stopping = threading.Event()  # stop() has begun: the queue is closed
         self._stop = threading.Event()  # draining is over: background threads exit
@@ -149,8 +162,10 @@ class Node:
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic()))
         self._deliveries.shutdown(wait=False, cancel_futures=True)
+        concurrent.futures.wait(list(self._in_flight), timeout=max(0.0, deadline - time.monotonic()))
         self.control.stop()
-        self.transport.stop()
+        self.transport.stop()  # a delivery still waiting for its reply fails now (its results back in the outbox) ...
+        concurrent.futures.wait(list(self._in_flight), timeout=STOP_GRACE_S)  # ... and ends before the store closes
         for runner in self.runners.values():
             runner.close()
         self.store.close()
@@ -351,7 +366,14 @@ class Node:
 
     def _send_results(self, submitter: str) -> concurrent.futures.Future[bool]:
         """Start delivering the next batch of ``submitter``'s results on a delivery worker."""
-        return self._deliveries.submit(self._deliver, submitter, self.outbox.take(submitter, DELIVERY_BATCH))
+        return self._on_delivery_worker(self._deliver, submitter, self.outbox.take(submitter, DELIVERY_BATCH))
+
+    def _on_delivery_worker(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        """Run ``fn(*args)`` on a delivery worker; :meth:`stop` waits for it (RuntimeError once stopped)."""
+        future = self._deliveries.submit(fn, *args)
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+        return future
 
     def _deliver(self, origin: str, items: list[Pending]) -> bool:
         """Send one batch of results to ``origin``; on failure they go back to the outbox, which backs off."""
@@ -374,7 +396,25 @@ class Node:
             self.jobs.record_earned(origin, [p.result for p in items], reply)
         except Exception:  # e.g. a submitter's malformed acknowledgement: the results were delivered
             log.exception("cannot record what a submitter acknowledged", extra={"submitter": origin[:16]})
+        self._ask_credits(origin)
         return True
+
+    def _ask_credits(self, submitter: str) -> None:
+        """Ask ``submitter``, reachable now, the credit of deliveries it never settled with this node (it
+        gave up sending them while this node was away; see :meth:`Earnings.query`)."""
+        query = self.jobs.earnings.query(submitter)
+        if query is None:
+            return
+        try:
+            reply = self.transport.request(submitter, CREDITS, codec.encode(query), timeout=10.0)
+            taken = self.jobs.earnings.answered(submitter, query, reply)
+        except GaiaError as exc:
+            log.info("credit query failed; will ask again later", extra={"submitter": submitter[:16],
+                                                                          "error": str(exc)})
+            return
+        if taken:
+            log.info("credits taken that a submitter had stopped sending", extra={"submitter": submitter[:16],
+                                                                                   "credits": taken})
 
     def _flush_outbox(self, deadline: float) -> None:
         """Before stopping: try every submitter with waiting results, back-off or not, until ``deadline``."""
@@ -402,6 +442,8 @@ class Node:
             return codec.encode(self.jobs.on_results(envelope.sender, items))
         if envelope.kind == SETTLED:
             return self.jobs.on_settlement(envelope.sender, envelope.body)
+        if envelope.kind == CREDITS:
+            return self.jobs.unsettled.answer(envelope.sender, envelope.body)
         if envelope.kind == CHUNKS:
             return self.blobs.serve(envelope)
         raise NodeError(f"unknown request kind {envelope.kind!r}")
@@ -472,6 +514,9 @@ class Node:
                 self._keep_record(peer.record, up=peer.state == "up")
         if peer.state == "down":
             self.jobs.on_peer_down(peer.node_id)
+        elif peer.state == "up":  # a submitter back: ask it for credits it gave up telling this node
+            with contextlib.suppress(RuntimeError):  # the node is stopping
+                self._on_delivery_worker(self._ask_credits, peer.node_id)
 
     # ------------------------------------------------------------------ verification
 

@@ -5,16 +5,22 @@ was pending, later in a ``task.settled`` message. A settlement is taken only for
 was told is pending (or already settled), so a peer cannot write arbitrary rows into the ledger. The
 pending deliveries are ``awaiting`` rows of the ledger, durable like the rest: a worker restarted
 before its submitter decided still takes the credit when the settlement comes.
+
+A submitter tries a settlement for 5 minutes only (:mod:`gaia_core.jobs.unsettled`). A worker away
+longer asks for it instead: once it reaches that submitter again (a delivery, or the submitter seen
+up), it names its deliveries still awaiting credit after :data:`ASK_AFTER_S` in a ``task.credits``
+query, and records what the submitter's ledger granted, so both ledgers hold the same row.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 from gaia_core import codec
 from gaia_core.errors import CodecError, NodeError
-from gaia_core.jobs.messages import ResultAcks, Settlement
+from gaia_core.jobs.messages import MAX_QUERY, CreditQuery, ResultAcks, Settlement
 from gaia_core.model import TaskResult, VerdictStatus
 from gaia_core.rewards import Credit, Ledger
 from gaia_core.store import Store
@@ -26,6 +32,9 @@ AWAITING = "awaiting"
 #: Seconds after which an awaiting row is forgotten (submitters stop re-sending a settlement long before),
 #: and seconds between two such clean-ups.
 AWAIT_S, PRUNE_EVERY_S = 3600.0, 60.0
+#: Seconds after which an awaiting delivery's credit is asked for (the submitter stops sending it after
+#: 300 s), and seconds between two queries to one submitter.
+ASK_AFTER_S, ASK_EVERY_S = 300.0, 60.0
 
 
 class Earnings:
@@ -35,6 +44,7 @@ class Earnings:
         self.ledger = ledger
         self.store = store
         self._next_prune = 0.0
+        self._asked: dict[str, float] = {}  # submitter -> when this node last asked it for credits
 
     def delivering(self, submitter: str, results: list[TaskResult]) -> None:
         """Before ``results`` are sent: note each as awaiting its credit, on disk, so that a worker killed
@@ -66,9 +76,37 @@ class Earnings:
 
     def settled(self, submitter: str, body: bytes) -> bytes:
         """Record credit ``submitter`` decided after acknowledging a delivery (a ``task.settled`` request)."""
-        settlement = codec.decode(body, Settlement)
+        unknown = self._take(submitter, codec.decode(body, Settlement).credits)
+        if unknown:  # e.g. the delivery's acks are still on their way: the submitter tries again
+            raise NodeError(f"settlement names {len(unknown)} task(s) this node is not waiting on",
+                            hint="send it again once the delivery is acknowledged")
+        return b""
+
+    def query(self, submitter: str) -> CreditQuery | None:
+        """The deliveries to ask ``submitter`` the credit of (awaiting for over :data:`ASK_AFTER_S`), or None
+        when there are none or it was asked less than :data:`ASK_EVERY_S` ago."""
+        now = time.time()
+        if now - self._asked.get(submitter, 0.0) < ASK_EVERY_S:
+            return None
+        rows = self.store.execute("SELECT task_id FROM ledger WHERE node_id = ? AND role = ? AND at < ? "
+                                  "ORDER BY at LIMIT ?", (submitter, AWAITING, now - ASK_AFTER_S, MAX_QUERY))
+        if not rows:
+            return None
+        if len(self._asked) >= 4096:  # bounded: forget submitters asked long enough ago to be asked again
+            self._asked = {s: t for s, t in self._asked.items() if now - t < ASK_EVERY_S}
+        self._asked[submitter] = now
+        return CreditQuery(task_id for (task_id,) in rows)
+
+    def answered(self, submitter: str, query: CreditQuery, reply: bytes) -> int:
+        """Record the credits ``submitter`` answered to ``query`` (only of the tasks asked); how many."""
+        asked = set(query.task_ids)
+        credits = [c for c in codec.decode(reply, Settlement).credits if c.task_id in asked]
+        return len(credits) - len(self._take(submitter, credits))
+
+    def _take(self, submitter: str, credits: Iterable[Credit]) -> list[str]:
+        """Record ``credits`` of deliveries awaiting (or already given) them; the task ids of the others."""
         unknown = []
-        for amount in settlement.credits:
+        for amount in credits:
             if not self.store.execute("SELECT 1 FROM ledger WHERE node_id = ? AND task_id = ? "
                                       "AND role IN (?, 'earned')", (submitter, amount.task_id, AWAITING)):
                 unknown.append(amount.task_id)
@@ -76,10 +114,7 @@ class Earnings:
             self._earn(submitter, amount)
             self._settled(submitter, amount.task_id)
         self.store.flush()
-        if unknown:  # e.g. the delivery's acks are still on their way: the submitter tries again
-            raise NodeError(f"settlement names {len(unknown)} task(s) this node is not waiting on",
-                            hint="send it again once the delivery is acknowledged")
-        return b""
+        return unknown
 
     def _settled(self, submitter: str, task_id: str) -> None:
         self.store.defer("DELETE FROM ledger WHERE node_id = ? AND task_id = ? AND role = ?",

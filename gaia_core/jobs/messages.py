@@ -8,6 +8,9 @@
 * ``task.settled``: a :class:`Settlement`, from submitter to worker, for credit decided after the
   result's delivery was acknowledged (a redundancy quorum completed by another replica, a
   spot-check that ran later). The worker answers an empty body.
+* ``task.credits``: a :class:`CreditQuery`, from worker to submitter, naming deliveries whose credit
+  the worker was never told (its submitter gave up sending it while the worker was away); the
+  submitter answers a :class:`Settlement` of what its ledger granted that worker for them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from gaia_core.rewards import Credit
 OFFER = "task.offer"
 RESULTS = "task.results"
 SETTLED = "task.settled"
+CREDITS = "task.credits"
+#: Task ids one ``task.credits`` query may name.
+MAX_QUERY = 256
 
 
 def _optional_delay(_inst: object, attribute: attrs.Attribute, value: float | None) -> None:
@@ -95,6 +101,18 @@ class Settlement:
     """Credit a submitter decided after it acknowledged the results (every row durable before it is sent)."""
 
     credits: tuple[Credit, ...] = field(converter=_credits)
+
+
+def _task_ids(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
+@frozen
+class CreditQuery:
+    """The deliveries a worker asks its submitter the credit of (at most :data:`MAX_QUERY`)."""
+
+    task_ids: tuple[str, ...] = field(converter=_task_ids, validator=v.deep_iterable(
+        v.and_(v.instance_of(str), v.max_len(64)), v.max_len(MAX_QUERY)))
 
 
 #: A result frame and its proof frame (None without a proof), as a ``task.results`` message carries them.

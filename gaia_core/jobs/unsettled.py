@@ -4,7 +4,8 @@ A worker that is down, restarting, or has not yet read the acknowledgement that 
 its credit on a later try instead of never. With a store, each credit owed is also a row of the
 ``unsettled`` table, written in the transaction that writes its granted ledger row and deleted once
 the worker took it, so a submitter stopped or killed before the worker heard of it sends it after
-its restart (the credit sent is the granted ledger row).
+its restart (the credit sent is the granted ledger row). A credit given up after :data:`KEEP_S`
+is still told: the worker asks for it when it reaches this node again (:meth:`Unsettled.answer`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from gaia_core import codec
+from gaia_core.jobs.messages import CreditQuery, Settlement
 from gaia_core.rewards import Credit, Ledger
 
 log = logging.getLogger("gaia.jobs")
@@ -105,6 +108,13 @@ class Unsettled:
             due = [(p, tuple(c for c, _ in kept.values())) for p, kept in self._kept.items() if p not in self._busy]
             self._busy.update(p for p, _ in due)
             return due
+
+    def answer(self, peer: str, body: bytes) -> bytes:
+        """Answer ``peer``'s ``task.credits`` query: the credit this node's ledger granted it for each task
+        it names (none for a task it granted nothing for), as a :class:`Settlement`."""
+        query = codec.decode(body, CreditQuery)
+        granted = [self._ledger.granted(peer, task_id) for task_id in query.task_ids] if self._ledger else []
+        return codec.encode(Settlement(amount for amount in granted if amount is not None))
 
     def _forget(self, peer: str, credits: list[Credit] | tuple[Credit, ...]) -> None:
         """The store no longer owes ``peer`` these ``credits`` (taken, or given up)."""
