@@ -217,7 +217,7 @@ class DockerRunner:
     def _run(self, task: Task) -> tuple[Status, str, bytes]:
         self.check(task)
         client = self._engine()
-        if not _present(client, image_of(task)):
+        if task.blobs and not _present(client, image_of(task)):  # without blobs, check() found it present
             self._load(client, task)
         run_dir = Path(tempfile.mkdtemp(dir=self._tmpdir()))
         try:
