@@ -1,15 +1,21 @@
 """Tasks name blobs by id: part of the task's identity, ids of tasks without blobs unchanged, validated on
-decode, bounded at admission."""
+decode, bounded at admission; a job counts as released for its blobs once its payloads are gone, by
+``--release`` or by the retention."""
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import attrs
 import pytest
 
 from gaia_core import admission, codec
 from gaia_core.errors import CodecError, RejectedError
+from gaia_core.jobs.jobstore import JobStore
 from gaia_core.model import MAX_TASK_BLOBS, Task
 from gaia_core.roles import NodeContext
+from gaia_core.store import Store
 
 A, B = "a" * 64, "b" * 64
 
@@ -42,3 +48,19 @@ def test_admission_bounds_the_blobs_of_a_task(node_context: NodeContext) -> None
         admission.check(task, node_context)
     assert refused.value.reason == "too_large"
     admission.check(attrs.evolve(task, blobs=task.blobs[:admission.MAX_BLOBS]), node_context)
+
+
+def test_jobs_count_as_released_once_their_payloads_are_gone(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    try:
+        jobs = JobStore(store)
+        for job in ("kept", "released", "pruned"):
+            jobs.create(job, job, 1, 0.0, [Task(module_id=A, blobs=[B], input=job.encode())], None)
+        store.execute("UPDATE jobs SET status = 'finished', finished = ? WHERE id != 'kept'", (time.time() - 60,))
+        assert jobs.released(["kept", "released", "pruned", "never"]) == ["never"]
+        jobs.release("released")
+        assert jobs.released(["kept", "released", "pruned"]) == ["released"]
+        assert store.prune(30) == ["pruned"]  # the retention
+        assert jobs.released(["kept", "released", "pruned"]) == ["released", "pruned"]
+    finally:
+        store.close()
