@@ -9,6 +9,9 @@ load affects both alike), on the local busybox image (built on first use):
   Target: ratio <= 1.2.
 * oci_echo_ms: the same with ``cat /gaia/input`` on a 64 KiB input against
   ``docker run --rm -i IMAGE cat`` fed the same bytes on stdin.
+* oci_blob_image_ms: a task whose image is not on the engine but comes as its blob (a ``docker save``
+  archive in the node's blob store: checked, loaded, run) against ``docker load -i ARCHIVE`` then
+  ``docker run --rm IMAGE true``; the image is removed (untimed) before each run of either.
 
 Needs a Docker engine (.ci/ensure-docker). Run: .venv/bin/python benchmarks/bench_docker.py (about a minute).
 """
@@ -23,13 +26,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from gaia_core.blobs.store import home_store
 from gaia_core.config import Config, Home
 from gaia_core.identity import Identity
 from gaia_core.model import Task
 from gaia_core.roles import NodeContext
 from gaia_runner_docker import DockerRunner, DockerSettings
 from gaia_runner_docker.engine import EngineUnavailable, connect
-from gaia_runner_docker.images import busybox_image
+from gaia_runner_docker.images import busybox_image, busybox_rootfs, import_rootfs
 
 RUNS = 15
 PAYLOAD = bytes(range(256)) * 256
@@ -46,11 +50,15 @@ def timed_ms(call: Callable[[], object]) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
-def compare(measure: str, gaia: Callable[[], object], bare: Callable[[], object]) -> None:
-    gaia(), bare()  # warm both paths
+def compare(measure: str, gaia: Callable[[], object], bare: Callable[[], object],
+            before: Callable[[], object] = lambda: None) -> None:
+    """Time ``gaia`` and ``bare`` in turns, ``before`` (untimed) ahead of each; print the medians."""
+    before(), gaia(), before(), bare()  # warm both paths
     ours, theirs = [], []
     for _ in range(RUNS):
+        before()
         ours.append(timed_ms(gaia))
+        before()
         theirs.append(timed_ms(bare))
     line(measure, statistics.median(ours), statistics.median(theirs))
 
@@ -62,10 +70,16 @@ def main() -> int:
         print(f"bench_docker: skipped: {exc}", file=sys.stderr)
         return 0
     image = busybox_image(client)
-    client.close()
+    rootfs = busybox_rootfs()  # another image than busybox's by its recipe label: it is removed and loaded again
+    shipped = import_rootfs(client, "bench-blob", "bench-blob" * 4, lambda path: path.write_bytes(rootfs))
     with tempfile.TemporaryDirectory() as root:
         home = Home(Path(root))
-        context = NodeContext(config=Config(extra={"runner_docker": {"allow": [image]}}), home=home,
+        archive = Path(root) / "image.tar"
+        subprocess.run(["docker", "save", shipped, "-o", str(archive)], check=True, timeout=120)
+        store = home_store(home)
+        blob = store.add_file(archive).id
+        store.close()
+        context = NodeContext(config=Config(extra={"runner_docker": {"allow": [image, shipped]}}), home=home,
                               identity=Identity.generate())
         runner = DockerRunner(context)
         try:
@@ -83,8 +97,19 @@ def main() -> int:
 
             compare("oci_task_ms", lambda: run(true, b""), lambda: docker_run(image, "true"))
             compare("oci_echo_ms", lambda: run(echo, PAYLOAD), lambda: docker_run("-i", image, "cat", data=PAYLOAD))
+            carried = Task(module_id=shipped.removeprefix("sha256:"), kind="oci", entry="true", blobs=(blob,))
+
+            def load_and_run() -> None:
+                subprocess.run(["docker", "load", "-q", "-i", str(archive)], capture_output=True, check=True,
+                               timeout=120)
+                docker_run(shipped, "true")
+
+            compare("oci_blob_image_ms", lambda: run(carried, b""), load_and_run,
+                    before=lambda: subprocess.run(["docker", "rmi", "-f", shipped], capture_output=True, timeout=120))
         finally:
             runner.close()
+            subprocess.run(["docker", "rmi", "-f", shipped], capture_output=True, timeout=120)
+            client.close()
     return 0
 
 
