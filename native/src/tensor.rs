@@ -25,6 +25,10 @@ pub const CANONICAL_NAN: u32 = 0x7fc0_0000;
 pub const EXP_COST: u64 = 16;
 /// Rows of the reduction dimension handled per pass (packing is bounded by this many rows).
 const KC: usize = 256;
+/// Columns of C per gemm block (a multiple of every path's panel width): B is packed NC x KC at a time.
+const NC: usize = 4096;
+/// Micro-kernel row blocks per gemm block: A is packed MC_BLOCKS * MR x KC at a time.
+const MC_BLOCKS: usize = 64;
 /// Output columns per im2col tile inside conv2d (host scratch stays at most KC x CONV_TILE floats).
 const CONV_TILE: usize = 256;
 
@@ -1246,85 +1250,126 @@ struct Gemm<'a> {
 }
 
 impl Gemm<'_> {
-    /// Floats of scratch [`Gemm::run`] needs on any path (MR <= 8, NV*W <= 32).
+    /// Floats of scratch [`Gemm::run`] needs on any path (MR <= 8, NV*W <= 32): at most about
+    /// 4.7 MiB, whatever the shapes (the packs hold one NC x KC block of B and one block of A).
     fn scratch_len(&self) -> usize {
-        (self.n + 32 + self.m + 8) * KC.min(self.k) + 8 * 32
+        (self.n.min(NC) + 32 + self.m.min(MC_BLOCKS * 8) + 8) * KC.min(self.k) + 8 * 32
     }
 
-    /// Blocks of MR rows x NV*W columns of C; k ascending in passes of at most KC rows, each pass
-    /// reloading the f32 partial sums the previous one stored (exactly the same arithmetic).
+    /// Blocks of MR rows x NV*W columns of C, taken NC columns and MC_BLOCKS*MR rows at a time; for
+    /// each column block, k ascending in passes of at most KC rows, each pass reloading the f32
+    /// partial sums the previous one stored (exactly the same arithmetic for any blocking).
     #[inline(always)]
     unsafe fn run<V: Lanes, const MR: usize, const NV: usize>(&mut self, scratch: &mut [f32]) {
         let nr = NV * V::W;
         let (m, n, k) = (self.m, self.n, self.k);
-        let panels = n.div_ceil(nr);
-        let blocks = m.div_ceil(MR);
-        let (bpack, rest) = scratch.split_at_mut(panels * nr * KC.min(k));
-        let (apack, tile) = rest.split_at_mut(blocks * MR * KC.min(k));
-        let mut p0 = 0;
-        while p0 < k {
-            let kc = KC.min(k - p0);
-            let acc = self.accumulate || p0 > 0;
-            for (jp, panel) in bpack.chunks_exact_mut(nr * kc).take(panels).enumerate() {
-                let (j0, cols) = (jp * nr, nr.min(n - jp * nr));
-                for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                    if self.b.cs == 1 {
-                        // rows of B are contiguous: copy each panel row at once
-                        let start = (p0 + p) * self.b.rs + j0;
-                        dst[..cols].copy_from_slice(&self.b.data[start..start + cols]);
-                    } else {
-                        for (col, v) in dst[..cols].iter_mut().enumerate() {
-                            *v = self.b.at(p0 + p, j0 + col);
+        let block_cols = (NC / nr).min(n.div_ceil(nr)) * nr;
+        let block_rows = MC_BLOCKS.min(m.div_ceil(MR)) * MR;
+        let (bpack, rest) = scratch.split_at_mut(block_cols * KC.min(k));
+        let (apack, tile) = rest.split_at_mut(block_rows * KC.min(k));
+        let mut jc = 0;
+        while jc < n {
+            let jc_end = n.min(jc + block_cols);
+            let panels = (jc_end - jc).div_ceil(nr);
+            let mut p0 = 0;
+            while p0 < k {
+                let kc = KC.min(k - p0);
+                let acc = self.accumulate || p0 > 0;
+                for (jp, panel) in bpack.chunks_exact_mut(nr * kc).take(panels).enumerate() {
+                    let (j0, cols) = (jc + jp * nr, nr.min(jc_end - jc - jp * nr));
+                    for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                        if self.b.cs == 1 {
+                            // rows of B are contiguous: copy each panel row at once
+                            let start = (p0 + p) * self.b.rs + j0;
+                            dst[..cols].copy_from_slice(&self.b.data[start..start + cols]);
+                        } else {
+                            for (col, v) in dst[..cols].iter_mut().enumerate() {
+                                *v = self.b.at(p0 + p, j0 + col);
+                            }
                         }
-                    }
-                    dst[cols..].fill(0.0);
-                }
-            }
-            for (ib, block) in apack.chunks_exact_mut(MR * kc).take(blocks).enumerate() {
-                for p in 0..kc {
-                    for r in 0..MR {
-                        let i = ib * MR + r;
-                        block[p * MR + r] = if i < m { self.a.at(i, p0 + p) } else { 0.0 };
+                        dst[cols..].fill(0.0);
                     }
                 }
-            }
-            for jp in 0..panels {
-                let (j0, cols) = (jp * nr, nr.min(n - jp * nr));
-                let panel = &bpack[jp * nr * kc..(jp + 1) * nr * kc];
-                for ib in 0..blocks {
-                    let (i0, rows) = (ib * MR, MR.min(m - ib * MR));
-                    let block = &apack[ib * MR * kc..(ib + 1) * MR * kc];
-                    if rows == MR && cols == nr {
-                        let start = i0 * self.ldc + j0;
-                        let end = (i0 + MR - 1) * self.ldc + j0 + nr;
-                        let c = &mut self.c[start..end];
-                        // SAFETY: `c` holds rows MR x ldc ending at column nr of the last row;
-                        // the packs hold kc*MR and kc*nr floats.
-                        unsafe {
-                            micro::<V, MR, NV>(kc, block, panel, c.as_mut_ptr(), self.ldc, acc)
-                        };
-                    } else {
-                        for r in 0..MR {
-                            for col in 0..nr {
-                                tile[r * nr + col] = if acc && r < rows && col < cols {
-                                    self.c[(i0 + r) * self.ldc + j0 + col]
+                let mut ic = 0;
+                while ic < m {
+                    let ic_end = m.min(ic + block_rows);
+                    let blocks = (ic_end - ic).div_ceil(MR);
+                    for (ib, block) in apack.chunks_exact_mut(MR * kc).take(blocks).enumerate() {
+                        for p in 0..kc {
+                            for r in 0..MR {
+                                let i = ic + ib * MR + r;
+                                block[p * MR + r] = if i < ic_end {
+                                    self.a.at(i, p0 + p)
                                 } else {
                                     0.0
                                 };
                             }
                         }
-                        // SAFETY: `tile` holds MR x nr floats.
-                        unsafe {
-                            micro::<V, MR, NV>(kc, block, panel, tile.as_mut_ptr(), nr, true)
-                        };
-                        for r in 0..rows {
-                            let row = (i0 + r) * self.ldc + j0;
-                            self.c[row..row + cols].copy_from_slice(&tile[r * nr..r * nr + cols]);
+                    }
+                    for jp in 0..panels {
+                        let (j0, cols) = (jc + jp * nr, nr.min(jc_end - jc - jp * nr));
+                        let panel = &bpack[jp * nr * kc..(jp + 1) * nr * kc];
+                        for ib in 0..blocks {
+                            let (i0, rows) = (ic + ib * MR, MR.min(ic_end - ic - ib * MR));
+                            let block = &apack[ib * MR * kc..(ib + 1) * MR * kc];
+                            // SAFETY: the CPU supports V (the caller), the packs hold kc*MR and kc*nr floats.
+                            unsafe {
+                                self.tile::<V, MR, NV>(
+                                    kc, block, panel, tile, i0, rows, j0, cols, acc,
+                                )
+                            };
                         }
                     }
+                    ic = ic_end;
+                }
+                p0 += kc;
+            }
+            jc = jc_end;
+        }
+    }
+
+    /// One MR x nr tile of C at (i0, j0), of which `rows` x `cols` lie inside C.
+    ///
+    /// # Safety
+    /// The CPU supports `V`; `block` holds kc*MR floats, `panel` kc*nr, `tile` MR*nr.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<V: Lanes, const MR: usize, const NV: usize>(
+        &mut self,
+        kc: usize,
+        block: &[f32],
+        panel: &[f32],
+        tile: &mut [f32],
+        i0: usize,
+        rows: usize,
+        j0: usize,
+        cols: usize,
+        acc: bool,
+    ) {
+        let nr = NV * V::W;
+        if rows == MR && cols == nr {
+            let start = i0 * self.ldc + j0;
+            let end = (i0 + MR - 1) * self.ldc + j0 + nr;
+            let c = &mut self.c[start..end];
+            // SAFETY: `c` holds rows MR x ldc ending at column nr of the last row;
+            // the packs hold kc*MR and kc*nr floats.
+            unsafe { micro::<V, MR, NV>(kc, block, panel, c.as_mut_ptr(), self.ldc, acc) };
+        } else {
+            for r in 0..MR {
+                for col in 0..nr {
+                    tile[r * nr + col] = if acc && r < rows && col < cols {
+                        self.c[(i0 + r) * self.ldc + j0 + col]
+                    } else {
+                        0.0
+                    };
                 }
             }
-            p0 += kc;
+            // SAFETY: `tile` holds MR x nr floats.
+            unsafe { micro::<V, MR, NV>(kc, block, panel, tile.as_mut_ptr(), nr, true) };
+            for r in 0..rows {
+                let row = (i0 + r) * self.ldc + j0;
+                self.c[row..row + cols].copy_from_slice(&tile[r * nr..r * nr + cols]);
+            }
         }
     }
 }

@@ -116,6 +116,36 @@ fn gemm_is_the_documented_order_on_every_path() {
 }
 
 #[test]
+fn gemm_blocks_of_large_shapes_keep_the_documented_order() {
+    // more than one block of rows (512 at most), of columns (4096) and of k (256): the host packs
+    // a block at a time, so its scratch stays small however large the guest's matrices are
+    let mut rng = Rng(9);
+    for (m, n, k, flags) in [(520, 4100, 3, 0), (9, 4100, 260, 7), (520, 40, 260, 3)] {
+        let (a, b, c0) = (
+            random(&mut rng, m * k),
+            random(&mut rng, k * n),
+            random(&mut rng, m * n),
+        );
+        let mut want = c0.clone();
+        gemm_reference(&a, &b, &mut want, m, n, k, flags);
+        let want: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+        for path in Path::available() {
+            let mut mem = Mem::new(m * k + k * n + m * n);
+            mem.set(0, &a);
+            mem.set(m * k, &b);
+            mem.set(m * k + k * n, &c0);
+            let (pb, pc) = (4 * m * k, 4 * (m * k + k * n));
+            let args = [0, pb as i64, pc as i64, m as i64, n as i64, k as i64, flags];
+            mem.call(Op::Gemm, &args, path).unwrap();
+            assert!(
+                mem.get(m * k + k * n, m * n) == want,
+                "{path:?} m={m} n={n} k={k} flags={flags}"
+            );
+        }
+    }
+}
+
+#[test]
 fn conv2d_is_im2col_then_gemm_then_bias_on_every_path() {
     let mut rng = Rng(11);
     for _ in 0..12 {
