@@ -402,7 +402,7 @@ class Node:
     def _ask_credits(self, submitter: str) -> None:
         """Ask ``submitter``, reachable now, the credit of deliveries it never settled with this node (it
         gave up sending them while this node was away; see :meth:`Earnings.query`)."""
-        query = self.jobs.earnings.query(submitter)
+        query = None if self._stopping.is_set() else self.jobs.earnings.query(submitter)  # not in the drain time
         if query is None:
             return
         try:
