@@ -98,6 +98,8 @@ def vote(result: TaskResult) -> str:
     return f"status:{result.status.value}"
 
 
+#: What :meth:`Tolerance.numbers` reads from an output: the pieces of text around its numbers, the numbers.
+Numbers = tuple[tuple[bytes, ...], np.ndarray]
 #: How a job's float outputs are read for a :class:`Tolerance` (``--floats``).
 FLOAT_FORMATS = ("f32", "f64", "text")
 #: A decimal number in a text output (sign, digits, point, exponent).
@@ -148,32 +150,42 @@ class Tolerance:
             raise ValidationError(f"not a tolerance: {exc}",
                                   hint="give rtol and atol (0 to 1, 0 to 1e6) and floats (f32, f64 or text)") from None
 
-    def agree(self, a: bytes, b: bytes) -> bool:
-        """True when outputs ``a`` and ``b`` hold the same numbers within this tolerance."""
+    def numbers(self, output: bytes) -> Numbers | None:
+        """What an output is compared by: the pieces of text between its numbers (none for arrays) and its
+        numbers as float64; None when it holds none in this format (an array of a partial element) or one
+        that is NaN or infinite."""
         if self.floats == "text":
-            parts_a, parts_b = _NUMBER.split(a), _NUMBER.split(b)
-            if len(parts_a) != len(parts_b) or parts_a[::2] != parts_b[::2]:
-                return False  # a different count of numbers, or other text between them
-            x = np.array([float(n) for n in parts_a[1::2]], dtype=np.float64)
-            y = np.array([float(n) for n in parts_b[1::2]], dtype=np.float64)
+            parts = _NUMBER.split(output)
+            frame, values = tuple(parts[::2]), np.array([float(n) for n in parts[1::2]], dtype=np.float64)
         else:
             width = 4 if self.floats == "f32" else 8
-            if len(a) != len(b) or len(a) % width:
-                return False
-            dtype = "<f4" if width == 4 else "<f8"
-            x, y = np.frombuffer(a, dtype).astype(np.float64), np.frombuffer(b, dtype).astype(np.float64)
-        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            if len(output) % width:
+                return None
+            frame, values = (), np.frombuffer(output, f"<f{width}").astype(np.float64)
+        return (frame, values) if np.isfinite(values).all() else None
+
+    def close(self, a: Numbers | None, b: Numbers | None) -> bool:
+        """True when two outputs' :meth:`numbers` agree: the same text around as many numbers, each pair
+        within the tolerance."""
+        if a is None or b is None or a[0] != b[0] or a[1].shape != b[1].shape:
             return False
+        x, y = a[1], b[1]
         return bool((np.abs(x - y) <= self.atol + self.rtol * np.maximum(np.abs(x), np.abs(y))).all())
 
+    def agree(self, a: bytes, b: bytes) -> bool:
+        """True when outputs ``a`` and ``b`` hold the same numbers within this tolerance."""
+        return self.close(self.numbers(a), self.numbers(b))
+
     def votes(self, results: Iterable[TaskResult]) -> dict[str, str]:
-        """Each ok result votes for the output id of the first output (in output id order) it agrees with."""
-        chosen: list[TaskResult] = []
+        """Each ok result votes for the output id of the first output (in output id order) it agrees with
+        (each output is read once)."""
+        chosen: list[tuple[TaskResult, Numbers | None]] = []
         votes: dict[str, str] = {}
         for result in sorted((r for r in results if r.ok), key=lambda r: r.output_id):
-            same = next((c for c in chosen if self.agree(c.output, result.output)), None)
+            mine = self.numbers(result.output)
+            same = next((c for c, theirs in chosen if self.close(theirs, mine)), None)
             if same is None:
-                chosen.append(same := result)
+                chosen.append((same := result, mine))
             votes[result.node_id] = same.output_id
         return votes
 

@@ -105,3 +105,16 @@ def test_a_jobs_tolerance_is_kept_in_state_db_and_none_means_bytes(tmp_path: Pat
         assert JobStore(store).tolerance("bb" * 8) is None
     finally:
         store.close()
+
+
+def test_the_text_around_the_numbers_is_compared_piece_by_piece() -> None:
+    assert not Tolerance(floats="text").agree(b"a\0 1 b", b"a 1 \0b")  # the same bytes moved across a number
+
+
+def test_votes_read_each_output_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[bytes] = []
+    numbers = Tolerance.numbers
+    monkeypatch.setattr(Tolerance, "numbers", lambda self, output: reads.append(output) or numbers(self, output))
+    results = [ok(f"{i:064x}", f"{1 + i * 1e-9:.9f} {i}".encode()) for i in range(1, 10)]
+    assert len(set(Tolerance(rtol=1e-5, floats="text").votes(results).values())) == 9  # the integers differ
+    assert len(reads) == 9
