@@ -77,11 +77,12 @@ def read_task(blobs: list[str], index: int, offset: int, dest: int, length: int,
 
 def test_a_wasm_task_reads_its_blobs(runner: WasmRunner, blobs: tuple[list[str], list[bytes]]) -> None:
     ids, contents = blobs
+    expected = b"".join(struct.pack("<QQ", len(c), fnv1a(c)) for c in contents)
     for step in (0, 4096, 1000003):  # 64 KiB reads, small ones, and reads that straddle chunks
         task = Task.create(digest_module(), entry="digest", blobs=ids, input=struct.pack("<I", step))
         result = runner.run(task)
         assert result.status is Status.OK, result.message
-        assert result.output == b"".join(struct.pack("<QQ", len(c), fnv1a(c)) for c in contents)
+        assert result.output == expected
     same = runner.run(Task.create(digest_module(), entry="digest", blobs=ids[:1]))
     assert same.output == result.output[:16]
     assert runner.run(Task.create(digest_module(), entry="digest")).output == b""  # no blobs: count 0
