@@ -17,7 +17,7 @@ from gaia_core.errors import GaiaError
 from gaia_core.model import Limits, Status, Task
 from gaia_core.plugin_api import blob_paths
 from gaia_core.roles import NodeContext
-from gaia_runner_wasm import WasmRunner
+from gaia_runner_wasm import WasmRunner, blob_host
 
 #: An entry calling gaia_blob.read(index, offset, dest, len) with the four values of its input;
 #: its output is the i32 the call returned.
@@ -126,6 +126,12 @@ def test_reads_are_charged_to_fuel(runner: WasmRunner, blobs: tuple[list[str], l
 def test_a_task_whose_blob_is_not_here_ends_error(runner: WasmRunner) -> None:
     result = runner.run(Task.create(digest_module(), entry="digest", blobs=["0" * 64]))
     assert result.status is Status.ERROR and "is not complete in the store" in result.message
+
+
+def test_a_blob_gone_before_the_run_opens_it_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(GaiaError, match="cannot open blob gone.*run the task again"):
+        with blob_host.opened([tmp_path / "gone"], None):
+            pass
 
 
 def test_modules_importing_what_gaia_blob_lacks_are_invalid(runner: WasmRunner) -> None:
