@@ -17,8 +17,10 @@ from click.testing import CliRunner
 
 from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore, UnknownBlob, blob_id
 from gaia_core.blobs.merkle import Tree, chunk_count, leaf_hash, verify
+from gaia_core.blobs.tasks import SWEEP_S, TaskBlobs
 from gaia_core.cli import cli
 from gaia_core.config import Home
+from gaia_core.errors import GaiaError
 from gaia_core.hashing import merkle_root
 
 
@@ -111,6 +113,29 @@ def test_released_jobs_take_the_blobs_only_they_named(store: BlobStore, tmp_path
     assert store.release([running]) == [running]  # gone once its task ends
     assert store.end_uses(["j2"]) == [shared] and store.using_jobs() == []
     assert {i.id for i in store.blobs()} == {pinned, kept}
+
+
+def test_the_node_sweeps_the_blobs_of_released_jobs_and_backs_off_when_it_cannot(gaia_home: Home,
+                                                                                  tmp_path: Path) -> None:
+    blobs = TaskBlobs(gaia_home, transport=None, strike=lambda _peer: None)  # type: ignore[arg-type]
+    try:
+        assert blobs.sweep(lambda jobs: jobs) == [] and not (gaia_home.root / "blobs").exists()  # never touched
+        blob = blobs.store.add_file(_file(tmp_path / "x", 100)).id
+        blobs.store.use("j1", [blob])
+        asked: list[list[str]] = []
+
+        def broken(jobs: list[str]) -> list[str]:
+            asked.append(jobs)
+            raise GaiaError("state.db is on a full disk")
+
+        blobs._next_sweep = 0.0  # a second later
+        assert blobs.sweep(broken) == [] and asked == [["j1"]]
+        blobs._next_sweep -= 59 * SWEEP_S  # not yet a minute later: not asked again
+        assert blobs.sweep(broken) == [] and len(asked) == 1
+        blobs._next_sweep = 0.0
+        assert blobs.sweep(lambda jobs: jobs) == [blob] and blobs.store.blobs() == []
+    finally:
+        blobs.close()
 
 
 def _source_tree(path: Path) -> tuple[bytes, list[bytes], Tree]:

@@ -11,6 +11,7 @@ retention) and no other unreleased job names them, unless pinned.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import stat
 import threading
 import time
@@ -21,6 +22,7 @@ from gaia_core.blobs.fetch import Fetcher
 from gaia_core.blobs.protocol import BlobServer
 from gaia_core.blobs.store import BlobError, BlobStore, UnknownBlob, blob_file, home_store
 from gaia_core.config import Home
+from gaia_core.errors import GaiaError
 from gaia_core.model import Envelope, Status, Task, TaskResult
 from gaia_core.roles import NodeContext, Transport
 
@@ -103,9 +105,14 @@ class TaskBlobs:
         self._next_sweep = time.monotonic() + SWEEP_S
         if self._parts is None and not (self.home.root / "blobs" / "index.db").exists():
             return []
-        jobs = self.store.using_jobs()
-        gone = released(jobs) if jobs else []
-        removed = self.store.end_uses(gone) if gone else []
+        try:
+            jobs = self.store.using_jobs()
+            gone = released(jobs) if jobs else []
+            removed = self.store.end_uses(gone) if gone else []
+        except (GaiaError, sqlite3.Error) as exc:  # e.g. a full disk: tried again a minute later, not every second
+            self._next_sweep = time.monotonic() + 60 * SWEEP_S
+            log.warning("cannot remove the blobs of released jobs yet", extra={"error": str(exc)})
+            return []
         if removed:
             log.info("blobs of released jobs removed", extra={"blobs": len(removed), "jobs": len(gone)})
         return removed
