@@ -26,7 +26,7 @@ import tomli_w
 from attrs import field, frozen, validators as v
 
 from gaia_core.codec import describe_errors
-from gaia_core.errors import ConfigError
+from gaia_core.errors import ConfigError, UsageError
 from gaia_core.model import MAX_CORES, Limits
 
 CONFIG_FILE = "config.toml"
@@ -87,8 +87,12 @@ class Home:
         Set explicitly, so a permissive umask or a home made by an older GAIA leaves nothing readable
         by other users (state.db and its journals are tightened by the store that opens them).
         """
-        self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
-        self.root.chmod(PRIVATE_DIR)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+            self.root.chmod(PRIVATE_DIR)
+        except OSError as exc:
+            raise UsageError(f"cannot use {self.root} as the GAIA home: {exc.strerror}",
+                             hint="give --home (or GAIA_HOME) a directory you can create and write") from None
         if self.identity_dir.is_dir():
             self.identity_dir.chmod(PRIVATE_DIR)
         for path in (self.config_file, self.log_file, self.control_record, self.root / "node.pid"):

@@ -295,3 +295,11 @@ def test_hoisting_keeps_values_and_stops_at_double_dash() -> None:
     assert hoist_global_options(["node", "--plugins=a,b", "--plugins", ""]) == \
         ["--plugins=a,b", "--plugins", "", "node"]
     assert hoist_global_options(["x", "--", "--home", "H"]) == ["x", "--", "--home", "H"]
+
+
+def test_a_home_under_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``gaia --home FILE/x init`` says the home cannot be made (it was a NotADirectoryError traceback)."""
+    (tmp_path / "file").write_text("a file, not a directory")
+    code, output = gaia(capsys, "--home", str(tmp_path / "file" / "x"), "init")
+    assert code == UsageError.exit_code
+    assert f"cannot use {tmp_path / 'file' / 'x'} as the GAIA home" in one_error(output)
