@@ -103,3 +103,36 @@ def granted(submitter: Node, worker: Node) -> dict[str, tuple[float, int, float]
 def earned(worker: Node, submitter: Node) -> dict[str, tuple[float, int, float]]:
     return {t: (c, f, a) for t, c, f, a in worker.store.execute(
         "SELECT task_id, credit, fuel, at FROM ledger WHERE role = 'earned' AND node_id = ?", (submitter.node_id,))}
+
+
+def test_a_worker_restarted_asks_a_submitter_it_sees_up_for_the_credits_it_missed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker is stopped before any settlement reaches it; once started again, the submitter comes
+    up in its peer table and it asks, with no delivery to make."""
+    monkeypatch.setattr(earnings_mod, "ASK_AFTER_S", 3600.0)  # the first run never asks: nothing is old enough
+    worker_home = make_home(tmp_path, "worker")
+    worker = build_node(worker_home, load_plugins())
+    with running(worker, drain_s=2.0):
+        home = make_home(tmp_path, "submitter", {"network": {"bootstrap": [worker.address]},
+                                                 "verification": {"spot_check": 1.0}})
+        submitter = build_node(home, load_plugins())
+        submitter.jobs._send_settlement = lambda *args, **kwargs: None  # type: ignore[method-assign]
+        submitter.start()
+        try:
+            wait_for(lambda: worker.node_id in submitter.peer_records, timeout=30, what="the peers to meet")
+            job = submitter.jobs.submit(echo_tasks([b"missed 1", b"missed 2"], submitter.node_id),
+                                        to=worker.node_id)
+            assert submitter.jobs.wait_job(job, timeout=60)["tasks"] == {"done": 2}
+            wait_for(lambda: len(granted(submitter, worker)) == 2, timeout=20, what="the two credits granted")
+        except BaseException:
+            submitter.stop(drain_s=1.0)
+            raise
+    try:
+        owed = granted(submitter, worker)
+        monkeypatch.setattr(earnings_mod, "ASK_AFTER_S", 0.0)  # as if the worker was away past the give-up time
+        restarted = build_node(worker_home, load_plugins())  # same home, same address: the submitter redials it
+        with running(restarted, drain_s=2.0):
+            wait_for(lambda: owed.items() <= earned(restarted, submitter).items(), timeout=30,
+                     what="the restarted worker to ask for the credits it missed")
+    finally:
+        submitter.stop(drain_s=1.0)
