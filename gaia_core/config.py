@@ -138,6 +138,8 @@ class NodeSection:
     cores: int = field(default=0, validator=[v.ge(0), v.le(MAX_CORES)])  # 0 = every core
     #: The share of this machine's logical cores that run tasks at most (BOINC's "use at most N% of the CPUs").
     cpu_percent: int = field(default=100, validator=[v.instance_of(int), v.ge(1), v.le(100)])
+    #: Run only when idle: tasks wait while other programs use more than this share of the CPU (0: off).
+    busy_percent: int = field(default=0, validator=[v.instance_of(int), v.ge(0), v.le(100)])
     listen: str = field(default="tcp://127.0.0.1:7700", validator=_address)
     advertise: str = ""  # address peers should dial; defaults to listen
     log_level: str = field(default="info", validator=v.in_({"debug", "info", "warning", "error"}))

@@ -26,6 +26,7 @@ from gaia_core.blobs.protocol import CHUNKS
 from gaia_core.blobs.tasks import TaskBlobs
 from gaia_core.control import ControlServer
 from gaia_core.errors import GaiaError, NodeError, RejectedError, ValidationError
+from gaia_core.idle import HOLD_S, IdleWatch
 from gaia_core.inbound import MAX_RECORD_BYTES, RECORD, Gate
 from gaia_core.jobs.messages import (
     CREDITS,
@@ -80,6 +81,7 @@ class Node:
         self._paused = threading.Event()  # `gaia pause`: no task taken or started until `gaia resume`
         if context.home.pause_file.exists():
             self._paused.set()
+        self.idle = IdleWatch(config.node.busy_percent)  # `[node] busy_percent`: tasks wait while others are busy
         self.runners = {kind: spec.factory(context) for kind, spec in runner_specs.items()}
         self.benchmarks = [spec.factory(context) for _, spec in plugins.specs("benchmark")]
         # per-task cost (energy, measured or estimated), offered by benchmark providers that have ``meter()``
@@ -211,6 +213,14 @@ class Node:
         log.info("node paused" if paused else "node resumed")
         return paused
 
+    def _watch_idle(self, sample: Any) -> None:
+        """Feed the idle watch one sample; log when the machine turns busy (tasks wait) or idle again."""
+        turned = self.idle.observe(getattr(sample, "cpu_percent", None))
+        if turned is not None:
+            log.info(f"machine busy: other programs use {self.idle.others_percent:.0f} % of the CPU "
+                     f"(over [node] busy_percent = {self.idle.busy_percent}); tasks wait" if turned
+                     else "machine idle again: tasks run")
+
     def load(self) -> float:
         """Queued plus running tasks per offered core."""
         return (self.queue.stats().depth + self._running) / self.cores
@@ -231,6 +241,9 @@ class Node:
             if self._paused.is_set() and origin != self.node_id:  # its own tasks queue and wait for `gaia resume`
                 raise RejectedError("queue_full", "this node is paused by its operator",
                                     hint="send the task to another node", retry_after=PAUSED_RETRY_S)
+            if self.idle.busy() and origin != self.node_id:  # its own tasks queue and wait for an idle machine
+                raise RejectedError("queue_full", "this node runs only when its machine is idle, and it is busy",
+                                    hint="send the task to another node", retry_after=HOLD_S)
             admission.check(task, self.context, envelope=envelope, claimed_id=claimed_id)
         except RejectedError as exc:
             self.store.bump({"rejected": 1, f"rejected.{exc.reason}": 1})
@@ -251,7 +264,7 @@ class Node:
 
     def _worker_loop(self) -> None:
         while not self._stop.is_set():
-            if self._paused.is_set() and not self._stopping.is_set():  # queued tasks wait for `gaia resume`
+            if (self._paused.is_set() or self.idle.busy()) and not self._stopping.is_set():  # tasks wait
                 self._stop.wait(0.25)
                 continue
             task = self.queue.next(timeout=0.25)
@@ -318,6 +331,7 @@ class Node:
                 self.blobs.sweep(self.jobs.jobstore.released)  # privacy: blobs only released jobs named
                 if self.benchmarks:
                     self._last_sample = self.benchmarks[0].sample()
+                    self._watch_idle(self._last_sample)
                 self._take_dropped()
                 if time.monotonic() - last_announce > self.context.config.network.heartbeat_s:
                     last_announce = time.monotonic()
@@ -536,6 +550,8 @@ class Node:
             "node_id": self.node_id, "name": self.context.config.node.name, "version": __version__,
             "address": self.address, "uptime_s": round(time.time() - self.started_at, 1), "cores": self.cores,
             "paused": self._paused.is_set(),
+            "busy": {"waiting": self.idle.busy(), "others_percent": self.idle.others_percent,
+                     "busy_percent": self.idle.busy_percent},
             "peers": {"up": sum(p.state == "up" for p in peers), "total": len(peers)},
             "refused": self.refused(),
             "admission": {k.removeprefix("rejected."): v for k, v in stats.items() if k.startswith("rejected.")},
