@@ -50,3 +50,4 @@ def test_status_and_peers_text_show_refusals_by_reason_and_outbox_drops(tmp_path
             peers = _text(a.context.home.root, "peers")
             row = next(line for line in peers.splitlines() if b.node_id[:12] in line)  # ids shown as in --to
             assert "stale 2" in row and "score" in peers, peers
+            assert "trust" in peers and " no " in row, peers  # b is new: the spot-check policy still checks it

@@ -262,12 +262,18 @@ def _peers_view(rows: list[dict[str, Any]]) -> Text | Table:
     if not rows:
         return Text("no peers yet (set [network] bootstrap or pass --bootstrap to `gaia node`)")
     now = time.time()
-    return make_table(None, ["node", "name", "address", "state", "seen", "rtt ms", "load", "score", "refused"],
+    return make_table(None, ["node", "name", "address", "state", "seen", "rtt ms", "load", "score", "trust",
+                             "refused"],
                 [(short_id(r["node_id"]), r["name"], r["address"].partition("#")[0].removeprefix("tcp://"), r["state"],
                   f"{now - r['last_seen']:.0f}s", None if r["rtt_ms"] is None else f"{r['rtt_ms']:.1f}",
                   None if r["load"] is None else f"{r['load']:.2f}",
-                  human_number(r["benchmark"].get(SCORE)),
+                  human_number(r["benchmark"].get(SCORE)), _trust_text(r.get("trust")),
                   counts_text(r["refused"])) for r in rows], flex=("name", "address", "refused"))
+
+
+def _trust_text(trust: dict[str, Any] | None) -> str | None:
+    """``yes`` for a peer the spot-check policy trusts, ``no`` for one it still checks (details in ``--json``)."""
+    return None if trust is None else ("yes" if trust.get("trusted") else "no")
 
 
 #: Printed on stderr by a reading command that found no node and read state.db instead.
