@@ -214,6 +214,13 @@ def test_a_windowed_op_too_slow_to_evaluate_at_import_is_refused() -> None:
         _graph_of(folded)
 
 
+def test_a_model_longer_than_the_interpreter_runs_is_refused_at_import() -> None:
+    nodes = [helper.make_node("Relu", [f"h{i}" if i else "x"], [f"h{i + 1}" if i < 4099 else "y"]) for i in range(4100)]
+    chain = onnx_models.model(nodes, {"x": ["N", 4]}, {"y": ["N", 4]})
+    with pytest.raises(ModelError, match="lowers to 4,100 ops over 4,101 values; the interpreter runs at most 4,096"):
+        _graph_of(chain)
+
+
 def test_an_opset_onnx_does_not_know_is_refused() -> None:
     proto = _unary("Relu")
     proto.opset_import[0].version = onnx.defs.onnx_opset_version() + 1

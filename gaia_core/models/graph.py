@@ -24,6 +24,8 @@ import numpy as np
 MAGIC = b"GAIAONNX"
 VERSION = 1
 MAX_RANK = 6
+#: The most values and ops a model may have (onnx_interp.c's MAX_VALUES and MAX_OPS).
+MAX_VALUES = MAX_OPS = 4096
 #: An absent input, or the offset of an activation.
 NONE = 0xFFFFFFFF
 _HEADER = struct.Struct("<8s6I")

@@ -20,7 +20,7 @@ from onnx import numpy_helper, shape_inference
 from onnx.reference import ReferenceEvaluator
 
 from gaia_core.errors import ValidationError
-from gaia_core.models.graph import MAX_RANK, Graph, Op, Opcode, Value
+from gaia_core.models.graph import MAX_OPS, MAX_RANK, MAX_VALUES, Graph, Op, Opcode, Value
 
 #: Operators that run on activations (what ``gaia model import`` accepts).
 RUNNABLE = ("Add", "AveragePool", "BatchNormalization", "Conv", "Div", "Dropout", "Flatten", "Gemm",
@@ -167,6 +167,9 @@ class _Lowering:
             else:
                 self._refuse(f"operator {node.op_type} is not supported", _supported_hint())
         self.node = None
+        if len(self.ops) > MAX_OPS or len(self.values) > MAX_VALUES:
+            raise ModelError(f"{self.source} lowers to {len(self.ops):,} ops over {len(self.values):,} values; the "
+                             f"interpreter runs at most {MAX_OPS:,} of each", hint="export a smaller model")
         output = self.model.graph.output[0].name
         if output not in self.slots:
             raise ModelError(f"{self.source}: output {output!r} does not depend on the input",
