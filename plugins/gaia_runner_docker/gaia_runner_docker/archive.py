@@ -48,7 +48,7 @@ def archive_image(path: Path) -> str:
             for block in iter(lambda: reader.read(1 << 20), b""):
                 digest.update(block)
             return f"sha256:{digest.hexdigest()}"
-    except (tarfile.TarError, OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (tarfile.TarError, OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON
         raise ArchiveError(f"it is not a docker save archive ({type(exc).__name__}: {exc})") from None
 
 

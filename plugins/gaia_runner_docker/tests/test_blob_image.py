@@ -3,7 +3,9 @@ the operator allows its id and the archive holds exactly that image (gaia_runner
 
 from __future__ import annotations
 
+import io
 import secrets
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,3 +81,20 @@ def test_a_tagged_archive_is_refused_before_loading(client: docker.DockerClient,
     tagged = save(client, client.api.inspect_image(busybox)["RepoTags"][0], tmp_path / "tagged.tar")
     with pytest.raises(ArchiveError, match="carries tags"):
         archive_image(tagged)
+
+
+@pytest.mark.parametrize("manifest, words", [
+    (b"[" * 100_000 + b"]" * 100_000, "not a docker save archive"),  # nested past Python's recursion limit
+    (b'[{"Config": "absent.json"}]', "config file its manifest names is not in it"),
+    (b"[]", "exactly one image"),
+    (b"\xff", "not a docker save archive"),
+])
+def test_a_damaged_archive_is_one_reason(tmp_path: Path, manifest: bytes, words: str) -> None:
+    path = tmp_path / "bad.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    with pytest.raises(ArchiveError, match=words) as info:
+        archive_image(path)
+    assert "\n" not in str(info.value)
