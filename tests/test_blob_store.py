@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import attrs
 import pytest
 from click.testing import CliRunner
 
@@ -272,3 +273,38 @@ def test_a_damaged_or_missing_file_is_never_served_nor_exported(store: BlobStore
     with pytest.raises(UnknownBlob, match="is gone"):
         store.read_chunk(gone, 0)
     assert store.blobs() == []
+
+
+def test_a_sweep_never_takes_a_blob_a_job_being_submitted_names(gaia_home: Home, tmp_path: Path) -> None:
+    """A sweep that runs while a new job is created (between its rows and its blobs' naming) waits for both:
+    a blob that a released job and the new one name stays (it was removed: the new job's task then failed)."""
+    import threading
+
+    from gaia_core.jobs.jobstore import JobStore
+    from gaia_core.model import Task
+    from gaia_core.store import Store
+
+    blobs = TaskBlobs(gaia_home, transport=None, strike=lambda _peer: None)  # type: ignore[arg-type]
+    state = Store(tmp_path / "state.db")
+    try:
+        jobs = JobStore(state)
+        blob = blobs.store.add_file(_file(tmp_path / "weights", 100)).id
+        task = Task(module_id="ab" * 32, blobs=[blob], input=b"old")
+        blobs.named("old", [task], lambda: jobs.create("old", "old", 1, 0.0, [task], None))
+        jobs.release("old")
+        sweeper: list[threading.Thread] = []
+
+        def create() -> None:  # the housekeeping thread sweeps while the new job is being created
+            jobs.create("new", "new", 1, 0.0, [attrs.evolve(task, input=b"new")], None)
+            blobs._next_sweep = 0.0
+            sweeper.append(threading.Thread(target=blobs.sweep, args=(jobs.released,)))
+            sweeper[0].start()
+            sweeper[0].join(timeout=0.5)  # without the lock it finishes here, removing the blob
+
+        blobs.named("new", [attrs.evolve(task, input=b"new")], create)
+        sweeper[0].join(timeout=10)
+        assert not sweeper[0].is_alive() and [b.id for b in blobs.store.blobs()] == [blob]
+        assert blobs.store.using_jobs() == ["new"]  # the old job's naming is gone, the new one's kept
+    finally:
+        blobs.close()
+        state.close()

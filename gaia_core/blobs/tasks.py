@@ -47,6 +47,7 @@ class TaskBlobs:
         self._strike = strike
         self._parts: tuple[BlobStore, BlobServer, Fetcher] | None = None
         self._lock = threading.Lock()
+        self._sweeping = threading.Lock()  # a sweep never runs between a job's creation and its blobs' naming
         self._next_sweep = 0.0
 
     def _open(self) -> tuple[BlobStore, BlobServer, Fetcher]:
@@ -90,11 +91,17 @@ class TaskBlobs:
         """``task`` is over: remove the fetched, unpinned blobs no other running task names; the ids removed."""
         return self.store.release(task.blobs)
 
-    def named(self, job: str, tasks: Sequence[Task]) -> None:
-        """This node submitted ``job`` of ``tasks``: the blobs they name go once the job is released."""
+    def named(self, job: str, tasks: Sequence[Task], create: Callable[[], None]) -> None:
+        """Create ``job`` of ``tasks`` (``create()``) and record the blobs they name, to go once it is released.
+
+        No sweep runs between the two: it would see the new job neither stored nor naming its blobs, and take
+        a blob it names for one that only released jobs named.
+        """
         blobs = [blob for task in tasks for blob in task.blobs]
-        if blobs:
-            self.store.use(job, blobs)
+        with self._sweeping:
+            create()
+            if blobs:
+                self.store.use(job, blobs)
 
     def sweep(self, released: Callable[[list[str]], list[str]]) -> list[str]:
         """Remove the unpinned blobs that only released jobs named; ``released(jobs)`` says which of ``jobs``
@@ -106,9 +113,10 @@ class TaskBlobs:
         if self._parts is None and not (self.home.root / "blobs" / "index.db").exists():
             return []
         try:
-            jobs = self.store.using_jobs()
-            gone = released(jobs) if jobs else []
-            removed = self.store.end_uses(gone) if gone else []
+            with self._sweeping:
+                jobs = self.store.using_jobs()
+                gone = released(jobs) if jobs else []
+                removed = self.store.end_uses(gone) if gone else []
         except (GaiaError, sqlite3.Error) as exc:  # e.g. a full disk: tried again a minute later, not every second
             self._next_sweep = time.monotonic() + 60 * SWEEP_S
             log.warning("cannot remove the blobs of released jobs yet", extra={"error": str(exc)})

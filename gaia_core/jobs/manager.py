@@ -138,8 +138,9 @@ class JobManager:
                                   hint="drop --to, or use --redundancy 1")
         job = uuid.uuid4().hex[:16]
         # the job and its tasks are durable, in one transaction, before anything runs
-        self.jobstore.create(job, name, redundancy, self.spot.rate, tasks, to, tolerance, frames)
-        self.node.blobs.named(job, tasks)  # privacy: the blobs the job names go once it is released
+        # the blobs the job names go once it is released (privacy)
+        self.node.blobs.named(job, tasks, lambda: self.jobstore.create(job, name, redundancy, self.spot.rate, tasks,
+                                                                       to, tolerance, frames))
         with self._lock:
             self.progress[job] = {TaskState.PENDING: len(tasks)}
             if tolerance is not None:
