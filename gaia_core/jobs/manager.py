@@ -40,6 +40,8 @@ log = logging.getLogger("gaia.jobs")
 RETRY = {Status.TIMEOUT, Status.ERROR, Status.REJECTED, Status.EXPIRED, Status.CANCELLED}
 #: Tries to deliver one settlement message to a worker.
 SETTLE_TRIES = 3
+#: Below this many tasks held by this node's own queue, each of its results wakes the dispatcher.
+TOP_UP_BELOW = 8
 
 
 def _offer_answers(reply: bytes, task_ids: list[str]) -> list[OfferAnswer]:
@@ -84,6 +86,7 @@ class JobManager:
         self._lock = self.dispatcher.lock
         self._job_finished = threading.Condition(self._lock)
         self._wake = threading.Event()
+        self._own_held = 0  # tasks this node's own queue held after the last dispatch round
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gaia-offer")
         self._checks = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaia-spot-check")
@@ -199,6 +202,7 @@ class JobManager:
                         if self._background(self._pool, self._send_settlement, peer, credits, 1) is None:
                             self.unsettled.keep(peer, credits)
                 self.dispatcher.dispatch(self._candidates())
+                self._own_held = self.dispatcher.inflight.get(self.node.node_id, 0)
             except Exception:  # keep dispatching whatever one round hit
                 log.exception("dispatch round failed")
 
@@ -309,8 +313,18 @@ class JobManager:
             acks.append(ack or self._delivered_before(sender, result.task_id))
         if sender != self.node.node_id:  # this node's own results are acknowledged to nobody
             self.store.flush()
-        self._wake.set()
+            self._wake.set()
+        elif self._own_queue_low():
+            self._wake.set()
         return ResultAcks(acks)
+
+    def _own_queue_low(self) -> bool:
+        """Whether the dispatcher should top up this node's own queue now: it holds fewer than
+        :data:`TOP_UP_BELOW` tasks, or a quarter of what it held after the last round came back. Waking
+        the dispatcher for each of its own results cost a round (and a thread switch) per task; it also
+        looks on its own every 50 ms."""
+        held = self.dispatcher.inflight.get(self.node.node_id, 0)
+        return held < TOP_UP_BELOW or held <= self._own_held * 3 // 4
 
     def _delivered_before(self, sender: str, task_id: str) -> ResultAck:
         """The answer to a result ``sender`` holds no task for: the credit already granted for it, if any
