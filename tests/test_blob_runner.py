@@ -141,3 +141,23 @@ def test_modules_importing_what_gaia_blob_lacks_are_invalid(runner: WasmRunner) 
                                    '(func (export "gaia_alloc") (param i32) (result i32) (i32.const 0)))')
         result = runner.run(Task.create(module, entry="x"))
         assert result.status is Status.INVALID and why in result.message, result.message
+
+
+def test_a_refused_read_is_reported_to_its_own_task_only(runner: WasmRunner,
+                                                         blobs: tuple[list[str], list[bytes]]) -> None:
+    """wasmtime-py passes a host function's exception through one process-wide variable: with tasks trapping
+    on several worker threads at once, one task's gaia_blob error could reach another task. Reads trap
+    through host_trap, which keeps each run's own reason (as gaia_tensor's calls do)."""
+    ids, _ = blobs
+    unreachable = wasmtime.wat2wasm(
+        '(module (memory (export "memory") 1) (func (export "gaia_alloc") (param i32) (result i32) i32.const 16)'
+        ' (func (export "run") (param i32 i32) (result i64) unreachable))')
+    refused = [read_task(ids, 2, i, 0, 1) for i in range(300)]  # "no blob 2", each task its own input
+    trapping = [Task.create(unreachable, entry="run", input=i.to_bytes(2, "little")) for i in range(300)]
+    tasks = [t for pair in zip(refused, trapping, strict=True) for t in pair]
+    for _ in range(2):
+        results = runner.run_many(tasks)
+        for result in results[0::2]:
+            assert result.status is Status.TRAP and "gaia_blob.read: no blob 2" in result.message, result.message
+        for result in results[1::2]:
+            assert result.status is Status.TRAP and "gaia_blob" not in result.message, result.message

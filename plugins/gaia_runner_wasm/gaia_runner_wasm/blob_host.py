@@ -5,7 +5,8 @@ A task imports ``count``, ``size`` and ``read`` (``modules/src/gaia_blob.h``; do
 verified every blob before the runner is called; :func:`opened` opens their files read-only for one
 run on the calling thread, and a ``read`` copies a range of one straight into the guest's memory
 (``preadv`` into the memory's bytes, no copy in between). Bad arguments trap the task; each read is
-charged to fuel by the bytes it copies, before it copies them.
+charged to fuel by the bytes it copies, before it copies them. Traps go through
+:func:`gaia_runner_wasm.host_trap.trap` (the reason kept per thread).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import wasmtime
 
 from gaia_core.plugin_api import TaskError
+from gaia_runner_wasm.host_trap import trap
 
 BLOB_MODULE = "gaia_blob"
 #: Fuel one call costs whatever it copies.
@@ -93,7 +95,7 @@ def _count(_caller: wasmtime.Caller) -> int:
 
 def _index(call: str, index: int) -> int:
     if not 0 <= index < len(_run.files):
-        raise wasmtime.Trap(f"gaia_blob.{call}: no blob {index}; the task names {len(_run.files)}")
+        trap(f"gaia_blob.{call}: no blob {index}; the task names {len(_run.files)}")
     return index
 
 
@@ -105,19 +107,19 @@ def _read(caller: wasmtime.Caller, index: int, offset: int, dest: int, length: i
     size = _run.sizes[_index("read", index)]
     dest, length = dest & 0xFFFFFFFF, length & 0xFFFFFFFF
     if not 0 <= offset <= size:
-        raise wasmtime.Trap(f"gaia_blob.read: offset {offset} is outside blob {index} of {size} bytes")
+        trap(f"gaia_blob.read: offset {offset} is outside blob {index} of {size} bytes")
     memory = caller.get("memory")
     if not isinstance(memory, wasmtime.Memory):
-        raise wasmtime.Trap("gaia_blob.read: the module exports no memory named 'memory'")
+        trap("gaia_blob.read: the module exports no memory named 'memory'")
     if dest + length > memory.data_len(caller):
-        raise wasmtime.Trap(f"gaia_blob.read: [{dest}, {dest + length}) is outside the module's memory")
+        trap(f"gaia_blob.read: [{dest}, {dest + length}) is outside the module's memory")
     count = min(length, size - offset, MAX_READ)
     store = _run.store
     if store is not None:
         cost, budget = CALL_FUEL + count // BYTES_PER_FUEL, store.get_fuel()
         if cost > budget:
             store.set_fuel(0)
-            raise wasmtime.Trap(f"gaia_blob.read: needs {cost} fuel, {budget} left")
+            trap(f"gaia_blob.read: needs {cost} fuel, {budget} left")
         store.set_fuel(budget - cost)
     if not count:
         return 0
@@ -126,6 +128,6 @@ def _read(caller: wasmtime.Caller, index: int, offset: int, dest: int, length: i
     while done < count:  # a regular file reads short only at its end, which the size excludes
         got = os.preadv(_run.files[index], [view[done:]], offset + done)
         if got <= 0:
-            raise wasmtime.Trap(f"gaia_blob.read: blob {index} ended early on disk")
+            trap(f"gaia_blob.read: blob {index} ended early on disk")
         done += got
     return done

@@ -22,7 +22,7 @@ import wasmtime
 from attrs import define, field
 
 from gaia_core.plugin_api import GaiaError, NodeContext, Status, Task, TaskResult, blob_paths, content_id
-from gaia_runner_wasm import blob_host, sandbox, tensor_host
+from gaia_runner_wasm import blob_host, host_trap, sandbox, tensor_host
 from gaia_runner_wasm.abi import ALLOC_EXPORT, FAIL_LENGTH, MEMORY_EXPORT, Abi, AbiError
 from gaia_runner_wasm.cache import Compiled, ModuleCache, has_artifact
 from gaia_runner_wasm.settings import Metering, RunnerSettings
@@ -182,7 +182,7 @@ class WasmRunner:
                 store.set_epoch_deadline(self.ticker.ticks_for(limits.timeout_s))
             try:
                 metered = store if self.metering.fuel else None
-                with tensor_host.metered(metered), blob_host.opened(blobs, metered):
+                with host_trap.watching(), tensor_host.metered(metered), blob_host.opened(blobs, metered):
                     outcome = self._execute(task, compiled, store)
             except _Failed as exc:  # the task ran (and used fuel) before it failed
                 outcome = _Outcome(exc.status, exc.message)
@@ -297,8 +297,8 @@ class WasmRunner:
                             peak_memory=peak)
         tail = stderr.value().decode("utf-8", "replace").strip()
         suffix = f"; stderr: {tail[-500:]}" if tail else ""
-        # this run's own gaia_tensor trap, whatever exception wasmtime-py delivered (tensor_host.trap_reason)
-        reason = tensor_host.trap_reason(exc)
+        # this run's own host-call trap, whatever exception wasmtime-py delivered (host_trap.trap_reason)
+        reason = host_trap.trap_reason(exc)
         if reason is not None or isinstance(exc, wasmtime.Trap):
             code = exc.trap_code if reason is None and isinstance(exc, wasmtime.Trap) else None
             # a gaia_tensor call that does not fit the fuel left empties it, then traps without a code

@@ -6,10 +6,7 @@ the calling module's exported ``memory`` in gaia-native, which refuses bad argum
 is written; here a refusal becomes a trap of the task. Each call is charged to the task's fuel by its
 work, before it runs: a call that does not fit the fuel left sets it to 0 and traps, so the run ends
 as ``out_of_fuel``.
-
-wasmtime-py hands a host function's exception to the caller through one process-wide variable, so
-with several worker threads a trap raised here can reach another thread's run. The reason is
-therefore also kept per thread, and the runner takes it from there (:func:`trap_reason`).
+A refusal traps through :func:`gaia_runner_wasm.host_trap.trap`, which keeps the reason per thread.
 """
 
 from __future__ import annotations
@@ -18,11 +15,11 @@ import ctypes
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn
 
 import wasmtime
 
 import gaia_native
+from gaia_runner_wasm.host_trap import trap
 
 TENSOR_MODULE = "gaia_tensor"
 #: Import name -> WASM parameter types ("i" i32, "f" f32); the functions return nothing.
@@ -41,15 +38,9 @@ class _Meter(threading.local):
     #: A view of the memory's bytes, valid while its length is unchanged: wasmtime moves a memory
     #: only when it grows. Making one costs more than most calls (ctypes), so it is kept.
     buffer: ctypes.Array[ctypes.c_ubyte] | None = None
-    #: Why a call of this run trapped (the guest ends at the first).
-    failure: str | None = None
 
 
 _meter = _Meter()
-
-
-class HostTrap(wasmtime.Trap):
-    """A trap raised by a ``gaia_tensor`` call (told apart from the engine's own traps)."""
 
 
 @contextmanager
@@ -58,24 +49,12 @@ def metered(store: wasmtime.Store | None) -> Iterator[None]:
 
     One run (one store) at a time per thread: the guest's memory is looked up once per run.
     """
-    _meter.active, _meter.store, _meter.memory, _meter.buffer, _meter.failure = True, store, None, None, None
+    _meter.active, _meter.store, _meter.memory, _meter.buffer = True, store, None, None
     try:
         yield
     finally:
-        _meter.active, _meter.store, _meter.memory, _meter.buffer, _meter.failure = False, None, None, None, None
+        _meter.active, _meter.store, _meter.memory, _meter.buffer = False, None, None, None
 
-
-def trap_reason(exc: Exception) -> str | None:
-    """Why the run under way on this thread trapped in a ``gaia_tensor`` call, or None when it did not.
-
-    ``exc`` is what the run raised: a trap of another thread's call that wasmtime-py delivered here
-    is not taken for this run's reason (this run's own trap is then unknown, and said so).
-    """
-    if _meter.failure is not None:
-        return _meter.failure
-    if isinstance(exc, HostTrap):
-        return "trap of unknown kind (wasmtime-py delivered another task's host-call error in its place)"
-    return None
 
 
 def func_type(params: str) -> wasmtime.FuncType:
@@ -118,7 +97,7 @@ def _call(caller: wasmtime.Caller, name: str, args: list[int], alpha: float) -> 
     if memory is None:
         found = caller.get("memory")
         if not isinstance(found, wasmtime.Memory):
-            _trap(f"gaia_tensor.{name}: the module exports no memory named 'memory'")
+            trap(f"gaia_tensor.{name}: the module exports no memory named 'memory'")
         memory = found
         if _meter.active:
             _meter.memory = memory
@@ -132,17 +111,11 @@ def _call(caller: wasmtime.Caller, name: str, args: list[int], alpha: float) -> 
     try:
         cost = gaia_native.tensor_call(name, buffer, args, alpha=alpha, budget=budget)
     except ValueError as exc:
-        _trap(f"gaia_tensor.{name}: {exc}")
+        trap(f"gaia_tensor.{name}: {exc}")
     if store is None:
         return
     if cost > budget:
         store.set_fuel(0)
-        _trap(f"gaia_tensor.{name}: needs {cost} fuel, {budget} left")
+        trap(f"gaia_tensor.{name}: needs {cost} fuel, {budget} left")
     store.set_fuel(budget - cost)
 
-
-def _trap(reason: str) -> NoReturn:
-    """End the guest's run with ``reason``, kept for this thread's run as well (see :func:`trap_reason`)."""
-    if _meter.active:
-        _meter.failure = reason
-    raise HostTrap(reason) from None
