@@ -24,6 +24,7 @@ from gaia_core.model import Task, TaskResult, Verdict
 from gaia_core.node import Node
 from gaia_core.rewards import Credit, Ledger
 from gaia_core.store import Store
+from gaia_core.verification import Tolerance
 
 WORKER, TASK, OTHER_TASK = "ab" * 32, "cd" * 32, "ef" * 32
 
@@ -184,10 +185,10 @@ class GatedCheck:
         self._reexecute = node.jobs.settlement.reexecute
         node.jobs.settlement.reexecute = self  # type: ignore[method-assign]
 
-    def __call__(self, task: Task, result: TaskResult) -> Verdict:
+    def __call__(self, task: Task, result: TaskResult, tolerance: Tolerance | None = None) -> Verdict:
         self.started.set()
         self.gate.wait(10.0)
-        return self._reexecute(task, result)
+        return self._reexecute(task, result, tolerance)
 
 
 class Errors(logging.Handler):

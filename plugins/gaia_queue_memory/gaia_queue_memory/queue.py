@@ -34,6 +34,9 @@ def task_bytes(task: Task) -> int:
     """What a queued task counts against ``[queue] capacity_bytes``: its input plus its module."""
     return len(task.input) + (len(task.module) if task.module is not None else 0)
 
+#: (envelope, task) pairs remembered against replays, over every submitter.
+REPLAY_ENTRIES = 1_000_000
+
 
 class MemoryQueue:
     """A bounded, thread-safe task queue: fair share between submitters; inside one submitter,
@@ -51,7 +54,9 @@ class MemoryQueue:
         self.submitter_capacity = max(1, int(self.capacity * options.submitter_share))
         self.submitter_capacity_bytes = max(1, int(self.capacity_bytes * options.submitter_share))
         self._clock = clock
-        self._guard = ReplayGuard()
+        # one submitter's offers may take only its share of the replay cache, never all of it from the others
+        self._guard = ReplayGuard(max_entries=REPLAY_ENTRIES,
+                                  max_per_sender=max(1, int(REPLAY_ENTRIES * options.submitter_share)))
         self._order = FairOrder(options.shares)
         self._held: dict[str, list[int]] = {}  # submitter -> [queued tasks, their bytes]
         self._cond = threading.Condition(threading.Lock())

@@ -216,3 +216,23 @@ def test_module_by_id_only_is_admitted(node_context: NodeContext) -> None:
     queue = MemoryQueue(node_context)
     by_id = Task(module_id=content_id(MODULE), input=b"x")
     assert queue.admit(by_id) == by_id.id
+
+
+def test_one_submitter_cannot_fill_the_replay_cache_for_the_others(node_context: NodeContext,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each offered task takes a replay entry, kept or not: a flood of one submitter's offers filled the cache,
+    and every other submitter's offers were refused as replays (``bad_signature``) until it emptied."""
+    from gaia_queue_memory import queue as queue_mod
+
+    monkeypatch.setattr(queue_mod, "REPLAY_ENTRIES", 40)  # half of it (the default submitter_share) each
+    q = MemoryQueue(node_context)
+    flooder, other = Identity.generate(), Identity.generate()
+    env = seal(flooder, "task", b"flood")
+    refused = []
+    for n in range(60):
+        try:
+            q.admit(task(n, submitter=flooder.node_id), envelope=env)
+        except RejectedError as exc:
+            refused.append(exc.reason)
+    assert "bad_signature" in refused  # past its share: only the flooder is refused
+    q.admit(task(999, submitter=other.node_id), envelope=seal(other, "task", b"one"))
