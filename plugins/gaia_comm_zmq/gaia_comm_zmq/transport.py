@@ -294,7 +294,7 @@ class ZmqTransport:
         unbound = any(not self.channel_bound(node_id) for node_id, peer in list(self._peers.items())
                       if peer.state == "up")
         # signed for the peers that do not bind us; b"" (a peer that came up since: dropped) when all do
-        unsigned = self._head(wire.ANNOUNCE, 0, kind, body, sign=False)  # checks kind and body first
+        unsigned = self._head(wire.ANNOUNCE, 0, kind, body, sign=False)
         signed = self._head(wire.ANNOUNCE, 0, kind, body, sign=True) if unbound else b""
         if not self._cmd([b"ann", unsigned, signed, body], block=False):
             with self._lock:
@@ -303,11 +303,11 @@ class ZmqTransport:
     def _head(self, mtype: int, corr: int, kind: str, body: bytes, *, sign: bool) -> bytes:
         """The header frame of a new envelope of ``kind`` around ``body``: Ed25519-signed when ``sign``, else
         unsigned (for a channel the receiver binds), built without an envelope object (µs per message)."""
-        if sign:
-            return wire.header(mtype, corr, seal(self._identity, kind, body))
         if not (isinstance(kind, str) and 0 < len(kind) <= 64 and isinstance(body, bytes)):
             raise UsageError(f"a message needs a kind of 1 to 64 characters and a bytes body, got {kind!r} and "
                              f"{type(body).__name__}")
+        if sign:
+            return wire.header(mtype, corr, seal(self._identity, kind, body))
         return wire.unsigned_header(mtype, corr, kind, self._identity.node_id)
 
     def channel_bound(self, peer_id: str) -> bool:
