@@ -89,7 +89,8 @@ def serve(root: Path, files: list[Path], conn: multiprocessing.connection.Connec
     """The serving process: add ``files`` to a store, serve them until told to stop."""
     store = BlobStore(root / "blobs")
     blobs = [store.add_file(f).id for f in files]
-    transport, address, node_id = _transport(root, Handler(BlobServer(store), served))
+    server = BlobServer(store, may_read=lambda _peer, _blob: True)  # the fetcher was sent a task naming them
+    transport, address, node_id = _transport(root, Handler(server, served))
     conn.send((address, node_id, blobs))
     while not conn.poll(0.2):  # until told to stop: announce the signed record, as a node's heartbeat does
         transport.announce(RECORD, codec.encode(transport.record))
@@ -101,7 +102,8 @@ class Client:
     """The fetching side: a transport bound to the server's channel, and a Fetcher over a store."""
 
     def __init__(self, root: Path, address: str, server_id: str, store_dir: Path) -> None:
-        self.transport, _, _ = _transport(root, Handler(BlobServer(BlobStore(root / "own")), counter()))
+        own = BlobServer(BlobStore(root / "own"), may_read=lambda _peer, _blob: False)
+        self.transport, _, _ = _transport(root, Handler(own, counter()))
         self.transport.connect(address)
         _until(lambda: any(p.state == "up" for p in self.transport.peers()))
         for _ in range(50):  # records both ways, so each kernel binds the other's Curve key: replies go unsigned

@@ -117,7 +117,7 @@ class Node:
 
         self.jobs = JobManager(self)
         self.gate = Gate(self)  # every message from the transport passes it before a handler below sees it
-        self.blobs = TaskBlobs(context.home, self.transport, self._blob_liar)
+        self.blobs = TaskBlobs(context.home, self.transport, self._blob_liar, may_read=self._sent_blob)
         self.control = ControlServer(context.home, self._control_methods())
 
     # ------------------------------------------------------------------ lifecycle
@@ -480,6 +480,13 @@ class Node:
                     given[task.id] = OfferAnswer(task.id, False, exc.reason[:64], str(exc)[:4096], exc.retry_after)
             answers.append(given[task.id])
         return answers
+
+    def _sent_blob(self, peer: str, blob: str) -> bool:
+        """True while a task naming ``blob`` that this node submitted is out at ``peer``: it may read the blob."""
+        dispatcher = self.jobs.dispatcher
+        with dispatcher.lock:
+            return any(blob in slot.task.blobs and (peer in slot.sent or peer in slot.overdue)
+                       for slot in dispatcher.slots.values())
 
     def _blob_liar(self, peer: str) -> None:
         """``peer`` sent blob data that does not verify: back it off and check its results at the full rate."""

@@ -118,7 +118,8 @@ def test_released_jobs_take_the_blobs_only_they_named(store: BlobStore, tmp_path
 
 def test_the_node_sweeps_the_blobs_of_released_jobs_and_backs_off_when_it_cannot(gaia_home: Home,
                                                                                   tmp_path: Path) -> None:
-    blobs = TaskBlobs(gaia_home, transport=None, strike=lambda _peer: None)  # type: ignore[arg-type]
+    blobs = TaskBlobs(gaia_home, transport=None, strike=lambda _peer: None,  # type: ignore[arg-type]
+                      may_read=lambda _peer, _blob: False)
     try:
         assert blobs.sweep(lambda jobs: jobs) == [] and not (gaia_home.root / "blobs").exists()  # never touched
         blob = blobs.store.add_file(_file(tmp_path / "x", 100)).id
@@ -284,7 +285,8 @@ def test_a_sweep_never_takes_a_blob_a_job_being_submitted_names(gaia_home: Home,
     from gaia_core.model import Task
     from gaia_core.store import Store
 
-    blobs = TaskBlobs(gaia_home, transport=None, strike=lambda _peer: None)  # type: ignore[arg-type]
+    blobs = TaskBlobs(gaia_home, transport=None, strike=lambda _peer: None,  # type: ignore[arg-type]
+                      may_read=lambda _peer, _blob: False)
     state = Store(tmp_path / "state.db")
     try:
         jobs = JobStore(state)

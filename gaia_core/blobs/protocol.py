@@ -10,14 +10,20 @@ A node serves at most :data:`SERVING_PER_PEER` such requests of one peer at a ti
 :data:`SERVING_TOTAL` in all (the rest of the transport's handlers stay free for task messages);
 past that it answers "busy" and the asker tries again or asks another peer. A request for no chunks
 reads only the index and is answered at once, whatever else is being served.
+
+Who may read what: a node answers a peer about a blob (its size, root and chunks) only when the
+operator pinned the blob here (pinning publishes it) or ``may_read(peer, blob)`` says so (the node:
+a task naming it that this node submitted is out at that peer now). Any other peer is told ``missing``,
+the answer it would get for a blob this node does not hold, so it learns nothing of what is here.
 """
 
 from __future__ import annotations
 
 import struct
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from attrs import field, frozen, validators as v
 
@@ -35,6 +41,10 @@ MAX_CHUNKS_PER_REQUEST = 4
 SERVING_PER_PEER = 2
 #: Requests served at once, all peers together.
 SERVING_TOTAL = 3
+#: Seconds a peer's leave to read a blob is remembered once ``may_read`` gave it.
+GRANT_S = 10.0
+#: Leaves remembered at most (past that they are asked again).
+MAX_GRANTS = 4096
 #: Hashes in one inclusion proof at most (a tree of 2**48 chunks).
 MAX_PROOF = 48
 #: The largest frame of an answer without its chunks' bytes (the chunks' proofs, the blob's size and root).
@@ -142,12 +152,31 @@ def decode_reply(body: bytes) -> ChunkReply:
 
 
 class BlobServer:
-    """Answers ``blob.chunks`` requests from the complete blobs of a store, within the per-peer bounds."""
+    """Answers ``blob.chunks`` requests from the complete blobs of a store, within the per-peer bounds, to the
+    peers that may read them: pinned blobs to any, the others to those ``may_read(peer, blob)`` lets."""
 
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(self, store: BlobStore, *, may_read: Callable[[str, str], bool],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self._may_read = may_read
+        self._clock = clock
+        self._grants: dict[tuple[str, str], float] = {}  # (peer, blob) -> clock time the leave ends
         self._serving: Counter[str] = Counter()
         self._lock = threading.Lock()
+
+    def allowed(self, peer: str, blob: str) -> bool:
+        """True when ``peer`` may read ``blob`` here: it is pinned, or ``may_read`` lets it (remembered GRANT_S)."""
+        now = self._clock()
+        with self._lock:
+            if self._grants.get((peer, blob), 0.0) > now:
+                return True
+        if not (self.store.pinned(blob) or self._may_read(peer, blob)):
+            return False
+        with self._lock:
+            if len(self._grants) >= MAX_GRANTS:
+                self._grants.clear()
+            self._grants[(peer, blob)] = now + GRANT_S
+        return True
 
     def on_request(self, envelope: Envelope) -> bytes:
         """The encoded :class:`ChunkReply` to an authenticated request; NodeError("busy") past the bounds.
@@ -156,9 +185,11 @@ class BlobServer:
         once, without taking a serving slot (the transport's own per-peer bounds still apply).
         """
         request = codec.decode(envelope.body, ChunkRequest, max_bytes=4096)
+        peer = envelope.sender
+        if not self.allowed(peer, request.blob):  # told what a node without the blob says: nothing leaks
+            return encode_reply(ChunkReply(request.blob, missing=True))
         if not request.indexes:
             return encode_reply(self._answer(request))
-        peer = envelope.sender
         with self._lock:
             if self._serving[peer] >= SERVING_PER_PEER or sum(self._serving.values()) >= SERVING_TOTAL:
                 raise NodeError("busy: serving as many blob chunks as it will at once; ask again shortly")

@@ -158,6 +158,11 @@ class BlobStore:
             raise UnknownBlob(f"no blob {blob} in this store", hint="see gaia blob ls, or add it with gaia blob add")
         return self._info(blob, row)
 
+    def pinned(self, blob: str) -> bool:
+        """True when ``blob`` is here and pinned."""
+        row = self._row(blob)
+        return row is not None and bool(row[5])
+
     def has(self, blob: str) -> bool:
         """True when ``blob`` is here complete."""
         row = self._row(blob)
@@ -323,15 +328,16 @@ class BlobStore:
         return self.info(blob)
 
     def evict(self, *, keep: str = "") -> list[str]:
-        """Remove the least recently used blobs, neither pinned nor held, until the store is within its cap;
-        the ids removed. ``keep`` (the blob just added or being fetched) is never removed."""
+        """Remove the least recently used blobs, neither pinned, held, nor named by a job of this node not yet
+        released (its tasks' workers fetch them from here), until the store is within its cap; the ids removed.
+        ``keep`` (the blob just added or being fetched) is never removed."""
         removed: list[str] = []
         with self._lock:
             over = self.used_bytes() - self.cap_bytes
             if over <= 0:
                 return removed
-            rows = self._db.execute("SELECT id, size FROM blobs WHERE pinned = 0 AND id != ? ORDER BY last_used",
-                                    (keep,)).fetchall()
+            rows = self._db.execute("SELECT id, size FROM blobs WHERE pinned = 0 AND id != ? AND id NOT IN "
+                                    "(SELECT blob FROM uses) ORDER BY last_used", (keep,)).fetchall()
             for blob, size in rows:
                 if over <= 0:
                     break

@@ -5,7 +5,9 @@ first :data:`~gaia_core.blobs.fetch.MAX_SOURCES` that hold a copy). While a task
 held (the cap does not evict them); once no running task names a fetched blob any more it is
 removed (privacy), unless the operator pinned it (``gaia blob pin``). On the submitter, the blobs a
 job names are removed once that job is released (its payloads deleted by ``--release`` or the
-retention) and no other unreleased job names them, unless pinned.
+retention) and no other unreleased job names them, unless pinned. A peer may read a blob of this
+node only when it is pinned here or a task naming it that this node submitted is out at that peer
+(``may_read``; :class:`~gaia_core.blobs.protocol.BlobServer`).
 """
 
 from __future__ import annotations
@@ -35,16 +37,19 @@ SWEEP_S = 1.0
 
 
 class TaskBlobs:
-    """Blobs for the tasks one node runs, through its transport; ``strike(peer)`` penalises a lying peer.
+    """Blobs for the tasks one node runs, through its transport; ``strike(peer)`` penalises a lying peer, and
+    ``may_read(peer, blob)`` says whether a peer may read an unpinned blob of this node.
 
     The store under ``home`` is opened on first use, so a node whose tasks name no blobs never
     touches it (nor fails to start on a full disk because of it).
     """
 
-    def __init__(self, home: Home, transport: Transport, strike: Callable[[str], None]) -> None:
+    def __init__(self, home: Home, transport: Transport, strike: Callable[[str], None], *,
+                 may_read: Callable[[str, str], bool]) -> None:
         self.home = home
         self.transport = transport
         self._strike = strike
+        self._may_read = may_read
         self._parts: tuple[BlobStore, BlobServer, Fetcher] | None = None
         self._lock = threading.Lock()
         self._sweeping = threading.Lock()  # a sweep never runs between a job's creation and its blobs' naming
@@ -54,7 +59,8 @@ class TaskBlobs:
         with self._lock:
             if self._parts is None:
                 store = home_store(self.home)
-                self._parts = store, BlobServer(store), Fetcher(store, self._request, self._strike)
+                server = BlobServer(store, may_read=self._may_read)
+                self._parts = store, server, Fetcher(store, self._request, self._strike)
             return self._parts
 
     @property

@@ -1,0 +1,106 @@
+"""Blobs against a hostile peer: who may read a blob of a node (a peer that was sent a task naming it, or any
+peer when the operator pinned it; any other peer is told the blob is missing, so it learns nothing), and the
+cap never evicts a blob that a job of this node still names (its workers fetch it from here)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from inprocess import build_node, load_plugins, make_home
+
+from gaia_core import codec
+from gaia_core.blobs import CHUNK_SIZE, BlobStore
+from gaia_core.blobs.merkle import chunk_count, leaf_hash, verify
+from gaia_core.blobs.protocol import CHUNKS, GRANT_S, BlobServer, ChunkReply, ChunkRequest, decode_reply
+from gaia_core.envelope import seal
+from gaia_core.identity import Identity
+from gaia_core.jobs.dispatcher import Slot
+from gaia_core.model import Task
+from gaia_core.node import Node
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    built = build_node(make_home(tmp_path_factory.mktemp("blob-security"), "submitter"), load_plugins())
+    try:
+        yield built
+    finally:
+        built.blobs.close()
+        built.store.close()
+
+
+def _ask(node: Node, peer: Identity, blob: str, indexes: tuple[int, ...] = ()) -> ChunkReply:
+    """What ``node`` answers ``peer`` (a real sealed envelope through the node's request handler)."""
+    return decode_reply(node.on_request(seal(peer, CHUNKS, codec.encode(ChunkRequest(blob, indexes)))))
+
+
+def _add(node: Node, path: Path, content: bytes, *, pinned: bool = False) -> str:
+    path.write_bytes(content)
+    return node.blobs.store.add_file(path, pinned=pinned).id
+
+
+def test_a_peer_reads_a_blob_only_while_it_was_sent_a_task_naming_it(node: Node, tmp_path: Path) -> None:
+    private = _add(node, tmp_path / "input.bin", b"private input " * 100_000)
+    stranger, worker = Identity.generate(), Identity.generate()
+    for indexes in ((), (0,)):  # neither whether it is here nor its bytes
+        assert _ask(node, stranger, private, indexes) == ChunkReply(private, missing=True)
+    slot = Slot("job-1", 0, Task(module_id="a" * 64, blobs=(private,)), redundancy=1)
+    node.jobs.dispatcher.add(slot)
+    try:
+        slot.sent[worker.node_id] = time.monotonic() + 60  # the task is out at the worker
+        answer = _ask(node, worker, private, (1,))
+        size = len(b"private input " * 100_000)
+        assert not answer.missing and answer.size == size and [c.index for c in answer.chunks] == [1]
+        chunk = answer.chunks[0]
+        assert verify(answer.root, chunk_count(size), 1, leaf_hash(chunk.data), chunk.proof)
+        assert _ask(node, stranger, private, (0,)).missing  # the task was not sent to it
+    finally:
+        node.jobs.dispatcher.remove(slot)
+
+
+def test_a_pinned_blob_is_published_to_any_peer(node: Node, tmp_path: Path) -> None:
+    public = _add(node, tmp_path / "weights.bin", b"w" * (CHUNK_SIZE + 3), pinned=True)
+    answer = _ask(node, Identity.generate(), public, (1,))
+    assert not answer.missing and answer.chunks[0].data == b"www"
+    node.blobs.store.pin(public, False)
+    assert _ask(node, Identity.generate(), public).missing
+
+
+def test_a_leave_to_read_lasts_grant_s_then_is_asked_again(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    (tmp_path / "b").write_bytes(b"b" * 10)
+    blob = store.add_file(tmp_path / "b").id
+    now = [0.0]
+    asked: list[tuple[str, str]] = []
+    sent = {("w", blob)}
+
+    def may_read(peer: str, wanted: str) -> bool:
+        asked.append((peer, wanted))
+        return (peer, wanted) in sent
+
+    server = BlobServer(store, may_read=may_read, clock=lambda: now[0])
+    assert server.allowed("w", blob) and server.allowed("w", blob) and asked == [("w", blob)]
+    assert not server.allowed("x", blob)
+    sent.clear()  # the task came back
+    now[0] = GRANT_S + 0.1
+    assert not server.allowed("w", blob)
+    store.close()
+
+
+def test_the_cap_never_evicts_a_blob_a_job_not_yet_released_names(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    named, other, new = (tmp_path / "named", tmp_path / "other", tmp_path / "new")
+    for path, byte in ((named, b"n"), (other, b"o"), (new, b"x")):
+        path.write_bytes(byte * (2 * CHUNK_SIZE))
+    store.set_cap(5 * CHUNK_SIZE)
+    first = store.add_file(named).id  # the least recently used
+    store.use("job-1", [first])  # a job out at workers names it
+    second = store.add_file(other).id
+    store.add_file(new)  # over the cap: the LRU unnamed blob goes
+    assert {b.id for b in store.blobs()} >= {first} and second not in {b.id for b in store.blobs()}
+    store.end_uses(["job-1"])  # released: it goes (privacy)
+    assert first not in {b.id for b in store.blobs()}
+    store.close()
