@@ -4,6 +4,7 @@ the operator allows its id and the archive holds exactly that image (gaia_runner
 from __future__ import annotations
 
 import io
+import json
 import secrets
 import tarfile
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
-from conftest import save
+from conftest import drop, save
 
 from gaia_core.blobs.store import home_store
 from gaia_core.model import Status, Task
@@ -98,3 +99,56 @@ def test_a_damaged_archive_is_one_reason(tmp_path: Path, manifest: bytes, words:
     with pytest.raises(ArchiveError, match=words) as info:
         archive_image(path)
     assert "\n" not in str(info.value)
+
+
+def _copy(source: Path, tar: tarfile.TarFile, rename: Callable[[str], str] = lambda name: name) -> None:
+    with tarfile.open(source) as original:
+        for member in original.getmembers():
+            data = original.extractfile(member) if member.isfile() else None
+            member.name = rename(member.name)
+            tar.addfile(member, data)
+
+
+def test_a_second_manifest_in_the_archive_never_reaches_the_engine(
+        client: docker.DockerClient, absent: tuple[str, Path], make_runner: Callable[..., DockerRunner],
+        node_context: NodeContext, busybox: str, tmp_path: Path) -> None:
+    """A tar can say two things: ``manifest.json`` (the allowed image) then ``./manifest.json`` (another image,
+    tagged), which the engine read while the check did not; loading it moved a tag on the operator's engine."""
+    image, archive = absent
+    tag = f"gaia-hijack:{secrets.token_hex(4)}"
+    other = save(client, busybox, tmp_path / "other.tar")
+    with tarfile.open(other) as original:
+        manifest = json.loads(original.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    manifest[0]["RepoTags"] = [tag]
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        _copy(archive, tar)
+        _copy(other, tar, lambda name: "other.json" if name == "manifest.json" else name)
+        info = tarfile.TarInfo("./manifest.json")
+        data = json.dumps(manifest).encode()
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    assert archive_image(evil) == image
+    try:
+        result = make_runner(image).run(_task(node_context, image, evil))
+        assert result.status is Status.OK, result.message
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.api.inspect_image(tag)
+    finally:
+        drop(client, tag)
+
+
+def test_a_layer_that_is_not_the_one_its_config_names_is_not_loaded(
+        client: docker.DockerClient, absent: tuple[str, Path], make_runner: Callable[..., DockerRunner],
+        node_context: NodeContext, tmp_path: Path) -> None:
+    image, archive = absent
+    forged = tmp_path / "forged.tar"
+    with tarfile.open(forged, "w") as tar:
+        _copy(archive, tar, lambda name: name if name.endswith(".json") else f"x/{name}")
+        with tarfile.open(archive) as original:  # each layer.tar another file of the same size
+            for member in original.getmembers():
+                if member.name.endswith("layer.tar"):
+                    tar.addfile(member, io.BytesIO(secrets.token_bytes(member.size)))
+    result = make_runner(image).run(_task(node_context, image, forged))
+    assert result.status is Status.REJECTED and "does not hash to" in result.message, result.message
+    assert not _present(client, image)
