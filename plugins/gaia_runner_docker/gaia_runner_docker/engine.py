@@ -9,10 +9,10 @@ import docker
 import docker.errors
 import requests
 
-from gaia_core.plugin_api import Home
+from gaia_core.plugin_api import NodeContext
 from gaia_runner_docker.settings import DockerSettings
 
-#: Label on every container this plugin starts; its value is the owning node's home (hashed).
+#: Label on every container this plugin starts; its value names the owning node (its id and home, hashed).
 OWNER_LABEL = "org.gaia.runner-docker.home"
 #: Label carrying the id of the task a container runs.
 TASK_LABEL = "org.gaia.task"
@@ -26,9 +26,11 @@ class EngineUnavailable(Exception):
     """No Docker engine answered; the message says where it was looked for and what to do."""
 
 
-def owner(home: Home) -> str:
-    """The owner label value of the node whose state lives in ``home``."""
-    return hashlib.sha256(str(home.root).encode()).hexdigest()[:32]
+def owner(context: NodeContext) -> str:
+    """The owner label value of the node of ``context``: its id and home, so that nodes sharing one engine
+    never take each other's containers, even with homes at the same path (one per container)."""
+    node_id = context.identity.node_id if context.identity is not None else ""
+    return hashlib.sha256(f"{node_id}\0{context.home.root}".encode()).hexdigest()[:32]
 
 
 def connect(settings: DockerSettings, *, timeout_s: float = 60.0) -> docker.DockerClient:
@@ -52,10 +54,11 @@ def connect(settings: DockerSettings, *, timeout_s: float = 60.0) -> docker.Dock
     return client
 
 
-def reap(client: docker.DockerClient, home: Home, log: logging.Logger) -> int:
-    """Kill and remove every container left by the node of ``home`` (e.g. after a crash); how many."""
+def reap(client: docker.DockerClient, label: str, log: logging.Logger) -> int:
+    """Kill and remove every container left by the node whose :func:`owner` label is ``label`` (e.g. after a
+    crash); how many."""
     removed = 0
-    for found in client.api.containers(all=True, filters={"label": f"{OWNER_LABEL}={owner(home)}"}):
+    for found in client.api.containers(all=True, filters={"label": f"{OWNER_LABEL}={label}"}):
         try:
             client.api.remove_container(found["Id"], force=True)
             removed += 1

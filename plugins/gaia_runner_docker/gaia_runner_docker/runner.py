@@ -122,7 +122,7 @@ class DockerRunner:
         self.context = context
         self.settings = DockerSettings.from_config(context.config)
         self._node_id = context.identity.node_id if context.identity is not None else ""
-        self._owner = engine.owner(context.home)
+        self._owner = engine.owner(context)
         self._lock = threading.Lock()
         self._live: set[str] = set()
         self._closed = False
@@ -139,7 +139,7 @@ class DockerRunner:
             context.log.log(level, "gaia-runner-docker is unavailable: %s", exc)
         else:
             try:
-                engine.reap(self._client, context.home, context.log)
+                engine.reap(self._client, self._owner, context.log)
             except (docker.errors.DockerException, requests.RequestException) as exc:
                 context.log.warning("gaia-runner-docker could not remove containers left by an earlier run: %s",
                                     engine.first_line(exc))

@@ -13,6 +13,7 @@ import pytest
 from attrs import frozen
 from test_conformance import oci
 
+from gaia_core.identity import Identity
 from gaia_core.model import Limits, Status
 from gaia_runner_docker import DockerRunner
 from gaia_runner_docker.engine import OWNER_LABEL, owner
@@ -44,7 +45,7 @@ CORPUS = [
 
 def leftovers(client: docker.DockerClient, runner: DockerRunner) -> list[str]:
     """Containers of this runner's node still known to the engine."""
-    label = f"{OWNER_LABEL}={owner(runner.context.home)}"
+    label = f"{OWNER_LABEL}={owner(runner.context)}"
     return [c["Id"] for c in client.api.containers(all=True, filters={"label": label})]
 
 
@@ -110,11 +111,27 @@ def test_close_kills_running_containers(make_runner: Callable[..., DockerRunner]
 def test_start_up_removes_containers_left_by_a_crash(make_runner: Callable[..., DockerRunner],
                                                      client: docker.DockerClient, busybox: str) -> None:
     first = make_runner(busybox)
-    label = {OWNER_LABEL: owner(first.context.home)}
+    label = {OWNER_LABEL: owner(first.context)}
     orphan = client.api.create_container(busybox, command=["sleep", "3600"], labels=label, network_disabled=True)
     client.api.start(orphan["Id"])
     make_runner(busybox)  # the node starts again
     assert leftovers(client, first) == []
+
+
+def test_start_up_leaves_another_nodes_containers_alone(make_runner: Callable[..., DockerRunner],
+                                                       client: docker.DockerClient, busybox: str) -> None:
+    """Two nodes on one engine, their homes at the same path (one per container, as in compose.yaml): the
+    second's start-up must not take the first's running task."""
+    first = make_runner(busybox)
+    running = client.api.create_container(busybox, command=["sleep", "3600"], network_disabled=True,
+                                          labels={OWNER_LABEL: owner(first.context)})
+    try:
+        client.api.start(running["Id"])
+        other = attrs.evolve(first.context, identity=Identity.generate())
+        DockerRunner(other).close()  # the other node starts (and stops)
+        assert leftovers(client, first) == [running["Id"]]
+    finally:
+        client.api.remove_container(running["Id"], force=True)
 
 
 def test_a_wait_that_times_out_is_told_from_an_engine_gone(client: docker.DockerClient, busybox: str) -> None:
