@@ -1,9 +1,13 @@
 """Blobs against a hostile peer: who may read a blob of a node (a peer that was sent a task naming it, or any
 peer when the operator pinned it; any other peer is told the blob is missing, so it learns nothing), and the
-cap never evicts a blob that a job of this node still names (its workers fetch it from here)."""
+cap never evicts a blob that a job of this node still names (its workers fetch it from here); unfinished
+fetches are bounded in number; an index that cannot be written ends a fetch with one BlobError and keeps
+nothing unverified."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +16,8 @@ import pytest
 from inprocess import build_node, load_plugins, make_home
 
 from gaia_core import codec
-from gaia_core.blobs import CHUNK_SIZE, BlobStore
+from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore, blob_id, store as store_module
+from gaia_core.blobs.fetch import Fetcher
 from gaia_core.blobs.merkle import chunk_count, leaf_hash, verify
 from gaia_core.blobs.protocol import CHUNKS, GRANT_S, BlobServer, ChunkReply, ChunkRequest, decode_reply
 from gaia_core.envelope import seal
@@ -104,3 +109,51 @@ def test_the_cap_never_evicts_a_blob_a_job_not_yet_released_names(tmp_path: Path
     store.end_uses(["job-1"])  # released: it goes (privacy)
     assert first not in {b.id for b in store.blobs()}
     store.close()
+
+
+def test_unfinished_fetches_are_bounded_and_a_held_one_is_kept(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "MAX_PARTIAL", 3)
+    store = BlobStore(tmp_path / "blobs")
+    ids = []
+    for i in range(6):  # a peer that answers the size and root of tiny blobs, then never a chunk
+        root = leaf_hash(bytes([i]) * 10)
+        ids.append(blob_id(10, root))
+        if i == 0:
+            store.hold([ids[0]])  # a running task is fetching it
+        assert store.begin(ids[-1], 10, root) == [0]
+    partial = {b.id for b in store.blobs()}
+    assert len(partial) == 3 and ids[0] in partial and ids[-1] in partial
+    assert sorted(p.name for p in (tmp_path / "blobs" / "partial").iterdir()) == sorted(partial)
+    store.close()
+
+
+def test_an_index_that_cannot_be_written_ends_the_fetch_with_one_error_and_a_retry_completes(
+        tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * (3 * CHUNK_SIZE // 256))
+    server = BlobServer(BlobStore(tmp_path / "server"), may_read=lambda _peer, _blob: True)
+    blob = server.store.add_file(source).id
+    worker = BlobStore(tmp_path / "worker")
+    worker._db.execute("PRAGMA busy_timeout = 200")  # a locked index fails fast, not after 10 s
+    me = Identity.generate()
+    other = sqlite3.connect(tmp_path / "worker" / "index.db", isolation_level=None, check_same_thread=False)
+    lock, locked = threading.Lock(), [False]
+
+    def request(peer: str, kind: str, body: bytes, timeout: float) -> bytes:
+        with lock:
+            if ChunkRequest(blob) != codec.decode(body, ChunkRequest) and not locked[0]:
+                other.execute("BEGIN EXCLUSIVE")  # another process holds the index (or the disk is full)
+                locked[0] = True
+        return server.on_request(seal(me, kind, body))
+
+    fetcher = Fetcher(worker, request, lambda _peer: None)
+    with pytest.raises(BlobError, match="cannot use the blob index .*locked"):
+        fetcher.ensure([blob], ["server"], timeout=20)
+    assert not worker.has(blob) and not (tmp_path / "worker" / "data" / blob).exists()
+    other.execute("COMMIT")
+    other.close()
+    fetcher.ensure([blob], ["server"], timeout=20)
+    assert b"".join(worker.chunks(blob)) == source.read_bytes()
+    worker.close()
+    server.store.close()

@@ -186,7 +186,7 @@ class BlobServer:
         """
         request = codec.decode(envelope.body, ChunkRequest, max_bytes=4096)
         peer = envelope.sender
-        if not self.allowed(peer, request.blob):  # told what a node without the blob says: nothing leaks
+        if not self.store.has(request.blob) or not self.allowed(peer, request.blob):  # nothing leaks of what is here
             return encode_reply(ChunkReply(request.blob, missing=True))
         if not request.indexes:
             return encode_reply(self._answer(request))

@@ -38,6 +38,9 @@ from gaia_core.errors import GaiaError
 DEFAULT_CAP_BYTES = 8 << 30
 #: Fetched chunks written between two fdatasyncs (a kill -9 may cost this many; a cut that the fetch sees, none).
 SYNC_CHUNKS = 16
+#: Unfinished fetches kept for a retry at most: past it, the least recently used one no task holds goes
+#: (tiny blobs that peers stop serving half-way cannot grow the index and the directory without end).
+MAX_PARTIAL = 256
 #: Merkle trees kept in memory for serving chunks.
 TREE_CACHE = 16
 
@@ -93,6 +96,29 @@ class BlobInfo:
         return self.held == self.chunks
 
 
+class _Index(sqlite3.Connection):
+    """The connection to ``index.db``: an SQLite error (a full disk, a locked or damaged file) is a BlobError,
+    so a fetch, a task or a command ends with one clear line instead of an exception nobody catches."""
+
+    where = "index.db"
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        """``sqlite3.Connection.execute``; BlobError when SQLite fails."""
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise BlobError(f"cannot use the blob index {self.where}: {exc}",
+                            hint="check the disk has room and the file is not damaged") from None
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        """``sqlite3.Connection.executemany``; BlobError when SQLite fails."""
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as exc:
+            raise BlobError(f"cannot use the blob index {self.where}: {exc}",
+                            hint="check the disk has room and the file is not damaged") from None
+
+
 def _full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -115,11 +141,13 @@ class BlobStore:
             sub.chmod(PRIVATE_DIR)
         index = root / "index.db"
         try:
-            self._db = sqlite3.connect(index, timeout=10.0, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(index, timeout=10.0, check_same_thread=False, isolation_level=None,
+                                       factory=_Index)
+            self._db.where = str(index)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a crash may lose the last commits, never corrupt
             self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, BlobError) as exc:
             raise BlobError(f"cannot open the blob index {index}: {exc}",
                             hint="check the disk has room and the file is not damaged") from None
         for path in root.glob("index.db*"):
@@ -243,9 +271,13 @@ class BlobStore:
                 else:
                     os.replace(temp, self.root / "data" / blob)
                     _fsync_dir(self.root / "data")
-                    self._db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?, 1, ?, 0, ?, ?)",
-                                     (blob, size, tree.root, b"".join(leaves), b"\x01" * len(leaves), int(pinned),
-                                      now, now))
+                    try:
+                        self._db.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?, 1, ?, 0, ?, ?)",
+                                         (blob, size, tree.root, b"".join(leaves), b"\x01" * len(leaves),
+                                          int(pinned), now, now))
+                    except BlobError:  # no file kept that the index does not know
+                        (self.root / "data" / blob).unlink(missing_ok=True)
+                        raise
                     (self.root / "partial" / blob).unlink(missing_ok=True)
         finally:
             temp.unlink(missing_ok=True)
@@ -446,6 +478,7 @@ class BlobStore:
         with self._lock:
             row = self._row(blob)
             if row is None:
+                self._trim_partial()
                 now = time.time()
                 count = chunk_count(size)
                 partial = self.root / "partial" / blob
@@ -464,6 +497,15 @@ class BlobStore:
                 assert row is not None
         self.evict(keep=blob)
         return [i for i, held in enumerate(row[3]) if not held]
+
+    def _trim_partial(self) -> None:
+        """Make room for one more unfinished fetch: drop the least recently used ones no task holds, past
+        :data:`MAX_PARTIAL`."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM blobs WHERE complete = 0 ORDER BY last_used").fetchall()
+            spare = [blob for (blob,) in rows if self._held[blob] <= 0]
+            for blob in spare[:max(0, len(rows) - MAX_PARTIAL + 1)]:
+                self._drop(blob)
 
     def put_chunk(self, blob: str, index: int, data: bytes, proof: Sequence[bytes]) -> bool:
         """Write fetched chunk ``index`` of ``blob`` if it verifies against the root; False (nothing kept) if not.
@@ -529,9 +571,14 @@ class BlobStore:
         if self._tree(blob, leaves).root != root:  # cannot happen with verified chunks; never keep a wrong blob
             self._drop(blob)
             raise BlobError(f"blob {blob[:16]}… does not match its root once whole; dropped")
-        os.replace(self.root / "partial" / blob, self.root / "data" / blob)
-        _fsync_dir(self.root / "data")
-        self._db.execute("UPDATE blobs SET complete = 1 WHERE id = ?", (blob,))
+        self._db.execute("UPDATE blobs SET complete = 1 WHERE id = ?", (blob,))  # first: no file outside the index
+        try:
+            os.replace(self.root / "partial" / blob, self.root / "data" / blob)
+            _fsync_dir(self.root / "data")
+        except OSError as exc:
+            self._drop(blob)
+            raise BlobError(f"cannot move blob {blob[:16]}… into place: {exc.strerror or exc}; dropped",
+                            hint=f"free space under {self.root}, then run the task again") from None
 
 
 def home_store(home: Home) -> BlobStore:
