@@ -28,7 +28,7 @@ import re
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 from attrs import field, frozen, validators as v
@@ -98,12 +98,20 @@ def vote(result: TaskResult) -> str:
     return f"status:{result.status.value}"
 
 
-#: What :meth:`Tolerance.numbers` reads from an output: the pieces of text around its numbers, the numbers.
-Numbers = tuple[tuple[bytes, ...], np.ndarray]
+#: What :meth:`Tolerance.numbers` reads from an output: a digest of the pieces of text around its numbers
+#: (``b""`` for arrays), and the numbers.
+Numbers = tuple[bytes, np.ndarray]
 #: How a job's float outputs are read for a :class:`Tolerance` (``--floats``).
 FLOAT_FORMATS = ("f32", "f64", "text")
+#: The largest relative tolerance: at rtol=1 a zero agreed with every number (|0 - x| <= rtol * |x|), and
+#: rtol near 1 with any number of its sign; 10% is far beyond any float nondeterminism.
+MAX_RTOL = 0.1
 #: A decimal number in a text output (sign, digits, point, exponent).
 _NUMBER = re.compile(rb"([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)")
+#: A byte that is no part of a number: text outputs are read in blocks cut after one.
+_OUTSIDE = re.compile(rb"[^-+.0-9eE]")
+#: Bytes of a text output read at a time (its pieces of text are held a block at a time).
+_BLOCK = 1 << 20
 
 
 @frozen
@@ -117,7 +125,7 @@ class Tolerance:
     text (JSON, CSV, ``print``): the text between the numbers must be the same byte for byte.
     """
 
-    rtol: float = field(default=1e-5, converter=float, validator=[v.ge(0.0), v.le(1.0)])
+    rtol: float = field(default=1e-5, converter=float, validator=[v.ge(0.0), v.le(MAX_RTOL)])
     atol: float = field(default=1e-6, converter=float, validator=[v.ge(0.0), v.le(1e6)])
     floats: str = field(default="f32", validator=v.in_(FLOAT_FORMATS))
 
@@ -136,7 +144,7 @@ class Tolerance:
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"tolerance {spec!r} is not RTOL or RTOL,ATOL ({exc})",
                                   hint="e.g. --tolerance 1e-5 (relative and absolute) or 1e-4,1e-6; "
-                                  "RTOL at most 1, ATOL at most 1e6") from None
+                                  f"RTOL at most {MAX_RTOL:g}, ATOL at most 1e6") from None
 
     @classmethod
     def of(cls, table: Mapping[str, object] | None) -> Tolerance | None:
@@ -148,21 +156,23 @@ class Tolerance:
             return cls(**table)  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"not a tolerance: {exc}",
-                                  hint="give rtol and atol (0 to 1, 0 to 1e6) and floats (f32, f64 or text)") from None
+                                  hint=f"give rtol and atol (0 to {MAX_RTOL:g}, 0 to 1e6) and floats (f32, f64 "
+                                  "or text)") from None
 
     def numbers(self, output: bytes) -> Numbers | None:
-        """What an output is compared by: the pieces of text between its numbers (none for arrays) and its
-        numbers as float64; None when it holds none in this format (an array of a partial element) or one
-        that is NaN or infinite."""
+        """What an output is compared by: a digest of the pieces of text between its numbers (``b""`` for
+        arrays) and its numbers as float64; None when it holds none in this format (an array of a partial
+        element) or one that is NaN or infinite. Memory stays at 8 bytes a number, however many."""
         if self.floats == "text":
-            parts = _NUMBER.split(output)
-            frame, values = tuple(parts[::2]), np.array([float(n) for n in parts[1::2]], dtype=np.float64)
+            frame = hashlib.sha256()
+            values = np.fromiter(_text_numbers(output, frame), np.float64)
+            framed = frame.digest()
         else:
             width = 4 if self.floats == "f32" else 8
             if len(output) % width:
                 return None
-            frame, values = (), np.frombuffer(output, f"<f{width}").astype(np.float64)
-        return (frame, values) if np.isfinite(values).all() else None
+            framed, values = b"", np.frombuffer(output, f"<f{width}").astype(np.float64)
+        return (framed, values) if np.isfinite(values).all() else None
 
     def close(self, a: Numbers | None, b: Numbers | None) -> bool:
         """True when two outputs' :meth:`numbers` agree: the same text around as many numbers, each pair
@@ -188,6 +198,23 @@ class Tolerance:
                 chosen.append((same := result, mine))
             votes[result.node_id] = same.output_id
         return votes
+
+
+def _text_numbers(output: bytes, frame: hashlib._Hash) -> Iterator[float]:
+    """The decimal numbers in ``output``, in order; each piece of text before, between and after them goes
+    into ``frame`` with its length (so a byte moved across a number changes it). Read a block at a time, cut
+    after a byte no number holds, so that no number spans a cut."""
+    piece, start = b"", 0
+    while start < len(output):
+        cut = _OUTSIDE.search(output, min(start + _BLOCK, len(output)) - 1)
+        end = cut.end() if cut is not None else len(output)
+        parts = _NUMBER.split(output[start:end])
+        parts[0] = piece + parts[0]
+        for text in parts[:-1:2]:
+            frame.update(b"%d:%s" % (len(text), text))
+        yield from map(float, parts[1::2])
+        piece, start = parts[-1], end
+    frame.update(b"%d:%s" % (len(piece), piece))
 
 
 def quorum_of(results: Iterable[TaskResult], k: int | None = None, tolerance: Tolerance | None = None) -> Quorum:
@@ -218,7 +245,7 @@ def compare(remote: TaskResult, local: TaskResult, tolerance: Tolerance | None =
                        f"status {remote.status.value} but local re-execution ended {local.status.value}",
                        remote.task_id, "spot-check")
     if tolerance is not None and remote.ok:
-        if not tolerance.agree(remote.output, local.output):
+        if remote.output_id != local.output_id and not tolerance.agree(remote.output, local.output):
             return Verdict(VerdictStatus.INVALID, f"output {remote.output_id} is not within rtol={tolerance.rtol:g}, "
                            f"atol={tolerance.atol:g} of the local re-execution's", remote.task_id, "spot-check")
     elif not hmac.compare_digest(remote.output_id, local.output_id):

@@ -118,3 +118,37 @@ def test_votes_read_each_output_once(monkeypatch: pytest.MonkeyPatch) -> None:
     results = [ok(f"{i:064x}", f"{1 + i * 1e-9:.9f} {i}".encode()) for i in range(1, 10)]
     assert len(set(Tolerance(rtol=1e-5, floats="text").votes(results).values())) == 9  # the integers differ
     assert len(reads) == 9
+
+
+@pytest.mark.parametrize("rtol", [1.0, 0.5, 0.11])
+def test_a_tolerance_loose_enough_to_match_anything_is_refused(rtol: float) -> None:
+    # at rtol=1 an all-zero output agreed with every output: |0 - x| <= 1 * |x|
+    with pytest.raises(ValidationError, match="not a tolerance"):
+        Tolerance.of({"rtol": rtol, "atol": 0, "floats": "text"})
+    with pytest.raises(ValidationError, match="RTOL at most 0.1"):
+        Tolerance.parse(str(rtol))
+
+
+def test_identical_outputs_agree_in_a_spot_check_even_without_numbers_to_compare() -> None:
+    nan = np.array([np.nan], "<f4").tobytes()  # a replica vote counts the same bytes as one output too
+    assert compare(ok(NODES[1], nan), ok(NODES[0], nan), Tolerance()).ok
+    assert compare(ok(NODES[1], b"1e999"), ok(NODES[0], b"1e999"), Tolerance(floats="text")).ok
+
+
+def test_text_read_in_blocks_is_read_as_a_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text output is read a block at a time (its pieces of text are not all held at once); where the blocks
+    are cut changes nothing, whatever the formatting shifts."""
+    from gaia_core import verification
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=2000) * 10.0 ** rng.integers(-8, 8, size=2000)
+    a = ", ".join(f"{x:.9g}" for x in values).encode() + b"e-"
+    b = ", ".join(f"{x:.12e}" for x in values).encode() + b"e-"
+    whole = Tolerance(rtol=1e-8, atol=0, floats="text")
+    expected = whole.numbers(a)
+    assert expected is not None and len(expected[1]) == 2000 and whole.agree(a, b)
+    for block in (1, 7, 64, 1000):
+        monkeypatch.setattr(verification, "_BLOCK", block)
+        got = whole.numbers(a)
+        assert got is not None and got[0] == expected[0] and np.array_equal(got[1], expected[1])
+        assert whole.agree(a, b) and not whole.agree(a, b.replace(b", ", b" ,", 1))
