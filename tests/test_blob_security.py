@@ -74,7 +74,7 @@ def test_a_pinned_blob_is_published_to_any_peer(node: Node, tmp_path: Path) -> N
     assert _ask(node, Identity.generate(), public).missing
 
 
-def test_a_leave_to_read_lasts_grant_s_then_is_asked_again(tmp_path: Path) -> None:
+def test_a_leave_to_read_lasts_grant_s_and_a_refusal_deny_s(tmp_path: Path) -> None:
     store = BlobStore(tmp_path / "blobs")
     (tmp_path / "b").write_bytes(b"b" * 10)
     blob = store.add_file(tmp_path / "b").id
@@ -88,7 +88,8 @@ def test_a_leave_to_read_lasts_grant_s_then_is_asked_again(tmp_path: Path) -> No
 
     server = BlobServer(store, may_read=may_read, clock=lambda: now[0])
     assert server.allowed("w", blob) and server.allowed("w", blob) and asked == [("w", blob)]
-    assert not server.allowed("x", blob)
+    assert not server.allowed("x", blob) and not server.allowed("x", blob)  # a refusal is remembered too
+    assert asked == [("w", blob), ("x", blob)]
     sent.clear()  # the task came back
     now[0] = GRANT_S + 0.1
     assert not server.allowed("w", blob)

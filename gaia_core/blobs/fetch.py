@@ -67,9 +67,12 @@ class Fetcher:
         """Ban ``peer`` and strike it, once per ban (its other streams' answers may fail too)."""
         log.warning("peer sent a blob answer that does not verify", extra={"peer": peer[:16], "what": what})
         with self._lock:
-            if self._banned.get(peer, 0.0) > self._clock():
+            now = self._clock()
+            if self._banned.get(peer, 0.0) > now:
                 return
-            self._banned[peer] = self._clock() + BAN_S
+            for gone in [p for p, until in self._banned.items() if until <= now]:  # bans that ended
+                del self._banned[gone]
+            self._banned[peer] = now + BAN_S
         self._strike(peer)
 
     def ensure(self, blobs: Sequence[str], peers: Sequence[str], *, timeout: float) -> None:

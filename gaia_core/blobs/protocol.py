@@ -43,7 +43,9 @@ SERVING_PER_PEER = 2
 SERVING_TOTAL = 3
 #: Seconds a peer's leave to read a blob is remembered once ``may_read`` gave it.
 GRANT_S = 10.0
-#: Leaves remembered at most (past that they are asked again).
+#: Seconds a refusal is remembered (a peer asking again and again costs the node one look per second).
+DENY_S = 1.0
+#: Answers of ``may_read`` remembered at most (past that they are asked again).
 MAX_GRANTS = 4096
 #: Hashes in one inclusion proof at most (a tree of 2**48 chunks).
 MAX_PROOF = 48
@@ -160,23 +162,24 @@ class BlobServer:
         self.store = store
         self._may_read = may_read
         self._clock = clock
-        self._grants: dict[tuple[str, str], float] = {}  # (peer, blob) -> clock time the leave ends
+        self._grants: dict[tuple[str, str], tuple[float, bool]] = {}  # (peer, blob) -> (until, may it read)
         self._serving: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def allowed(self, peer: str, blob: str) -> bool:
-        """True when ``peer`` may read ``blob`` here: it is pinned, or ``may_read`` lets it (remembered GRANT_S)."""
+        """True when ``peer`` may read ``blob`` here: it is pinned, or ``may_read`` lets it (a leave is
+        remembered GRANT_S, a refusal DENY_S)."""
         now = self._clock()
         with self._lock:
-            if self._grants.get((peer, blob), 0.0) > now:
-                return True
-        if not (self.store.pinned(blob) or self._may_read(peer, blob)):
-            return False
+            until, allowed = self._grants.get((peer, blob), (0.0, False))
+        if until > now:
+            return allowed
+        allowed = self.store.pinned(blob) or self._may_read(peer, blob)
         with self._lock:
             if len(self._grants) >= MAX_GRANTS:
                 self._grants.clear()
-            self._grants[(peer, blob)] = now + GRANT_S
-        return True
+            self._grants[(peer, blob)] = (now + (GRANT_S if allowed else DENY_S), allowed)
+        return allowed
 
     def on_request(self, envelope: Envelope) -> bytes:
         """The encoded :class:`ChunkReply` to an authenticated request; NodeError("busy") past the bounds.

@@ -39,7 +39,8 @@ def blob() -> None:
 
 @blob.command()
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--pin", is_flag=True, help="Pin it: never evicted by the cap, nor removed when a job ends.")
+@click.option("--pin", is_flag=True, help="Pin it: never evicted by the cap, nor removed when a job ends; "
+              "served to any peer that asks (published).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: the blob's id, size and state.")
 @click.pass_obj
 def add(state: State, file: Path, pin: bool, as_json: bool) -> None:
@@ -121,8 +122,9 @@ def _pin_command(pinned: bool) -> click.Command:
             store.close()
         _echo(info, as_json, f"{verb}ned {blob_id}")
 
-    command.__doc__ = ("Pin blob ID: it is never evicted by the cap nor removed when a job ends." if pinned else
-                       "Unpin blob ID: the cap may evict it again.")
+    command.__doc__ = ("Pin blob ID: never evicted by the cap nor removed when a job ends; served to any peer "
+                       "(published)." if pinned else
+                       "Unpin blob ID: the cap may evict it again, and only peers sent a task naming it may read it.")
     return click.command(verb)(command)
 
 
