@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,4 +158,30 @@ def test_an_index_that_cannot_be_written_ends_the_fetch_with_one_error_and_a_ret
     fetcher.ensure([blob], ["server"], timeout=20)
     assert b"".join(worker.chunks(blob)) == source.read_bytes()
     worker.close()
+    server.store.close()
+
+
+def test_tasks_fetching_one_blob_at_once_ask_each_chunk_once_and_leave_no_lock(tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * (6 * CHUNK_SIZE // 256))
+    server = BlobServer(BlobStore(tmp_path / "server"), may_read=lambda _peer, _blob: True)
+    blob = server.store.add_file(source).id
+    me, asked, lock = Identity.generate(), Counter[int](), threading.Lock()
+
+    def request(peer: str, kind: str, body: bytes, timeout: float) -> bytes:
+        with lock:
+            asked.update(codec.decode(body, ChunkRequest).indexes)
+        time.sleep(0.01)  # a real peer takes a moment: the tasks overlap
+        return server.on_request(seal(me, kind, body))
+
+    fetcher = Fetcher(BlobStore(tmp_path / "worker"), request, lambda _peer: None)
+    tasks = [threading.Thread(target=fetcher.ensure, args=([blob], ["server"]), kwargs={"timeout": 20})
+             for _ in range(4)]
+    for task in tasks:
+        task.start()
+    for task in tasks:
+        task.join(timeout=30)
+    assert fetcher.store.has(blob) and set(asked.values()) == {1} and len(asked) == 6
+    assert not fetcher._fetching
+    fetcher.store.close()
     server.store.close()

@@ -56,7 +56,7 @@ class Fetcher:
         self._clock = clock
         self._banned: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._fetching: dict[str, threading.Lock] = {}  # one fetch per blob at a time
+        self._fetching: dict[str, tuple[threading.Lock, int]] = {}  # one fetch per blob at a time: lock, tasks
 
     def banned(self, peer: str) -> bool:
         """True while ``peer`` is left out for having lied."""
@@ -80,15 +80,19 @@ class Fetcher:
         deadline = self._clock() + timeout
         for blob in blobs:
             with self._lock:
-                fetching = self._fetching.setdefault(blob, threading.Lock())
+                fetching, users = self._fetching.get(blob, (threading.Lock(), 0))
+                self._fetching[blob] = fetching, users + 1
             try:
                 with fetching:  # two tasks naming one blob fetch it once
                     if not self.store.has(blob):
                         self._fetch(blob, peers, deadline)
             finally:
-                with self._lock:
-                    if not fetching.locked():
-                        self._fetching.pop(blob, None)
+                with self._lock:  # the lock goes with its last user, never while another waits on it
+                    fetching, users = self._fetching[blob]
+                    if users == 1:
+                        del self._fetching[blob]
+                    else:
+                        self._fetching[blob] = fetching, users - 1
 
     def _ask(self, peer: str, request: ChunkRequest, deadline: float, *, wait: float = 30.0) -> ChunkReply | None:
         """The peer's answer within ``wait`` s, None when it failed to give one (busy, gone, slow); a lie strikes it."""
