@@ -1,4 +1,4 @@
-"""Every ``gaia`` command shown in README.md and docs/cli.md runs as written, so the docs cannot drift.
+"""Every ``gaia`` command shown in README.md and docs/ runs as written, so the docs cannot drift.
 
 The commands are read from the pages' code blocks: the lines starting with ``gaia`` in ``sh`` blocks
 (a trailing ``  # comment`` dropped) and the ``$ gaia`` lines of ``console`` blocks, with the output shown
@@ -10,6 +10,13 @@ anything, the example home ``/home/me/.local/share/gaia`` for the test's); every
 Job ids in examples (``3f9a2c``, ``77be01``, ``9d41e6…``) stand for a job this test made, as they would for
 the reader's own. Long-running commands (``gaia logs -f``, a foreground ``gaia node``) run until they have
 shown they work.
+
+The other pages share that home and node (docs/network.md, benchmarking.md, models.md, dashboard.md's
+``gaia dashboard``, docker.md's commands, ``<64 hex>`` and ``<blob id>`` standing for a local image and
+the blob made of it, run only where a Docker engine answers), except docs/node.md, which begins with
+``gaia init`` and runs in a home of its own before README's (its node takes the default port), followed by
+dashboard.md's ``gaia node --dashboard``. A dashboard example works when it prints its page's address, of
+the shape the page shows: opening it is for a browser.
 """
 
 from __future__ import annotations
@@ -21,17 +28,21 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pytest
 
 from gaia_core.config import Home
 from tests.nodes import gaia, wait_until
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
+onnx = pytest.importorskip("onnx")
+onnx_models = pytest.importorskip("tests.onnx_models")
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -42,8 +53,16 @@ PROOF_PLACEHOLDER = "proofs/00000-9d41e6….proof"
 #: Commands that exit non-zero while working as documented: doctor reports a failed check with exit 1.
 EXIT_CODES = {"gaia doctor": (0, 1)}
 #: Commands that keep running: they work once they print this much.
-FOLLOWS = ("gaia logs -f",)
+FOLLOWS = ("gaia logs -f", "gaia node", "gaia monitor")
 COMMAND_S = 180.0
+#: Seconds a command that keeps running has to show it works.
+FOLLOW_S = 90.0
+#: Commands that print only when stopped, off a terminal (a live display): the seconds after which they get Ctrl-C.
+QUIET = {"gaia monitor": 5.0}
+#: The line a dashboard prints (docs/dashboard.md): its address, with the secret token.
+DASHBOARD_URL = r"dashboard: http://127\.0\.0\.1:\d+/\?token=[\w-]{20,}"
+#: Pages whose examples run in README's home, its node running, from the directory holding the files they name.
+NODE_PAGES = ("docs/network.md", "docs/benchmarking.md", "docs/models.md")
 
 
 @attrs.frozen
@@ -67,36 +86,37 @@ class Example:
         return shown if isinstance(shown, dict) and "exit_code" in shown else None
 
 
-def examples(page: str) -> list[Example]:
-    """The ``gaia`` commands of ``page``'s sh and console blocks, with the output each shows."""
+def examples(page: str, programs: tuple[str, ...] = ("gaia",)) -> list[Example]:
+    """The commands of ``page``'s sh and console blocks that start with one of ``programs``, with the output
+    each shows."""
     found: list[Example] = []
     language: str | None = None
     for number, line in enumerate((ROOT / page).read_text(encoding="utf-8").splitlines(), 1):
         if line.startswith("```"):
             language = line[3:].strip() if language is None else None
             continue
-        if language == "sh" and line.startswith("gaia "):
+        if language == "sh" and line.startswith(tuple(f"{program} " for program in programs)):
             found.append(Example(page, number, re.split(r"\s{2,}#", line)[0].strip()))
         elif language == "console" and line.startswith("$ "):
             command = line[2:].strip()
-            if command.startswith("gaia "):
+            if command.startswith(tuple(f"{program} " for program in programs)):
                 found.append(Example(page, number, command))
         elif language == "console" and found and found[-1].page == page and found[-1].line < number:
             found[-1] = attrs.evolve(found[-1], output=(*found[-1].output, line))
     return found
 
 
-def run(example: Example, home: Home, cwd: Path, replace: dict[str, str] | None = None) -> None:
-    """Run ``example`` verbatim (placeholders replaced) and check it as its page says."""
+def run(example: Example, home: Home, cwd: Path, replace: dict[str, str] | None = None,
+        extra_env: dict[str, str] | None = None) -> str:
+    """Run ``example`` verbatim (placeholders replaced) and check it as its page says; what it printed."""
     command = example.command
     for placeholder, value in (replace or {}).items():
         command = command.replace(placeholder, value)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "GAIA_HOME": str(home.root),
-           "COLUMNS": "80"}
+           "COLUMNS": "80", **(extra_env or {})}
     where = f"{example.page}:{example.line}: {command}"
     if command in FOLLOWS:
-        follow(command, env, cwd, where)
-        return
+        return follow(command, env, cwd, where)
     done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=COMMAND_S, stdin=subprocess.DEVNULL)
     printed = done.stdout + done.stderr
@@ -104,27 +124,40 @@ def run(example: Example, home: Home, cwd: Path, replace: dict[str, str] | None 
     if example.json_error is not None:
         assert done.returncode == example.json_error["exit_code"], f"{where}: exit {done.returncode}\n{printed}"
         assert json.loads(done.stdout) == example.json_error, f"{where}\n{printed}"
-        return
+        return printed
     if example.error is None:
         allowed = EXIT_CODES.get(command, (0,))
         assert done.returncode in allowed, f"{where}: exit {done.returncode}\n{printed[-3000:]}"
-        return
+        return printed
     assert done.returncode != 0, f"{where}: succeeded, the page shows an error\n{printed[-3000:]}"
     pattern = re.escape(example.error.replace(DOC_HOME, str(home.root)))
     pattern = pattern.replace(re.escape("…"), ".*").replace(re.escape("..."), ".*")
     errors = [line for line in printed.splitlines() if line.startswith("Error:")]
     assert any(re.fullmatch(pattern, line) for line in errors), f"{where}\nshown: {example.error}\ngot: {errors}"
+    return printed
 
 
-def follow(command: str, env: dict[str, str], cwd: Path, where: str) -> None:
-    """Run a command that keeps running until it prints a line; then stop it with Ctrl-C (SIGINT)."""
+def follow(command: str, env: dict[str, str], cwd: Path, where: str, expect: str = r".*\S.*") -> str:
+    """Run a command that keeps running until it prints a line matching ``expect`` (by default the first line
+    that is not empty), with no error before it; then stop it with Ctrl-C (SIGINT). The line it printed."""
     proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    interrupt = threading.Timer(QUIET.get(command, FOLLOW_S), proc.send_signal, (signal.SIGINT,))
+    watchdog = threading.Timer(FOLLOW_S + 20, proc.kill)  # ends a readline that would wait for ever
+    interrupt.start()
+    watchdog.start()
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()  # bounded: the process is interrupted below, and killed if it lingers
-        assert line.strip() and "Error" not in line, f"{where}: {line!r}"
+        seen: list[str] = []
+        for line in proc.stdout:
+            seen.append(line)
+            assert "Error" not in line and "Traceback" not in line, f"{where}: {''.join(seen)[-3000:]}"
+            if re.fullmatch(expect, line.strip()):
+                return line.strip()
+        raise AssertionError(f"{where}: ended without a line matching {expect!r}: {''.join(seen)[-3000:]}")
     finally:
+        interrupt.cancel()
+        watchdog.cancel()
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=20)
@@ -136,6 +169,41 @@ def follow(command: str, env: dict[str, str], cwd: Path, where: str) -> None:
 def test_every_page_has_examples() -> None:
     assert len(examples("README.md")) >= 10
     assert len(examples("docs/cli.md")) >= 15
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The files the pages' examples name."""
+    where = tmp_path_factory.mktemp("work")
+    (where / "echo.wasm").write_bytes(workloads.module_bytes("echo"))
+    (where / "mlp.wasm").write_bytes(workloads.module_bytes("mlp"))
+    (where / "bad.wasm").write_bytes(b"not a module")
+    with (where / "big.bin").open("wb") as big:
+        big.truncate(1 << 30)  # sparse
+    for folder, name in (("data", "a.txt"), ("data", "b.txt"), ("more", "c.bin")):
+        (where / folder).mkdir(exist_ok=True)
+        (where / folder / name).write_text(name)
+    (where / "inputs.txt").write_text("data/a.txt\n")
+    (where / "data.bin").write_bytes(b"hello from data.bin\n")
+    digits = onnx_models.mlp_gemm(np.random.default_rng(7))
+    onnx.save(digits, str(where / "digits.onnx"))
+    np.save(where / "samples.npy", onnx_models.samples(digits, 5))
+    return where
+
+
+def test_node_and_dashboard_pages_in_a_fresh_home(tmp_path: Path, workdir: Path) -> None:
+    """docs/node.md's block in order in a home of its own (it begins with ``gaia init``), then docs/dashboard.md's
+    ``gaia node --dashboard`` there, its node stopped: it prints a page address of the documented shape.
+    Runs before README's home starts a node on the same default port."""
+    home = Home(tmp_path / "node")
+    try:
+        for example in examples("docs/node.md"):
+            run(example, home, workdir)
+        (example,) = [e for e in examples("docs/dashboard.md") if e.command == "gaia node --dashboard"]
+        env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "GAIA_HOME": str(home.root)}
+        follow(example.command, env, workdir, f"docs/dashboard.md:{example.line}", DASHBOARD_URL)
+    finally:
+        gaia(home, "stop", check=False)
 
 
 @pytest.fixture(scope="module")
@@ -188,22 +256,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The files docs/cli.md's examples name."""
-    where = tmp_path_factory.mktemp("work")
-    (where / "echo.wasm").write_bytes(workloads.module_bytes("echo"))
-    (where / "mlp.wasm").write_bytes(workloads.module_bytes("mlp"))
-    (where / "bad.wasm").write_bytes(b"not a module")
-    with (where / "big.bin").open("wb") as big:
-        big.truncate(1 << 30)  # sparse
-    for folder, name in (("data", "a.txt"), ("data", "b.txt"), ("more", "c.bin")):
-        (where / folder).mkdir(exist_ok=True)
-        (where / folder / name).write_text(name)
-    (where / "inputs.txt").write_text("data/a.txt\n")
-    return where
-
-
 def test_cli_page_examples(readme_home: Home, workdir: Path, tmp_path: Path) -> None:
     node_home = readme_home
     module = workdir / "echo.wasm"
@@ -229,3 +281,41 @@ def test_cli_page_examples(readme_home: Home, workdir: Path, tmp_path: Path) -> 
             run(example, scratch if own_home else node_home, workdir, replace)
     finally:
         held.close()
+
+
+def test_pages_run_with_the_node(readme_home: Home, workdir: Path) -> None:
+    for page in NODE_PAGES:
+        for example in examples(page):
+            run(example, readme_home, workdir)
+
+
+def test_dashboard_page_serves_the_running_node(readme_home: Home, workdir: Path) -> None:
+    """Each ``gaia dashboard`` example prints its page's address, of the shape the page shows (opening it is
+    for a browser); ``--port 8800`` serves on that port."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "GAIA_HOME": str(readme_home.root)}
+    shown = [e for e in examples("docs/dashboard.md") if e.command.startswith("gaia dashboard")]
+    assert len(shown) == 3
+    for example in shown:
+        url = follow(example.command, env, workdir, f"docs/dashboard.md:{example.line}", DASHBOARD_URL)
+        if "--port 8800" in example.command:
+            assert ":8800/" in url, url
+
+
+def test_docker_page_examples(readme_home: Home, workdir: Path) -> None:
+    """docs/docker.md's commands, ``sha256:<64 hex>`` standing for the local busybox image's id and
+    ``<blob id>`` for the id ``gaia blob add`` printed."""
+    plugin = pytest.importorskip("gaia_runner_docker")
+    docker_engine = pytest.importorskip("gaia_runner_docker.engine")
+    images = pytest.importorskip("gaia_runner_docker.images")
+    try:
+        client = docker_engine.connect(plugin.DockerSettings())
+    except docker_engine.EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    try:
+        replace = {"sha256:<64 hex>": images.busybox_image(client)}
+    finally:
+        client.close()
+    for example in examples("docs/docker.md", ("gaia", "docker save")):
+        printed = run(example, readme_home, workdir, replace)
+        if example.command.startswith("gaia blob add"):
+            replace["<blob id>"] = printed.split()[0]
