@@ -39,6 +39,7 @@ import pytest
 
 from gaia_core.config import Home
 from tests.nodes import gaia, wait_until
+from tests.test_plugin_new import _install_metadata as install_metadata
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 onnx = pytest.importorskip("onnx")
@@ -319,3 +320,20 @@ def test_docker_page_examples(readme_home: Home, workdir: Path) -> None:
         printed = run(example, readme_home, workdir, replace)
         if example.command.startswith("gaia blob add"):
             replace["<blob id>"] = printed.split()[0]
+
+
+def test_plugin_authoring_page_examples(tmp_path: Path) -> None:
+    """docs/plugin-authoring.md's ``gaia`` commands; its ``pip install -e`` is done without pip (the generated
+    distribution's metadata put on the path: the shared venv is left alone) and its ``pytest`` of the generated
+    suite is tests/test_plugin_new.py's."""
+    home = Home(tmp_path / "home")
+    site = tmp_path / "site"
+    extra_env = {"PYTHONPATH": os.pathsep.join(map(str, (tmp_path / "gaia-runner-echo", site)))}
+    shown = examples("docs/plugin-authoring.md")
+    assert [e.command.split()[:3] for e in shown] == [["gaia", "plugin", "new"], ["gaia", "plugins", "--check"]]
+    for example in shown:
+        printed = run(example, home, tmp_path, extra_env=extra_env)
+        if example.command.startswith("gaia plugin new"):
+            install_metadata(tmp_path / "gaia-runner-echo", site)
+        else:
+            assert "FAIL" not in printed and "protocol runner:echo: satisfies" in printed, printed
