@@ -1,12 +1,12 @@
 """The OCI container runner: one task in, one TaskResult out, whatever the container does.
 
 Every task gets a fresh container of an operator-allowed image, named by digest, under zero-trust
-defaults (:func:`host_config`): no network, a read-only root filesystem, every capability dropped,
-no new privileges, the engine's default seccomp profile, a non-root user, pids/memory/CPU limits, a
-size-capped tmpfs at /tmp, and no host path but the task's input, mounted read-only. The output is
-the container's stdout, read as it comes and capped; a wall-clock timeout kills. Containers carry
-the node's owner label, so none outlives its task: removed after each run, on ``close`` and at
-start-up after a crash (:func:`gaia_runner_docker.engine.reap`).
+defaults (:func:`host_config`): no network, a read-only root filesystem, every capability dropped, no
+new privileges, the engine's default seccomp profile, a non-root user, pids/memory/CPU limits, a
+size-capped tmpfs at /tmp (and at each VOLUME the image declares), and no host path but the task's
+input, mounted read-only. The output is the container's stdout, read as it comes and capped; a
+wall-clock timeout kills. Containers carry the node's owner label, so none outlives its task: removed
+after each run, on ``close`` and at start-up after a crash (:func:`gaia_runner_docker.engine.reap`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +62,17 @@ def image_of(task: Task) -> str:
     return f"sha256:{task.module_id}"
 
 
-def host_config(client: docker.DockerClient, task: Task, settings: DockerSettings, input_file: Path) -> Any:
-    """The zero-trust HostConfig of one task's container (see the module docstring)."""
+def host_config(client: docker.DockerClient, task: Task, settings: DockerSettings, input_file: Path,
+                volumes: Iterable[str] = ()) -> Any:
+    """The zero-trust HostConfig of one task's container (see the module docstring); each of the image's
+    ``volumes`` is a scratch tmpfs as /tmp is, never a volume on the engine's disk."""
     limits = task.limits
+    scratch = f"rw,noexec,nosuid,nodev,size={settings.scratch_bytes}"
     return client.api.create_host_config(
         network_mode="none", read_only=True, cap_drop=["ALL"], security_opt=["no-new-privileges"],
         pids_limit=settings.pids_limit, mem_limit=limits.memory_bytes, memswap_limit=limits.memory_bytes,
         nano_cpus=int(settings.cpus * 1e9), ulimits=[Ulimit(name="nofile", soft=1024, hard=1024)],
-        tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={settings.scratch_bytes}"},
+        tmpfs={path: scratch for path in ("/tmp", *volumes)},
         mounts=[Mount(INPUT_PATH, str(input_file), type="bind", read_only=True)],
         log_config=LogConfig(type=LogConfig.types.NONE), privileged=False, ipc_mode="private",
     )
@@ -263,12 +267,13 @@ class DockerRunner:
             return self._tmp
 
     def _contain(self, client: docker.DockerClient, task: Task, input_file: Path) -> tuple[Status, str, bytes]:
+        volumes = client.api.inspect_image(image_of(task))["Config"].get("Volumes") or {}
         try:
             created = client.api.create_container(
                 image_of(task), command=shlex.split(task.entry), user=self.settings.user, working_dir="/tmp",
                 network_disabled=True, environment={"GAIA_INPUT": INPUT_PATH},
                 labels={engine.OWNER_LABEL: self._owner, engine.TASK_LABEL: task.id},
-                host_config=host_config(client, task, self.settings, input_file))
+                host_config=host_config(client, task, self.settings, input_file, volumes))
         except docker.errors.APIError as exc:
             if exc.is_client_error():
                 return Status.INVALID, f"cannot create the container: {engine.explain(exc)}", b""

@@ -121,3 +121,19 @@ def absent(client: docker.DockerClient, shipped: tuple[str, Path]) -> Iterator[t
     drop(client, shipped[0])
     yield shipped
     drop(client, shipped[0])
+
+
+@pytest.fixture(scope="session")
+def volume_image(client: docker.DockerClient, busybox: str) -> Iterator[str]:
+    """busybox with a world-writable /data that the image declares a VOLUME (an anonymous volume on the
+    engine's disk, were it not for the runner)."""
+    made = client.api.create_container(busybox, command=["sh", "-c", "mkdir -p /data && chmod 1777 /data"],
+                                       network_disabled=True)
+    try:
+        client.api.start(made["Id"])
+        assert client.api.wait(made["Id"], timeout=30)["StatusCode"] == 0
+        image = str(client.api.commit(made["Id"], conf={"Volumes": {"/data": {}}})["Id"])
+    finally:
+        client.api.remove_container(made["Id"], force=True)
+    yield image
+    drop(client, image)

@@ -91,6 +91,14 @@ def test_setuid_binary_gains_nothing(runner: DockerRunner, suid_image: str) -> N
     assert fields["NoNewPrivs"].strip() == "1" and fields["Seccomp"].strip() == "2"
 
 
+def test_a_volume_the_image_declares_is_capped_scratch(make_runner: Callable[..., DockerRunner],
+                                                      volume_image: str) -> None:
+    """An image's VOLUME was a writable anonymous volume on the engine's disk, with no size cap."""
+    runner = make_runner(volume_image, scratch_bytes=1 << 20)
+    result = runner.run(oci(volume_image, "sh -c 'mount | grep /data; dd if=/dev/zero of=/data/big bs=1M count=8'"))
+    assert result.status is Status.TRAP and "No space left" in result.message, result.message
+
+
 def test_close_kills_running_containers(make_runner: Callable[..., DockerRunner], client: docker.DockerClient,
                                         busybox: str) -> None:
     runner = make_runner(busybox)
