@@ -17,7 +17,7 @@ import pytest
 from inprocess import build_node, load_plugins, make_home
 
 from gaia_core import codec
-from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore, blob_id, store as store_module
+from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore, blob_id, protocol, store as store_module
 from gaia_core.blobs.fetch import Fetcher
 from gaia_core.blobs.merkle import chunk_count, leaf_hash, verify
 from gaia_core.blobs.protocol import CHUNKS, GRANT_S, BlobServer, ChunkReply, ChunkRequest, decode_reply
@@ -185,3 +185,27 @@ def test_tasks_fetching_one_blob_at_once_ask_each_chunk_once_and_leave_no_lock(t
     assert not fetcher._fetching
     fetcher.store.close()
     server.store.close()
+
+
+def test_a_worker_whose_task_was_taken_back_mid_fetch_gets_no_more_chunks(node: Node, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(protocol, "GRANT_S", 0.0)  # the leave is looked up on every request
+    private = _add(node, tmp_path / "input.bin", bytes(range(256)) * (8 * CHUNK_SIZE // 256))
+    worker = Identity.generate()
+    slot = Slot("job-2", 0, Task(module_id="b" * 64, blobs=(private,)), redundancy=1)
+    node.jobs.dispatcher.add(slot)
+    slot.sent[worker.node_id] = time.monotonic() + 60
+    served = [0]
+
+    def request(peer: str, kind: str, body: bytes, timeout: float) -> bytes:
+        if codec.decode(body, ChunkRequest).indexes:
+            served[0] += 1
+            if served[0] == 3:  # the job is cancelled: the dispatcher forgets the slot
+                node.jobs.dispatcher.remove(slot)
+        return node.on_request(seal(worker, kind, body))
+
+    fetcher = Fetcher(BlobStore(tmp_path / "worker"), request, lambda _peer: None, streams=1)
+    with pytest.raises(BlobError, match="could not fetch blob"):
+        fetcher.ensure([private], [node.node_id], timeout=20)
+    assert fetcher.store.info(private).held < 8 and not fetcher.store.has(private)
+    fetcher.store.close()
