@@ -209,3 +209,24 @@ def test_a_worker_whose_task_was_taken_back_mid_fetch_gets_no_more_chunks(node: 
         fetcher.ensure([private], [node.node_id], timeout=20)
     assert fetcher.store.info(private).held < 8 and not fetcher.store.has(private)
     fetcher.store.close()
+
+
+def test_a_peer_answering_with_another_chunk_than_asked_is_struck(tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * (4 * CHUNK_SIZE // 256))
+    server = BlobServer(BlobStore(tmp_path / "server"), may_read=lambda _peer, _blob: True)
+    blob = server.store.add_file(source).id
+    me, struck = Identity.generate(), list[str]()
+
+    def request(peer: str, kind: str, body: bytes, timeout: float) -> bytes:
+        asked = codec.decode(body, ChunkRequest)
+        if asked.indexes and asked.indexes != (0,):  # a valid chunk with its valid proof, of another index
+            body = codec.encode(ChunkRequest(blob, (0,)))
+        return server.on_request(seal(me, kind, body))
+
+    fetcher = Fetcher(BlobStore(tmp_path / "worker"), request, struck.append)
+    with pytest.raises(BlobError, match="could not fetch blob"):
+        fetcher.ensure([blob], ["liar"], timeout=20)
+    assert struck == ["liar"] and fetcher.banned("liar")
+    fetcher.store.close()
+    server.store.close()

@@ -173,6 +173,8 @@ class Fetcher:
                 if reply is not None and reply.missing:
                     reply = None  # it dropped the blob meanwhile
                 chunk = next((c for c in reply.chunks if c.index == index), None) if reply is not None else None
+                if reply is not None and chunk is None:
+                    self._lied(peer, f"an answer without the chunk {index} asked for")
                 kept = False
                 try:
                     if chunk is not None:
