@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import time
 
 import docker
 import docker.errors
@@ -14,6 +16,8 @@ from gaia_runner_docker.settings import DockerSettings
 
 #: Label on every container this plugin starts; its value names the owning node (its id and home, hashed).
 OWNER_LABEL = "org.gaia.runner-docker.home"
+#: Label carrying when a container's task is over for good (Unix seconds): past it, any node may remove it.
+EXPIRES_LABEL = "org.gaia.runner-docker.expires"
 #: Label carrying the id of the task a container runs.
 TASK_LABEL = "org.gaia.task"
 #: Seconds to wait for the engine to answer a ping before calling it unreachable.
@@ -57,15 +61,40 @@ def connect(settings: DockerSettings, *, timeout_s: float = 60.0) -> docker.Dock
 def reap(client: docker.DockerClient, label: str, log: logging.Logger) -> int:
     """Kill and remove every container left by the node whose :func:`owner` label is ``label`` (e.g. after a
     crash); how many."""
+    found = client.api.containers(all=True, filters={"label": f"{OWNER_LABEL}={label}"})
+    removed = _remove_all(client, [c["Id"] for c in found])
+    if removed:
+        log.warning("gaia-runner-docker: removed %d container(s) left by an earlier run of this node", removed)
+    return removed
+
+
+def sweep(client: docker.DockerClient, log: logging.Logger) -> int:
+    """Kill and remove every container of this plugin, whichever node's, past its :data:`EXPIRES_LABEL`: its
+    owner would have removed it by then unless it died (killed -9, never restarted); how many."""
+    now = time.time()
+    expired = [c["Id"] for c in client.api.containers(all=True, filters={"label": OWNER_LABEL})
+               if _expires(c.get("Labels") or {}) < now]
+    removed = _remove_all(client, expired)
+    if removed:
+        log.warning("gaia-runner-docker: removed %d container(s) past their task's end", removed)
+    return removed
+
+
+def _expires(labels: dict[str, str]) -> float:
+    try:
+        return float(labels[EXPIRES_LABEL])
+    except (KeyError, ValueError):
+        return math.inf  # no such label: only its owner removes it
+
+
+def _remove_all(client: docker.DockerClient, containers: list[str]) -> int:
     removed = 0
-    for found in client.api.containers(all=True, filters={"label": f"{OWNER_LABEL}={label}"}):
+    for container in containers:
         try:
-            client.api.remove_container(found["Id"], force=True)
+            client.api.remove_container(container, force=True, v=True)
             removed += 1
         except docker.errors.NotFound:
             continue
-    if removed:
-        log.warning("gaia-runner-docker: removed %d container(s) left by an earlier run of this node", removed)
     return removed
 
 

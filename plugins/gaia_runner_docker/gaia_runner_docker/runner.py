@@ -40,6 +40,9 @@ INPUT_PATH = "/gaia/input"
 STDERR_TAIL = 4096
 #: Seconds allowed to kill and remove a container, and to drain its output after it ended.
 CLEANUP_S = 10.0
+#: Seconds past a task's timeout after which its container, if still there, is removed by any node on the
+#: engine (its owner died): the owner's own kill and removal take at most CLEANUP_S each.
+EXPIRY_GRACE_S = 3 * CLEANUP_S
 #: Exit codes of a command the container could not run (not found, not executable).
 _CANNOT_RUN = {126, 127}
 #: The runners of this process that are open: admission asks the node's own for its verdict.
@@ -144,6 +147,7 @@ class DockerRunner:
         else:
             try:
                 engine.reap(self._client, self._owner, context.log)
+                engine.sweep(self._client, context.log)
             except (docker.errors.DockerException, requests.RequestException) as exc:
                 context.log.warning("gaia-runner-docker could not remove containers left by an earlier run: %s",
                                     engine.first_line(exc))
@@ -272,7 +276,8 @@ class DockerRunner:
             created = client.api.create_container(
                 image_of(task), command=shlex.split(task.entry), user=self.settings.user, working_dir="/tmp",
                 network_disabled=True, environment={"GAIA_INPUT": INPUT_PATH},
-                labels={engine.OWNER_LABEL: self._owner, engine.TASK_LABEL: task.id},
+                labels={engine.OWNER_LABEL: self._owner, engine.TASK_LABEL: task.id,
+                        engine.EXPIRES_LABEL: f"{time.time() + task.limits.timeout_s + EXPIRY_GRACE_S:.0f}"},
                 host_config=host_config(client, task, self.settings, input_file, volumes))
         except docker.errors.APIError as exc:
             if exc.is_client_error():
@@ -287,6 +292,11 @@ class DockerRunner:
             with self._lock:
                 self._live.discard(container)
             _remove(client, container)
+            try:
+                engine.sweep(client, self.context.log)
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                self.context.log.warning("gaia-runner-docker could not remove expired containers: %s",
+                                         engine.first_line(exc))
 
     def _watch(self, client: docker.DockerClient, container: str, task: Task) -> tuple[Status, str, bytes]:
         limits = task.limits

@@ -16,7 +16,7 @@ from test_conformance import oci
 from gaia_core.identity import Identity
 from gaia_core.model import Limits, Status
 from gaia_runner_docker import DockerRunner
-from gaia_runner_docker.engine import OWNER_LABEL, owner
+from gaia_runner_docker.engine import EXPIRES_LABEL, OWNER_LABEL, owner
 
 
 @frozen
@@ -140,6 +140,29 @@ def test_start_up_leaves_another_nodes_containers_alone(make_runner: Callable[..
         assert leftovers(client, first) == [running["Id"]]
     finally:
         client.api.remove_container(running["Id"], force=True)
+
+
+def test_a_container_past_its_end_is_removed_by_any_node(make_runner: Callable[..., DockerRunner],
+                                                         client: docker.DockerClient, busybox: str) -> None:
+    """A node killed -9 and never restarted: the next run of any node on the engine removes the container its
+    task left once the task's time is over for good (and leaves one whose time is not)."""
+    runner = make_runner(busybox)  # started before: its next run does it
+    made = {}
+    for name, expires in (("expired", time.time() - 1), ("running", time.time() + 3600)):
+        labels = {OWNER_LABEL: f"dead-node-{name}", EXPIRES_LABEL: f"{expires:.0f}"}
+        made[name] = client.api.create_container(busybox, command=["sleep", "3600"], labels=labels,
+                                                 network_disabled=True)["Id"]
+        client.api.start(made[name])
+    try:
+        assert runner.run(oci(busybox, "true")).status is Status.OK
+        alive = {c["Id"] for c in client.api.containers(all=True, filters={"label": OWNER_LABEL})}
+        assert made["expired"] not in alive and made["running"] in alive
+    finally:
+        for container in made.values():
+            try:
+                client.api.remove_container(container, force=True)
+            except docker.errors.NotFound:
+                pass
 
 
 def test_a_wait_that_times_out_is_told_from_an_engine_gone(client: docker.DockerClient, busybox: str) -> None:
