@@ -1,4 +1,5 @@
-"""Blobs against a hostile peer: who may read a blob of a node (a peer that was sent a task naming it, or any
+"""Blobs against a hostile peer (in-process nodes, and a real node process asked over CURVE from outside): who
+may read a blob of a node (a peer that was sent a task naming it, or any
 peer when the operator pinned it; any other peer is told the blob is missing, so it learns nothing), and the
 cap never evicts a blob that a job of this node still names (its workers fetch it from here); unfinished
 fetches are bounded in number; an index that cannot be written ends a fetch with one BlobError and keeps
@@ -6,6 +7,7 @@ nothing unverified."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -14,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from attackers import RawDealer
 from inprocess import build_node, load_plugins, make_home
+from nodes import call, gaia, running_devnet
 
 from gaia_core import codec
 from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore, blob_id, protocol, store as store_module
@@ -230,3 +234,22 @@ def test_a_peer_answering_with_another_chunk_than_asked_is_struck(tmp_path: Path
     assert struck == ["liar"] and fetcher.banned("liar")
     fetcher.store.close()
     server.store.close()
+
+
+def test_a_node_process_tells_a_stranger_nothing_of_its_private_blobs(tmp_path: Path) -> None:
+    (tmp_path / "input.bin").write_bytes(b"a submitter's private input")
+    (tmp_path / "model.bin").write_bytes(b"published weights")
+    with running_devnet(tmp_path / "net", 1) as (home,):
+        private = json.loads(gaia(home, "blob", "add", str(tmp_path / "input.bin"), "--json").stdout)["id"]
+        public = json.loads(gaia(home, "blob", "add", str(tmp_path / "model.bin"), "--pin", "--json").stdout)["id"]
+        stranger = RawDealer(call(home, "status")["address"], Identity.generate())
+        try:
+            answers = {}
+            for blob in (private, public):  # over CURVE from outside, each request signed by the stranger
+                stranger.send(CHUNKS, codec.encode(ChunkRequest(blob, (0,))))
+                assert stranger.answered(10.0), "the node did not answer"
+                answers[blob] = decode_reply(stranger.sock.recv_multipart()[-1])
+        finally:
+            stranger.close()
+    assert answers[private] == ChunkReply(private, missing=True)
+    assert answers[public].chunks[0].data == b"published weights"
