@@ -21,6 +21,7 @@ the shape the page shows: opening it is for a browser.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -141,6 +142,13 @@ def run(example: Example, home: Home, cwd: Path, replace: dict[str, str] | None 
 def follow(command: str, env: dict[str, str], cwd: Path, where: str, expect: str = r".*\S.*") -> str:
     """Run a command that keeps running until it prints a line matching ``expect`` (by default the first line
     that is not empty), with no error before it; then stop it with Ctrl-C (SIGINT). The line it printed."""
+    with following(command, env, cwd, where, expect) as line:
+        return line
+
+
+@contextlib.contextmanager
+def following(command: str, env: dict[str, str], cwd: Path, where: str, expect: str) -> Iterator[str]:
+    """:func:`follow`'s command, running while the block runs (from the line matching ``expect`` on)."""
     proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
     interrupt = threading.Timer(QUIET.get(command, FOLLOW_S), proc.send_signal, (signal.SIGINT,))
@@ -154,8 +162,10 @@ def follow(command: str, env: dict[str, str], cwd: Path, where: str, expect: str
             seen.append(line)
             assert "Error" not in line and "Traceback" not in line, f"{where}: {''.join(seen)[-3000:]}"
             if re.fullmatch(expect, line.strip()):
-                return line.strip()
-        raise AssertionError(f"{where}: ended without a line matching {expect!r}: {''.join(seen)[-3000:]}")
+                break
+        else:
+            raise AssertionError(f"{where}: ended without a line matching {expect!r}: {''.join(seen)[-3000:]}")
+        yield line.strip()
     finally:
         interrupt.cancel()
         watchdog.cancel()
@@ -300,6 +310,19 @@ def test_dashboard_page_serves_the_running_node(readme_home: Home, workdir: Path
         url = follow(example.command, env, workdir, f"docs/dashboard.md:{example.line}", DASHBOARD_URL)
         if "--port 8800" in example.command:
             assert ":8800/" in url, url
+
+
+def test_dashboard_page_curl_example(readme_home: Home, workdir: Path) -> None:
+    """The page's ``curl`` answers the API's JSON, with ``$TOKEN`` the token a running ``gaia dashboard`` printed
+    and its port for the example's."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "GAIA_HOME": str(readme_home.root)}
+    (example,) = examples("docs/dashboard.md", ("curl",))
+    with following("gaia dashboard", env, workdir, "gaia dashboard", DASHBOARD_URL) as url:
+        shown = re.fullmatch(r".*:(\d+)/\?token=(.+)", url)
+        assert shown is not None, url
+        port, token = shown.groups()
+        printed = run(example, readme_home, workdir, {"41371": port}, {"TOKEN": token})
+    assert isinstance(json.loads(printed), list | dict), printed
 
 
 def test_docker_page_examples(readme_home: Home, workdir: Path) -> None:
