@@ -29,6 +29,8 @@ from attrs import define, field
 
 #: Bytes of an archive's manifest.json or config file read at most (an image's are a few kilobytes).
 MAX_MANIFEST_BYTES = 1 << 20
+#: Files an archive may hold: ``docker save`` writes a few per layer, and an image has at most 127 layers.
+MAX_MEMBERS = 10_000
 #: What the engine says for each image it loaded.
 _LOADED = re.compile(r"Loaded image ID: (sha256:[0-9a-f]{64})")
 
@@ -41,7 +43,7 @@ def archive_image(path: Path) -> str:
     """The id (``sha256:<64 hex>``) of the one image the ``docker save`` archive at ``path`` holds, computed
     from its config file; ArchiveError when it is not such an archive."""
     try:
-        with tarfile.open(path, "r:") as tar:
+        with _open(path) as tar:
             return _image(_config(tar, _manifest(tar)))
     except (tarfile.TarError, OSError, ValueError, KeyError, RecursionError) as exc:  # ValueError: bad UTF-8, JSON;
         # KeyError: a link to no member
@@ -53,7 +55,7 @@ def load(client: docker.DockerClient, path: Path, image: str) -> None:
     parts (see the module docstring); ArchiveError when the archive does not hold exactly ``image``."""
     with tempfile.TemporaryFile() as clean:
         try:
-            with tarfile.open(path, "r:") as tar:
+            with _open(path) as tar:
                 _rebuild(tar, image, clean)
         except (tarfile.TarError, OSError, ValueError, KeyError, RecursionError) as exc:
             raise ArchiveError(f"it is not a docker save archive ({type(exc).__name__}: {exc})") from None
@@ -62,6 +64,21 @@ def load(client: docker.DockerClient, path: Path, image: str) -> None:
     loaded = {match for chunk in answer for match in _LOADED.findall(str(chunk.get("stream", "")))}
     if loaded != {image}:
         raise ArchiveError(f"the engine loaded {', '.join(sorted(loaded)) or 'nothing'}, not {image}")
+
+
+def _open(path: Path) -> tarfile.TarFile:
+    """The tar archive at ``path`` with its index read, once it is known to hold at most MAX_MEMBERS files
+    (an index of millions of empty files would take minutes and gigabytes)."""
+    tar = tarfile.open(path, "r:")
+    try:
+        for count, _ in enumerate(iter(tar.next, None)):
+            if count >= MAX_MEMBERS:
+                raise ArchiveError(f"it holds more than {MAX_MEMBERS} files; a docker save archive holds a few "
+                                   "per layer")
+    except BaseException:
+        tar.close()
+        raise
+    return tar
 
 
 def _rebuild(tar: tarfile.TarFile, image: str, out: IO[bytes]) -> None:

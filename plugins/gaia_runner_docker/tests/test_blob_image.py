@@ -152,3 +152,20 @@ def test_a_layer_that_is_not_the_one_its_config_names_is_not_loaded(
     result = make_runner(image).run(_task(node_context, image, forged))
     assert result.status is Status.REJECTED and "does not hash to" in result.message, result.message
     assert not _present(client, image)
+
+
+def test_an_archive_of_too_many_files_is_refused_before_its_index_is_read(
+        tmp_path: Path, absent: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Millions of empty files (half a kilobyte each) had the node read an index of gigabytes for minutes."""
+    from gaia_runner_docker import archive
+
+    image, saved = absent
+    monkeypatch.setattr(archive, "MAX_MEMBERS", 8)
+    path = tmp_path / "many.tar"
+    with tarfile.open(path, "w") as tar:
+        _copy(saved, tar)
+        for i in range(8):
+            tar.addfile(tarfile.TarInfo(f"empty-{i}"))
+    with pytest.raises(ArchiveError, match="more than 8 files"):
+        archive_image(path)
+    assert archive_image(saved) == image
