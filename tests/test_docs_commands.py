@@ -180,6 +180,8 @@ def following(command: str, env: dict[str, str], cwd: Path, where: str, expect: 
 def test_every_page_has_examples() -> None:
     assert len(examples("README.md")) >= 10
     assert len(examples("docs/cli.md")) >= 15
+    for page in (*NODE_PAGES, "docs/node.md", "docs/dashboard.md", "docs/docker.md", "docs/plugin-authoring.md"):
+        assert len(examples(page)) >= 2, page
 
 
 @pytest.fixture(scope="module")
