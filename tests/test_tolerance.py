@@ -152,3 +152,13 @@ def test_text_read_in_blocks_is_read_as_a_whole(monkeypatch: pytest.MonkeyPatch)
         got = whole.numbers(a)
         assert got is not None and got[0] == expected[0] and np.array_equal(got[1], expected[1])
         assert whole.agree(a, b) and not whole.agree(a, b.replace(b", ", b" ,", 1))
+
+
+def test_numbers_whose_difference_overflows_disagree_without_a_warning() -> None:
+    import warnings
+
+    a, b = np.array([1e308], "<f8").tobytes(), np.array([-1e308], "<f8").tobytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a peer's output must not make the node print numpy's warnings
+        assert not Tolerance(floats="f64").agree(a, b)
+        assert not Tolerance(floats="text").agree(b"1e308", b"-1e308")
