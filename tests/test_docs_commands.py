@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -364,3 +365,27 @@ def test_plugin_authoring_page_examples(tmp_path: Path) -> None:
             install_metadata(tmp_path / "gaia-runner-echo", site)
         else:
             assert "FAIL" not in printed and "protocol runner:echo: satisfies" in printed, printed
+
+
+def test_task_abi_c_example_builds_with_the_command_shown_and_runs(tmp_path: Path) -> None:
+    """docs/task-abi.md's C entry, built with the clang command the page shows (next to the ABI's C files),
+    reverses its input under ``gaia task run``."""
+    if shutil.which("clang") is None:
+        pytest.skip("no clang on PATH (it builds the page's C example)")
+    page = (ROOT / "docs/task-abi.md").read_text(encoding="utf-8")
+    source = re.search(r"```c\n(#include \"gaia_abi.h\"\n.*?)```", page, re.DOTALL)
+    command = re.search(r"built with `(clang [^`]+)`", page)
+    assert source is not None and command is not None, "docs/task-abi.md: no C example or no clang command"
+    (tmp_path / "reverse.c").write_text(source.group(1), encoding="utf-8")
+    for name in ("gaia_abi.c", "gaia_abi.h"):
+        shutil.copy(Path(workloads.__file__).parent / "modules" / "src" / name, tmp_path / name)
+    built = subprocess.run(["bash", "-c", " ".join(command.group(1).split())], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=COMMAND_S, stdin=subprocess.DEVNULL)
+    if built.returncode != 0 and "wasm32" in built.stderr:
+        pytest.skip(f"clang has no wasm32-wasi target: {built.stderr.strip()[-300:]}")
+    assert built.returncode == 0, built.stderr
+    (tmp_path / "in.txt").write_text("abc")
+    home = Home(tmp_path / "home")
+    done = gaia(home, "task", "run", str(tmp_path / "a.out"), "--entry", "reverse", "--input", str(tmp_path / "in.txt"),
+                "--json")
+    assert json.loads(done.stdout)["output"] == "cba", done.stdout
