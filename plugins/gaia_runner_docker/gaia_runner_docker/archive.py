@@ -52,7 +52,8 @@ def archive_image(path: Path) -> str:
 
 def load(client: docker.DockerClient, path: Path, image: str) -> None:
     """Load ``image`` from the archive at ``path`` into the engine, as a fresh archive of only its checked
-    parts (see the module docstring); ArchiveError when the archive does not hold exactly ``image``."""
+    parts (see the module docstring); ArchiveError when the archive does not hold exactly ``image``, or the
+    engine reports loading another."""
     with tempfile.TemporaryFile() as clean:
         try:
             with _open(path) as tar:
@@ -62,8 +63,8 @@ def load(client: docker.DockerClient, path: Path, image: str) -> None:
         clean.seek(0)
         answer = client.api.load_image(clean)
     loaded = {match for chunk in answer for match in _LOADED.findall(str(chunk.get("stream", "")))}
-    if loaded != {image}:
-        raise ArchiveError(f"the engine loaded {', '.join(sorted(loaded)) or 'nothing'}, not {image}")
+    if loaded - {image}:  # cannot happen with the rebuilt archive; the runner then checks the engine holds image
+        raise ArchiveError(f"the engine loaded {', '.join(sorted(loaded))}, not {image}")
 
 
 def _open(path: Path) -> tarfile.TarFile:
