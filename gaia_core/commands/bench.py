@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
 import click
+from rich.console import RenderableType
 from rich.live import Live
 from rich.table import Table
 
@@ -175,13 +176,23 @@ def monitor(state: State, as_json: bool, interval: float, count: int) -> None:
                 print_json({"sample": attrs.asdict(sample), "queue": None, "running": None, "peers": None},
                            compact=True)
             return
-        with Live(console=console, auto_refresh=False) as live:
-            for taken, sample in enumerate(_samples(provider, interval, count), 1):
-                live.update(_view(sample, taken), refresh=True)
+        _show_live(_view(sample, taken) for taken, sample in enumerate(_samples(provider, interval, count), 1))
     except KeyboardInterrupt:
         pass
     finally:
         _close(providers)
+
+
+def _show_live(views: Iterable[RenderableType]) -> None:
+    """Each view in place on a terminal (a live table); printed one after another otherwise (a pipe or a
+    file gets every sample as it comes, not only the last one when the command ends)."""
+    if not console.is_terminal:
+        for view in views:
+            console.print(view)
+        return
+    with Live(console=console, auto_refresh=False) as live:
+        for view in views:
+            live.update(view, refresh=True)
 
 
 def _watch_node(client: ControlClient, as_json: bool, interval: float, count: int) -> None:
@@ -190,9 +201,8 @@ def _watch_node(client: ControlClient, as_json: bool, interval: float, count: in
             for snapshot in _node_snapshots(client, interval, count):
                 print_json(snapshot, compact=True)
             return
-        with Live(console=console, auto_refresh=False) as live:
-            for taken, snapshot in enumerate(_node_snapshots(client, interval, count), 1):
-                sample = structure(snapshot["sample"], ResourceSample) if snapshot["sample"] else ResourceSample()
-                live.update(_view(sample, taken, snapshot), refresh=True)
+        _show_live(_view(structure(snapshot["sample"], ResourceSample) if snapshot["sample"] else ResourceSample(),
+                         taken, snapshot)
+                   for taken, snapshot in enumerate(_node_snapshots(client, interval, count), 1))
     except KeyboardInterrupt:
         pass

@@ -46,6 +46,8 @@ def test_monitor_live_view(cli_runner: CliRunner) -> None:
                                      "--interval", "0.05"])
     assert result.exit_code == 0, result.output
     assert "RAM used / total" in result.output and "power" in result.output
+    # not a terminal (a pipe, a file): every sample is printed as it comes, not only the last one at the end
+    assert "sample 1" in result.output and "sample 2" in result.output, result.output
 
 
 def test_no_benchmark_plugin_says_what_to_install(cli_runner: CliRunner) -> None:
