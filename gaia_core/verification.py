@@ -188,16 +188,22 @@ class Tolerance:
         return self.close(self.numbers(a), self.numbers(b))
 
     def votes(self, results: Iterable[TaskResult]) -> dict[str, str]:
-        """Each ok result votes for the output id of the first output (in output id order) it agrees with
-        (each output is read once)."""
-        chosen: list[tuple[TaskResult, Numbers | None]] = []
+        """Each ok result votes for the output id of a representative it agrees with: the output that agrees
+        with the most others comes first (ties in output id order), then the most agreed-with among those
+        left, and so on. Agreement within a tolerance is not transitive: were the first in output id order
+        chosen, a replica could sit just inside the tolerance on one side of an honest output and have
+        another honest output, just outside it on the other side, outvoted. Each output is read once."""
+        ok = sorted((r for r in results if r.ok), key=lambda r: r.output_id)
+        read = [self.numbers(r.output) for r in ok]
+        agree = [{j for j, b in enumerate(ok) if a.output_id == b.output_id or self.close(read[i], read[j])}
+                 for i, a in enumerate(ok)]
+        left = set(range(len(ok)))
         votes: dict[str, str] = {}
-        for result in sorted((r for r in results if r.ok), key=lambda r: r.output_id):
-            mine = self.numbers(result.output)
-            same = next((c for c, theirs in chosen if self.close(theirs, mine)), None)
-            if same is None:
-                chosen.append((same := result, mine))
-            votes[result.node_id] = same.output_id
+        while left:
+            best = max(sorted(left), key=lambda i: len(agree[i] & left))  # max keeps the first of a tie
+            for i in agree[best] & left:
+                votes[ok[i].node_id] = ok[best].output_id
+            left -= agree[best]
         return votes
 
 

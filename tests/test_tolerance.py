@@ -162,3 +162,15 @@ def test_numbers_whose_difference_overflows_disagree_without_a_warning() -> None
         warnings.simplefilter("error")  # a peer's output must not make the node print numpy's warnings
         assert not Tolerance(floats="f64").agree(a, b)
         assert not Tolerance(floats="text").agree(b"1e308", b"-1e308")
+
+
+def test_a_replica_at_the_edge_of_the_tolerance_cannot_outvote_an_honest_one() -> None:
+    """Honest A and B differ by 1e-7; X sits just inside the tolerance below A, just outside it from B. Were the
+    first output in id order the representative, an X sorting first made B the outlier (flagged invalid)."""
+    tolerance = Tolerance(rtol=1e-5, atol=0, floats="text")
+    a, b = ok(NODES[0], b"1.0000000"), ok(NODES[1], b"1.0000001")
+    edge = next(x for x in (ok(NODES[2], b"0.99999000010" + b"0" * n) for n in range(200))
+                if x.output_id < min(a.output_id, b.output_id))  # the same number, its id sorting first
+    assert tolerance.agree(edge.output, a.output) and not tolerance.agree(edge.output, b.output)
+    decided = quorum_of([a, b, edge], k=3, tolerance=tolerance)
+    assert decided.canonical == a.output_id and decided.disagreeing == ()
