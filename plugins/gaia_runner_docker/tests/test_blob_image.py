@@ -169,3 +169,26 @@ def test_an_archive_of_too_many_files_is_refused_before_its_index_is_read(
     with pytest.raises(ArchiveError, match="more than 8 files"):
         archive_image(path)
     assert archive_image(saved) == image
+
+
+@pytest.mark.parametrize("kind, target", [(tarfile.SYMTYPE, "loop.json"), (tarfile.SYMTYPE, "/etc/hostname"),
+                                          (tarfile.LNKTYPE, "dev"), (tarfile.SYMTYPE, "../../etc/hostname")])
+def test_links_in_an_archive_stay_inside_it(tmp_path: Path, kind: bytes, target: str) -> None:
+    """The config a manifest names as a link: to itself in a loop, out of the archive, or to a device node;
+    never read from the disk, always one ArchiveError."""
+    path = tmp_path / "links.tar"
+    with tarfile.open(path, "w") as tar:
+        manifest = json.dumps([{"Config": "config.json", "Layers": []}]).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+        device = tarfile.TarInfo("dev")
+        device.type, device.devmajor, device.devminor = tarfile.CHRTYPE, 1, 3
+        tar.addfile(device)
+        for name, link in (("config.json", target), ("loop.json", "config.json")):
+            member = tarfile.TarInfo(name)
+            member.type, member.linkname = kind, link
+            tar.addfile(member)
+    with pytest.raises(ArchiveError) as info:
+        archive_image(path)
+    assert "\n" not in str(info.value)
