@@ -210,10 +210,19 @@ class Tolerance:
 def _text_numbers(output: bytes, frame: hashlib._Hash) -> Iterator[float]:
     """The decimal numbers in ``output``, in order; each piece of text before, between and after them goes
     into ``frame`` with its length (so a byte moved across a number changes it). Read a block at a time, cut
-    after a byte no number holds, so that no number spans a cut."""
+    after a byte no number holds, so that no number spans a cut; where no such byte follows within a block
+    (``1e1e1e...``), the rest is read one number at a time."""
     piece, start = b"", 0
     while start < len(output):
-        cut = _OUTSIDE.search(output, min(start + _BLOCK, len(output)) - 1)
+        cut = _OUTSIDE.search(output, min(start + _BLOCK, len(output)) - 1, start + 2 * _BLOCK)
+        if cut is None and start + 2 * _BLOCK < len(output):
+            for match in _NUMBER.finditer(output, start):
+                piece += output[start:match.start()]
+                frame.update(b"%d:%s" % (len(piece), piece))
+                piece, start = b"", match.end()
+                yield float(match[0])
+            piece += output[start:]
+            break
         end = cut.end() if cut is not None else len(output)
         parts = _NUMBER.split(output[start:end])
         parts[0] = piece + parts[0]

@@ -142,11 +142,11 @@ def test_text_read_in_blocks_is_read_as_a_whole(monkeypatch: pytest.MonkeyPatch)
 
     rng = np.random.default_rng(7)
     values = rng.normal(size=2000) * 10.0 ** rng.integers(-8, 8, size=2000)
-    a = ", ".join(f"{x:.9g}" for x in values).encode() + b"e-"
-    b = ", ".join(f"{x:.12e}" for x in values).encode() + b"e-"
+    a = ", ".join(f"{x:.9g}" for x in values).encode() + b", e-" + b"1e1" * 100  # the tail: no byte outside
+    b = ", ".join(f"{x:.12e}" for x in values).encode() + b", e-" + b"1e1" * 100  # a number to cut after
     whole = Tolerance(rtol=1e-8, atol=0, floats="text")
     expected = whole.numbers(a)
-    assert expected is not None and len(expected[1]) == 2000 and whole.agree(a, b)
+    assert expected is not None and len(expected[1]) > 2000 and whole.agree(a, b)
     for block in (1, 7, 64, 1000):
         monkeypatch.setattr(verification, "_BLOCK", block)
         got = whole.numbers(a)
