@@ -105,8 +105,8 @@ class _Output:
                     self.size += len(data)
                 else:
                     self.stderr = (self.stderr + data)[-STDERR_TAIL:]
-        except OSError:
-            pass  # the container was removed under the stream
+        except (OSError, ValueError):
+            pass  # the container was removed under the stream, or the run closed it (ValueError: closed file)
         finally:
             self.done.set()
 

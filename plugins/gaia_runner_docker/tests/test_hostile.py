@@ -184,3 +184,17 @@ def test_a_wait_that_times_out_is_told_from_an_engine_gone(client: docker.Docker
     with pytest.raises(requests.RequestException) as refused:
         gone.wait("any", timeout=0.2)
     assert not still_running(refused.value)
+
+
+def test_a_stream_closed_under_its_reader_ends_it_quietly() -> None:
+    """The run closes the attach stream once it is over; a reader still on it got "I/O operation on closed
+    file" (ValueError), a thread traceback on the node's stderr."""
+    from gaia_runner_docker.runner import _Output
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        stream = ours.makefile("rb", buffering=0)
+        stream.close()
+        out = _Output(limit=1024)
+        out.drain(stream)  # raised ValueError
+        assert out.done.is_set() and out.stdout == []
