@@ -40,9 +40,10 @@ INPUT_PATH = "/gaia/input"
 STDERR_TAIL = 4096
 #: Seconds allowed to kill and remove a container, and to drain its output after it ended.
 CLEANUP_S = 10.0
-#: Seconds past a task's timeout after which its container, if still there, is removed by any node on the
-#: engine (its owner died): the owner's own kill and removal take at most CLEANUP_S each.
-EXPIRY_GRACE_S = 3 * CLEANUP_S
+#: Seconds past a task's timeout (counted from before its container is created) after which the container,
+#: if still there, is removed by any node on the engine (its owner died): room for a slow create (the vfs
+#: storage driver copies the image) and start, the owner's kill and removal (CLEANUP_S each), clock skew.
+EXPIRY_GRACE_S = 300.0
 #: Exit codes of a command the container could not run (not found, not executable).
 _CANNOT_RUN = {126, 127}
 #: The runners of this process that are open: admission asks the node's own for its verdict.
