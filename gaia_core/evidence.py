@@ -7,6 +7,8 @@ verifiable on its own with :func:`verify_item`: the seal, the item's index and i
 (:func:`paths`, the sibling hashes of :class:`gaia_core.blobs.merkle.Tree`). A whole batch is checked
 with :func:`open_batch`: one root, one signature, then the seal's time and nonce through a
 :class:`~gaia_core.envelope.ReplayGuard`, so a stale or replayed batch is refused as an envelope is.
+What a receiver keeps of one item after the batch is gone is an :class:`ItemSeal` (:func:`item_seals`),
+checked later, long after the channel closed, by :func:`check_item`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import hmac
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from attrs import Attribute, field, frozen, validators as v
 
@@ -96,3 +98,40 @@ def verify_item(seal: BatchSeal, index: int, item: bytes, path: Sequence[bytes])
     """True when ``item`` is item ``index`` of the batch ``seal`` covers and the seal is its sender's."""
     return (verify_path(seal.root, seal.count, index, leaf_hash(item), path)
             and verify_signature(seal.sender, seal.signature, signed_bytes(seal)))
+
+
+def _hashes(value: Iterable[bytes]) -> tuple[bytes, ...]:
+    return tuple(value)
+
+
+@frozen
+class ItemSeal:
+    """One item's evidence, kept after its batch is gone: the batch's seal, the item's index, the hash
+    of its leaf (:func:`gaia_core.blobs.merkle.leaf_hash`) and its inclusion path to the sealed root."""
+
+    seal: BatchSeal
+    index: int = field(validator=(v.instance_of(int), v.ge(0), v.lt(MAX_ITEMS)))
+    leaf: bytes = field(validator=(v.instance_of(bytes), v.min_len(HASH_SIZE), v.max_len(HASH_SIZE)))
+    path: tuple[bytes, ...] = field(converter=_hashes, validator=v.deep_iterable(
+        v.and_(v.instance_of(bytes), v.min_len(HASH_SIZE), v.max_len(HASH_SIZE)), v.max_len(MAX_ITEMS.bit_length())))
+
+
+def item_seals(seal: BatchSeal, items: Sequence[bytes]) -> list[ItemSeal]:
+    """The :class:`ItemSeal` of each of ``items``, the batch ``seal`` covers (checked before: :func:`open_batch`)."""
+    leaves = [leaf_hash(item) for item in items]
+    tree = Tree(leaves)
+    return [ItemSeal(seal, i, leaf, tuple(tree.proof(i))) for i, leaf in enumerate(leaves)]
+
+
+def check_item(evidence: ItemSeal, item: bytes) -> str | None:
+    """None when ``item`` is the one ``evidence`` seals, else what failed: ``altered output`` (the item does not
+    hash to the sealed leaf), ``wrong path`` (the path does not lead from it to the sealed root) or
+    ``bad signature`` (the root is not signed by the seal's sender), each with a line saying so."""
+    seal = evidence.seal
+    if not hmac.compare_digest(leaf_hash(item), evidence.leaf):
+        return "altered output: it does not hash to the item the batch seal covers"
+    if not verify_path(seal.root, seal.count, evidence.index, evidence.leaf, evidence.path):
+        return f"wrong path: item {evidence.index} of {seal.count} does not lead to the sealed root by this path"
+    if not verify_signature(seal.sender, seal.signature, signed_bytes(seal)):
+        return f"bad signature: the sealed root is not signed by {seal.sender[:16]}"
+    return None

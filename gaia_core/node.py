@@ -35,7 +35,7 @@ from gaia_core.jobs.messages import (
     SETTLED,
     OfferAnswer,
     OfferReply,
-    open_results,
+    open_sealed_results,
     seal_results,
 )
 from gaia_core.model import BenchmarkReport, Envelope, NodeRecord, Proof, Status, Task, TaskResult
@@ -448,12 +448,13 @@ class Node:
         if envelope.kind == OFFER:
             return codec.encode(OfferReply(self._on_offer(envelope)))
         if envelope.kind == RESULTS:
-            items = []
-            for result_frame, proof_frame in open_results(envelope):
+            items, seals = [], []
+            for (result_frame, proof_frame), item_seal in open_sealed_results(envelope):
                 result = codec.decode(result_frame, TaskResult)
                 proof = codec.decode(proof_frame, Proof) if proof_frame else None
                 items.append((result, proof))
-            return codec.encode(self.jobs.on_results(envelope.sender, items))
+                seals.append(codec.encode(item_seal) if proof is not None else None)  # kept with the proof
+            return codec.encode(self.jobs.on_results(envelope.sender, items, seals))
         if envelope.kind == SETTLED:
             return self.jobs.on_settlement(envelope.sender, envelope.body)
         if envelope.kind == CREDITS:

@@ -72,10 +72,19 @@ CREATE TABLE IF NOT EXISTS tolerances (
     job TEXT PRIMARY KEY, rtol REAL NOT NULL, atol REAL NOT NULL, floats TEXT NOT NULL
 );
 """
+# Version 5: beside a task's proof, the worker's evidence for it (a gaia_core.evidence.ItemSeal frame: the batch
+# seal over the results it delivered together, and this result's inclusion path); none for a result without one
+# (this node's own). Purged with the proofs; a table of its own, so the script also applies to a version-0 file.
+_SCHEMA_V5 = """
+CREATE TABLE IF NOT EXISTS seals (
+    job TEXT NOT NULL, idx INTEGER NOT NULL, seal BLOB NOT NULL,
+    PRIMARY KEY (job, idx)
+);
+"""
 #: ``MIGRATIONS[i]`` takes the database from ``PRAGMA user_version`` i to i + 1 (0 is a new file, or one
 #: written before versions were recorded, whose tables version 1 creates if they are missing).
 #: To change the schema append a script; never edit one that has shipped.
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4)
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3, _SCHEMA_V4, _SCHEMA_V5)
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = len(MIGRATIONS)
 #: state.db and its journals: only the node's user may read them.
@@ -390,6 +399,7 @@ class Store:
         """
         self.execute("UPDATE tasks SET task = NULL, result = NULL WHERE job = ?", (job_id,))
         self.execute("DELETE FROM proofs WHERE job = ?", (job_id,))
+        self.execute("DELETE FROM seals WHERE job = ?", (job_id,))
         self._dirty = True
 
     def prune(self, older_than_s: float) -> list[str]:
@@ -407,6 +417,7 @@ class Store:
             if jobs:
                 self.executemany("UPDATE tasks SET task = NULL, result = NULL WHERE job = ?", [(j,) for j in jobs])
                 self.executemany("DELETE FROM proofs WHERE job = ?", [(j,) for j in jobs])
+                self.executemany("DELETE FROM seals WHERE job = ?", [(j,) for j in jobs])
                 self._dirty = True
                 self._clear_purged()
         return jobs

@@ -18,7 +18,7 @@ from nodes import call, echo_tasks, gaia, node_id, running_devnet, wait_job
 from gaia_core import codec
 from gaia_core.cli import cli
 from gaia_core.commands.jobs import proof_stem, write_proofs
-from gaia_core.commands.proof import siblings
+from gaia_core.commands.proof import read_proof, siblings
 from gaia_core.config import Home
 from gaia_core.jobs.jobstore import JobStore
 from gaia_core.model import Proof, Task, TaskResult
@@ -173,7 +173,7 @@ def test_result_proofs_writes_files_that_proof_verify_accepts(homes: list[Home],
     assert names == sorted(f"{i:05d}-{t.id}.{s}" for i, t in enumerate(tasks) for s in ("proof", "result", "task"))
     for row, task in zip(rows, tasks, strict=True):
         assert row["proof_file"] == str(out / f"{row['idx']:05d}-{task.id}.proof")
-        claim = codec.decode(Path(row["proof_file"]).read_bytes(), Proof)
+        claim, _ = read_proof(Path(row["proof_file"]))  # a SealedProof from a peer, a Proof from here
         assert claim.task_id == task.id and claim.node_id == row["node_id"]
         verified = gaia(submitter, "proof", "verify", row["proof_file"], "--json", check=False)
         assert verified.returncode == 0, verified.stdout + verified.stderr

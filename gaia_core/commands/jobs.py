@@ -35,6 +35,7 @@ from gaia_core.commands.params import (
     read_input,
     read_module,
 )
+from gaia_core.commands.proof import sealed_proof_frame
 from gaia_core.console import human_number, print_json, print_table, short_id
 from gaia_core.control import MAX_FRAME, ControlClient
 from gaia_core.errors import GaiaError, TaskError, UsageError, ValidationError
@@ -468,7 +469,7 @@ def result(state: State, job: str, output_dir: Path | None, proofs_dir: Path | N
             params = {"proofs": True} if proofs_dir is not None else {}
             raw = client.call("results", job=status["job"], release=release, **params)
     written = None if proofs_dir is None else write_proofs(proofs_dir, raw)
-    rows = decode_results([{k: v for k, v in row.items() if k not in ("task", "proof")} for row in raw])
+    rows = decode_results([{k: v for k, v in row.items() if k not in ("task", "proof", "seal")} for row in raw])
     if written is not None:
         rows = [{**row, "proof_file": str(written[row["idx"]]) if row["idx"] in written else None} for row in rows]
     if not as_json:
@@ -511,7 +512,8 @@ def proof_stem(idx: int, task_id: str) -> str:
 
 def write_proofs(directory: Path, rows: list[dict[str, Any]]) -> dict[int, Path]:
     """Write ``<stem>.proof``, ``<stem>.task`` and ``<stem>.result`` (codec frames, mode 0600) for each row
-    that has all three; return the proof file of each task index written."""
+    that has all three, the proof with the worker's batch seal when one was kept; return the proof file of
+    each task index written."""
     written = {}
     for row in rows:
         frames: dict[str, bytes] = {key: row.get(key) or b"" for key in ("proof", "task", "result")}
@@ -522,6 +524,7 @@ def write_proofs(directory: Path, rows: list[dict[str, Any]]) -> dict[int, Path]
             raise TaskError(f"task {row['idx']}: the node sent another task than {row['id'][:16]}",
                             hint="no proof files are written for it; check the node's state.db")
         stem = proof_stem(row["idx"], task_id)
+        frames["proof"] = sealed_proof_frame(frames["proof"], row.get("seal"))
         for suffix, data in frames.items():
             write_private(directory / f"{stem}.{suffix}", data)
         written[row["idx"]] = directory / f"{stem}.proof"

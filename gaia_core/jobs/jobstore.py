@@ -22,9 +22,11 @@ _JOB_PREFIX = re.compile(r"[0-9a-f]{1,32}\Z")
 _HINT = "list jobs with `gaia task list`"
 #: A job's task outcome rows, in task order (:meth:`JobStore.results`).
 RESULTS_SQL = "SELECT idx, id, state, result, peers, attempts, reason FROM tasks WHERE job = ? ORDER BY idx"
-#: :data:`RESULTS_SQL` with each task's ``task`` and ``proof`` frames.
-RESULTS_WITH_PROOFS_SQL = ("SELECT t.idx, t.id, t.state, t.result, t.peers, t.attempts, t.reason, t.task, p.proof "
-                           "FROM tasks t LEFT JOIN proofs p ON p.job = t.job AND p.idx = t.idx "
+#: :data:`RESULTS_SQL` with each task's ``task`` and ``proof`` frames and the ``seal`` of its result
+#: (an :class:`~gaia_core.evidence.ItemSeal` frame, or None).
+RESULTS_WITH_PROOFS_SQL = ("SELECT t.idx, t.id, t.state, t.result, t.peers, t.attempts, t.reason, t.task, p.proof, "
+                           "s.seal FROM tasks t LEFT JOIN proofs p ON p.job = t.job AND p.idx = t.idx "
+                           "LEFT JOIN seals s ON s.job = t.job AND s.idx = t.idx "
                            "WHERE t.job = ? ORDER BY t.idx")
 
 
@@ -113,9 +115,10 @@ class JobStore:
         return JobStatus(status), name, created, finished
 
     def finish_task(self, job: str, idx: int, state: TaskState, *, reason: str = "", result: TaskResult | None = None,
-                    peers: str | None = None, attempts: int = 0, proof: Proof | None = None) -> None:
-        """Record a task's final ``state`` (written behind), with the verified ``proof`` of its ``result``;
-        ``peers`` None keeps the column."""
+                    peers: str | None = None, attempts: int = 0, proof: Proof | None = None,
+                    seal: bytes | None = None) -> None:
+        """Record a task's final ``state`` (written behind), with the verified ``proof`` of its ``result`` and
+        the worker's ``seal`` over them (an ItemSeal frame); ``peers`` None keeps the column."""
         self.store.defer("UPDATE tasks SET state = ?, reason = ?, result = ?, peers = COALESCE(?, peers), "
                          "attempts = ?, updated = ? WHERE job = ? AND idx = ?",
                          (state, reason, codec.encode(result) if result else None, peers, attempts, time.time(),
@@ -123,6 +126,8 @@ class JobStore:
         if proof is not None and result is not None:
             self.store.defer("INSERT OR REPLACE INTO proofs (job, idx, proof) VALUES (?, ?, ?)",
                              (job, idx, codec.encode(proof)))
+            if seal is not None:
+                self.store.defer("INSERT OR REPLACE INTO seals (job, idx, seal) VALUES (?, ?, ?)", (job, idx, seal))
 
     def finish_job(self, job: str, status: JobStatus = JobStatus.FINISHED) -> None:
         """Record that a job ended (written behind)."""
@@ -145,6 +150,7 @@ class JobStore:
                 self.store.defer("UPDATE tasks SET state = 'pending', reason = '', result = NULL, attempts = 0, "
                                  "updated = ? WHERE job = ? AND idx = ?", (time.time(), job, idx))
                 self.store.defer("DELETE FROM proofs WHERE job = ? AND idx = ?", (job, idx))
+                self.store.defer("DELETE FROM seals WHERE job = ? AND idx = ?", (job, idx))
 
     def quarantine(self, job: str, idx: int, reason: str) -> None:
         """Fail a stored task that no longer decodes, keeping the node able to start."""

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -91,7 +92,8 @@ class JobManager:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="gaia-offer")
         self._checks = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gaia-spot-check")
         self._checking: set[concurrent.futures.Future[Any]] = set()  # spot-checks queued or running
-        self._proofs: dict[tuple[str, int], dict[str, Proof]] = {}  # (job, idx) -> node -> proof of its verified result
+        # (job, idx) -> node -> proof of its verified result and the node's seal over them (an ItemSeal frame)
+        self._proofs: dict[tuple[str, int], dict[str, tuple[Proof, bytes | None]]] = {}
         self._settling = threading.Lock()  # a spot-check's verdict is settled, or the store is about to close
         self._closing = False  # set by stop() under _settling: a verdict reached later is dropped
         self._thread = threading.Thread(target=self._dispatch_loop, name="gaia-dispatch", daemon=True)
@@ -294,8 +296,11 @@ class JobManager:
 
     # ------------------------------------------------------------------ results
 
-    def on_results(self, sender: str, items: list[tuple[TaskResult, Proof | None]]) -> ResultAcks:
+    def on_results(self, sender: str, items: list[tuple[TaskResult, Proof | None]],
+                   seals: Sequence[bytes | None] = ()) -> ResultAcks:
         """Take results from ``sender``: verify, apply redundancy and spot-checks, credit. Returns the acks.
+
+        ``seals``: for each item, ``sender``'s evidence for it (an ItemSeal frame), kept with its proof.
 
         A result counts for every task of this node's jobs with that id that ``sender`` holds
         (identical tasks have one id, and a worker runs them once). Credit is durable in
@@ -306,10 +311,11 @@ class JobManager:
         if sender != self.node.node_id and self.store.full:
             raise self.store.disk_full()
         acks = []
-        for result, proof in items:
+        for i, (result, proof) in enumerate(items):
             ack = None
+            seal = seals[i] if seals else None
             for slot in self.dispatcher.held(result.task_id, sender):
-                ack = self._on_result(sender, slot, result, proof)
+                ack = self._on_result(sender, slot, result, proof, seal)
             acks.append(ack or self._delivered_before(sender, result.task_id))
         if sender != self.node.node_id:  # this node's own results are acknowledged to nobody
             self.store.flush()
@@ -335,7 +341,8 @@ class JobManager:
                 return ResultAck(task_id, amount.verdict, "already settled", amount)
         return ResultAck(task_id, VerdictStatus.UNVERIFIED, "no such task outstanding for this node")
 
-    def _on_result(self, sender: str, slot: Slot, result: TaskResult, proof: Proof | None) -> ResultAck:
+    def _on_result(self, sender: str, slot: Slot, result: TaskResult, proof: Proof | None,
+                   seal: bytes | None) -> ResultAck:
         if not self.dispatcher.answered(sender, slot):
             return ResultAck(result.task_id, VerdictStatus.UNVERIFIED, "already settled")
         verdict = self.settlement.verify(sender, slot.task, result, proof)
@@ -355,7 +362,7 @@ class JobManager:
             # Re-execution takes as long as the task: do it off the transport's handler thread.
             with self._settling:  # stop() waits for (or cancels) every check it does not find refused
                 check = self._background(self._checks, self._spot_checked, sender, slot, result, verdict,
-                                         proof)
+                                         proof, seal)
                 if check is not None:
                     self._checking.add(check)
             if check is not None:
@@ -363,10 +370,10 @@ class JobManager:
                 return ResultAck(result.task_id, VerdictStatus.UNVERIFIED, "spot-check under way", pending=True)
             return ResultAck(result.task_id, VerdictStatus.UNVERIFIED,
                              "the submitter is stopping: the task stays pending")
-        return self._accept(sender, slot, result, verdict, proof, acked=False)
+        return self._accept(sender, slot, result, verdict, proof, seal, acked=False)
 
     def _spot_checked(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict,
-                      proof: Proof | None) -> None:
+                      proof: Proof | None, seal: bytes | None) -> None:
         try:
             verdict = combine([verdict, self.settlement.reexecute(slot.task, result, self.tolerances.get(slot.job))])
         except Exception:  # keep checking later results whatever this one raised
@@ -377,7 +384,7 @@ class JobManager:
                 log.info("spot-check ended after the stop; its task stays pending", extra={"task_id": result.task_id})
                 return
             if verdict.ok:
-                self._accept(sender, slot, result, verdict, proof, acked=True)
+                self._accept(sender, slot, result, verdict, proof, seal, acked=True)
             else:
                 log.warning("spot-check refused a result", extra={"peer": sender[:16], "reason": verdict.reason})
                 with self.store.atomic():  # the granted row and the settlement owed: one transaction
@@ -391,8 +398,8 @@ class JobManager:
         with self._settling:
             self._checking.discard(check)
 
-    def _accept(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict, proof: Proof | None, *,
-                acked: bool) -> ResultAck:
+    def _accept(self, sender: str, slot: Slot, result: TaskResult, verdict: Verdict, proof: Proof | None,
+                seal: bytes | None, *, acked: bool) -> ResultAck:
         """Count a verified result toward its slot (redundancy, credit, completion).
 
         Credit for the other replicas (and for ``sender`` when its delivery was ``acked`` already)
@@ -401,7 +408,7 @@ class JobManager:
         with self._lock:
             slot.results[sender] = result
             if proof is not None:  # kept with the result that decides the task (stored by _finish_ok/_failed)
-                self._proofs.setdefault((slot.job, slot.idx), {})[sender] = proof
+                self._proofs.setdefault((slot.job, slot.idx), {})[sender] = (proof, seal)
             with self.store.atomic():  # the granted rows and the settlements owed: one transaction
                 outcome = self.settlement.decide(slot.task, slot.redundancy, slot.results, sender, verdict,
                                                  slot.observed, self.tolerances.get(slot.job))
@@ -470,20 +477,21 @@ class JobManager:
     def _finish_ok(self, slot: Slot, result: TaskResult) -> None:
         if slot.state is TaskState.PENDING:
             self.jobstore.finish_task(slot.job, slot.idx, TaskState.DONE, result=result, peers=",".join(slot.results),
-                                      attempts=slot.attempts, proof=self._proof_of(slot, result))
+                                      attempts=slot.attempts, **self._proof_of(slot, result))
             self._settle(slot, TaskState.DONE)
 
     def _finish_failed(self, slot: Slot, reason: str, result: TaskResult | None = None) -> None:
         if slot.state is TaskState.PENDING:
             slot.reason = reason
             self.jobstore.finish_task(slot.job, slot.idx, TaskState.FAILED, reason=reason, result=result,
-                                      attempts=slot.attempts, proof=self._proof_of(slot, result))
+                                      attempts=slot.attempts, **self._proof_of(slot, result))
             log.warning("task failed", extra={"job": slot.job, "idx": slot.idx, "reason": reason})
             self._settle(slot, TaskState.FAILED)
 
-    def _proof_of(self, slot: Slot, result: TaskResult | None) -> Proof | None:
-        """The verified proof ``result``'s node sent with it for ``slot``, if one is kept."""
-        return None if result is None else self._proofs.get((slot.job, slot.idx), {}).get(result.node_id)
+    def _proof_of(self, slot: Slot, result: TaskResult | None) -> dict[str, Any]:
+        """The verified ``proof`` ``result``'s node sent with it for ``slot`` and its ``seal``, if kept."""
+        kept = None if result is None else self._proofs.get((slot.job, slot.idx), {}).get(result.node_id)
+        return {} if kept is None else {"proof": kept[0], "seal": kept[1]}
 
     def _settle(self, slot: Slot, state: TaskState) -> None:
         """Called with the lock held: ``slot`` ended in ``state``; release what it held, count it."""

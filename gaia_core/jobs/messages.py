@@ -119,18 +119,26 @@ class CreditQuery:
 ResultFrames = tuple[bytes, "bytes | None"]
 
 
-def _leaf(pair: ResultFrames) -> bytes:
-    return codec.canonical_bytes([pair[0], pair[1] or b""])
+def result_leaf(result: bytes, proof: bytes | None) -> bytes:
+    """The item a batch seal covers for a result frame and its proof frame (None without a proof)."""
+    return codec.canonical_bytes([result, proof or b""])
 
 
 def seal_results(identity: Identity, pairs: Sequence[ResultFrames]) -> bytes:
     """The body of a ``task.results`` message: ``pairs`` and one signature over the Merkle root of them all."""
-    seal = evidence.seal_batch(identity, RESULTS, [_leaf(p) for p in pairs])
+    seal = evidence.seal_batch(identity, RESULTS, [result_leaf(*p) for p in pairs])
     return msgpack.packb([codec.encode(seal), [list(p) for p in pairs]])
 
 
 def open_results(envelope: Envelope) -> list[ResultFrames]:
-    """The (result, proof) frames of a ``task.results`` message, after its batch seal checked out.
+    """The (result, proof) frames of a ``task.results`` message, after its batch seal checked out
+    (:func:`open_sealed_results` without the evidence)."""
+    return [frames for frames, _ in open_sealed_results(envelope)]
+
+
+def open_sealed_results(envelope: Envelope) -> list[tuple[ResultFrames, evidence.ItemSeal]]:
+    """The (result, proof) frames of a ``task.results`` message, each with its evidence (its batch seal and
+    path: :func:`gaia_core.evidence.check_item` of :func:`result_leaf`), after the batch seal checked out.
 
     The seal must be the sender's, fresh, and cover exactly these frames; ValidationError otherwise.
     A retried delivery of the same batch is taken again (results are idempotent), so no nonce is used up.
@@ -149,11 +157,12 @@ def open_results(envelope: Envelope) -> list[ResultFrames]:
     try:
         if seal.sender != envelope.sender or seal.kind != RESULTS:
             raise Refused("forged", f"the batch seal is {seal.sender[:12]}'s {seal.kind}, not the sender's results")
-        evidence.open_batch(seal, [_leaf(p) for p in frames])
+        leaves = [result_leaf(*p) for p in frames]
+        evidence.open_batch(seal, leaves)
     except Refused as refused:
         raise ValidationError(f"{envelope.kind} from {envelope.sender[:12]} refused: {refused}",
                               hint="the results must be sealed by the node that ran them") from None
-    return frames
+    return list(zip(frames, evidence.item_seals(seal, leaves), strict=True))
 
 
 def _is_pair(item: object) -> bool:
