@@ -113,7 +113,8 @@ def _copy_layer(tar: tarfile.TarFile, layer: str, diff_id: str, clean: tarfile.T
         raise ArchiveError(f"the layer {layer[:80]!r} its manifest names is not in it")
     hashed = _Hashed(reader)
     info = tarfile.TarInfo(name)
-    info.size = member.size
+    info.size = reader.seek(0, io.SEEK_END)  # the size of what a link leads to, not the link's 0
+    reader.seek(0)
     clean.addfile(info, hashed)
     if f"sha256:{hashed.digest.hexdigest()}" != diff_id:
         raise ArchiveError(f"the layer {layer[:80]!r} does not hash to {diff_id[:80]} its config names")

@@ -192,3 +192,25 @@ def test_links_in_an_archive_stay_inside_it(tmp_path: Path, kind: bytes, target:
     with pytest.raises(ArchiveError) as info:
         archive_image(path)
     assert "\n" not in str(info.value)
+
+
+def test_a_layer_named_through_a_link_is_loaded(client: docker.DockerClient, absent: tuple[str, Path],
+                                                make_runner: Callable[..., DockerRunner], node_context: NodeContext,
+                                                tmp_path: Path) -> None:
+    """docker save writes a layer that appears twice once, the second as a link; and newer engines link the
+    legacy layer paths to blobs/. A link's own size is 0: the layer copied must be what it leads to."""
+    image, archive = absent
+    linked = tmp_path / "linked.tar"
+    with tarfile.open(archive) as original, tarfile.open(linked, "w") as tar:
+        for member in original.getmembers():
+            if member.name.endswith("layer.tar"):
+                moved = tarfile.TarInfo(f"blobs/{member.name.replace('/', '-')}")
+                moved.size = member.size
+                tar.addfile(moved, original.extractfile(member))
+                link = tarfile.TarInfo(member.name)
+                link.type, link.linkname = tarfile.SYMTYPE, f"../{moved.name}"
+                tar.addfile(link)
+            else:
+                tar.addfile(member, original.extractfile(member) if member.isfile() else None)
+    result = make_runner(image).run(_task(node_context, image, linked))
+    assert result.status is Status.OK, result.message
