@@ -10,6 +10,7 @@ docs/architecture.md names the tests that cover the other attacks.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -20,10 +21,12 @@ import msgpack
 import pytest
 from attackers import RawDealer, flood_tasks, nan_deadline_frame, offer, offer_all, padded_record, rss_mib
 from inprocess import build_node, load_plugins, make_home, running, wait_for
-from nodes import call, echo_tasks, pid, running_devnet, wait_until
+from nodes import call, echo_tasks, gaia, pid, running_devnet, wait_until
 from test_dispatch_silent_peers import BlackHolePlugin
 
 from gaia_comm_zmq import wire
+from gaia_core import codec
+from gaia_core.blobs.protocol import CHUNKS, ChunkRequest
 from gaia_core.errors import GaiaError
 from gaia_core.identity import Identity
 from gaia_core.inbound import RECORD
@@ -203,3 +206,43 @@ def test_a_hello_flood_leaves_a_node_process_serving_and_sigterm_still_stops_it(
           f"SIGTERM stopped it in {stopped_s:.1f}s")
     assert refused["transport"].get("hello_rate", 0) >= HELLOS - 10, refused
     assert fds_after - fds_before < 100, f"{fds_after - fds_before} more open files"
+
+
+#: 4-chunk reads of a pinned 4 MiB blob asked by a peer that never reads the answers (before the bound:
+#: the node process went from 91 to 620 MiB at its peak).
+UNREAD_ASKS = 200
+
+
+def test_a_peer_that_never_reads_blob_answers_cannot_grow_a_node_process(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(os.urandom(4 << 20))
+    with running_devnet(tmp_path / "net", 1) as homes:
+        home = homes[0]
+        blob = json.loads(gaia(home, "blob", "add", str(tmp_path / "model.bin"), "--pin", "--json").stdout)["id"]
+        address, node_pid = call(home, "status")["address"], pid(home)
+        before = peak = rss_mib(node_pid)
+        raw = RawDealer(address, Identity.generate())
+        endpoint = address.partition("#")[0]
+        raw.sock.disconnect(endpoint)  # again with a one-message queue and a tiny TCP buffer: it reads nothing
+        raw.sock.rcvhwm, raw.sock.rcvbuf = 1, 4096
+        raw.sock.connect(endpoint)
+        try:
+            ask = codec.encode(ChunkRequest(blob, (0, 1, 2, 3)))
+            for _ in range(UNREAD_ASKS):
+                raw.send(CHUNKS, ask)
+            deadline, settled = time.monotonic() + 15, time.monotonic() + 3  # until no new refusal for 1 s
+            refused: dict[str, int] = {}
+            while time.monotonic() < min(deadline, settled):
+                peak = max(peak, rss_mib(node_pid))
+                now = {reason: n for reason, n in call(home, "status")["refused"]["transport"].items()
+                       if reason in ("reply_unread", "busy_unread", "busy_peer")}
+                if now != refused:
+                    refused, settled = now, time.monotonic() + 1
+                time.sleep(0.1)
+            peak = max(peak, rss_mib(node_pid))
+            assert call(home, "status")["address"] == address, "the node no longer serves its control socket"
+        finally:
+            raw.close()
+    print(f"\nunread answers: node RSS {before:.0f} -> peak {peak:.0f} MiB (+{peak - before:.0f}); refused {refused}")
+    assert refused.get("reply_unread", 0) > 0 and sum(refused.values()) >= UNREAD_ASKS // 2, refused
+    # the slack: the answers being built and in the handlers' hands, and their threads' malloc arenas
+    assert peak - before < 32 + 128, f"RSS grew {peak - before:.0f} MiB (max_reply_bytes_per_peer: 32 MiB)"

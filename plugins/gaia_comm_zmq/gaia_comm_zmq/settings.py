@@ -43,8 +43,20 @@ class Settings:
     send_hwm: int = field(default=10_000, validator=[v.instance_of(int), v.ge(1)])
     #: Messages queued per peer on receipt before ZeroMQ stops reading from that peer.
     recv_hwm: int = field(default=10_000, validator=[v.instance_of(int), v.ge(1)])
-    #: Replies queued per peer; high on purpose, since a dropped reply costs a retry.
-    reply_hwm: int = field(default=100_000, validator=[v.instance_of(int), v.ge(1)])
+    #: Replies queued per peer (a count; ``max_reply_bytes_per_peer`` bounds their bytes).
+    reply_hwm: int = field(default=10_000, validator=[v.instance_of(int), v.ge(1)])
+    #: Bytes of answers that one peer (one connection) has not read yet, and all peers together; past
+    #: them an answer is dropped (``reply_unread``, ``replies_full``) and that peer's next requests are
+    #: refused as busy. An answer to a peer that holds none goes whatever its size.
+    max_reply_bytes_per_peer: int = field(default=32 << 20, validator=[v.instance_of(int), v.ge(1 << 20)])
+    max_reply_bytes: int = field(default=256 << 20, validator=[v.instance_of(int), v.ge(1 << 20)])
+    #: Requests waiting for (or in) a handler thread, per peer (one connection) and in all, by count and
+    #: bytes; past them a request is answered at once "busy ... retry after" (``busy_peer``, ``busy``).
+    #: A request from a peer that has none waiting is taken whatever its size.
+    max_pending_requests_per_peer: int = field(default=32, validator=[v.instance_of(int), v.ge(1)])
+    max_pending_requests: int = field(default=1024, validator=[v.instance_of(int), v.ge(1)])
+    max_pending_request_bytes_per_peer: int = field(default=64 << 20, validator=[v.instance_of(int), v.ge(1 << 10)])
+    max_pending_request_bytes: int = field(default=256 << 20, validator=[v.instance_of(int), v.ge(1 << 10)])
     #: Connections open at once (accepted TCP connections; handshakes beyond it are refused, ``connections_full``).
     max_connections: int = field(default=512, validator=[v.instance_of(int), v.ge(1), v.le(100_000)])
     #: Connections open at once from one client address (``connections_per_address``); an address counts

@@ -78,6 +78,10 @@ _WILDCARD = ("://*", "://0.0.0.0", "://[::]", "://::")
 RECONNECT_MAX_MS = 1000
 #: A connect() that has not completed by then is abandoned and retried (TCP's own SYN back-off reaches minutes).
 CONNECT_TIMEOUT_MS = 2000
+#: Answers at least this large are tracked until ZeroMQ has written them; they count toward max_reply_bytes*.
+_TRACKED_REPLY = 1024
+#: Seconds a requester refused as busy is told to wait before asking again.
+RETRY_AFTER_S = 0.5
 
 
 class _Waiter:
@@ -158,6 +162,11 @@ class ZmqTransport:
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._backlog = 0  # handler calls queued or running; past BACKLOG_PER_WORKER × workers, reading pauses
+        self._pending: dict[bytes, tuple[int, int]] = {}  # requests queued or in a handler by connection: count, bytes
+        self._pending_all = (0, 0)  # the same, all connections together
+        self._unread: dict[bytes, collections.deque[tuple[zmq.MessageTracker, int]]] = {}  # answers ZeroMQ holds
+        self._unread_bytes: collections.Counter[bytes] = collections.Counter()  # their bytes by connection
+        self._unread_total = 0
         self._handler: MessageHandler | None = None
         self._record: NodeRecord | None = None
         self._address = ""
@@ -437,7 +446,7 @@ class ZmqTransport:
                     else:
                         self._counts["announce_unsigned_dropped"] += 1
             elif op == b"rep":
-                self._route(router, frames[1:])
+                self._route(router, frames[1].bytes, frames[2], frames[3])
             elif op == b"dial":
                 self._dial(frames[1].bytes.decode())
             elif op == b"stop":
@@ -474,19 +483,68 @@ class ZmqTransport:
             peer.backlog.popleft()
         self._poller.modify(peer.sock, zmq.POLLIN)
 
-    def _route(self, router: zmq.Socket, frames: list[Any]) -> None:
-        """Send a reply through the ROUTER; a reply that cannot be queued is counted (the requester retries)."""
+    def _route(self, router: zmq.Socket, rid: bytes, head: Any, body: Any) -> None:
+        """Send a reply through the ROUTER; one that cannot be queued is counted (the requester retries).
+
+        An answer of _TRACKED_REPLY bytes or more is tracked until ZeroMQ has written it; past the
+        bytes a peer has not read (``max_reply_bytes_per_peer``, ``max_reply_bytes``) it is dropped.
+        """
+        size = len(body)
+        tracked = size >= _TRACKED_REPLY
+        if tracked:
+            refusal = self._reply_refusal(rid, size)
+            if refusal is not None:
+                self._refusals.add(refusal[0], rid.hex(), refusal[1])
+                return
+            body = zmq.Frame(body.buffer if isinstance(body, zmq.Frame) else body, track=True, copy=False)
         try:
-            wire.send(router, frames)
+            wire.send(router, [rid, head, body])
             self._counts["replies"] += 1
         except zmq.Again:
             self._counts["reply_dropped_hwm"] += 1
+            return
         except zmq.ZMQError:
             self._counts["reply_unroutable"] += 1
+            return
+        if tracked:
+            self._unread.setdefault(rid, collections.deque()).append((body.tracker, size))
+            self._unread_bytes[rid] += size
+            self._unread_total += size
+
+    def _reply_refusal(self, rid: bytes, size: int) -> tuple[str, str] | None:
+        """Why an answer of ``size`` bytes to ``rid`` is dropped (reason, detail), or None when it may go."""
+        s = self.settings
+        unread = self._unread_of(rid)
+        if unread and unread + size > s.max_reply_bytes_per_peer:
+            return "reply_unread", (f"answer of {size} bytes dropped: {unread} bytes of answers to this peer are not "
+                                    f"read yet (max_reply_bytes_per_peer {s.max_reply_bytes_per_peer})")
+        total = self._unread_total
+        if total + size > s.max_reply_bytes:
+            for other in list(self._unread):  # forget what was written since to every peer, then look again
+                self._unread_of(other)
+            total = self._unread_total
+        if total and total + size > s.max_reply_bytes:
+            return "replies_full", (f"answer of {size} bytes dropped: {total} bytes of answers are not read yet "
+                                    f"(max_reply_bytes {s.max_reply_bytes})")
+        return None
+
+    def _unread_of(self, rid: bytes) -> int:
+        """Bytes of tracked answers to ``rid`` that ZeroMQ still holds; the ones written are forgotten."""
+        sent = self._unread.get(rid)
+        if sent is None:
+            return 0
+        while sent and sent[0][0].done:  # one connection's answers leave in order
+            size = sent.popleft()[1]
+            self._unread_bytes[rid] -= size
+            self._unread_total -= size
+        if not sent:
+            del self._unread[rid], self._unread_bytes[rid]
+            return 0
+        return self._unread_bytes[rid]
 
     def _reply(self, router: zmq.Socket, rid: bytes, mtype: int, corr: int, body: bytes, *, sign: bool = True) -> None:
         kind = wire.REPLY_KIND if mtype == wire.REPLY else wire.ERROR_KIND
-        self._route(router, [rid, self._head(mtype, corr, kind, body, sign=sign), body])
+        self._route(router, rid, self._head(mtype, corr, kind, body, sign=sign), body)
 
     # ------------------------------------------------------------------ inbound: requests and announcements
 
@@ -559,7 +617,47 @@ class ZmqTransport:
         elif env.kind.startswith(wire.INTERNAL):
             raise wire.Refused("unexpected", f"request of reserved kind {env.kind}")
         else:
-            self._submit(self._serve, rid, corr, env, channel)
+            size = sum(map(len, frames))
+            self._admit(router, rid, corr, env, size)
+            self._submit(self._serve, rid, corr, env, channel, size)
+
+    def _admit(self, router: zmq.Socket, rid: bytes, corr: int, env: Envelope, size: int) -> None:
+        """Count a request of ``size`` bytes toward the handler queue's bounds, or answer it "busy ... retry
+        after" at once and raise wire.Refused (its reason: ``busy_unread``, ``busy_peer`` or ``busy``)."""
+        s = self.settings
+        unread = self._unread_of(rid)
+        with self._lock:
+            count, held = self._pending.get(rid, (0, 0))
+            all_count, all_bytes = self._pending_all
+            if unread >= s.max_reply_bytes_per_peer:
+                refusal = ("busy_unread", f"{unread} bytes of answers to this peer are not read yet "
+                           f"(max_reply_bytes_per_peer {s.max_reply_bytes_per_peer})")
+            elif count >= s.max_pending_requests_per_peer or (count and held + size
+                                                               > s.max_pending_request_bytes_per_peer):
+                refusal = ("busy_peer", f"{count} requests ({held} bytes) from this peer wait for a handler "
+                           f"(max_pending_requests_per_peer {s.max_pending_requests_per_peer}, "
+                           f"max_pending_request_bytes_per_peer {s.max_pending_request_bytes_per_peer})")
+            elif all_count >= s.max_pending_requests or (all_count and all_bytes + size
+                                                         > s.max_pending_request_bytes):
+                refusal = ("busy", f"{all_count} requests ({all_bytes} bytes) wait for a handler "
+                           f"(max_pending_requests {s.max_pending_requests}, "
+                           f"max_pending_request_bytes {s.max_pending_request_bytes})")
+            else:
+                self._pending[rid] = (count + 1, held + size)
+                self._pending_all = (all_count + 1, all_bytes + size)
+                return
+        self._reply(router, rid, wire.ERROR, corr, f"busy: {refusal[1]}; retry after {RETRY_AFTER_S:g} s".encode(),
+                    sign=not self.channel_bound(env.sender))
+        raise wire.Refused(*refusal)
+
+    def _release(self, rid: bytes, size: int) -> None:
+        """Take a served request of ``size`` bytes off the handler queue's bounds (any thread)."""
+        with self._lock:
+            count, held = self._pending.pop(rid)
+            if count > 1:
+                self._pending[rid] = (count - 1, held - size)
+            all_count, all_bytes = self._pending_all
+            self._pending_all = (all_count - 1, all_bytes - size)
 
     def _binds(self, node_id: str, channel: Channel | None) -> bool:
         """True when the kernel binds ``channel``'s key to ``node_id`` (told to that peer in ping replies).
@@ -579,8 +677,15 @@ class ZmqTransport:
         if len(self._speaks_for) > _MAX_KEYS:
             self._speaks_for.popitem(last=False)
 
-    def _serve(self, rid: bytes, corr: int, env: Envelope, channel: Channel | None) -> None:
-        """Run the kernel's gate and the handler for one request (worker thread); send its reply or refusal."""
+    def _serve(self, rid: bytes, corr: int, env: Envelope, channel: Channel | None, size: int) -> None:
+        """Answer one request of ``size`` bytes (worker thread), then free its place in the handler queue."""
+        try:
+            self._answer(rid, corr, env, channel)
+        finally:
+            self._release(rid, size)
+
+    def _answer(self, rid: bytes, corr: int, env: Envelope, channel: Channel | None) -> None:
+        """Run the kernel's gate and the handler for one request; send its reply or refusal."""
         mtype = wire.REPLY
         try:
             body = self._handler.on_request(env, channel)  # type: ignore[union-attr]

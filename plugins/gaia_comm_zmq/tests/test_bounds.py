@@ -169,3 +169,75 @@ def test_one_flooding_address_cannot_fill_the_connections_for_everyone(build, di
         for sock in idle:
             sock.close()
     assert "connections_full" not in transport.stats()["rejected"]
+
+
+class _BigAnswers(RecordingHandler):
+    """Answers "big" with ANSWER_BYTES, everything else with its own body."""
+
+    def on_request(self, envelope):
+        return b"x" * ANSWER_BYTES if envelope.kind == "big" else super().on_request(envelope)
+
+
+#: One answer's size (a 4-chunk blob read) and the answers asked for by the peer that never reads.
+ANSWER_BYTES, ASKED = 4 << 20, 200
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / (1 << 20)
+
+
+def test_a_peer_that_never_reads_its_answers_cannot_grow_the_node_past_the_bound(build, dial_raw) -> None:
+    bound = 16 << 20
+    transport, record = build(own={"max_reply_bytes_per_peer": bound})
+    address = transport.start(Gate(_BigAnswers()), record)
+    other, other_rec = build()
+    other.start(Gate(RecordingHandler()), other_rec)
+    other.connect(address)
+    wait_for(lambda: _up(other, record.node_id), "a reading peer to get in")
+    raw = dial_raw(address)
+    endpoint = address.partition("#")[0]
+    raw.sock.disconnect(endpoint)  # reconnected with a one-message queue and a tiny TCP buffer: it reads nothing,
+    raw.sock.rcvhwm, raw.sock.rcvbuf = 1, 4096  # so the answers pile up on the node's side
+    raw.sock.connect(endpoint)
+    before = peak = _rss_mib()
+    for _ in range(ASKED):  # 800 MiB of answers asked for
+        raw.send_request("big", b"")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and sum(transport.stats()["rejected"].values()) < ASKED - 8:
+        peak = max(peak, _rss_mib())
+        assert other.request(record.node_id, "echo", b"served", timeout=5) == b"served"
+    peak = max(peak, _rss_mib())
+    rejected = transport.stats()["rejected"]
+    assert sum(rejected.get(r, 0) for r in ("reply_unread", "busy_unread", "busy_peer")) >= ASKED - 8, rejected
+    assert rejected.get("reply_unread", 0) > 0, "answers past the bound are dropped, not queued"
+    print(f"RSS {before:.0f} -> peak {peak:.0f} MiB")
+    # Unbounded, the node would hold the 800 MiB asked for; the slack is the handler threads' malloc arenas
+    # and the answers in the handlers' hands (max_pending_requests_per_peer of them at most).
+    assert peak - before < bound / (1 << 20) + 184, f"RSS grew {peak - before:.0f} MiB (bound 16 MiB)"
+    assert other.request(record.node_id, "echo", b"still served", timeout=5) == b"still served"
+
+
+def test_requests_past_the_handler_queue_bounds_are_answered_busy_at_once(build, dial_raw) -> None:
+    transport, record = build(own={"workers": 1, "max_pending_requests_per_peer": 2})
+    release = threading.Event()
+
+    class Slow(RecordingHandler):
+        def on_request(self, envelope):
+            release.wait(10)
+            return envelope.body
+
+    address = transport.start(Gate(Slow()), record)
+    raw = dial_raw(address)
+    try:
+        for _ in range(5):
+            raw.send_request("slow", b"x")
+        busy = []
+        deadline = time.monotonic() + 10
+        while len(busy) < 3 and time.monotonic() < deadline:
+            if raw.sock.poll(100):
+                busy.append(raw.sock.recv_multipart()[-1])
+        assert len(busy) == 3 and all(b.startswith(b"busy: ") and b"retry after" in b for b in busy), busy
+        assert transport.stats()["rejected"].get("busy_peer") == 3
+    finally:
+        release.set()
