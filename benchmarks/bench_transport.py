@@ -4,9 +4,12 @@ Prints ``<measure>: gaia=X baseline=Y ratio=Z``:
   1KiB throughput (msg/s, one-way announcements vs raw DEALER->ROUTER; higher is better)
   RTT p50 / p99 (µs, sequential request/reply vs raw DEALER/ROUTER echo; lower is better)
   64KiB payload (MB/s, one-way; higher is better)
+  1MiB request+answer (MB/s, sequential echo of 1 MiB, whose answers the transport tracks until written)
   ed25519 sign+verify (µs per message: the floor GAIA's signed envelopes add)
   evidence sign+verify (µs per result: a batch of 256 results sealed by one signature over their
-    Merkle root, with every inclusion path, vs one Ed25519 signature and verification per result)
+    Merkle root, opened, and each result's seal and inclusion path kept as the submitter stores it,
+    vs one Ed25519 signature and verification per result); then the µs to check one kept result
+    on its own later, as `gaia proof verify` does (hash, path, one signature verification)
 GAIA's pair first exchanges signed records, so each kernel binds the other's Curve key and
 messages go unsigned (authenticated by the channel), as between running nodes; ``--signed``
 measures before any binding, every message Ed25519-signed and verified.
@@ -15,6 +18,7 @@ Run: .venv/bin/python benchmarks/bench_transport.py [--signed]
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import sys
@@ -33,11 +37,11 @@ from gaia_core.config import Config, Home
 from gaia_core.envelope import open_envelope, seal
 from gaia_core.identity import Identity, verify_signature
 from gaia_core.inbound import RECORD, Gate
-from gaia_core.jobs.messages import RESULTS, ResultFrames, open_results, seal_results
+from gaia_core.jobs.messages import RESULTS, ResultFrames, open_sealed_results, result_leaf, seal_results
 from gaia_core.model import Envelope, NodeRecord
 from gaia_core.roles import NodeContext, PeerInfo
 
-N_SMALL, N_RTT, N_LARGE = 20_000, 2_000, 2_000
+N_SMALL, N_RTT, N_LARGE, N_HUGE = 20_000, 2_000, 2_000, 200
 #: Measure with every message signed (no channel bound), as before channels were authenticated.
 SIGNED = "--signed" in sys.argv[1:]
 SMALL, LARGE = b"x" * 1024, b"y" * (64 << 10)
@@ -85,7 +89,7 @@ def raw_oneway(body: bytes, n: int) -> float:
     return n / elapsed
 
 
-def raw_rtt(n: int) -> list[float]:
+def raw_rtt(n: int, body: bytes = SMALL) -> list[float]:
     ctx, router, dealer = _raw_pair()
 
     def echo() -> None:
@@ -97,7 +101,7 @@ def raw_rtt(n: int) -> list[float]:
     samples = []
     for _ in range(n):
         t0 = time.perf_counter()
-        dealer.send(SMALL)
+        dealer.send(body)
         dealer.recv()
         samples.append(time.perf_counter() - t0)
     thread.join(5)
@@ -180,13 +184,13 @@ def gaia_oneway(root: Path, body: bytes, n: int) -> float:
         b.stop()
 
 
-def gaia_rtt(root: Path, n: int) -> list[float]:
+def gaia_rtt(root: Path, n: int, body: bytes = SMALL) -> list[float]:
     a, b, _, id_a = _gaia_pair(root)
     try:
         samples = []
         for _ in range(n):
             t0 = time.perf_counter()
-            b.request(id_a, "echo", SMALL, timeout=10)
+            b.request(id_a, "echo", body, timeout=10)
             samples.append(time.perf_counter() - t0)
         return samples
     finally:
@@ -203,17 +207,20 @@ def sign_verify_us(n: int = 2000) -> float:
 
 
 def evidence_us(batch: int = 256, rounds: int = 20) -> tuple[float, float, float]:
-    """µs per result of a delivery of ``batch`` results sealed once (the worker seals, the submitter opens),
-    µs per result for every inclusion path, and µs to sign and verify each result on its own instead."""
+    """µs per result of a delivery of ``batch`` results sealed once (the worker seals, the submitter opens
+    and encodes each result's seal and path to keep), µs to check one kept result on its own later, and µs
+    to sign and verify each result on its own instead."""
     identity = Identity.generate()
     pairs: list[ResultFrames] = [(b"r" * 300 + i.to_bytes(4, "big"), b"p" * 560) for i in range(batch)]
     start = time.perf_counter()
     for _ in range(rounds):
-        open_results(seal(identity, RESULTS, seal_results(identity, pairs), sign=False))
+        kept = [codec.encode(item_seal) for _, item_seal in
+                open_sealed_results(seal(identity, RESULTS, seal_results(identity, pairs), sign=False))]
     delivery = (time.perf_counter() - start) / (rounds * batch) * 1e6
     start = time.perf_counter()
-    evidence.paths([codec.canonical_bytes(list(p)) for p in pairs])
-    path = (time.perf_counter() - start) / batch * 1e6
+    for frame, pair in zip(kept[: batch // 4], pairs, strict=False):
+        assert evidence.check_item(codec.decode(frame, evidence.ItemSeal), result_leaf(*pair)) is None
+    path = (time.perf_counter() - start) / (batch // 4) * 1e6
     start = time.perf_counter()
     for result, proof in pairs[: batch // 4]:
         data = result + (proof or b"")
@@ -238,10 +245,14 @@ def main() -> None:
         line("RTT p99 us", pct(gaia_samples, 99), pct(raw_samples, 99))
         mb = len(LARGE) / 1e6
         line("64KiB payload MB/s", gaia_oneway(root / "t3", LARGE, N_LARGE) * mb, raw_oneway(LARGE, N_LARGE) * mb)
+        huge = b"\xa5" * (1 << 20)  # answers this big are tracked until written (the unread-answer bound)
+        mb_s = [len(huge) / 1e6 / statistics.median(rtt(n=N_HUGE, body=huge)) for rtt in
+                (functools.partial(gaia_rtt, root / "t4"), raw_rtt)]
+        line("1MiB request+answer MB/s (sequential echo)", *mb_s)
         print(f"ed25519 seal+open per message us: {sign_verify_us():.1f}", flush=True)
         delivery, path, each = evidence_us()
         line("evidence sign+verify us/result (one signature per 256 vs one each; target <= 10)", delivery, each)
-        print(f"evidence inclusion path per result us (only for a result checked on its own): {path:.1f}")
+        print(f"evidence check of one kept result us (gaia proof verify: hash, path, signature): {path:.1f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import threading
 import time
 
 import msgpack
+import pytest
 import zmq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -218,8 +219,14 @@ def test_a_peer_that_never_reads_its_answers_cannot_grow_the_node_past_the_bound
     assert other.request(record.node_id, "echo", b"still served", timeout=5) == b"still served"
 
 
-def test_requests_past_the_handler_queue_bounds_are_answered_busy_at_once(build, dial_raw) -> None:
-    transport, record = build(own={"workers": 1, "max_pending_requests_per_peer": 2})
+@pytest.mark.parametrize(("own", "reason"), [
+    ({"max_pending_requests_per_peer": 2}, "busy_peer"),
+    ({"max_pending_request_bytes_per_peer": 1024}, "busy_peer"),
+    ({"max_pending_requests": 2}, "busy"),
+    ({"max_pending_request_bytes": 1024}, "busy"),
+])
+def test_requests_past_the_handler_queue_bounds_are_answered_busy_at_once(build, dial_raw, own, reason) -> None:
+    transport, record = build(own={"workers": 1, **own})
     release = threading.Event()
 
     class Slow(RecordingHandler):
@@ -230,14 +237,14 @@ def test_requests_past_the_handler_queue_bounds_are_answered_busy_at_once(build,
     address = transport.start(Gate(Slow()), record)
     raw = dial_raw(address)
     try:
-        for _ in range(5):
-            raw.send_request("slow", b"x")
+        for _ in range(5):  # two of them fit every bound above (each is about 500 bytes)
+            raw.send_request("slow", b"x" * 200)
         busy = []
         deadline = time.monotonic() + 10
         while len(busy) < 3 and time.monotonic() < deadline:
             if raw.sock.poll(100):
                 busy.append(raw.sock.recv_multipart()[-1])
         assert len(busy) == 3 and all(b.startswith(b"busy: ") and b"retry after" in b for b in busy), busy
-        assert transport.stats()["rejected"].get("busy_peer") == 3
+        wait_for(lambda: transport.stats()["rejected"].get(reason) == 3, f"3 refusals counted {reason}", timeout=5)
     finally:
         release.set()
