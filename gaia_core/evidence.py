@@ -7,7 +7,7 @@ verifiable on its own with :func:`verify_item`: the seal, the item's index and i
 (:func:`paths`, the sibling hashes of :class:`gaia_core.blobs.merkle.Tree`). A whole batch is checked
 with :func:`open_batch`: one root, one signature, then the seal's time and nonce through a
 :class:`~gaia_core.envelope.ReplayGuard`, so a stale or replayed batch is refused as an envelope is.
-What a receiver keeps of one item after the batch is gone is an :class:`ItemSeal` (:func:`item_seals`),
+What a receiver keeps of one item after the batch is gone is an :class:`ItemSeal` (:func:`open_items`),
 checked later, long after the channel closed, by :func:`check_item`.
 """
 
@@ -17,7 +17,7 @@ import hmac
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from attrs import Attribute, field, frozen, validators as v
 
@@ -80,10 +80,24 @@ def open_batch(seal: BatchSeal, items: Sequence[bytes], guard: ReplayGuard | Non
     within the freshness window of ``now``; with ``guard`` (fresh either way), its (sender, nonce) must also
     be new there: leave it out where the same batch may come again, e.g. a retried delivery that is idempotent.
     """
-    if len(items) != seal.count:
-        raise Refused("forged", f"{seal.kind} batch from {seal.sender[:12]} holds {len(items)} items, "
+    _accept(seal, len(items), lambda: merkle_root(items), guard, fresh, now)
+
+
+def open_items(seal: BatchSeal, items: Sequence[bytes], guard: ReplayGuard | None = None, *, fresh: bool = True,
+               now: float | None = None) -> list[ItemSeal]:
+    """:func:`open_batch`, then the :class:`ItemSeal` of each item to keep (its leaf hash and path to the root)."""
+    leaves = [leaf_hash(item) for item in items]
+    tree = Tree(leaves)
+    _accept(seal, len(items), lambda: tree.root, guard, fresh, now)
+    return [ItemSeal(seal, i, leaf, tuple(tree.proof(i))) for i, leaf in enumerate(leaves)]
+
+
+def _accept(seal: BatchSeal, count: int, root: Callable[[], bytes], guard: ReplayGuard | None, fresh: bool,
+            now: float | None) -> None:
+    if count != seal.count:
+        raise Refused("forged", f"{seal.kind} batch from {seal.sender[:12]} holds {count} items, "
                       f"its seal says {seal.count}")
-    if not hmac.compare_digest(merkle_root(items), seal.root):
+    if not hmac.compare_digest(root(), seal.root):
         raise Refused("forged", f"{seal.kind} batch from {seal.sender[:12]}: items do not hash to the sealed root")
     if not verify_signature(seal.sender, seal.signature, signed_bytes(seal)):
         raise Refused("forged", f"{seal.kind} batch seal is not signed by {seal.sender[:12]}")
@@ -100,8 +114,19 @@ def verify_item(seal: BatchSeal, index: int, item: bytes, path: Sequence[bytes])
             and verify_signature(seal.sender, seal.signature, signed_bytes(seal)))
 
 
+def _hash(_inst: object, attribute: Attribute[bytes], value: bytes) -> None:
+    if not (isinstance(value, bytes) and len(value) == HASH_SIZE):
+        raise ValueError(f"{attribute.name} must be a {HASH_SIZE}-byte hash")
+
+
 def _hashes(value: Iterable[bytes]) -> tuple[bytes, ...]:
     return tuple(value)
+
+
+def _path(_inst: object, attribute: Attribute[tuple[bytes, ...]], value: tuple[bytes, ...]) -> None:
+    # one check for all (attrs' nested validators cost more than the rest of keeping an item's evidence)
+    if len(value) > MAX_ITEMS.bit_length() or not all(isinstance(h, bytes) and len(h) == HASH_SIZE for h in value):
+        raise ValueError(f"{attribute.name} must be at most {MAX_ITEMS.bit_length()} {HASH_SIZE}-byte hashes")
 
 
 @frozen
@@ -111,16 +136,8 @@ class ItemSeal:
 
     seal: BatchSeal
     index: int = field(validator=(v.instance_of(int), v.ge(0), v.lt(MAX_ITEMS)))
-    leaf: bytes = field(validator=(v.instance_of(bytes), v.min_len(HASH_SIZE), v.max_len(HASH_SIZE)))
-    path: tuple[bytes, ...] = field(converter=_hashes, validator=v.deep_iterable(
-        v.and_(v.instance_of(bytes), v.min_len(HASH_SIZE), v.max_len(HASH_SIZE)), v.max_len(MAX_ITEMS.bit_length())))
-
-
-def item_seals(seal: BatchSeal, items: Sequence[bytes]) -> list[ItemSeal]:
-    """The :class:`ItemSeal` of each of ``items``, the batch ``seal`` covers (checked before: :func:`open_batch`)."""
-    leaves = [leaf_hash(item) for item in items]
-    tree = Tree(leaves)
-    return [ItemSeal(seal, i, leaf, tuple(tree.proof(i))) for i, leaf in enumerate(leaves)]
+    leaf: bytes = field(validator=_hash)
+    path: tuple[bytes, ...] = field(converter=_hashes, validator=_path)
 
 
 def check_item(evidence: ItemSeal, item: bytes) -> str | None:

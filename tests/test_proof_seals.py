@@ -20,7 +20,7 @@ from gaia_core import codec
 from gaia_core.cli import cli
 from gaia_core.commands.proof import SealedProof, read_proof
 from gaia_core.config import Home
-from gaia_core.evidence import ItemSeal, check_item, item_seals, seal_batch, signed_bytes
+from gaia_core.evidence import ItemSeal, check_item, open_items, seal_batch, signed_bytes
 from gaia_core.identity import Identity
 from gaia_core.jobs.jobstore import JobStore
 from gaia_core.model import Proof, TaskResult, TaskState
@@ -137,7 +137,7 @@ def test_a_malformed_seal_is_one_line(cli_runner: CliRunner, tmp_path: Path) -> 
 
 def test_check_item_says_what_failed() -> None:
     items = [b"a", b"b", b"c"]
-    first, second, _ = item_seals(seal_batch(Identity.generate(), "task.results", items), items)
+    first, second, _ = open_items(seal_batch(Identity.generate(), "task.results", items), items)
     assert check_item(second, b"b") is None
     assert (check_item(second, b"x") or "").startswith("altered output")
     assert (check_item(attrs.evolve(second, path=first.path), b"b") or "").startswith("wrong path")
@@ -157,7 +157,7 @@ def _finish_sealed(jobstore: JobStore, job: str) -> bytes:
     jobstore.create(job, "t", 1, 0.0, [task], None)
     result = TaskResult(task_id=task.id, status="ok", node_id="ab" * 32)
     proof = Proof(scheme="s", task_id=task.id, node_id="ab" * 32, commitment=b"c", body=b"b")
-    seal = codec.encode(item_seals(seal_batch(Identity.generate(), "task.results", [b"x"]), [b"x"])[0])
+    seal = codec.encode(open_items(seal_batch(Identity.generate(), "task.results", [b"x"]), [b"x"])[0])
     jobstore.finish_task(job, 0, TaskState.DONE, result=result, proof=proof, seal=seal)
     jobstore.finish_job(job)
     jobstore.store.flush()

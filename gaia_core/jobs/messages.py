@@ -157,12 +157,11 @@ def open_sealed_results(envelope: Envelope) -> list[tuple[ResultFrames, evidence
     try:
         if seal.sender != envelope.sender or seal.kind != RESULTS:
             raise Refused("forged", f"the batch seal is {seal.sender[:12]}'s {seal.kind}, not the sender's results")
-        leaves = [result_leaf(*p) for p in frames]
-        evidence.open_batch(seal, leaves)
+        kept = evidence.open_items(seal, [result_leaf(*p) for p in frames])
     except Refused as refused:
         raise ValidationError(f"{envelope.kind} from {envelope.sender[:12]} refused: {refused}",
                               hint="the results must be sealed by the node that ran them") from None
-    return list(zip(frames, evidence.item_seals(seal, leaves), strict=True))
+    return list(zip(frames, kept, strict=True))
 
 
 def _is_pair(item: object) -> bool:
