@@ -105,4 +105,10 @@ def first_line(exc: BaseException) -> str:
 
 def explain(exc: docker.errors.APIError) -> str:
     """The engine's own words for a refused request, on one line."""
-    return " ".join(str(exc.explanation or first_line(exc)).split())[:500]
+    return one_line(str(exc.explanation or first_line(exc)))[:500]
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line of printable characters: whitespace runs become one space, and what a terminal
+    would act on (escape sequences a container printed, or put in its command) becomes ``?``."""
+    return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))

@@ -113,7 +113,7 @@ class _Output:
 
     def tail(self) -> str:
         """The end of stderr as one line for a message, or ''."""
-        text = " ".join(self.stderr.decode("utf-8", "replace").split())
+        text = engine.one_line(self.stderr.decode("utf-8", "replace"))
         return f"; stderr: {text[-500:]}" if text else ""
 
 

@@ -198,3 +198,12 @@ def test_a_stream_closed_under_its_reader_ends_it_quietly() -> None:
         out = _Output(limit=1024)
         out.drain(stream)  # raised ValueError
         assert out.done.is_set() and out.stdout == []
+
+
+def test_what_a_container_prints_reaches_a_message_without_terminal_escapes(runner: DockerRunner,
+                                                                             busybox: str) -> None:
+    """A failed task's message carries the end of its stderr, shown on the submitter's terminal: an escape
+    sequence in it (clear the screen, retitle the window) must arrive inert."""
+    result = runner.run(oci(busybox, r"""sh -c 'printf "\033]0;owned\007\033[2Jbad\n" >&2; exit 3'"""))
+    assert result.status is Status.TRAP and "bad" in result.message, result.message
+    assert result.message.isprintable()
