@@ -229,6 +229,10 @@ def readme_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         for example in examples("README.md"):
             if "--plugins=" not in example.command:
                 run(example, home, ROOT)
+            if example.command.split("#")[0].split() == ["gaia", "init"] and not port_free(7700):
+                # the default port is taken by something else on this machine (another node, a parallel
+                # test run): the node of this home listens on a free one, the commands stay as written
+                gaia(home, "config", "set", "node.listen", f'"tcp://127.0.0.1:{free_port()}"')
         for cleanup in ("resume", "devnet down"):
             gaia(home, *cleanup.split())
         yield home
@@ -268,6 +272,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port`` (a bind would succeed)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def test_cli_page_examples(readme_home: Home, workdir: Path, tmp_path: Path) -> None:

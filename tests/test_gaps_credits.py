@@ -72,7 +72,6 @@ def test_a_credit_the_submitter_gave_up_sending_reaches_the_worker_at_its_next_d
     """Every result is spot-checked, so each credit goes in a ``task.settled`` message after the ack.
     None gets through (as when the worker is away until the submitter gives up); the worker's next
     delivery to that submitter asks for them."""
-    monkeypatch.setattr(earnings_mod, "ASK_AFTER_S", 0.0)  # 300 s in production: the submitter's give-up time
     monkeypatch.setattr(earnings_mod, "ASK_EVERY_S", 0.0)
     worker = build_node(make_home(tmp_path, "worker"), load_plugins())
     with running(worker, drain_s=2.0):
@@ -89,6 +88,9 @@ def test_a_credit_the_submitter_gave_up_sending_reaches_the_worker_at_its_next_d
             wait_for(lambda: len(granted(submitter, worker)) == 3, timeout=20, what="the three credits granted")
             owed = granted(submitter, worker)
             assert not owed.items() <= earned(worker, submitter).items()  # none told yet
+            # the submitter has given up (300 s in production): from now on a delivery asks for them (not
+            # before: a later delivery of the first job could already ask, and the check above would race)
+            monkeypatch.setattr(earnings_mod, "ASK_AFTER_S", 0.0)
             second = submitter.jobs.submit(echo_tasks([b"next delivery"], submitter.node_id), to=worker.node_id)
             assert submitter.jobs.wait_job(second, timeout=60)["tasks"] == {"done": 1}
             wait_for(lambda: owed.items() <= earned(worker, submitter).items(), timeout=20,

@@ -21,6 +21,7 @@ from nodes import call, gaia, running_devnet, wait_until
 
 from gaia_core.cli import cli
 from gaia_core.config import Home
+from gaia_core.jobs.jobstore import UnknownJobError
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 
@@ -215,7 +216,7 @@ def test_watch_json_streams_progress_and_exits_with_the_outcome(home: Home, file
 
 def test_watch_an_unknown_job_says_so_in_one_line(home: Home) -> None:
     proc = gaia(home, "task", "watch", "f" * 64, check=False)
-    assert proc.returncode == 8
+    assert proc.returncode == UnknownJobError.exit_code  # not "node not running" (8)
     assert "Traceback" not in proc.stderr
     assert [line for line in proc.stderr.splitlines() if line.startswith("Error:")] == [
         line for line in proc.stderr.splitlines() if line.strip()]
@@ -263,5 +264,5 @@ def test_retry_by_prefix_runs_the_failed_tasks_again(home: Home, files: dict[str
 def test_a_malformed_job_prefix_is_one_line(home: Home) -> None:
     for prefix in ("", "not-hex!"):
         proc = gaia(home, "task", "cancel", prefix, check=False)
-        assert proc.returncode == 8 and "Traceback" not in proc.stderr
+        assert proc.returncode == UnknownJobError.exit_code and "Traceback" not in proc.stderr
         assert len([line for line in proc.stderr.splitlines() if line.startswith("Error:")]) == 1
