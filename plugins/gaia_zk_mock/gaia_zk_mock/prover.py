@@ -23,6 +23,7 @@ from gaia_core.plugin_api import (
     TaskResult,
     ValidationError,
     Verdict,
+    VerdictStatus,
     verify_signature,
 )
 from gaia_zk_mock import settings as settings_mod
@@ -88,8 +89,8 @@ class MockProver:
             reason = f"malformed proof, task or result ({type(exc).__name__}: {exc})"
         task_id = getattr(proof, "task_id", "")
         if reason:
-            return Verdict("invalid", reason, task_id if isinstance(task_id, str) else "", SCHEME)
-        return Verdict("valid", "SIMULATED proof: commitment, node signature and body check out "
+            return Verdict(VerdictStatus.INVALID, reason, task_id if isinstance(task_id, str) else "", SCHEME)
+        return Verdict(VerdictStatus.VALID, "SIMULATED proof: commitment, node signature and body check out "
                        "(a mock proof does not prove the execution)", task_id, SCHEME)
 
     def _check(self, proof: Proof, task: Task, result: TaskResult) -> str:
