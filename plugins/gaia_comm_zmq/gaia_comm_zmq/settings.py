@@ -47,7 +47,7 @@ class Settings:
     reply_hwm: int = field(default=10_000, validator=[v.instance_of(int), v.ge(1)])
     #: Bytes of answers that one peer (one connection) has not read yet, and all peers together; past
     #: them an answer is dropped (``reply_unread``, ``replies_full``) and that peer's next requests are
-    #: refused as busy. An answer to a peer that holds none goes whatever its size.
+    #: refused as busy until it has read every answer. An answer to a peer that holds none goes whatever its size.
     max_reply_bytes_per_peer: int = field(default=32 << 20, validator=[v.instance_of(int), v.ge(1 << 20)])
     max_reply_bytes: int = field(default=256 << 20, validator=[v.instance_of(int), v.ge(1 << 20)])
     #: Requests waiting for (or in) a handler thread, per peer (one connection) and in all, by count and

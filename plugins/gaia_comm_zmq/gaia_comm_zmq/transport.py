@@ -167,6 +167,7 @@ class ZmqTransport:
         self._unread: dict[bytes, collections.deque[tuple[zmq.MessageTracker, int]]] = {}  # answers ZeroMQ holds
         self._unread_bytes: collections.Counter[bytes] = collections.Counter()  # their bytes by connection
         self._unread_total = 0
+        self._overflowed: set[bytes] = set()  # connections an answer was dropped for: busy until they read all
         self._handler: MessageHandler | None = None
         self._record: NodeRecord | None = None
         self._address = ""
@@ -495,6 +496,8 @@ class ZmqTransport:
             refusal = self._reply_refusal(rid, size)
             if refusal is not None:
                 self._refusals.add(refusal[0], rid.hex(), refusal[1])
+                if refusal[0] == "reply_unread":
+                    self._overflowed.add(rid)
                 return
             body = zmq.Frame(body.buffer if isinstance(body, zmq.Frame) else body, track=True, copy=False)
         try:
@@ -532,6 +535,7 @@ class ZmqTransport:
         """Bytes of tracked answers to ``rid`` that ZeroMQ still holds; the ones written are forgotten."""
         sent = self._unread.get(rid)
         if sent is None:
+            self._overflowed.discard(rid)
             return 0
         while sent and sent[0][0].done:  # one connection's answers leave in order
             size = sent.popleft()[1]
@@ -539,6 +543,7 @@ class ZmqTransport:
             self._unread_total -= size
         if not sent:
             del self._unread[rid], self._unread_bytes[rid]
+            self._overflowed.discard(rid)
             return 0
         return self._unread_bytes[rid]
 
@@ -629,9 +634,9 @@ class ZmqTransport:
         with self._lock:
             count, held = self._pending.get(rid, (0, 0))
             all_count, all_bytes = self._pending_all
-            if unread >= s.max_reply_bytes_per_peer:
-                refusal = ("busy_unread", f"{unread} bytes of answers to this peer are not read yet "
-                           f"(max_reply_bytes_per_peer {s.max_reply_bytes_per_peer})")
+            if unread >= s.max_reply_bytes_per_peer or (unread and rid in self._overflowed):
+                refusal = ("busy_unread", f"{unread} bytes of answers to this peer are not read yet, and an "
+                           f"answer was dropped (max_reply_bytes_per_peer {s.max_reply_bytes_per_peer})")
             elif count >= s.max_pending_requests_per_peer or (count and held + size
                                                                > s.max_pending_request_bytes_per_peer):
                 refusal = ("busy_peer", f"{count} requests ({held} bytes) from this peer wait for a handler "

@@ -248,3 +248,25 @@ def test_requests_past_the_handler_queue_bounds_are_answered_busy_at_once(build,
         wait_for(lambda: transport.stats()["rejected"].get(reason) == 3, f"3 refusals counted {reason}", timeout=5)
     finally:
         release.set()
+
+
+def test_a_peer_past_the_unread_bound_is_told_busy_until_it_reads_its_answers(build, dial_raw) -> None:
+    transport, record = build(own={"max_reply_bytes_per_peer": 10 << 20})  # not a multiple of the answers
+    address = transport.start(Gate(_BigAnswers()), record)
+    raw = dial_raw(address)
+    endpoint = address.partition("#")[0]
+    raw.sock.disconnect(endpoint)
+    raw.sock.rcvhwm, raw.sock.rcvbuf = 1, 4096
+    raw.sock.connect(endpoint)
+    for _ in range(6):  # 24 MiB of answers asked for, none read
+        raw.send_request("big", b"")
+    wait_for(lambda: transport.stats()["rejected"].get("reply_unread", 0) >= 1, "an answer dropped past the bound")
+    raw.send_request("echo", b"late")
+    wait_for(lambda: transport.stats()["rejected"].get("busy_unread", 0) >= 1, "the next request answered busy")
+    bodies = []
+    while raw.sock.poll(2000) and len(bodies) < 20:  # now it reads what it was sent
+        bodies.append(raw.sock.recv_multipart()[-1])
+    assert any(b.startswith(b"busy: ") for b in bodies) and any(len(b) == ANSWER_BYTES for b in bodies)
+    raw.send_request("echo", b"read it all")
+    assert raw.sock.poll(5000), "no answer once the peer had read its answers"
+    assert raw.sock.recv_multipart()[-1] == b"read it all"
