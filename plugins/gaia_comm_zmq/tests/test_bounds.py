@@ -188,6 +188,17 @@ def _rss_mib() -> float:
         return int(statm.read().split()[1]) * 4096 / (1 << 20)
 
 
+def _non_reader(dial_raw, address: str):
+    """A bare peer with a one-message queue and a tiny TCP buffer: it reads nothing until it calls recv, so the
+    answers it asks for pile up on the node's side."""
+    raw = dial_raw(address)
+    endpoint = address.partition("#")[0]
+    raw.sock.disconnect(endpoint)  # the options apply to connections made after them
+    raw.sock.rcvhwm, raw.sock.rcvbuf = 1, 4096
+    raw.sock.connect(endpoint)
+    return raw
+
+
 def test_a_peer_that_never_reads_its_answers_cannot_grow_the_node_past_the_bound(build, dial_raw) -> None:
     bound = 16 << 20
     transport, record = build(own={"max_reply_bytes_per_peer": bound})
@@ -196,11 +207,7 @@ def test_a_peer_that_never_reads_its_answers_cannot_grow_the_node_past_the_bound
     other.start(Gate(RecordingHandler()), other_rec)
     other.connect(address)
     wait_for(lambda: _up(other, record.node_id), "a reading peer to get in")
-    raw = dial_raw(address)
-    endpoint = address.partition("#")[0]
-    raw.sock.disconnect(endpoint)  # reconnected with a one-message queue and a tiny TCP buffer: it reads nothing,
-    raw.sock.rcvhwm, raw.sock.rcvbuf = 1, 4096  # so the answers pile up on the node's side
-    raw.sock.connect(endpoint)
+    raw = _non_reader(dial_raw, address)
     before = peak = _rss_mib()
     for _ in range(ASKED):  # 800 MiB of answers asked for
         raw.send_request("big", b"")
@@ -253,11 +260,7 @@ def test_requests_past_the_handler_queue_bounds_are_answered_busy_at_once(build,
 def test_a_peer_past_the_unread_bound_is_told_busy_until_it_reads_its_answers(build, dial_raw) -> None:
     transport, record = build(own={"max_reply_bytes_per_peer": 10 << 20})  # not a multiple of the answers
     address = transport.start(Gate(_BigAnswers()), record)
-    raw = dial_raw(address)
-    endpoint = address.partition("#")[0]
-    raw.sock.disconnect(endpoint)
-    raw.sock.rcvhwm, raw.sock.rcvbuf = 1, 4096
-    raw.sock.connect(endpoint)
+    raw = _non_reader(dial_raw, address)
     for _ in range(6):  # 24 MiB of answers asked for, none read
         raw.send_request("big", b"")
     wait_for(lambda: transport.stats()["rejected"].get("reply_unread", 0) >= 1, "an answer dropped past the bound")
@@ -270,3 +273,15 @@ def test_a_peer_past_the_unread_bound_is_told_busy_until_it_reads_its_answers(bu
     raw.send_request("echo", b"read it all")
     assert raw.sock.poll(5000), "no answer once the peer had read its answers"
     assert raw.sock.recv_multipart()[-1] == b"read it all"
+
+
+def test_answers_unread_by_all_peers_together_are_bounded(build, dial_raw) -> None:
+    transport, record = build(own={"max_reply_bytes": 12 << 20})  # each peer alone is under its 32 MiB
+    address = transport.start(Gate(_BigAnswers()), record)
+    for raw in (_non_reader(dial_raw, address) for _ in range(3)):
+        for _ in range(3):
+            raw.send_request("big", b"")
+    wait_for(lambda: transport.stats()["rejected"].get("replies_full", 0) >= 1, "an answer dropped past the total")
+    reader = dial_raw(address)
+    reader.send_request("echo", b"small answers still go")
+    assert reader.sock.poll(5000) and reader.sock.recv_multipart()[-1] == b"small answers still go"
