@@ -102,7 +102,7 @@ def verify(state: State, file: Path, task_file: Path | None, result_file: Path |
         simulated = claim.simulated
         verdict = _check(state, claim, task, result)
         failed, seal_line = _check_seal(claim, sealed, result, result_file)
-        if failed:
+        if failed and verdict.status is not VerdictStatus.INVALID:  # an invalid proof keeps its prover's reason
             verdict = Verdict(VerdictStatus.INVALID, f"batch seal: {failed}", claim.task_id, claim.scheme)
     if as_json:
         print_json({"file": str(file), "status": verdict.status, "reason": verdict.reason,
