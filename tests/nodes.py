@@ -135,6 +135,18 @@ def gaia(home: Home, *args: str, timeout: float = 60.0, check: bool = True) -> s
     return proc
 
 
+@contextmanager
+def detached_node(directory: Path) -> Iterator[Home]:
+    """A home under ``directory`` whose node runs detached on a free loopback port; always stopped afterwards."""
+    home = Home(directory / "home")
+    gaia(home, "init")
+    gaia(home, "node", "--detach", "--listen", "tcp://127.0.0.1:*")
+    try:
+        yield home
+    finally:
+        gaia(home, "stop", check=False)
+
+
 def node_processes(directory: Path) -> list[int]:
     """Pids of live processes whose command line names a home under ``directory``."""
     found = []

@@ -17,20 +17,15 @@ import pytest
 
 from gaia_core.commands.service import UNIT
 from gaia_core.config import Home, NodeSection
-from tests.nodes import gaia, wait_until
+from tests.nodes import detached_node, gaia, wait_until
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 
 
 @pytest.fixture(scope="module")
 def node_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
-    home = Home(tmp_path_factory.mktemp("contributor") / "home")
-    gaia(home, "init")
-    gaia(home, "node", "--detach", "--listen", "tcp://127.0.0.1:*")
-    try:
+    with detached_node(tmp_path_factory.mktemp("contributor")) as home:
         yield home
-    finally:
-        gaia(home, "stop", check=False)
 
 
 def status(home: Home) -> dict:

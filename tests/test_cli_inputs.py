@@ -14,7 +14,7 @@ from gaia_core.cli import main
 from gaia_core.commands import inputs
 from gaia_core.config import AdmissionSection, Home
 from gaia_core.errors import UsageError
-from tests.nodes import gaia, wait_until
+from tests.nodes import detached_node, gaia, wait_until
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 
@@ -89,13 +89,8 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def node_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
-    home = Home(tmp_path_factory.mktemp("inputs") / "home")
-    gaia(home, "init")
-    gaia(home, "node", "--detach", "--listen", "tcp://127.0.0.1:*")
-    try:
+    with detached_node(tmp_path_factory.mktemp("inputs")) as home:
         yield home
-    finally:
-        gaia(home, "stop", check=False)
 
 
 def test_submit_a_directory_a_glob_and_a_list(node_home: Home, data: Path) -> None:

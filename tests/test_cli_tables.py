@@ -14,7 +14,7 @@ from gaia_core import console as console_mod
 from gaia_core.commands.jobs import resolve_node
 from gaia_core.config import Home
 from gaia_core.errors import UsageError
-from tests.nodes import gaia, node_id, wait_until
+from tests.nodes import detached_node, gaia, node_id, wait_until
 
 workloads = pytest.importorskip("gaia_runner_wasm.workloads")
 
@@ -70,13 +70,8 @@ def test_to_prefix_resolves_or_says_why(capsys) -> None:
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
-    home = Home(tmp_path_factory.mktemp("tables") / "home")
-    gaia(home, "init")
-    gaia(home, "node", "--detach", "--listen", "tcp://127.0.0.1:*")
-    try:
+    with detached_node(tmp_path_factory.mktemp("tables")) as home:
         yield home
-    finally:
-        gaia(home, "stop", check=False)
 
 
 def test_submit_to_the_prefix_a_table_shows(running: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
