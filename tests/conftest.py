@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from gaia_core.jobs.jobstore import JobStore
+from gaia_core.store import Store
+
 pytest_plugins = ["gaia_core.testing.fixtures"]
 
 
@@ -54,6 +57,16 @@ def fake_dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
     for module in dists.modules:
         sys.modules.pop(module, None)
     importlib.invalidate_caches()
+
+
+@pytest.fixture
+def jobstore(tmp_path: Path) -> Iterator[JobStore]:
+    """A job store on a fresh state database in the test's directory; closed afterwards."""
+    store = Store(tmp_path / "state.db")
+    try:
+        yield JobStore(store)
+    finally:
+        store.close()
 
 
 #: Source of a well-behaved plugin registering one provider per role except transport and queue.

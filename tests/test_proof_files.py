@@ -33,15 +33,6 @@ def _proof(task: Task) -> Proof:
                  created_at=1_700_000_000.0)
 
 
-@pytest.fixture
-def jobstore(tmp_path: Path) -> Iterator[JobStore]:
-    store = Store(tmp_path / "state.db")
-    try:
-        yield JobStore(store)
-    finally:
-        store.close()
-
-
 # ---------------------------------------------------------------- the job store keeps the proof with the result
 
 
@@ -80,17 +71,20 @@ def test_proofs_are_purged_with_the_payloads(jobstore: JobStore, purge: str) -> 
     assert (row["task"], row["result"], row["proof"]) == (None, None, None)
 
 
-def test_a_version_2_database_gains_the_proofs_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("version", "table", "columns"), [(2, "proofs", ["job", "idx", "proof"]),
+                                                          (4, "seals", ["job", "idx", "seal"])])
+def test_an_older_database_gains_the_proof_tables(tmp_path: Path, version: int, table: str,
+                                                  columns: list[str]) -> None:
     path = tmp_path / "state.db"
     db = sqlite3.connect(path)
-    db.executescript(f"{MIGRATIONS[0]}; {MIGRATIONS[1]}; PRAGMA user_version = 2;")
+    db.executescript(";".join(MIGRATIONS[:version]) + f"; PRAGMA user_version = {version};")
     db.close()
     path.chmod(0o600)
     Store(path).close()
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) and SCHEMA_VERSION >= 3
-        assert [row[1] for row in db.execute("PRAGMA table_info(proofs)")] == ["job", "idx", "proof"]
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) and SCHEMA_VERSION > version
+        assert [row[1] for row in db.execute(f"PRAGMA table_info({table})")] == columns
     finally:
         db.close()
 

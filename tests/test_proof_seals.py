@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from gaia_core.evidence import ItemSeal, check_item, open_items, seal_batch, sig
 from gaia_core.identity import Identity
 from gaia_core.jobs.jobstore import JobStore
 from gaia_core.model import Proof, TaskResult, TaskState
-from gaia_core.store import MIGRATIONS, SCHEMA_VERSION, Store
 from gaia_core.testing.conformance.prover import sample_task
 
 # ---------------------------------------------------------------- end to end: a job run on a worker process
@@ -143,15 +141,6 @@ def test_check_item_says_what_failed() -> None:
     assert (check_item(attrs.evolve(second, path=first.path), b"b") or "").startswith("wrong path")
 
 
-@pytest.fixture
-def jobstore(tmp_path: Path) -> Iterator[JobStore]:
-    store = Store(tmp_path / "state.db")
-    try:
-        yield JobStore(store)
-    finally:
-        store.close()
-
-
 def _finish_sealed(jobstore: JobStore, job: str) -> bytes:
     task = sample_task()
     jobstore.create(job, "t", 1, 0.0, [task], None)
@@ -178,17 +167,3 @@ def test_the_seal_is_kept_with_the_proof_and_purged_with_it(jobstore: JobStore, 
     assert next(jobstore.results(job, proofs=True))["seal"] is None
     assert jobstore.store.execute("SELECT COUNT(*) FROM seals") == [(0,)]
 
-
-def test_a_version_4_database_gains_the_seals_table(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    db = sqlite3.connect(path)
-    db.executescript(";".join(MIGRATIONS[:4]) + "; PRAGMA user_version = 4;")
-    db.close()
-    path.chmod(0o600)
-    Store(path).close()
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) and SCHEMA_VERSION >= 5
-        assert [row[1] for row in db.execute("PRAGMA table_info(seals)")] == ["job", "idx", "seal"]
-    finally:
-        db.close()
