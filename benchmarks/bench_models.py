@@ -16,13 +16,12 @@ Timings are the best of REPEATS runs. Run: ``python benchmarks/bench_models.py``
 from __future__ import annotations
 
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime
+from measures import best_time, line
 from onnx import TensorProto, helper, numpy_helper
 
 from gaia_core.commands.model import interpreter_module
@@ -35,19 +34,6 @@ from gaia_runner_wasm import WasmRunner
 
 REPEATS = 15
 BATCH = 256
-
-
-def line(measure: str, gaia: float, baseline: float) -> None:
-    print(f"{measure}: gaia={gaia:.4g} baseline={baseline:.4g} ratio={gaia / baseline:.3f}", flush=True)
-
-
-def best_time(fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _weights(rng: np.random.Generator, **shapes: tuple[int, ...]) -> list[onnx.TensorProto]:
@@ -94,8 +80,8 @@ def measure(name: str, proto: onnx.ModelProto, runner: WasmRunner) -> None:
     session = onnxruntime.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     expected = session.run(None, {"x": x})[0]
     got = np.frombuffer(result.output, dtype="<f4").reshape(expected.shape)
-    gaia_s = best_time(lambda: runner.run(task))
-    ort_s = best_time(lambda: session.run(None, {"x": x}))
+    gaia_s = best_time(lambda: runner.run(task), REPEATS)
+    ort_s = best_time(lambda: session.run(None, {"x": x}), REPEATS)
     line(f"onnx {name} inference samples/s (batch {BATCH}, one task vs onnxruntime 1 thread)",
          BATCH / gaia_s, BATCH / ort_s)
     line(f"onnx {name} max abs error vs onnxruntime (target 1e-5)", float(np.abs(got - expected).max()), 1e-5)

@@ -31,6 +31,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 import wasmtime
+from measures import best_time, line
 
 from gaia_core.config import Config, Home
 from gaia_core.model import Status, Task
@@ -41,20 +42,6 @@ MATMUL_N = 256
 REPEATS = 15
 OVERHEAD_TASKS = 2000
 SCALING_TASKS = 8
-
-
-def line(measure: str, gaia: float, baseline: float, ratio: float | None = None) -> None:
-    ratio = gaia / baseline if ratio is None else ratio
-    print(f"{measure}: gaia={gaia:.4g} baseline={baseline:.4g} ratio={ratio:.3f}", flush=True)
-
-
-def best_time(fn, repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def native_kernels(tmp: Path) -> ctypes.CDLL:
@@ -96,7 +83,7 @@ def bench_kernels(lib: ctypes.CDLL, runner: WasmRunner) -> tuple[Task, Task]:
     matmul = Task.create(pure_matmul(), entry="matmul", input=host_api.input, limits=host_api.limits)
     out = (ctypes.c_float * (n * n))()
     ca, cb = (ctypes.c_float * len(a)).from_buffer(a), (ctypes.c_float * len(b)).from_buffer(b)
-    native = best_time(lambda: lib.matmul(ca, cb, out, n, n, n))
+    native = best_time(lambda: lib.matmul(ca, cb, out, n, n, n), REPEATS)
     wasm = wasm_wall(runner, matmul)
     assert w.decode_matrix(runner.run(matmul).output).tobytes() == bytes(out), "WASM and native results differ"
     line(f"matmul {n}x{n}x{n} f32 wasm vs native C (s)", wasm, native)
@@ -115,7 +102,8 @@ def bench_kernels(lib: ctypes.CDLL, runner: WasmRunner) -> tuple[Task, Task]:
         params = (ctypes.c_float * len(model.params))(*model.params)
         lib.sgd_train(params, cx, cy, len(data), 64, 32, 10, epochs, batch, lr, seed, ws, perm)
 
-    line(f"sgd {epochs} epochs on 1797 digits wasm vs native C (s)", wasm_wall(runner, train), best_time(native_sgd))
+    line(f"sgd {epochs} epochs on 1797 digits wasm vs native C (s)", wasm_wall(runner, train),
+         best_time(native_sgd, REPEATS))
     return matmul, train
 
 
@@ -186,7 +174,7 @@ def bench_nan_canonicalization(matmul: Task, train: Task) -> None:
                 output = exports["memory"].read(store, packed >> 32, (packed >> 32) + (packed & 0xFFFFFFFF))
             best[canonical] = min(times)
         line(f"{name} kernel call with NaN canonicalization vs without (s)", best[True], best[False])
-        canonicalize = best_time(lambda data=output: canonical_f32(data))
+        canonicalize = best_time(lambda data=output: canonical_f32(data), REPEATS)
         line(f"{name} kernel call without canonicalization + canonicalizing its f32 output vs with (s)",
              best[False] + canonicalize, best[True])
 

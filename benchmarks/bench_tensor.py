@@ -28,12 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import wasmtime
+from measures import best_time, line
 
 import gaia_native
 from gaia_core.config import Config, Home
@@ -73,19 +73,6 @@ void conv2d(const float *restrict x, const float *restrict w, const float *restr
         }
 }
 """
-
-
-def line(measure: str, gaia: float, baseline: float) -> None:
-    print(f"{measure}: gaia={gaia:.4g} baseline={baseline:.4g} ratio={gaia / baseline:.3f}", flush=True)
-
-
-def best_time(fn: Callable[[], object], repeats: int = REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def task_time(runner: WasmRunner, task: Task) -> tuple[float, bytes]:
@@ -147,7 +134,7 @@ def bench_matmul(runner: WasmRunner, tmp: Path | None) -> None:
         lib.matmul.argtypes = [fp, fp, fp, u32, u32, u32]
         c = np.zeros((N, N), np.float32)
         pa, pb, pc = (arr.ctypes.data_as(fp) for arr in (a, b, c))
-        native = best_time(lambda: lib.matmul(pa, pb, pc, N, N, N))
+        native = best_time(lambda: lib.matmul(pa, pb, pc, N, N, N), REPEATS)
         line(f"{title} WASM task on the host API vs gcc -O3 -march=native C", gflop / host, gflop / native)
         call = entry_call_time(w.module_bytes("matmul"), "matmul", task.input)
         line(f"{title} its entry call alone (the task's own work) vs gcc -O3 -march=native C", gflop / call,
@@ -155,11 +142,11 @@ def bench_matmul(runner: WasmRunner, tmp: Path | None) -> None:
         line(f"{title} pure-WASM task vs gcc -O3 -march=native C", gflop / pure, gflop / native)
     line(f"{title} WASM task on the host API vs pure-WASM task", gflop / host, gflop / pure)
     line(f"{title} WASM task on the host API vs numpy/OpenBLAS 1 thread (the limit)", gflop / host,
-         gflop / best_time(lambda: a @ b))
+         gflop / best_time(lambda: a @ b, REPEATS))
     mem = np.concatenate([a.ravel(), b.ravel(), np.zeros(N * N, np.float32)])
-    kernel = best_time(lambda: gaia_native.tensor_call("gemm", mem, [0, N * N * 4, 2 * N * N * 4, N, N, N, 0]))
+    kernel = best_time(lambda: gaia_native.tensor_call("gemm", mem, [0, N * N * 4, 2 * N * N * 4, N, N, N, 0]), REPEATS)
     line(f"{title} gaia_native gemm alone ({gaia_native.tensor_paths()[-1]}) vs numpy/OpenBLAS 1 thread",
-         gflop / kernel, gflop / best_time(lambda: a @ b))
+         gflop / kernel, gflop / best_time(lambda: a @ b, REPEATS))
 
 
 def bench_mlp_inference(runner: WasmRunner) -> None:
@@ -206,7 +193,7 @@ def bench_conv(runner: WasmRunner, tmp: Path | None) -> None:
         lib.conv2d.argtypes = [fp, fp, fp, fp, *[ctypes.c_int] * 9]
         y_native = np.zeros(y_len, np.float32)
         ptrs = [arr.ctypes.data_as(fp) for arr in (x, wt, bias, y_native)]
-        native = best_time(lambda: lib.conv2d(*ptrs, *p.values()))
+        native = best_time(lambda: lib.conv2d(*ptrs, *p.values()), REPEATS)
         assert np.allclose(y, y_native, rtol=1e-4, atol=1e-4), "host API and C conv2d disagree"
         line(f"{title} WASM task on the host API vs gcc -O3 -march=native C loop", gflop / host, gflop / native)
 
@@ -219,7 +206,7 @@ def bench_conv(runner: WasmRunner, tmp: Path | None) -> None:
         return np.matmul(w2, cols) + bias[None, :, None]
 
     line(f"{title} WASM task on the host API vs numpy im2col+matmul 1 thread", gflop / host,
-         gflop / best_time(numpy_conv))
+         gflop / best_time(numpy_conv, REPEATS))
 
 
 def main() -> None:
