@@ -19,6 +19,7 @@ import threading
 import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -202,8 +203,10 @@ def test_a_port_in_use_is_one_line(nodes: Nodes) -> None:
     assert "choose another port" in str(caught.value)
 
 
-def test_open_pages_are_bounded(nodes: Nodes) -> None:
-    board, opened = nodes.board, []
+@contextmanager
+def _all_pages_open(board: Dashboard) -> Iterator[None]:
+    """As many event streams open as the dashboard serves (the pages of earlier tests closed first)."""
+    opened = []
     wait_for(lambda: not board.hub.streams, timeout=10, what="the pages of earlier tests to close")
     try:
         for _ in range(MAX_STREAMS):
@@ -211,11 +214,16 @@ def test_open_pages_are_bounded(nodes: Nodes) -> None:
             connection.request("GET", "/api/events", headers={"Authorization": f"Bearer {board.guard.token}"})
             opened.append(connection)
             assert connection.getresponse().status == 200
-        status, _, text = request(board, "/api/events")
-        assert status == 503 and f"{MAX_STREAMS} dashboard pages are open already" in text
+        yield
     finally:
         for connection in opened:
             connection.close()
+
+
+def test_open_pages_are_bounded(nodes: Nodes) -> None:
+    with _all_pages_open(nodes.board):
+        status, _, text = request(nodes.board, "/api/events")
+        assert status == 503 and f"{MAX_STREAMS} dashboard pages are open already" in text
 
 
 def _raw(board: Dashboard, data: bytes) -> bytes:
@@ -603,16 +611,6 @@ def test_the_browser_is_refused_without_the_token(nodes: Nodes, browser: Any, tm
 
 def test_the_page_says_why_its_event_stream_was_refused(nodes: Nodes, browser: Any) -> None:
     """16 pages open already: the 17th says so (not 'open the URL again', which would not help)."""
-    board, opened = nodes.board, []
-    wait_for(lambda: not board.hub.streams, timeout=10, what="the pages of earlier tests to close")
-    try:
-        for _ in range(MAX_STREAMS):
-            connection = http.client.HTTPConnection("127.0.0.1", board.guard.port, timeout=10)
-            connection.request("GET", "/api/events", headers={"Authorization": f"Bearer {board.guard.token}"})
-            opened.append(connection)
-            assert connection.getresponse().status == 200
-        browser.get(board.url)
+    with _all_pages_open(nodes.board):
+        browser.get(nodes.board.url)
         wait_for(lambda: "too many pages" in _text(browser, "#live"), timeout=20, what="the page to say why")
-    finally:
-        for connection in opened:
-            connection.close()
