@@ -5,12 +5,12 @@ job without one Ed25519 signature on its offers and results."""
 from __future__ import annotations
 
 import collections
-import hashlib
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from gates import Recorder, curve_channel
 from inprocess import build_node, load_plugins, make_home, running, wait_for
 from nodes import echo_tasks
 
@@ -21,29 +21,7 @@ from gaia_core.identity import Identity
 from gaia_core.inbound import RECORD, Gate, authenticated_by
 from gaia_core.jobs.messages import OFFER, RESULTS
 from gaia_core.model import Envelope, NodeRecord
-from gaia_core.roles import Channel, PeerInfo
-
-
-class Recorder:
-    """The node's side of a gate: keeps what it lets through."""
-
-    def __init__(self) -> None:
-        self.requests: list[Envelope] = []
-
-    def on_request(self, envelope: Envelope) -> bytes:
-        self.requests.append(envelope)
-        return b"ok"
-
-    def on_announce(self, envelope: Envelope) -> None:
-        pass
-
-    def on_peer(self, peer: PeerInfo) -> None:
-        pass
-
-
-def _channel(identity: Identity) -> Channel:
-    """A made-up Curve key of ``identity``'s node, one per node id."""
-    return Channel("curve", hashlib.blake2b(identity.node_id.encode(), digest_size=32).digest())
+from gaia_core.roles import Channel
 
 
 def _bound_gate(*identities: Identity) -> tuple[Gate, Recorder]:
@@ -51,9 +29,9 @@ def _bound_gate(*identities: Identity) -> tuple[Gate, Recorder]:
     recorder = Recorder()
     gate = Gate(recorder)
     for identity in identities:
-        record = NodeRecord(node_id=identity.node_id, transport={"curve": _channel(identity).key})
+        record = NodeRecord(node_id=identity.node_id, transport={"curve": curve_channel(identity).key})
         gate.on_announce(seal(identity, RECORD, codec.encode(record)))
-        assert gate.bound_key(identity.node_id, "curve") == _channel(identity).key
+        assert gate.bound_key(identity.node_id, "curve") == curve_channel(identity).key
     return gate, recorder
 
 
@@ -62,10 +40,10 @@ def test_an_unsigned_message_on_the_senders_bound_channel_is_accepted_and_marked
     gate, recorder = _bound_gate(alice)
     env = seal(alice, "echo", b"x", sign=False)
     assert not env.signature
-    assert gate.on_request(env, _channel(alice)) == b"ok"
+    assert gate.on_request(env, curve_channel(alice)) == b"ok"
     assert recorder.requests == [env] and authenticated_by(env) == "channel:curve" and gate.stats() == {}
     signed = seal(alice, "echo", b"y")
-    gate.on_request(signed, _channel(alice))
+    gate.on_request(signed, curve_channel(alice))
     assert authenticated_by(signed) == "signature"
 
 
@@ -74,7 +52,7 @@ def test_a_forged_unsigned_message_from_a_key_not_bound_to_the_claimed_sender_is
     gate, recorder = _bound_gate(alice, mallory)
     forged = seal(alice, "echo", b"pay mallory", sign=False)  # claims alice, comes on mallory's bound channel
     with pytest.raises(Refused) as info:
-        gate.on_request(forged, _channel(mallory))
+        gate.on_request(forged, curve_channel(mallory))
     assert info.value.reason == "wrong_channel"
     stranger = Channel("curve", b"\x07" * 32)  # a channel no record binds, for a sender with no binding at all
     with pytest.raises(Refused) as info:
@@ -96,12 +74,12 @@ def test_replayed_and_stale_unsigned_messages_are_refused() -> None:
     alice = Identity.generate()
     gate, recorder = _bound_gate(alice)
     env = seal(alice, "echo", b"once", sign=False)
-    gate.on_request(env, _channel(alice))
+    gate.on_request(env, curve_channel(alice))
     stale = seal(alice, "echo", b"old", sign=False, now=time.time() - 3600)
     bad_time = seal(alice, "echo", b"old", sign=False, now=time.time() + 3600)
     for message, reason in ((env, "replayed"), (stale, "stale"), (bad_time, "stale")):
         with pytest.raises(Refused) as info:
-            gate.on_request(message, _channel(alice))
+            gate.on_request(message, curve_channel(alice))
         assert info.value.reason == reason
     assert recorder.requests == [env] and gate.stats() == {"replayed": 1, "stale": 2}
 
@@ -121,7 +99,7 @@ def test_admission_takes_the_gates_word_and_verifies_no_signature_twice(tmp_path
     real = envelope_mod.verify_signature
     monkeypatch.setattr(envelope_mod, "verify_signature", lambda *a: verified.append(a[1]) or real(*a))
     on_channel = seal(submitter, OFFER, b"", sign=False)
-    gate.authenticate(on_channel, _channel(submitter))
+    gate.authenticate(on_channel, curve_channel(submitter))
     admission.check(task, node.context, envelope=on_channel)  # unsigned, authenticated by the bound channel
     signed = seal(submitter, OFFER, b"")
     gate.authenticate(signed)

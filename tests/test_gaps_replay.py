@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
+from gates import Recorder, curve_channel
 
 from gaia_core import codec
 from gaia_core.envelope import Refused, ReplayGuard, seal
 from gaia_core.identity import Identity
 from gaia_core.inbound import PEER_REPLAY_SHARE, RECORD, Gate
-from gaia_core.model import Envelope, NodeRecord
-from gaia_core.roles import Channel, PeerInfo
+from gaia_core.model import NodeRecord
+from gaia_core.roles import Channel
 
 NOW = 1_700_000_000.0
 
 
-class Recorder:
-    """The node's side: counts what the gate lets through."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-
-    def on_request(self, envelope: Envelope) -> bytes:
-        self.requests += 1
-        return b"ok"
-
-    def on_announce(self, envelope: Envelope) -> None:
-        pass
-
-    def on_peer(self, peer: PeerInfo) -> None:
-        pass
-
-
-def _channel(identity: Identity) -> Channel:
-    return Channel("curve", hashlib.blake2b(identity.node_id.encode(), digest_size=32).digest())
-
-
 def _bind(gate: Gate, identity: Identity) -> Channel:
     """Announce ``identity``'s signed record so its channel is bound; return that channel."""
-    channel = _channel(identity)
+    channel = curve_channel(identity)
     record = NodeRecord(node_id=identity.node_id, transport={"curve": channel.key})
     gate.on_announce(seal(identity, RECORD, codec.encode(record)), channel)
     return channel
@@ -58,7 +36,7 @@ def test_a_peer_filling_the_default_gates_replay_cache_refuses_only_itself() -> 
             refused = exc
             break
     assert refused is not None and refused.reason == "replay_share"
-    assert recorder.requests < PEER_REPLAY_SHARE
+    assert len(recorder.requests) < PEER_REPLAY_SHARE
     # The honest peer is still served, and only the flooder's refusals are counted against it.
     assert gate.on_request(seal(honest, "echo", b"", sign=False), honest_channel) == b"ok"
     assert gate.refusals.of(honest.node_id) == {}
