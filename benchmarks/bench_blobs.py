@@ -19,7 +19,6 @@ The stores live under $TMPDIR (TMPDIR=/dev/shm takes the disk out of the measure
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -27,24 +26,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
-import zmq
+from loopback import curve_pair, until, zmq_transport
 
-from gaia_comm_zmq.transport import ZmqTransport
 from gaia_core import codec
 from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore
 from gaia_core.blobs.fetch import STREAMS, Fetcher
 from gaia_core.blobs.protocol import CHUNKS, SERVING_PER_PEER, BlobServer
-from gaia_core.config import Config, Home
 from gaia_core.errors import NodeError
-from gaia_core.identity import Identity
-from gaia_core.inbound import RECORD, Gate
-from gaia_core.model import Envelope, NodeRecord
-from gaia_core.roles import NodeContext, PeerInfo
+from gaia_core.inbound import RECORD
+from gaia_core.model import Envelope
+from gaia_core.roles import PeerInfo
 
 QUICK = "--quick" in sys.argv[1:]
 MIB = 1 << 20
@@ -73,24 +67,13 @@ class Handler:
         pass
 
 
-def _transport(root: Path, handler: Handler) -> tuple[ZmqTransport, str, str]:
-    identity = Identity.generate()
-    home = Home(root)
-    home.root.mkdir(parents=True, exist_ok=True)
-    base = Config()
-    config = attrs.evolve(base, node=attrs.evolve(base.node, listen="tcp://127.0.0.1:*"))
-    transport = ZmqTransport(NodeContext(config=config, home=home, identity=identity, log=logging.getLogger("bench")))
-    address = transport.start(Gate(handler), NodeRecord(node_id=identity.node_id))
-    return transport, address, identity.node_id
-
-
 def serve(root: Path, files: list[Path], conn: multiprocessing.connection.Connection,
           served: Any) -> None:
     """The serving process: add ``files`` to a store, serve them until told to stop."""
     store = BlobStore(root / "blobs")
     blobs = [store.add_file(f).id for f in files]
     server = BlobServer(store, may_read=lambda _peer, _blob: True)  # the fetcher was sent a task naming them
-    transport, address, node_id = _transport(root, Handler(server, served))
+    transport, address, node_id = zmq_transport(root, Handler(server, served))
     conn.send((address, node_id, blobs))
     while not conn.poll(0.2):  # until told to stop: announce the signed record, as a node's heartbeat does
         transport.announce(RECORD, codec.encode(transport.record))
@@ -103,9 +86,9 @@ class Client:
 
     def __init__(self, root: Path, address: str, server_id: str, store_dir: Path) -> None:
         own = BlobServer(BlobStore(root / "own"), may_read=lambda _peer, _blob: False)
-        self.transport, _, _ = _transport(root, Handler(own, counter()))
+        self.transport, _, _ = zmq_transport(root, Handler(own, counter()))
         self.transport.connect(address)
-        _until(lambda: any(p.state == "up" for p in self.transport.peers()))
+        until(lambda: any(p.state == "up" for p in self.transport.peers()), 20.0)
         for _ in range(50):  # records both ways, so each kernel binds the other's Curve key: replies go unsigned
             self.transport.announce(RECORD, codec.encode(self.transport.record))
             if self.transport.channel_bound(server_id):
@@ -132,27 +115,9 @@ def counter() -> Any:
     return multiprocessing.Value("q", 0)
 
 
-def _until(done: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise SystemExit("the benchmark pair did not get ready in time")
-        time.sleep(0.01)
-
-
 def raw_curve_mb_s(size: int) -> float:
     """MB/s of ``size`` bytes in 1 MiB messages, DEALER -> ROUTER with CURVE, in two threads."""
-    ctx = zmq.Context()
-    server_pub, server_sec = zmq.curve_keypair()
-    client_pub, client_sec = zmq.curve_keypair()
-    router = ctx.socket(zmq.ROUTER)
-    router.curve_server, router.curve_secretkey, router.curve_publickey = True, server_sec, server_pub
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.curve_serverkey, dealer.curve_publickey, dealer.curve_secretkey = server_pub, client_pub, client_sec
-    dealer.connect(f"tcp://127.0.0.1:{port}")
-    dealer.send(b"warm")
-    router.recv_multipart()
+    ctx, router, dealer = curve_pair()
     n = size // MIB
     body = os.urandom(MIB)
 
@@ -227,7 +192,7 @@ def main() -> None:
             cut = Client(root / "cut", address, server_id, root / "resumed")
 
             def cut_a_third_in() -> None:
-                _until(lambda: served.value >= chunks // 3, 120)
+                until(lambda: served.value >= chunks // 3, 120)
                 cut.transport.stop()
 
             stopper = threading.Thread(target=cut_a_third_in)

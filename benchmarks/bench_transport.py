@@ -19,27 +19,23 @@ Run: .venv/bin/python benchmarks/bench_transport.py [--signed]
 from __future__ import annotations
 
 import functools
-import logging
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import attrs
-import zmq
+from loopback import curve_pair, until, zmq_transport
 
 from gaia_comm_zmq.transport import ZmqTransport
 from gaia_core import codec, evidence
-from gaia_core.config import Config, Home
 from gaia_core.envelope import open_envelope, seal
 from gaia_core.identity import Identity, verify_signature
-from gaia_core.inbound import RECORD, Gate
+from gaia_core.inbound import RECORD
 from gaia_core.jobs.messages import RESULTS, ResultFrames, open_sealed_results, result_leaf, seal_results
-from gaia_core.model import Envelope, NodeRecord
-from gaia_core.roles import NodeContext, PeerInfo
+from gaia_core.model import Envelope
+from gaia_core.roles import PeerInfo
 
 N_SMALL, N_RTT, N_LARGE, N_HUGE = 20_000, 2_000, 2_000, 200
 #: Measure with every message signed (no channel bound), as before channels were authenticated.
@@ -50,26 +46,9 @@ SMALL, LARGE = b"x" * 1024, b"y" * (64 << 10)
 # ----------------------------------------------------------------------------- raw pyzmq
 
 
-def _raw_pair() -> tuple[zmq.Context, zmq.Socket, zmq.Socket]:
-    ctx = zmq.Context()
-    server_pub, server_sec = zmq.curve_keypair()
-    client_pub, client_sec = zmq.curve_keypair()
-    router = ctx.socket(zmq.ROUTER)
-    router.curve_server, router.curve_secretkey, router.curve_publickey = True, server_sec, server_pub
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.curve_serverkey, dealer.curve_publickey, dealer.curve_secretkey = server_pub, client_pub, client_sec
-    dealer.connect(f"tcp://127.0.0.1:{port}")
-    for sock in (router, dealer):
-        sock.linger, sock.sndhwm, sock.rcvhwm = 0, 100_000, 100_000
-    dealer.send(b"warm")
-    router.recv_multipart()
-    return ctx, router, dealer
-
-
 def raw_oneway(body: bytes, n: int) -> float:
     """Messages per second, DEALER -> ROUTER."""
-    ctx, router, dealer = _raw_pair()
+    ctx, router, dealer = curve_pair()
     done = threading.Event()
 
     def sink() -> None:
@@ -90,7 +69,7 @@ def raw_oneway(body: bytes, n: int) -> float:
 
 
 def raw_rtt(n: int, body: bytes = SMALL) -> list[float]:
-    ctx, router, dealer = _raw_pair()
+    ctx, router, dealer = curve_pair()
 
     def echo() -> None:
         for _ in range(n):
@@ -133,36 +112,21 @@ class Counter:
 def _gaia_pair(root: Path) -> tuple[ZmqTransport, ZmqTransport, Counter, str]:
     made = []
     for name in ("a", "b"):
-        identity = Identity.generate()
-        home = Home(root / name)
-        home.root.mkdir(parents=True)
-        base = Config()
-        config = attrs.evolve(base, node=attrs.evolve(base.node, listen="tcp://127.0.0.1:*"),
-                              extra={"comm_zmq": {"send_hwm": 100_000, "recv_hwm": 100_000,
-                                                  # measured with announcements: lift the per-connection flood bound
-                                                  "announce_rate": 100_000, "announce_burst": 100_000}})
-        transport = ZmqTransport(NodeContext(config=config, home=home, identity=identity,
-                                             log=logging.getLogger("bench")))
         handler = Counter()
-        address = transport.start(Gate(handler), NodeRecord(node_id=identity.node_id))
-        made.append((transport, handler, address, identity.node_id))
+        transport, address, node_id = zmq_transport(
+            root / name, handler, {"comm_zmq": {"send_hwm": 100_000, "recv_hwm": 100_000,
+                                                # measured with announcements: lift the per-connection flood bound
+                                                "announce_rate": 100_000, "announce_burst": 100_000}})
+        made.append((transport, handler, address, node_id))
     (a, _, address_a, id_a), (b, counter_b, _, id_b) = made
     b.connect(address_a)
-    _until(lambda: any(p.state == "up" for p in a.peers()) and any(p.state == "up" for p in b.peers()))
+    until(lambda: any(p.state == "up" for p in a.peers()) and any(p.state == "up" for p in b.peers()), 10.0)
     if not SIGNED:  # as nodes do every heartbeat: signed records, so each kernel binds the other's key
         for transport in (a, b):
             transport.announce(RECORD, codec.encode(transport.record))
-        _until(lambda: a.channel_bound(id_b) and b.channel_bound(id_a))
+        until(lambda: a.channel_bound(id_b) and b.channel_bound(id_a), 10.0)
     counter_b.count = 0
     return a, b, counter_b, id_a
-
-
-def _until(done: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise SystemExit("the benchmark pair did not get ready in time")
-        time.sleep(0.01)
 
 
 def gaia_oneway(root: Path, body: bytes, n: int) -> float:
