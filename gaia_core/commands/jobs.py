@@ -25,13 +25,11 @@ from gaia_core import codec
 from gaia_core.commands import inputs as inputs_mod
 from gaia_core.commands.params import (
     MAX_DEADLINE_S,
-    MAX_FUEL,
-    MAX_MEMORY_MIB,
-    MAX_TIMEOUT_S,
     EntryName,
     Integer,
     Seconds,
     entry_or_default,
+    limit_options,
     read_input,
     read_module,
 )
@@ -164,12 +162,7 @@ def _show(rows: list[dict[str, Any]], as_json: bool, output_dir: Path | None) ->
 @click.option("--blob", "blobs", multiple=True, metavar="ID",
               help="A blob every task reads (an id `gaia blob add` printed; repeatable), fetched by the worker "
               "first; with --image, a `docker save` archive of the image for nodes that lack it.")
-@click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
-              help="Fuel budget per task.")
-@click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
-              help="Wall-clock seconds per task (at most 7 days).")
-@click.option("--memory", type=Integer(1, MAX_MEMORY_MIB), default=Limits().memory_bytes >> 20,
-              show_default=True, help="Memory cap per task, MiB.")
+@limit_options()
 @click.option("--priority", type=Integer(-1000, 1000), default=0, help="Higher runs first (-1000 to 1000).")
 @click.option("--deadline", type=Seconds(1, MAX_DEADLINE_S),
               help="Seconds from now (1 to a year) after which the task is useless.")

@@ -11,7 +11,11 @@ import numpy as np
 
 from gaia_core import admission, codec
 from gaia_core.commands.jobs import decode_results, stopped_waiting, wait_for_job
-from gaia_core.commands.params import MAX_FUEL, MAX_MEMORY_MIB, MAX_TIMEOUT_S, Integer, Seconds, read_input
+from gaia_core.commands.params import (
+    Integer,
+    limit_options,
+    read_input,
+)
 from gaia_core.console import print_json, print_table
 from gaia_core.control import ControlClient
 from gaia_core.errors import PluginError, TaskError, UsageError
@@ -99,12 +103,7 @@ def rm(state: State, models: tuple[str, ...]) -> None:
               help="Write the outputs to FILE.npy, or FILE.json. Default: print them as JSON.")
 @click.option("--batch-size", type=Integer(1, 1 << 20), default=BATCH_SIZE, show_default=True,
               help="Samples per task.")
-@click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
-              help="Fuel budget per task.")
-@click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
-              help="Wall-clock seconds per task (at most 7 days).")
-@click.option("--memory", type=Integer(1, MAX_MEMORY_MIB), default=Limits().memory_bytes >> 20,
-              show_default=True, help="Memory cap per task, MiB.")
+@limit_options()
 @click.option("--redundancy", type=Integer(1, 9), default=1, show_default=True,
               help="Run each task on k nodes (1 to 9) and accept the output a majority agrees on.")
 @click.option("--to", "to", metavar="NODE_ID", help="Run only on this peer.")

@@ -10,13 +10,15 @@ import math
 import os
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
 from gaia_core.config import AdmissionSection, check_address
 from gaia_core.errors import UsageError
+from gaia_core.model import Limits
 from gaia_core.wasm_exports import default_entry
 
 #: Seconds in a day; the bounds below are whole days.
@@ -78,6 +80,29 @@ class Integer(click.IntRange):
         if not low <= number <= high:
             self.fail(f"{number} is out of range; {bounds}", param, ctx)
         return number
+
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def limit_options(per: str = " per task") -> Callable[[_Command], _Command]:
+    """The ``--fuel``, ``--timeout`` and ``--memory`` options of a command that runs tasks, with ``Limits``'
+    defaults; ``per`` ends each help text's subject (``" per task"``, or ``""`` for a single run)."""
+    options = [
+        click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
+                     help=f"Fuel budget{per}."),
+        click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
+                     help=f"Wall-clock seconds{per} (at most 7 days)."),
+        click.option("--memory", type=Integer(1, MAX_MEMORY_MIB), default=Limits().memory_bytes >> 20,
+                     show_default=True, help=f"Memory cap{per}, MiB."),
+    ]
+
+    def decorate(command: _Command) -> _Command:
+        for option in reversed(options):  # as stacked decorators apply: the first listed shows first in --help
+            command = option(command)
+        return command
+
+    return decorate
 
 
 #: The longest ``--entry`` a task may name (``Task.entry`` holds at most this many characters).

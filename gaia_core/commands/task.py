@@ -20,13 +20,10 @@ from gaia_core.commands.jobs import (
     write_private,
 )
 from gaia_core.commands.params import (
-    MAX_FUEL,
-    MAX_MEMORY_MIB,
-    MAX_TIMEOUT_S,
     EntryName,
     Integer,
-    Seconds,
     entry_or_default,
+    limit_options,
     read_input,
     read_module,
 )
@@ -60,12 +57,7 @@ def _summary(result: TaskResult, output_file: Path | None) -> dict[str, object]:
 @click.option("--input", "source", metavar="FILE|-", help="Input bytes: a file, or '-' for stdin. Default: empty.")
 @click.option("--entry", type=EntryName(),
               help="Export to call (e.g. matmul). Default: the module's one task export, or _start for a WASI command.")
-@click.option("--fuel", type=Integer(1, MAX_FUEL), default=Limits().fuel, show_default=True,
-              help="Fuel budget.")
-@click.option("--timeout", type=Seconds(0.001, MAX_TIMEOUT_S), default=Limits().timeout_s, show_default=True,
-              help="Wall-clock seconds (at most 7 days).")
-@click.option("--memory", type=Integer(1, MAX_MEMORY_MIB), default=Limits().memory_bytes >> 20,
-              show_default=True, help="Memory cap, MiB.")
+@limit_options("")
 @click.option("--allow", "allowed", multiple=True, type=click.Choice(sorted(CAPABILITIES)),
               help="Ask for a capability (repeatable); granted only if [offer] capabilities allows it too.")
 @click.option("--kind", default="wasm", show_default=True, help="Task kind (picks the runner).")
