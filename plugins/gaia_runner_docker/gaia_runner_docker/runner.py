@@ -167,7 +167,7 @@ class DockerRunner:
             raise Refusal(Status.REJECTED, f"image {image} is not allowed on this node (default deny); the "
                           "operator lists it in [runner_docker] allow")
         client = self._engine()
-        if not task.blobs and not _present(client, image):
+        if not task.blobs and not image_present(client, image):
             raise Refusal(Status.REJECTED, f"image {image} is not on this node; the operator loads it "
                           "(docker load or docker import) and checks its id, or the task names a blob "
                           "holding it (docker save)")
@@ -226,7 +226,7 @@ class DockerRunner:
     def _run(self, task: Task) -> tuple[Status, str, bytes]:
         self.check(task)
         client = self._engine()
-        if task.blobs and not _present(client, image_of(task)):  # without blobs, check() found it present
+        if task.blobs and not image_present(client, image_of(task)):  # without blobs, check() found it present
             self._load(client, task)
         run_dir = Path(tempfile.mkdtemp(dir=self._tmpdir()))
         try:
@@ -254,7 +254,7 @@ class DockerRunner:
                 if held == image:
                     archive.load(client, path, image)
                     self.context.log.info("gaia-runner-docker loaded image %s from blob %s", image, blob[:16])
-                    if _present(client, image):
+                    if image_present(client, image):
                         return
                     why.append(f"blob {blob[:16]}: the engine did not keep {image} after loading it")
                 else:
@@ -365,7 +365,7 @@ def still_running(exc: requests.RequestException) -> bool:
         and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError)
 
 
-def _present(client: docker.DockerClient, image: str) -> bool:
+def image_present(client: docker.DockerClient, image: str) -> bool:
     """True when the engine holds ``image``."""
     try:
         client.api.inspect_image(image)

@@ -20,7 +20,7 @@ from gaia_core.model import Status, Task
 from gaia_core.roles import NodeContext
 from gaia_runner_docker import DockerRunner
 from gaia_runner_docker.archive import ArchiveError, archive_image
-from gaia_runner_docker.runner import Refusal
+from gaia_runner_docker.runner import Refusal, image_present
 
 
 def _task(node_context: NodeContext, image: str, *files: Path) -> Task:
@@ -32,25 +32,17 @@ def _task(node_context: NodeContext, image: str, *files: Path) -> Task:
     return Task(module_id=image.removeprefix("sha256:"), kind="oci", entry="cat /marker", blobs=blobs)
 
 
-def _present(client: docker.DockerClient, image: str) -> bool:
-    try:
-        client.api.inspect_image(image)
-    except docker.errors.NotFound:
-        return False
-    return True
-
-
 def test_a_missing_image_is_loaded_from_the_tasks_blob_and_runs(
         client: docker.DockerClient, absent: tuple[str, Path], make_runner: Callable[..., DockerRunner],
         node_context: NodeContext) -> None:
     image, archive = absent
-    assert archive_image(archive) == image and not _present(client, image)
+    assert archive_image(archive) == image and not image_present(client, image)
     task = _task(node_context, image, archive)
     runner = make_runner(image)
     runner.check(task)  # admitted: the image may come with the task's blobs
     result = runner.run(task)
     assert result.status is Status.OK, result.message
-    assert len(result.output) == 16 and _present(client, image)
+    assert len(result.output) == 16 and image_present(client, image)
 
 
 def test_an_image_the_operator_did_not_allow_is_never_loaded(
@@ -61,7 +53,7 @@ def test_an_image_the_operator_did_not_allow_is_never_loaded(
     with pytest.raises(Refusal, match="not allowed"):
         make_runner(busybox).check(task)
     assert make_runner(busybox).run(task).status is Status.REJECTED
-    assert not _present(client, image)
+    assert not image_present(client, image)
 
 
 def test_an_archive_of_another_image_is_not_loaded(
@@ -74,7 +66,7 @@ def test_an_archive_of_another_image_is_not_loaded(
     result = make_runner(image).run(_task(node_context, image, junk, other))
     assert result.status is Status.REJECTED
     assert "not a docker save archive" in result.message and f"holds {busybox}" in result.message
-    assert not _present(client, image)
+    assert not image_present(client, image)
 
 
 def test_a_tagged_archive_is_refused_before_loading(client: docker.DockerClient, busybox: str,
@@ -151,7 +143,7 @@ def test_a_layer_that_is_not_the_one_its_config_names_is_not_loaded(
                     tar.addfile(member, io.BytesIO(secrets.token_bytes(member.size)))
     result = make_runner(image).run(_task(node_context, image, forged))
     assert result.status is Status.REJECTED and "does not hash to" in result.message, result.message
-    assert not _present(client, image)
+    assert not image_present(client, image)
 
 
 def test_an_archive_of_too_many_files_is_refused_before_its_index_is_read(
