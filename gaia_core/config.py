@@ -17,7 +17,7 @@ import tomllib
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -28,6 +28,8 @@ from attrs import field, frozen, validators as v
 from gaia_core.codec import describe_errors
 from gaia_core.errors import ConfigError, UsageError
 from gaia_core.model import MAX_CORES, Limits
+
+_Table = TypeVar("_Table", bound=attrs.AttrsInstance)
 
 CONFIG_FILE = "config.toml"
 #: Modes of the home (and the directories in it) and of every file GAIA writes there.
@@ -237,6 +239,17 @@ class Config:
     def section(self, name: str) -> Mapping[str, Any]:
         """A plugin's own table (``[name]``), empty when absent."""
         return self.extra.get(name, {})
+
+    def section_as(self, name: str, cls: type[_Table]) -> _Table:
+        """A plugin's own table ``[name]`` as the attrs class ``cls`` (its defaults for absent keys); ConfigError,
+        one line naming the bad or unknown key, with ``cls``'s keys as the hint."""
+        keys = f"keys: {', '.join(f.name for f in attrs.fields(cls))}"
+        try:
+            return _converter.structure(dict(self.section(name)), cls)
+        except cattrs.BaseValidationError as exc:
+            raise ConfigError(f"config.toml: {describe_errors(exc, f'[{name}]')}", hint=keys) from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config.toml [{name}]: {exc}", hint=keys) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain data, plugin tables included."""

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
-import cattrs
 from attrs import field, frozen, validators as v
 
-from gaia_core.plugin_api import Config, ConfigError
+from gaia_core.plugin_api import Config
 
 #: An image named by digest, as ``docker images --no-trunc`` prints its id.
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_KEYS = "allow, pids_limit, cpus, scratch_bytes, user, base_url"
 
 
 def _digests(_: object, attribute: Any, value: list[str]) -> None:
@@ -42,22 +39,9 @@ class DockerSettings:
     @classmethod
     def from_config(cls, config: Config) -> DockerSettings:
         """Read and check the ``[runner_docker]`` table (ConfigError naming the bad key)."""
-        return structure(config.section("runner_docker"))
+        return config.section_as("runner_docker", cls)
 
     def allows(self, image: str) -> bool:
         """True when the operator listed ``image`` (a ``sha256:`` digest)."""
         return image in self.allow
 
-
-_converter = cattrs.Converter(forbid_extra_keys=True)
-
-
-def structure(table: Mapping[str, Any]) -> DockerSettings:
-    """Build DockerSettings from a config table; ConfigError (one line) when a key or value is wrong."""
-    try:
-        return _converter.structure(dict(table), DockerSettings)
-    except cattrs.BaseValidationError as exc:
-        details = "; ".join(cattrs.transform_error(exc, path="[runner_docker]"))
-        raise ConfigError(f"config.toml: {details}", hint=f"keys: {_KEYS}") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"config.toml [runner_docker]: {exc}", hint=f"keys: {_KEYS}") from None

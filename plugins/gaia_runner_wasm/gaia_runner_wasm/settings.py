@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
-import cattrs
 from attrs import field, frozen, validators as v
 
-from gaia_core.plugin_api import Config, ConfigError
+from gaia_core.plugin_api import Config
 
 
 @frozen
@@ -38,23 +35,9 @@ class RunnerSettings:
     @classmethod
     def from_config(cls, config: Config) -> RunnerSettings:
         """Read and check the ``[runner_wasm]`` table (ConfigError naming the bad key)."""
-        return _structure(config.section("runner_wasm"))
+        return config.section_as("runner_wasm", cls)
 
     def worker_count(self, config: Config) -> int:
         """How many worker threads to run: the setting, else the cores offered, else every core."""
         return self.workers or config.node.cores or os.cpu_count() or 1
 
-
-_converter = cattrs.Converter(forbid_extra_keys=True)
-
-
-def _structure(table: Mapping[str, Any]) -> RunnerSettings:
-    try:
-        return _converter.structure(dict(table), RunnerSettings)
-    except cattrs.BaseValidationError as exc:
-        details = "; ".join(cattrs.transform_error(exc, path="[runner_wasm]"))
-        raise ConfigError(f"config.toml: {details}",
-                          hint="keys: cache_modules, disk_cache, workers, tick_ms, env") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"config.toml [runner_wasm]: {exc}",
-                          hint="keys: cache_modules, disk_cache, workers, tick_ms, env") from None

@@ -80,7 +80,8 @@ def test_other_kinds_are_not_its_business(context) -> None:
 
 
 @pytest.mark.parametrize("table, key", [({"cache_modules": 0}, "cache_modules"), ({"bogus": 1}, "bogus"),
-                                        ({"tick_ms": "fast"}, "tick_ms")])
+                                        ({"tick_ms": "fast"}, "tick_ms"),
+                                        ({"env": "HOME"}, "env")])  # a bare string, once split into letters
 def test_bad_config_table_is_a_config_error(node_context, table, key) -> None:
     context = attrs.evolve(node_context, config=Config(extra={"runner_wasm": table}))
     with pytest.raises(ConfigError) as info:
