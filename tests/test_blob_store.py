@@ -10,6 +10,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import attrs
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 
 from gaia_core.blobs import CHUNK_SIZE, BlobError, BlobStore, UnknownBlob, blob_id
 from gaia_core.blobs.merkle import Tree, chunk_count, leaf_hash, verify
+from gaia_core.blobs.store import SYNC_CHUNKS
 from gaia_core.blobs.tasks import SWEEP_S, TaskBlobs
 from gaia_core.cli import cli
 from gaia_core.config import Home
@@ -180,6 +182,44 @@ def test_chunks_verify_before_they_are_kept_and_a_cut_resumes(tmp_path: Path) ->
         assert store.put_chunk(blob, i, chunks[i], tree.proof(i))
     assert store.path(blob).read_bytes() == data
     assert not (store.root / "partial" / blob).exists()
+    store.close()
+
+
+def test_a_slow_fdatasync_does_not_stall_the_other_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one stream waits for the disk to sync its chunks, another still writes (the sync holds no lock);
+    the chunks are marked held only once their sync returned, and the blob completes whole."""
+    data, chunks, tree = _source_tree(_file(tmp_path / "model", (SYNC_CHUNKS + 2) * CHUNK_SIZE))
+    blob = blob_id(len(data), tree.root)
+    store = BlobStore(tmp_path / "blobs")
+    store.begin(blob, len(data), tree.root)
+    syncing, go_on = threading.Event(), threading.Event()
+    real = os.fdatasync
+
+    def slow_disk(fd: int) -> None:
+        syncing.set()
+        assert go_on.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow_disk)
+    first = threading.Thread(target=lambda: [store.put_chunk(blob, i, chunks[i], tree.proof(i))
+                                             for i in range(SYNC_CHUNKS)])  # the last of these syncs
+    first.start()
+    try:
+        assert syncing.wait(10)
+        other = threading.Thread(target=store.put_chunk, args=(blob, SYNC_CHUNKS, chunks[SYNC_CHUNKS],
+                                                                tree.proof(SYNC_CHUNKS)))
+        other.start()
+        other.join(5)
+        assert not other.is_alive(), "a chunk write waited for another stream's fdatasync"
+        assert store.info(blob).held == 0  # nothing marked held before its sync returned
+    finally:
+        go_on.set()
+        first.join(10)
+    monkeypatch.setattr(os, "fdatasync", real)
+    assert store.info(blob).held == SYNC_CHUNKS
+    assert store.put_chunk(blob, SYNC_CHUNKS + 1, chunks[-1], tree.proof(SYNC_CHUNKS + 1))
+    store.sync(blob)
+    assert store.path(blob).read_bytes() == data
     store.close()
 
 

@@ -530,8 +530,9 @@ class BlobStore:
         with self._lock:
             pending = self._pending.setdefault(blob, {})
             pending[index] = leaf
-            if len(pending) >= SYNC_CHUNKS or len(pending) + row[3].count(1) >= count:
-                self.sync(blob)
+            due = len(pending) >= SYNC_CHUNKS or len(pending) + row[3].count(1) >= count
+        if due:  # outside the lock: the other streams keep writing while this one waits for the disk
+            self.sync(blob)
         return True
 
     @contextlib.contextmanager
@@ -550,14 +551,22 @@ class BlobStore:
             raise BlobError(f"cannot write blob {blob[:16]}…: {exc.strerror or exc}") from None
 
     def sync(self, blob: str) -> None:
-        """Make the chunks of ``blob`` written so far durable: fdatasync, then mark them held in the index."""
+        """Make the chunks of ``blob`` written so far durable: fdatasync, then mark them held in the index.
+
+        The fdatasync runs outside the store's lock, so other threads go on writing chunks (and
+        serving) meanwhile; the chunks it covers are marked held only once it returned.
+        """
         with self._lock:
             pending = self._pending.pop(blob, None)
             now = self._row(blob)
             if not pending or now is None or now[4]:
                 return
-            with self._io(blob) as fd:
-                os.fdatasync(fd)
+        with self._io(blob) as fd:
+            os.fdatasync(fd)
+        with self._lock:
+            now = self._row(blob)  # again: another sync may have marked its chunks meanwhile, or the blob gone
+            if now is None or now[4]:
+                return
             leaves, have = bytearray(now[2]), bytearray(now[3])
             for index, leaf in pending.items():
                 leaves[index * HASH_SIZE:(index + 1) * HASH_SIZE] = leaf
