@@ -15,6 +15,7 @@
  * Every tensor operation is a gaia_tensor call, so two honest nodes compute the same bits. */
 #include "gaia_abi.h"
 #include "gaia_tensor.h"
+#include "shuffle.h"
 
 float logf(float);  /* wasi-libc's (musl) logf: exact IEEE arithmetic, the same on every node */
 
@@ -93,12 +94,6 @@ GAIA_EXPORT("infer") u64 infer_entry(const unsigned char *in, u32 len) {
     return gaia_output(out, 4 * batch * m.classes);
 }
 
-static u32 xorshift32(u32 *state) {
-    u32 x = *state;
-    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-    return *state = x;
-}
-
 /* Scratch for a backward pass over up to `rows` samples. */
 typedef struct { float *dpool, *cols, *cols_t, *ones; } scratch_t;
 
@@ -163,10 +158,7 @@ GAIA_EXPORT("train") u64 train_entry(const unsigned char *in, u32 len) {
     if (!state) state = 0x9e3779b9u;
     float loss = 0.0f;
     for (u32 epoch = 0; epoch < epochs; epoch++) {
-        for (u32 i = n; i > 1; i--) {  /* Fisher-Yates */
-            const u32 j = xorshift32(&state) % i, t = perm[i - 1];
-            perm[i - 1] = perm[j]; perm[j] = t;
-        }
+        state = shuffle(perm, n, state);
         loss = 0.0f;
         for (u32 start = 0; start < n; start += batch) {
             const u32 rows = n - start < batch ? n - start : batch;

@@ -2,6 +2,7 @@
  * to WASM SIMD128 (-msimd128) and gcc to SSE2, so the WASM module and the native baseline share one
  * source. No fused multiply-add (-ffp-contract=off): results are bit-identical on every node. */
 #include "kernels.h"
+#include "shuffle.h"
 
 typedef float v4f __attribute__((vector_size(16)));
 
@@ -114,12 +115,6 @@ u32 sgd_workspace_floats(u32 n_in, u32 n_h, u32 n_out) {
     return mlp_param_count(n_in, n_h, n_out) + 2 * n_h + n_out;
 }
 
-static u32 xorshift32(u32 *state) {
-    u32 x = *state;
-    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-    return *state = x;
-}
-
 float sgd_train(float *params, const float *X, const u32 *y, u32 n, u32 n_in, u32 n_h, u32 n_out,
                 u32 epochs, u32 batch, float lr, u32 seed, float *ws, u32 *perm) {
     const u32 count = mlp_param_count(n_in, n_h, n_out);
@@ -131,10 +126,7 @@ float sgd_train(float *params, const float *X, const u32 *y, u32 n, u32 n_in, u3
     if (batch == 0) batch = 1;
     for (u32 i = 0; i < n; i++) perm[i] = i;
     for (u32 epoch = 0; epoch < epochs; epoch++) {
-        for (u32 i = n; i > 1; i--) {  /* Fisher-Yates */
-            const u32 j = xorshift32(&state) % i, t = perm[i - 1];
-            perm[i - 1] = perm[j]; perm[j] = t;
-        }
+        state = shuffle(perm, n, state);
         loss = 0.0f;
         for (u32 start = 0; start < n; start += batch) {
             const u32 end = start + batch < n ? start + batch : n;
