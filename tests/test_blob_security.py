@@ -52,6 +52,15 @@ def _add(node: Node, path: Path, content: bytes, *, pinned: bool = False) -> str
     return node.blobs.store.add_file(path, pinned=pinned).id
 
 
+def _served(tmp_path: Path, *, chunks: int) -> tuple[BlobServer, str, Path]:
+    """A blob of ``chunks`` chunks stored under ``tmp_path/server`` and served to any peer: (server, its id, its
+    source file)."""
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * (chunks * CHUNK_SIZE // 256))
+    server = BlobServer(BlobStore(tmp_path / "server"), may_read=lambda _peer, _blob: True)
+    return server, server.store.add_file(source).id, source
+
+
 def test_a_peer_reads_a_blob_only_while_it_was_sent_a_task_naming_it(node: Node, tmp_path: Path) -> None:
     private = _add(node, tmp_path / "input.bin", b"private input " * 100_000)
     stranger, worker = Identity.generate(), Identity.generate()
@@ -136,10 +145,7 @@ def test_unfinished_fetches_are_bounded_and_a_held_one_is_kept(tmp_path: Path,
 
 def test_an_index_that_cannot_be_written_ends_the_fetch_with_one_error_and_a_retry_completes(
         tmp_path: Path) -> None:
-    source = tmp_path / "source.bin"
-    source.write_bytes(bytes(range(256)) * (3 * CHUNK_SIZE // 256))
-    server = BlobServer(BlobStore(tmp_path / "server"), may_read=lambda _peer, _blob: True)
-    blob = server.store.add_file(source).id
+    server, blob, source = _served(tmp_path, chunks=3)
     worker = BlobStore(tmp_path / "worker")
     worker._db.execute("PRAGMA busy_timeout = 200")  # a locked index fails fast, not after 10 s
     me = Identity.generate()
@@ -166,10 +172,7 @@ def test_an_index_that_cannot_be_written_ends_the_fetch_with_one_error_and_a_ret
 
 
 def test_tasks_fetching_one_blob_at_once_ask_each_chunk_once_and_leave_no_lock(tmp_path: Path) -> None:
-    source = tmp_path / "source.bin"
-    source.write_bytes(bytes(range(256)) * (6 * CHUNK_SIZE // 256))
-    server = BlobServer(BlobStore(tmp_path / "server"), may_read=lambda _peer, _blob: True)
-    blob = server.store.add_file(source).id
+    server, blob, _ = _served(tmp_path, chunks=6)
     me, asked, lock = Identity.generate(), Counter[int](), threading.Lock()
 
     def request(peer: str, kind: str, body: bytes, timeout: float) -> bytes:
@@ -216,10 +219,7 @@ def test_a_worker_whose_task_was_taken_back_mid_fetch_gets_no_more_chunks(node: 
 
 
 def test_a_peer_answering_with_another_chunk_than_asked_is_struck(tmp_path: Path) -> None:
-    source = tmp_path / "source.bin"
-    source.write_bytes(bytes(range(256)) * (4 * CHUNK_SIZE // 256))
-    server = BlobServer(BlobStore(tmp_path / "server"), may_read=lambda _peer, _blob: True)
-    blob = server.store.add_file(source).id
+    server, blob, _ = _served(tmp_path, chunks=4)
     me, struck = Identity.generate(), list[str]()
 
     def request(peer: str, kind: str, body: bytes, timeout: float) -> bytes:
