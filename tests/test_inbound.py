@@ -2,39 +2,28 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 
 import attrs
 import pytest
+from gates import Recorder as GateRecorder, curve_channel
 
 from gaia_core import codec
 from gaia_core.envelope import Refused, seal
 from gaia_core.identity import Identity
 from gaia_core.inbound import RECORD, Gate
 from gaia_core.model import Envelope, NodeRecord
-from gaia_core.roles import Channel, PeerInfo
+from gaia_core.roles import Channel
 
 
-class Recorder:
-    """The node's side: records what the gate lets through."""
-
-    def __init__(self) -> None:
-        self.requests: list[Envelope] = []
-        self.announces: list[Envelope] = []
-
-    def on_request(self, envelope: Envelope) -> bytes:
-        self.requests.append(envelope)
-        return b"ok"
+class Recorder(GateRecorder):
+    """The node's side: records what the gate lets through, decoding records as the node does."""
 
     def on_announce(self, envelope: Envelope) -> None:
         if envelope.kind == RECORD:
             codec.decode(envelope.body, NodeRecord)  # as the node does: a bad record raises CodecError
-        self.announces.append(envelope)
-
-    def on_peer(self, peer: PeerInfo) -> None:
-        pass
+        super().on_announce(envelope)
 
 
 @pytest.fixture
@@ -44,12 +33,7 @@ def gate() -> tuple[Gate, Recorder]:
 
 
 def _record(identity: Identity) -> bytes:
-    return codec.encode(NodeRecord(node_id=identity.node_id, transport={"curve": _curve(identity).key}))
-
-
-def _curve(identity: Identity) -> Channel:
-    """The channel of ``identity``'s node: a made-up Curve key, one per node id."""
-    return Channel("curve", hashlib.blake2b(identity.node_id.encode(), digest_size=32).digest())
+    return codec.encode(NodeRecord(node_id=identity.node_id, transport={"curve": curve_channel(identity).key}))
 
 
 def test_a_signed_request_reaches_the_handler(gate, identity: Identity) -> None:
@@ -91,16 +75,16 @@ def test_an_unsigned_message_on_a_channel_bound_by_a_signed_record_is_accepted(g
     g, rec = gate
     unsigned = attrs.evolve(seal(identity, "echo", b"x"), signature=b"")
     with pytest.raises(Refused) as info:
-        g.on_request(unsigned, _curve(identity))
+        g.on_request(unsigned, curve_channel(identity))
     assert info.value.reason == "unbound_channel"
-    g.on_announce(seal(identity, RECORD, _record(identity)), _curve(identity))
-    assert g.bound_key(identity.node_id, "curve") == _curve(identity).key
+    g.on_announce(seal(identity, RECORD, _record(identity)), curve_channel(identity))
+    assert g.bound_key(identity.node_id, "curve") == curve_channel(identity).key
     accepted = attrs.evolve(seal(identity, "echo", b"y"), signature=b"")
-    assert g.on_request(accepted, _curve(identity)) == b"ok"
+    assert g.on_request(accepted, curve_channel(identity)) == b"ok"
     with pytest.raises(Refused, match="replayed"):  # replay protection holds without signatures too
-        g.on_request(accepted, _curve(identity))
+        g.on_request(accepted, curve_channel(identity))
     with pytest.raises(Refused) as info:  # another connection's key never speaks for this node
-        g.on_request(attrs.evolve(seal(identity, "echo", b"w"), signature=b""), _curve(Identity.generate()))
+        g.on_request(attrs.evolve(seal(identity, "echo", b"w"), signature=b""), curve_channel(Identity.generate()))
     assert info.value.reason == "wrong_channel"
 
 
@@ -108,7 +92,7 @@ def test_a_signed_message_vouched_on_a_wrong_channel_is_refused(gate, identity: 
     g, rec = gate
     g.on_announce(seal(identity, RECORD, _record(identity)))
     with pytest.raises(Refused) as info:
-        g.on_request(seal(identity, "echo", b"x"), _curve(Identity.generate()))
+        g.on_request(seal(identity, "echo", b"x"), curve_channel(Identity.generate()))
     assert info.value.reason == "wrong_channel" and not rec.requests
 
 
@@ -117,7 +101,7 @@ def test_a_record_binds_only_when_signed_and_its_own(gate, identity: Identity) -
     other = Identity.generate()
     g.on_announce(seal(identity, RECORD, _record(other)))  # a record of someone else
     assert g.bound_key(other.node_id, "curve") is None and g.bound_key(identity.node_id, "curve") is None
-    g.on_announce(attrs.evolve(seal(identity, RECORD, _record(identity)), signature=b""), _curve(identity))
+    g.on_announce(attrs.evolve(seal(identity, RECORD, _record(identity)), signature=b""), curve_channel(identity))
     assert g.bound_key(identity.node_id, "curve") is None  # unsigned: refused, binds nothing
 
 
@@ -165,7 +149,7 @@ def test_the_node_keeps_a_bounded_number_of_peer_records(tmp_path, monkeypatch) 
             peer = Identity.generate()
             node.gate.on_announce(seal(peer, RECORD, _record(peer)))
         big = Identity.generate()
-        huge = NodeRecord(node_id=big.node_id, transport={"curve": _curve(big).key}, name="x" * (1 << 20))
+        huge = NodeRecord(node_id=big.node_id, transport={"curve": curve_channel(big).key}, name="x" * (1 << 20))
         node.gate.on_announce(seal(big, RECORD, codec.encode(huge)))
         assert len(node.peer_records) == 50 and len(node.first_seen) == 50
         # the ten past the bound, and the 1 MiB record (over MAX_RECORD_BYTES: refused at decode)
@@ -208,10 +192,10 @@ def test_a_node_whose_key_changed_rebinds_with_its_signed_record(gate, identity:
     g, rec = gate
     old, new = Identity.generate(), Identity.generate()  # two curve keys of the same node
     for curve in (old, new):
-        record = NodeRecord(node_id=identity.node_id, transport={"curve": _curve(curve).key})
-        g.on_announce(seal(identity, RECORD, codec.encode(record)), _curve(curve))  # arrives on the new key
-        assert g.bound_key(identity.node_id, "curve") == _curve(curve).key
-    assert g.on_request(seal(identity, "echo", b"x"), _curve(new)) == b"ok"
+        record = NodeRecord(node_id=identity.node_id, transport={"curve": curve_channel(curve).key})
+        g.on_announce(seal(identity, RECORD, codec.encode(record)), curve_channel(curve))  # arrives on the new key
+        assert g.bound_key(identity.node_id, "curve") == curve_channel(curve).key
+    assert g.on_request(seal(identity, "echo", b"x"), curve_channel(new)) == b"ok"
     with pytest.raises(Refused, match="not the one its signed record names"):
-        g.on_request(seal(identity, "echo", b"y"), _curve(old))
+        g.on_request(seal(identity, "echo", b"y"), curve_channel(old))
     assert g.stats() == {"wrong_channel": 1}

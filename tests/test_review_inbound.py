@@ -7,29 +7,14 @@ import time
 
 import attrs
 import pytest
+from gates import Recorder
 
 from gaia_core import codec
 from gaia_core.envelope import Refused, seal
 from gaia_core.identity import Identity
 from gaia_core.inbound import RECORD, Gate, authenticated_by
 from gaia_core.model import Envelope, NodeRecord
-from gaia_core.roles import Channel, PeerInfo
-
-
-class Recorder:
-    """The node's side: records what the gate lets through."""
-
-    def __init__(self) -> None:
-        self.announces: list[Envelope] = []
-
-    def on_request(self, envelope: Envelope) -> bytes:
-        return b"ok"
-
-    def on_announce(self, envelope: Envelope) -> None:
-        self.announces.append(envelope)
-
-    def on_peer(self, peer: PeerInfo) -> None:
-        pass
+from gaia_core.roles import Channel
 
 
 def _key(seed: str) -> Channel:
