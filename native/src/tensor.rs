@@ -1132,67 +1132,36 @@ mod x86 {
     use super::Lanes;
     use std::arch::x86_64::*;
 
-    // SAFETY (all impls): callers hold the Lanes contract (CPU feature checked, pointers valid for
-    // W floats); unaligned loads and stores are used, so no alignment is assumed.
-    impl Lanes for __m128 {
-        const W: usize = 4;
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> Self {
-            unsafe { _mm_set1_ps(x) }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            unsafe { _mm_loadu_ps(p) }
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            unsafe { _mm_storeu_ps(p, self) }
-        }
-        #[inline(always)]
-        unsafe fn add_mul(self, a: Self, b: Self) -> Self {
-            unsafe { _mm_add_ps(self, _mm_mul_ps(a, b)) }
-        }
+    /// `Lanes` for one vector type, from its width and its set1, loadu, storeu, add and mul intrinsics.
+    macro_rules! lanes {
+        ($ty:ty, $w:literal: $splat:ident, $load:ident, $store:ident, $add:ident, $mul:ident) => {
+            // SAFETY: callers hold the Lanes contract (CPU feature checked, pointers valid for W
+            // floats); unaligned loads and stores are used, so no alignment is assumed.
+            impl Lanes for $ty {
+                const W: usize = $w;
+                #[inline(always)]
+                unsafe fn splat(x: f32) -> Self {
+                    unsafe { $splat(x) }
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const f32) -> Self {
+                    unsafe { $load(p) }
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut f32) {
+                    unsafe { $store(p, self) }
+                }
+                #[inline(always)]
+                unsafe fn add_mul(self, a: Self, b: Self) -> Self {
+                    unsafe { $add(self, $mul(a, b)) }
+                }
+            }
+        };
     }
 
-    impl Lanes for __m256 {
-        const W: usize = 8;
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> Self {
-            unsafe { _mm256_set1_ps(x) }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            unsafe { _mm256_loadu_ps(p) }
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            unsafe { _mm256_storeu_ps(p, self) }
-        }
-        #[inline(always)]
-        unsafe fn add_mul(self, a: Self, b: Self) -> Self {
-            unsafe { _mm256_add_ps(self, _mm256_mul_ps(a, b)) }
-        }
-    }
-
-    impl Lanes for __m512 {
-        const W: usize = 16;
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> Self {
-            unsafe { _mm512_set1_ps(x) }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            unsafe { _mm512_loadu_ps(p) }
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            unsafe { _mm512_storeu_ps(p, self) }
-        }
-        #[inline(always)]
-        unsafe fn add_mul(self, a: Self, b: Self) -> Self {
-            unsafe { _mm512_add_ps(self, _mm512_mul_ps(a, b)) }
-        }
-    }
+    lanes! { __m128, 4: _mm_set1_ps, _mm_loadu_ps, _mm_storeu_ps, _mm_add_ps, _mm_mul_ps }
+    lanes! { __m256, 8: _mm256_set1_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_mul_ps }
+    lanes! { __m512, 16: _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_add_ps, _mm512_mul_ps }
 
     /// The gemm driver compiled for each instruction set.
     #[target_feature(enable = "avx2")]

@@ -73,6 +73,35 @@ fn gemm_reference(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: us
     }
 }
 
+/// Every path's gemm of random A, B and C (m x k, k x n, m x n) under `flags` equals the reference
+/// bit for bit.
+fn gemm_matches_the_reference_on_every_path(
+    rng: &mut Rng,
+    m: usize,
+    n: usize,
+    k: usize,
+    flags: i64,
+) {
+    let (a, b, c0) = (random(rng, m * k), random(rng, k * n), random(rng, m * n));
+    let mut want = c0.clone();
+    gemm_reference(&a, &b, &mut want, m, n, k, flags);
+    let want: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+    for path in Path::available() {
+        let mut mem = Mem::new(m * k + k * n + m * n);
+        mem.set(0, &a);
+        mem.set(m * k, &b);
+        mem.set(m * k + k * n, &c0);
+        let (pb, pc) = (4 * m * k, 4 * (m * k + k * n));
+        let args = [0, pb as i64, pc as i64, m as i64, n as i64, k as i64, flags];
+        mem.call(Op::Gemm, &args, path).unwrap();
+        // assert!, not assert_eq!: a failure names the case without printing millions of floats
+        assert!(
+            mem.get(m * k + k * n, m * n) == want,
+            "{path:?} m={m} n={n} k={k} flags={flags}"
+        );
+    }
+}
+
 #[test]
 fn gemm_is_the_documented_order_on_every_path() {
     let mut rng = Rng(7);
@@ -83,35 +112,7 @@ fn gemm_is_the_documented_order_on_every_path() {
             rng.below(300) + usize::from(case % 5 == 0) * 300,
         );
         let flags = rng.below(8) as i64;
-        let (a, b, c0) = (
-            random(&mut rng, m * k),
-            random(&mut rng, k * n),
-            random(&mut rng, m * n),
-        );
-        let mut want = c0.clone();
-        gemm_reference(&a, &b, &mut want, m, n, k, flags);
-        let want: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
-        for path in Path::available() {
-            let mut mem = Mem::new(m * k + k * n + m * n);
-            mem.set(0, &a);
-            mem.set(m * k, &b);
-            mem.set(m * k + k * n, &c0);
-            let args = [
-                0,
-                (4 * m * k) as i64,
-                (4 * (m * k + k * n)) as i64,
-                m as i64,
-                n as i64,
-                k as i64,
-                flags,
-            ];
-            mem.call(Op::Gemm, &args, path).unwrap();
-            assert_eq!(
-                mem.get(m * k + k * n, m * n),
-                want,
-                "{path:?} m={m} n={n} k={k} flags={flags}"
-            );
-        }
+        gemm_matches_the_reference_on_every_path(&mut rng, m, n, k, flags);
     }
 }
 
@@ -121,27 +122,7 @@ fn gemm_blocks_of_large_shapes_keep_the_documented_order() {
     // a block at a time, so its scratch stays small however large the guest's matrices are
     let mut rng = Rng(9);
     for (m, n, k, flags) in [(520, 4100, 3, 0), (9, 4100, 260, 7), (520, 40, 260, 3)] {
-        let (a, b, c0) = (
-            random(&mut rng, m * k),
-            random(&mut rng, k * n),
-            random(&mut rng, m * n),
-        );
-        let mut want = c0.clone();
-        gemm_reference(&a, &b, &mut want, m, n, k, flags);
-        let want: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
-        for path in Path::available() {
-            let mut mem = Mem::new(m * k + k * n + m * n);
-            mem.set(0, &a);
-            mem.set(m * k, &b);
-            mem.set(m * k + k * n, &c0);
-            let (pb, pc) = (4 * m * k, 4 * (m * k + k * n));
-            let args = [0, pb as i64, pc as i64, m as i64, n as i64, k as i64, flags];
-            mem.call(Op::Gemm, &args, path).unwrap();
-            assert!(
-                mem.get(m * k + k * n, m * n) == want,
-                "{path:?} m={m} n={n} k={k} flags={flags}"
-            );
-        }
+        gemm_matches_the_reference_on_every_path(&mut rng, m, n, k, flags);
     }
 }
 
