@@ -80,7 +80,7 @@ def bench_kernels(lib: ctypes.CDLL, runner: WasmRunner) -> tuple[Task, Task]:
     a = w.f32([rng.uniform(-1, 1) for _ in range(n * n)])
     b = w.f32([rng.uniform(-1, 1) for _ in range(n * n)])
     host_api = w.matmul_task(a, b, n, n, n)
-    matmul = Task.create(pure_matmul(), entry="matmul", input=host_api.input, limits=host_api.limits)
+    matmul = Task.create(pure_module("matmul"), entry="matmul", input=host_api.input, limits=host_api.limits)
     out = (ctypes.c_float * (n * n))()
     ca, cb = (ctypes.c_float * len(a)).from_buffer(a), (ctypes.c_float * len(b)).from_buffer(b)
     native = best_time(lambda: lib.matmul(ca, cb, out, n, n, n), REPEATS)
@@ -144,9 +144,9 @@ def bench_metering(home: Home, matmul: Task) -> None:
     line("matmul with fuel + epochs (the node's default) vs none (s)", wasm_wall(runner_for(home), matmul), off)
 
 
-def pure_matmul() -> bytes:
-    """The matmul task in pure WebAssembly (no host API): what the engine settings act on."""
-    return resources.files("gaia_runner_wasm").joinpath("modules", "matmul_wasm.wasm").read_bytes()
+def pure_module(name: str) -> bytes:
+    """The ``name`` task module built in pure WebAssembly (no host API): what the engine settings act on."""
+    return resources.files("gaia_runner_wasm").joinpath("modules", f"{name}_wasm.wasm").read_bytes()
 
 
 def bench_nan_canonicalization(matmul: Task, train: Task) -> None:
@@ -154,14 +154,13 @@ def bench_nan_canonicalization(matmul: Task, train: Task) -> None:
     canonicalizing a declared f32 output instead (one pass over the output bytes after the run)."""
     from gaia_runner_wasm.sandbox import engine_config
 
-    for name, task in (("matmul", matmul), ("sgd", train)):
+    for name, module_name, task in (("matmul", "matmul", matmul), ("sgd", "mlp", train)):
         best = {}
         for canonical in (True, False):
             config = engine_config(1 << 20, Metering(fuel=False, epochs=False))
             config.cranelift_nan_canonicalization = canonical
             engine = wasmtime.Engine(config)
-            module = pure_matmul() if name == "matmul" else w.module_bytes("mlp")
-            pre = wasmtime.Linker(engine).instantiate_pre(wasmtime.Module(engine, module))
+            pre = wasmtime.Linker(engine).instantiate_pre(wasmtime.Module(engine, pure_module(module_name)))
             times = []
             for _ in range(REPEATS):
                 store = wasmtime.Store(engine)
