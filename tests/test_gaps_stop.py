@@ -50,11 +50,11 @@ def test_stop_waits_for_a_delivery_in_flight_and_nothing_logs_after_it(tmp_path:
         arrived, release = threading.Event(), threading.Event()
         take = submitter.jobs.on_results
 
-        def slow_results(sender: str, items: list[Any]) -> Any:  # the submitter answers the delivery late
+        def slow_results(sender: str, items: list[Any], seals: Any = ()) -> Any:  # the submitter answers late
             if sender == worker.node_id:
                 arrived.set()
                 release.wait(10.0)
-            return take(sender, items)
+            return take(sender, items, seals)
 
         submitter.jobs.on_results = slow_results  # type: ignore[method-assign]
         with running(submitter, drain_s=2.0):
