@@ -254,6 +254,11 @@ class ZmqTransport:
         for waiter in list(self._waiters.values()):
             waiter.error = "the transport stopped"
             waiter.event.set()
+        if self._thread is not None and self._thread.is_alive():
+            # its sockets are still in use: libzmq may abort the process if they are closed from here
+            self._log.warning("zmq transport: the I/O thread did not stop within 10 s; its sockets close with "
+                              "the process")
+            return
         self._ctx.destroy(linger=0)
 
     def connect(self, address: str) -> None:
